@@ -1,0 +1,18 @@
+//! The sans-IO core of tmp2p: every protocol machine of the Tendermint / CometBFT
+//! peer-to-peer stack, free of sockets, threads, clocks and global randomness.
+//!
+//! Inputs are method calls that carry the current time; outputs are pulled
+//! (`poll_transmit`, `poll_event`, `poll_timeout`). Randomness comes from a caller RNG.
+//! See `ARCHITECTURE.md` for the map.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod address;
+pub mod id;
+pub mod key;
+pub mod node_info;
+pub mod secret;
+
+pub use id::NodeId;
+pub use key::{NodeKey, PublicKey};

@@ -1,0 +1,25 @@
+//! Compiles the wire schema with protox (pure Rust) and generates prost types, so
+//! building needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "proto/tendermint/crypto/keys.proto",
+        "proto/tendermint/p2p/conn.proto",
+        "proto/tendermint/p2p/types.proto",
+        "proto/tendermint/p2p/pex.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(files, ["proto"])?;
+    prost_build::Config::new()
+        // Every bytes field is bytes::Bytes: payloads are shared, never copied.
+        .bytes(["."])
+        // Hand-derived in src/node_info.rs so fields 1 and 8 are always encoded.
+        .extern_path(
+            ".tendermint.p2p.DefaultNodeInfo",
+            "crate::node_info::DefaultNodeInfo",
+        )
+        .compile_fds(descriptors)?;
+    Ok(())
+}

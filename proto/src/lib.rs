@@ -1,0 +1,47 @@
+//! prost types of every message tmp2p puts on the wire: the key-exchange `BytesValue`,
+//! `tendermint.crypto.PublicKey`, `tendermint.p2p.AuthSigMessage`, `DefaultNodeInfo`,
+//! MConnection `Packet`s and the PEX `Message` wrapper.
+//!
+//! No logic lives here. Types are generated at build time from the `.proto` files under
+//! `proto/` by prost-build fed by protox (no system `protoc`), except the two that need
+//! encodings prost-build cannot express (see [`BytesValue`] and [`DefaultNodeInfo`]).
+//! Every `bytes` field is a [`bytes::Bytes`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod key_exchange;
+mod node_info;
+
+pub use key_exchange::BytesValue;
+pub use node_info::DefaultNodeInfo;
+
+/// Generated code, arranged in the protobuf package hierarchy (`tendermint.crypto`,
+/// `tendermint.p2p`) so cross-package references resolve.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod generated {
+    pub mod tendermint {
+        pub mod crypto {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.crypto.rs"));
+        }
+        pub mod p2p {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.p2p.rs"));
+        }
+    }
+}
+
+/// `tendermint.crypto`: the public key of a node's long-term identity.
+pub mod crypto {
+    pub use crate::generated::tendermint::crypto::public_key::Sum as PublicKeySum;
+    pub use crate::generated::tendermint::crypto::PublicKey;
+}
+
+/// `tendermint.p2p`: authentication, node info, MConnection packets and PEX.
+pub mod p2p {
+    pub use crate::generated::tendermint::p2p::message::Sum as MessageSum;
+    pub use crate::generated::tendermint::p2p::packet::Sum as PacketSum;
+    pub use crate::generated::tendermint::p2p::{
+        AuthSigMessage, DefaultNodeInfoOther, Message, NetAddress, Packet, PacketMsg, PacketPing,
+        PacketPong, PexAddrs, PexRequest, ProtocolVersion,
+    };
+    pub use crate::node_info::DefaultNodeInfo;
+}
