@@ -12,6 +12,7 @@ pub mod address;
 pub mod id;
 pub mod key;
 pub mod node_info;
+pub mod peer_manager;
 pub mod secret;
 
 pub use id::NodeId;
