@@ -3,7 +3,7 @@
 //! crate (`v0_38`): for arbitrary values (biased towards edge values) our encoding equals
 //! theirs byte for byte, and each side decodes the other's bytes to the equal value.
 //!
-//! `BytesValue` has no counterpart there; it is checked against a hand-computed encoding.
+//! `BytesValue` has no counterpart there; see `bytes_value_encoding.rs`.
 //! `DefaultNodeInfo` differs on purpose: ours always encodes fields 1 and 8 (as Go does),
 //! theirs only when they are `Some`, so theirs is built with `Some(..)` here.
 
@@ -14,7 +14,6 @@ use tendermint_proto::v0_38::crypto as their_crypto;
 use tendermint_proto::v0_38::p2p as theirs;
 use tmp2p_proto::crypto::{PublicKey, PublicKeySum};
 use tmp2p_proto::p2p as ours;
-use tmp2p_proto::BytesValue;
 
 /// Number of random cases per property (quickcheck's default is 100).
 const CASES: u64 = 300;
@@ -164,9 +163,6 @@ macro_rules! arbitrary_via {
     };
 }
 
-arbitrary_via!(BytesValue, |g: &mut Gen| BytesValue {
-    value: Bytes::from(gen_bytes(g))
-});
 arbitrary_via!(PublicKey, gen_public_key);
 arbitrary_via!(ours::AuthSigMessage, |g: &mut Gen| ours::AuthSigMessage {
     pub_key: if u8::arbitrary(g) % 8 == 0 {
@@ -414,82 +410,6 @@ same_wire_property!(
     ours::Message,
     their_message
 );
-
-// ---------------------------------------------------------------------------------------
-// BytesValue: no tendermint-proto counterpart, so a hand-computed encoding.
-// ---------------------------------------------------------------------------------------
-
-/// Unsigned LEB128, as Go's `binary.PutUvarint`.
-fn uvarint(mut n: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    while n >= 0x80 {
-        out.push((n as u8 & 0x7f) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out
-}
-
-#[test]
-fn uvarint_helper_matches_known_encodings() {
-    assert_eq!(uvarint(0), [0x00]);
-    assert_eq!(uvarint(0x22), [0x22]);
-    assert_eq!(uvarint(0x7f), [0x7f]);
-    assert_eq!(uvarint(0x80), [0x80, 0x01]);
-    assert_eq!(uvarint(1034), [0x8a, 0x08]);
-    assert_eq!(uvarint(16_384), [0x80, 0x80, 0x01]);
-}
-
-#[test]
-fn bytes_value_matches_hand_computed_encoding() {
-    fn prop(value: Any<BytesValue>) -> TestResult {
-        let value = value.0;
-        let len = value.value.len() as u64;
-        // proto3: an empty `value` is omitted entirely.
-        let mut expected = Vec::new();
-        if len > 0 {
-            expected.push(0x0a); // field 1, wire type 2
-            expected.extend(uvarint(len));
-            expected.extend_from_slice(&value.value);
-        }
-        let mut expected_delimited = uvarint(expected.len() as u64);
-        expected_delimited.extend_from_slice(&expected);
-
-        let encoded = value.encode_to_vec();
-        if encoded != expected {
-            return TestResult::error(format!(
-                "len {len}: got {}, expected {}",
-                hex::encode(&encoded),
-                hex::encode(&expected)
-            ));
-        }
-        if value.encode_length_delimited_to_vec() != expected_delimited {
-            return TestResult::error("length-delimited encoding differs");
-        }
-        match BytesValue::decode(expected.as_slice()) {
-            Ok(decoded) => TestResult::from_bool(decoded == value),
-            Err(e) => TestResult::error(format!("failed to decode: {e}")),
-        }
-    }
-    QuickCheck::new()
-        .tests(CASES)
-        .quickcheck(prop as fn(Any<BytesValue>) -> TestResult);
-}
-
-#[test]
-fn bytes_value_of_an_ephemeral_key_is_35_bytes_delimited() {
-    let key: Vec<u8> = (0u8..32).collect();
-    let msg = BytesValue {
-        value: Bytes::from(key.clone()),
-    };
-    let mut expected = vec![0x22, 0x0a, 0x20];
-    expected.extend_from_slice(&key);
-    assert_eq!(msg.encode_length_delimited_to_vec(), expected);
-    assert_eq!(
-        BytesValue::decode_length_delimited(expected.as_slice()).unwrap(),
-        msg
-    );
-}
 
 // ---------------------------------------------------------------------------------------
 // DefaultNodeInfo: fields 1 and 8 are always on the wire.
