@@ -100,6 +100,19 @@ impl NodeId {
     }
 }
 
+/// v0.35 `NodeID.Bytes()` on an id string that has not been validated: plain hex
+/// decoding, either case, any even length (`""` gives no bytes). Use [`NodeId::parse`] to
+/// get a node id; this is for code that must treat unvalidated id text as bytes.
+pub fn decode_id_hex(s: &str) -> Result<Vec<u8>, IdError> {
+    if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(IdError::NotHex(c));
+    }
+    if s.len() % 2 != 0 {
+        return Err(IdError::WrongLength(s.len()));
+    }
+    hex::decode(s).map_err(|_| IdError::BadHex)
+}
+
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {
