@@ -213,8 +213,7 @@ impl NodeInfo {
                 theirs: other.network.clone(),
             });
         }
-        if self.channels.is_empty() || other.channels.iter().any(|c| self.channels.contains(c))
-        {
+        if self.channels.is_empty() || other.channels.iter().any(|c| self.channels.contains(c)) {
             Ok(())
         } else {
             Err(NodeInfoError::NoCommonChannel)
@@ -251,8 +250,8 @@ impl TryFrom<DefaultNodeInfo> for NodeInfo {
     /// lower-case hex), because the peer's id is compared as a string with the id of its
     /// key (§2.4 step 5).
     fn try_from(proto: DefaultNodeInfo) -> Result<Self, Self::Error> {
-        let node_id =
-            NodeId::parse_canonical(&proto.default_node_id).map_err(NodeInfoError::InvalidNodeId)?;
+        let node_id = NodeId::parse_canonical(&proto.default_node_id)
+            .map_err(NodeInfoError::InvalidNodeId)?;
         Ok(NodeInfo {
             protocol_version: ProtocolVersions {
                 p2p: proto.protocol_version.p2p,
