@@ -21,7 +21,6 @@
 //! and stored peers ([`ip_group`]). The dial/connect/disconnect path is O(log n) in known
 //! peers: dialable peers sit in a ranked index and waiting peers in a wake-up queue.
 
-mod address_standin;
 mod advertise;
 pub mod ip_group;
 mod lifecycle;
@@ -34,7 +33,6 @@ pub mod subscriptions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-pub use address_standin::NodeAddress;
 pub use ip_group::IpGroup;
 pub use options::{OptionsError, PeerManagerOptions};
 pub use peer::{MAX_PEER_SCORE_NOT_PERSISTENT, PEER_SCORE_PERSISTENT};
@@ -46,6 +44,7 @@ use peer::{AddressState, DialSlot, Peer, RankKey};
 use retry::RetryPolicy;
 use subscriptions::Subscriptions;
 
+use crate::address::NodeAddress;
 use crate::id::NodeId;
 
 /// Why the peer manager refused a request.

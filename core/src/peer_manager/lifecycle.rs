@@ -62,7 +62,7 @@ impl PeerManager {
             };
             let mut upgrade_from = None;
             if max_connected > 0 && self.connected.len() >= max_connected {
-                match self.find_upgrade_candidate(peer.score()) {
+                match self.find_upgrade_candidate(*id, peer.score()) {
                     Some(lower) => upgrade_from = Some(lower),
                     None => return None,
                 }
@@ -132,7 +132,7 @@ impl PeerManager {
             if max > 0 && self.connected.len() > max {
                 let lower = self
                     .score(id)
-                    .and_then(|score| self.find_upgrade_candidate(score))
+                    .and_then(|score| self.find_upgrade_candidate(id, score))
                     .or(upgrade_from.filter(|l| self.connected.contains_key(l)));
                 if let Some(lower) = lower {
                     self.evict.insert(lower);
@@ -231,7 +231,7 @@ impl PeerManager {
         let score = probe.score();
         let mut upgrade_from = None;
         if max > 0 && self.connected.len() >= max {
-            upgrade_from = self.find_upgrade_candidate(score);
+            upgrade_from = self.find_upgrade_candidate(id, score);
             if upgrade_from.is_none() {
                 return Err(PeerManagerError::Full { limit: max });
             }
@@ -379,20 +379,24 @@ impl PeerManager {
         }
     }
 
-    /// The lowest-ranked connected peer scoring below `score` that is not already being
-    /// evicted or claimed by another upgrade.
-    fn find_upgrade_candidate(&self, score: i16) -> Option<NodeId> {
-        for (rank, id) in self.connected_ranked.iter().rev() {
+    /// The peer `id` may replace: the one it already claimed (dialing for an upgrade),
+    /// else the lowest-ranked connected peer scoring below `score` that is not already
+    /// being evicted or claimed by another upgrade.
+    fn find_upgrade_candidate(&self, id: NodeId, score: i16) -> Option<NodeId> {
+        if let Some(claimed) = self.upgrading_to.get(&id) {
+            return Some(*claimed);
+        }
+        for (rank, candidate) in self.connected_ranked.iter().rev() {
             if rank.0 >= score {
                 return None;
             }
-            if self.evict.contains(id)
-                || self.evicting.contains(id)
-                || self.upgrading.contains_key(id)
+            if self.evict.contains(candidate)
+                || self.evicting.contains(candidate)
+                || self.upgrading.contains_key(candidate)
             {
                 continue;
             }
-            return Some(*id);
+            return Some(*candidate);
         }
         None
     }

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::address_standin::NodeAddress;
 use super::retry::RetryPolicy;
+use crate::address::NodeAddress;
 use crate::id::NodeId;
 
 /// Why a set of options was refused.

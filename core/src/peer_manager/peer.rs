@@ -5,10 +5,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::address_standin::NodeAddress;
 use super::ip_group::IpGroup;
 use super::record::{AddressRecord, PeerRecord, Timestamp};
 use super::retry::{retry_delay, RetryPolicy};
+use crate::address::NodeAddress;
 use crate::id::NodeId;
 
 /// The score of a persistent peer.

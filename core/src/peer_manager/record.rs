@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::address_standin::NodeAddress;
+use crate::address::NodeAddress;
 use crate::id::{NodeId, NODE_ID_BYTES};
 
 /// The version byte of the encoding this code writes.
