@@ -107,7 +107,7 @@ pub fn decode_id_hex(s: &str) -> Result<Vec<u8>, IdError> {
     if let Some(c) = s.chars().find(|c| !c.is_ascii_hexdigit()) {
         return Err(IdError::NotHex(c));
     }
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(IdError::WrongLength(s.len()));
     }
     hex::decode(s).map_err(|_| IdError::BadHex)
