@@ -62,6 +62,12 @@ pub enum PeerManagerError {
         /// The limit that was hit.
         limit: usize,
     },
+    /// `max_outgoing_connections` outgoing connections are already up.
+    #[error("outgoing connections full: limit {limit} reached")]
+    OutgoingFull {
+        /// `max_outgoing_connections`.
+        limit: usize,
+    },
     /// The peer is not known.
     #[error("peer {0} is not known")]
     UnknownPeer(NodeId),
@@ -111,7 +117,7 @@ struct Connection {
 }
 
 /// The peer manager (see the module docs).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PeerManager {
     self_id: NodeId,
     options: PeerManagerOptions,
@@ -489,7 +495,8 @@ impl PeerManager {
     }
 
     /// Deletes the lowest-ranked peers that are not persistent, dialing or connected until
-    /// the store holds at most `max_peers`.
+    /// the store holds at most `max_peers`. Runs after every change that adds a peer or
+    /// makes one prunable, so a restart (which prunes too) finds the same store.
     fn prune(&mut self) {
         let max = usize::from(self.options.max_peers);
         if max == 0 {

@@ -35,7 +35,7 @@ impl PeerManager {
             return None;
         }
         let max_out = usize::from(self.options.max_outgoing_connections);
-        if max_out > 0 && self.outgoing >= max_out {
+        if max_out > 0 && self.outgoing.saturating_add(self.dialing.len()) >= max_out {
             return None;
         }
         let group_cap = u32::from(self.options.max_connected_per_ip_group);
@@ -103,6 +103,7 @@ impl PeerManager {
             self.rerank(id);
         }
         self.reindex(id, ts);
+        self.prune();
     }
 
     /// A dial of `address` succeeded and the handshake proved the peer's identity.
@@ -112,6 +113,7 @@ impl PeerManager {
     /// # Errors
     /// [`PeerManagerError::SelfPeer`], [`PeerManagerError::AlreadyConnected`] (e.g. it
     /// connected inbound meanwhile), [`PeerManagerError::Full`],
+    /// [`PeerManagerError::OutgoingFull`],
     /// [`PeerManagerError::UnknownPeer`], [`PeerManagerError::IpGroupConnectedFull`]. On
     /// error the caller closes the connection.
     pub fn dialed(
@@ -139,6 +141,7 @@ impl PeerManager {
                 }
             }
         }
+        self.prune();
         result
     }
 
@@ -167,6 +170,10 @@ impl PeerManager {
                     limit: with_upgrade,
                 });
             }
+        }
+        let max_out = usize::from(self.options.max_outgoing_connections);
+        if max_out > 0 && self.outgoing >= max_out {
+            return Err(PeerManagerError::OutgoingFull { limit: max_out });
         }
         let Some(peer) = self.peers.get(&id) else {
             return Err(PeerManagerError::UnknownPeer(id));
@@ -261,6 +268,7 @@ impl PeerManager {
         }
         self.connect(id, Direction::Inbound, group);
         self.reindex(id, ts);
+        self.prune();
         Ok(())
     }
 
@@ -327,6 +335,7 @@ impl PeerManager {
             self.dirty.insert(id);
             self.reindex(id, ts);
         }
+        self.prune();
         if was_ready {
             self.subscriptions.broadcast(&PeerUpdate {
                 node_id: id,

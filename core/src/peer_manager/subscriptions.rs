@@ -47,14 +47,14 @@ pub enum SubscriptionClosed {
     Unknown,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Subscriber {
     queue: VecDeque<PeerUpdate>,
     closed: Option<SubscriptionClosed>,
 }
 
 /// All subscribers of one peer manager.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Subscriptions {
     capacity: usize,
     next_id: u64,
