@@ -107,7 +107,10 @@ fn split_scheme(raw: &str) -> Result<(&str, &str), AddressError> {
             'a'..='z' | 'A'..='Z' => {}
             '0'..='9' | '+' | '-' | '.' if i > 0 => {}
             ':' if i == 0 => return Err(AddressError::MissingScheme),
-            ':' => return Ok((&raw[..i], &raw[i + 1..])),
+            ':' => {
+                let (scheme, colon_rest) = raw.split_at(i);
+                return Ok((scheme, colon_rest.get(1..).unwrap_or_default()));
+            }
             _ => return Ok(("", raw)),
         }
     }
@@ -137,12 +140,12 @@ fn parse_host(host: &str) -> Result<String, AddressError> {
         let Some(close) = host.rfind(']') else {
             return Err(AddressError::MissingBracket(host.to_owned()));
         };
-        let colon_port = &host[close + 1..];
+        let colon_port = host.get(close + 1..).unwrap_or_default();
         if !is_valid_optional_port(colon_port) {
             return Err(AddressError::InvalidPortSyntax(colon_port.to_owned()));
         }
     } else if let Some(colon) = host.rfind(':') {
-        let colon_port = &host[colon..];
+        let colon_port = host.get(colon..).unwrap_or_default();
         if !is_valid_optional_port(colon_port) {
             return Err(AddressError::InvalidPortSyntax(colon_port.to_owned()));
         }
@@ -160,9 +163,10 @@ fn is_valid_optional_port(colon_port: &str) -> bool {
 
 /// Splits `host:port` at the last colon when what follows is a valid (maybe empty) port.
 fn split_host_port(host_port: &str) -> (&str, &str) {
-    match host_port.rfind(':') {
-        Some(colon) if is_valid_optional_port(&host_port[colon..]) => {
-            (&host_port[..colon], &host_port[colon + 1..])
+    // Indexes come from `rfind` of an ASCII ':', so they are on char boundaries.
+    match host_port.rfind(':').map(|colon| host_port.split_at(colon)) {
+        Some((host, colon_port)) if is_valid_optional_port(colon_port) => {
+            (host, colon_port.get(1..).unwrap_or_default())
         }
         _ => (host_port, ""),
     }
@@ -175,7 +179,7 @@ pub(super) fn unescape(s: &str, component: Component) -> Result<String, AddressE
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
-            let escape = s.get(i..i + 3).unwrap_or(&s[i..]);
+            let escape = s.get(i..i + 3).or_else(|| s.get(i..)).unwrap_or("%");
             let (Some(hi), Some(lo)) = (
                 bytes.get(i + 1).copied().and_then(hex_value),
                 bytes.get(i + 2).copied().and_then(hex_value),
