@@ -1,5 +1,6 @@
-//! Shared helpers for the integration tests and benchmarks under `tests/`: a minimal
-//! blocking std-TCP driver for tmp2p's SecretConnection, so interop tests and benches run
-//! our machine over real sockets against independent implementations.
+//! Shared helpers for the integration tests and benchmarks under `tests/`: minimal blocking
+//! std-TCP runners for tmp2p's machines, and a reference MConnection peer built only from
+//! independent crates, so interop tests never have our code on both ends.
 
 pub mod blocking_secret;
+pub mod reference_peer;

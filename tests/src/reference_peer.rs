@@ -1,0 +1,179 @@
+//! A reference MConnection peer built only from independent crates: tendermint-p2p's
+//! SecretConnection and tendermint-proto's `DefaultNodeInfo` and `Packet` types. The
+//! MConnection rules it follows (uvarint-delimited Packets, 1024-byte chunks with `eof` on
+//! the last, pong for every ping) are written here from protocol.md §4, independently of
+//! tmp2p's own mconn code, so interop tests never have our code on both ends.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread;
+
+use prost::Message;
+use tendermint_p2p::secret_connection::{SecretConnection, Version};
+use tendermint_proto::v0_38::p2p::{
+    packet::Sum, DefaultNodeInfo, Packet, PacketMsg, PacketPing, PacketPong,
+};
+
+/// Chunk size of the reference peer (CometBFT's default).
+const CHUNK: usize = 1024;
+
+/// What the reference peer observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefEvent {
+    /// A reassembled message.
+    Message(u8, Vec<u8>),
+    /// A pong arrived.
+    Pong,
+    /// A ping arrived (and was answered).
+    Ping,
+    /// The connection ended, with the error text if any.
+    Closed(String),
+}
+
+enum Command {
+    Send(u8, Vec<u8>),
+    Ping,
+    Pong,
+}
+
+/// A running reference peer: send commands, read events.
+pub struct ReferencePeer {
+    commands: Sender<Command>,
+    /// Events, in arrival order.
+    pub events: Receiver<RefEvent>,
+    /// The node info the peer received from us (decoded with tendermint-proto).
+    pub their_info: DefaultNodeInfo,
+    /// The id of the key that authenticated at the other end.
+    pub remote_id: String,
+}
+
+fn read_delimited(rx: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> io::Result<Vec<u8>> {
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let mut cursor: &[u8] = buf;
+        if let Ok(len) = prost::encoding::decode_varint(&mut cursor) {
+            let prefix = buf.len() - cursor.len();
+            if len as usize > max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "message too large",
+                ));
+            }
+            if cursor.len() >= len as usize {
+                let body = buf[prefix..prefix + len as usize].to_vec();
+                buf.drain(..prefix + len as usize);
+                return Ok(body);
+            }
+        }
+        let n = rx.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn write_packet(tx: &mut impl Write, sum: Sum) -> io::Result<()> {
+    let packet = Packet { sum: Some(sum) };
+    tx.write_all(&packet.encode_length_delimited_to_vec())
+}
+
+impl ReferencePeer {
+    /// Runs the handshake and node-info exchange on `stream` as `seed`'s key, advertising
+    /// `info`, then starts reader and writer threads.
+    pub fn start(stream: TcpStream, seed: [u8; 32], info: DefaultNodeInfo) -> io::Result<Self> {
+        let key = ed25519_consensus::SigningKey::from(seed);
+        let conn = SecretConnection::new(stream, key, Version::V0_34)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let remote_id = conn.remote_pubkey().peer_id().to_string();
+        let (mut tx, mut rx) = conn.split().map_err(|e| io::Error::other(e.to_string()))?;
+        tx.write_all(&info.encode_length_delimited_to_vec())?;
+        let mut buf = Vec::new();
+        let their = read_delimited(&mut rx, &mut buf, 10240)?;
+        let their_info = DefaultNodeInfo::decode(&their[..])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+
+        let (cmd_tx, cmd_rx) = channel::<Command>();
+        let (ev_tx, ev_rx) = channel();
+        let pong_tx = cmd_tx.clone();
+        thread::spawn(move || {
+            for cmd in cmd_rx {
+                let result = match cmd {
+                    Command::Send(channel_id, data) => {
+                        let chunks: Vec<&[u8]> = if data.is_empty() {
+                            vec![&[][..]]
+                        } else {
+                            data.chunks(CHUNK).collect()
+                        };
+                        let last = chunks.len() - 1;
+                        chunks.iter().enumerate().try_for_each(|(i, c)| {
+                            write_packet(
+                                &mut tx,
+                                Sum::PacketMsg(PacketMsg {
+                                    channel_id: i32::from(channel_id),
+                                    eof: i == last,
+                                    data: c.to_vec(),
+                                }),
+                            )
+                        })
+                    }
+                    Command::Ping => write_packet(&mut tx, Sum::PacketPing(PacketPing {})),
+                    Command::Pong => write_packet(&mut tx, Sum::PacketPong(PacketPong {})),
+                };
+                if result.is_err() {
+                    return;
+                }
+            }
+        });
+        thread::spawn(move || {
+            let mut partial: HashMap<u8, Vec<u8>> = HashMap::new();
+            loop {
+                let body = match read_delimited(&mut rx, &mut buf, 1034) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        let _ = ev_tx.send(RefEvent::Closed(e.to_string()));
+                        return;
+                    }
+                };
+                let event = match Packet::decode(&body[..]).map(|p| p.sum) {
+                    Ok(Some(Sum::PacketPing(_))) => {
+                        let _ = pong_tx.send(Command::Pong);
+                        Some(RefEvent::Ping)
+                    }
+                    Ok(Some(Sum::PacketPong(_))) => Some(RefEvent::Pong),
+                    Ok(Some(Sum::PacketMsg(m))) => {
+                        let channel_id = u8::try_from(m.channel_id).unwrap_or(0xff);
+                        let entry = partial.entry(channel_id).or_default();
+                        entry.extend_from_slice(&m.data);
+                        m.eof
+                            .then(|| RefEvent::Message(channel_id, std::mem::take(entry)))
+                    }
+                    other => Some(RefEvent::Closed(format!("bad packet {other:?}"))),
+                };
+                if let Some(event) = event {
+                    if ev_tx.send(event).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ReferencePeer {
+            commands: cmd_tx,
+            events: ev_rx,
+            their_info,
+            remote_id,
+        })
+    }
+
+    /// Sends `data` on `channel`, chunked as CometBFT does.
+    pub fn send(&self, channel: u8, data: Vec<u8>) {
+        let _ = self.commands.send(Command::Send(channel, data));
+    }
+
+    /// Sends a ping.
+    pub fn ping(&self) {
+        let _ = self.commands.send(Command::Ping);
+    }
+}
