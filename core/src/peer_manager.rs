@@ -308,6 +308,27 @@ impl PeerManager {
         })
     }
 
+    /// The peer's most recent dial over all its addresses and whether it succeeded (a
+    /// success and a failure at the same time count as a success); `None` if never dialed
+    /// or unknown (v0.35 `LastDialed`).
+    pub fn last_dialed(&self, id: NodeId) -> Option<(Timestamp, bool)> {
+        let peer = self.peers.get(&id)?;
+        let mut last: Option<(Timestamp, bool)> = None;
+        for a in peer.addresses.values() {
+            let candidates = [
+                a.last_dial_success.map(|t| (t, true)),
+                a.last_dial_failure.map(|t| (t, false)),
+            ];
+            for (t, success) in candidates.into_iter().flatten() {
+                // (t, true) > (t, false): on a tie the success wins.
+                if last.is_none_or(|l| (t, success) > l) {
+                    last = Some((t, success));
+                }
+            }
+        }
+        last
+    }
+
     /// Number of known peers.
     pub fn peer_count(&self) -> usize {
         self.peers.len()

@@ -766,7 +766,7 @@ fn peer_manager_subscribe_close_and_broadcast() {
 /// Improvement: Go stalls every broadcast on a slow subscriber; ours closes only that one,
 /// after it has had every update that fitted, in order.
 #[test]
-fn slow_subscriber_is_closed_with_reason_others_get_everything() {
+fn peer_manager_slow_subscriber_is_closed_with_reason_others_get_everything() {
     let options = PeerManagerOptions {
         subscription_capacity: 2,
         ..Default::default()
@@ -871,7 +871,7 @@ fn peer_ranking() {
 
 /// Improvement: v0.35.9 does not persist the mutable score; ours survives a restart.
 #[test]
-fn mutable_score_survives_restart() {
+fn peer_manager_mutable_score_survives_restart() {
     let (mut pm, t) = manager(PeerManagerOptions::default());
     pm.add(t, addr(1)).unwrap();
     for _ in 0..7 {
@@ -904,7 +904,7 @@ fn mutable_score_survives_restart() {
 /// Improvement: Go returns `(false, nil)` for an inactive peer's new address; we refuse
 /// with a typed error.
 #[test]
-fn inactive_peer_refuses_new_addresses_with_typed_error() {
+fn peer_manager_inactive_peer_refuses_new_addresses_with_typed_error() {
     let (mut pm, t) = manager(PeerManagerOptions::default());
     pm.add(t, addr(1)).unwrap();
     pm.inactivate(id(1)).unwrap();
@@ -917,7 +917,7 @@ fn inactive_peer_refuses_new_addresses_with_typed_error() {
 
 /// Improvement: Go has no per-subnet cap; one /16 cannot fill our table.
 #[test]
-fn ip_group_caps_connected_and_stored_peers() {
+fn peer_manager_ip_group_caps_connected_and_stored_peers() {
     let options = PeerManagerOptions {
         max_connected_per_ip_group: 2,
         max_stored_per_ip_group: 3,
@@ -946,4 +946,52 @@ fn ip_group_caps_connected_and_stored_peers() {
         "persistent exempt"
     );
     pm.accepted(t, id(5), ip("10.8.0.1")).unwrap();
+}
+
+#[test]
+fn last_dialed() {
+    let options = PeerManagerOptions {
+        min_retry_time: ms(1),
+        ..Default::default()
+    };
+    let (mut pm, t) = manager(options);
+    let anchor = anchor(t);
+    assert_eq!(pm.last_dialed(id(1)), None, "unknown");
+    pm.add(t, addr(1)).unwrap();
+    pm.add(t, addr2(1, "10.1.0.2")).unwrap();
+    assert_eq!(pm.last_dialed(id(1)), None, "never dialed");
+    let a = pm.try_dial_next(t).unwrap();
+    pm.dial_failed(t + ms(5), &a, &mut rng());
+    assert_eq!(
+        pm.last_dialed(id(1)),
+        Some((anchor.timestamp(t + ms(5)), false))
+    );
+    let b = pm.try_dial_next(t + ms(5)).unwrap();
+    assert_ne!(a, b);
+    pm.dialed(t + ms(5), &b, None).unwrap();
+    assert_eq!(
+        pm.last_dialed(id(1)),
+        Some((anchor.timestamp(t + ms(5)), true)),
+        "a tie counts as success"
+    );
+}
+
+/// v0.35.9 lets several dials be in flight at `max_outgoing - 1` outgoing connections, so
+/// they can all complete and exceed the cap; we count dials in flight and refuse the rest.
+#[test]
+fn peer_manager_outgoing_cap_counts_dials_in_flight() {
+    let options = PeerManagerOptions {
+        max_outgoing_connections: 1,
+        ..Default::default()
+    };
+    let (mut pm, t) = manager(options);
+    pm.add(t, addr(1)).unwrap();
+    pm.add(t, addr(2)).unwrap();
+    assert!(pm.try_dial_next(t).is_some());
+    assert_eq!(pm.try_dial_next(t), None);
+    pm.dialed(t, &addr(1), None).unwrap();
+    assert_eq!(
+        pm.dialed(t, &addr(2), None),
+        Err(PeerManagerError::OutgoingFull { limit: 1 })
+    );
 }

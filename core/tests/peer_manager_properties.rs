@@ -290,7 +290,7 @@ fn check_persistent_redial(
 }
 
 #[test]
-fn invariants_hold_over_random_operation_sequences() {
+fn peer_manager_invariants_hold_over_random_operation_sequences() {
     fn prop(ops: Vec<Op>) -> bool {
         match run(&ops) {
             Ok(()) => true,
