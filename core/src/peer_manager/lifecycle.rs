@@ -95,7 +95,8 @@ impl PeerManager {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        if let Some(a) = peer.addresses.get_mut(&address.to_string()) {
+        // A peer has few addresses: comparing them beats formatting the lookup key.
+        if let Some(a) = peer.addresses.values_mut().find(|a| a.address == *address) {
             a.last_dial_failure = Some(ts);
             a.dial_failures = a.dial_failures.saturating_add(1);
             a.retry_jitter = jitter;
@@ -187,11 +188,10 @@ impl PeerManager {
             }
         };
         self.check_connected_group(group)?;
-        let key = address.to_string();
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.inactive = false;
             peer.last_connected = Some(ts);
-            if let Some(a) = peer.addresses.get_mut(&key) {
+            if let Some(a) = peer.addresses.values_mut().find(|a| a.address == *address) {
                 a.dial_failures = 0;
                 a.last_dial_success = Some(ts);
             }
