@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use quickcheck::{Arbitrary, Gen, QuickCheck};
+use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tmp2p_core::address::NodeAddress;
@@ -291,17 +291,14 @@ fn check_persistent_redial(
 
 #[test]
 fn peer_manager_invariants_hold_over_random_operation_sequences() {
-    fn prop(ops: Vec<Op>) -> bool {
+    fn prop(ops: Vec<Op>) -> TestResult {
         match run(&ops) {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("invariant broken: {e}");
-                false
-            }
+            Ok(()) => TestResult::passed(),
+            Err(e) => TestResult::error(format!("invariant broken: {e}")),
         }
     }
     QuickCheck::new()
         .rng(Gen::new(120))
         .tests(300)
-        .quickcheck(prop as fn(Vec<Op>) -> bool);
+        .quickcheck(prop as fn(Vec<Op>) -> TestResult);
 }
