@@ -10,6 +10,8 @@
 
 pub mod address;
 pub mod delimited;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod id;
 pub mod key;
 pub mod node_info;
