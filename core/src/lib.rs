@@ -14,6 +14,7 @@ pub mod delimited;
 pub mod fuzzing;
 pub mod id;
 pub mod key;
+pub mod mconn;
 pub mod node_info;
 pub mod peer_manager;
 pub mod secret;
