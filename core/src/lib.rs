@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod address;
+pub mod connection;
 pub mod delimited;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

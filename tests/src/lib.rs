@@ -2,5 +2,6 @@
 //! std-TCP runners for tmp2p's machines, and a reference MConnection peer built only from
 //! independent crates, so interop tests never have our code on both ends.
 
+pub mod blocking_peer;
 pub mod blocking_secret;
 pub mod reference_peer;

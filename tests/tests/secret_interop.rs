@@ -75,7 +75,7 @@ fn run(dial: Dial, backend: AeadBackend) {
             let mut got = Vec::with_capacity(size);
             while got.len() < size {
                 let n = rx
-                    .read(&mut buf[..(size - got.len()).max(1024).min(64 * 1024)])
+                    .read(&mut buf[..(size - got.len()).clamp(1024, 64 * 1024)])
                     .unwrap();
                 assert!(n > 0, "eof");
                 got.extend_from_slice(&buf[..n]);

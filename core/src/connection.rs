@@ -1,0 +1,388 @@
+//! `PeerConnection`: the per-peer machine. Raw socket bytes in, raw socket bytes out; it
+//! composes the SecretConnection, the node-info exchange and the MConnection.
+//!
+//! Call order, for a driver (the same loop as quinn-proto's `Connection`):
+//! 1. [`PeerConnection::new`] when a TCP connection is up (dialed or accepted); our
+//!    ephemeral key is queued at once.
+//! 2. Whenever the socket is readable: [`PeerConnection::handle_input`] with the bytes
+//!    read; at EOF [`PeerConnection::handle_eof`].
+//! 3. Then drain [`PeerConnection::poll_event`] (`Authenticated` once, `Message`s, `Pong`s,
+//!    and `Closed` last).
+//! 4. Write what [`PeerConnection::poll_transmit`] yields (call until it returns `false`).
+//! 5. Arm a timer for [`PeerConnection::poll_timeout`]; when it fires call
+//!    [`PeerConnection::handle_timeout`]. Any input may change the timeout: re-read it.
+//! 6. [`PeerConnection::send`] at any time after `Authenticated`; it never blocks.
+//! 7. After `Closed`, flush what `poll_transmit` still yields (a graceful close drains
+//!    queued messages first), then close the socket.
+
+mod error;
+
+pub use error::{ConnectionError, FailureKind};
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use prost::Message as _;
+use rand_core::CryptoRngCore;
+
+use crate::delimited::{peek_complete, DelimitedError};
+use crate::id::NodeId;
+use crate::key::{NodeKey, PublicKey};
+use crate::mconn::{ChannelDescriptor, MConnConfig, MConnEvent, MConnection, SendError};
+use crate::node_info::{NodeInfo, MAX_NODE_INFO_SIZE};
+use crate::secret::{SecretConfig, SecretConnection, SecretEvent};
+
+/// Plaintext handed from the MConnection to the sealer per round: big enough that one
+/// socket write carries many frames, small enough to bound the buffers.
+const TRANSMIT_BATCH: usize = 256 * 1024;
+
+/// Configuration of one peer connection.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// SecretConnection settings (AEAD backend).
+    pub secret: SecretConfig,
+    /// MConnection settings (payload size, ping, rate limits).
+    pub mconn: MConnConfig,
+    /// The channels we serve; their ids must match our NodeInfo's channels.
+    pub channels: Vec<ChannelDescriptor>,
+    /// Deadline for the SecretConnection and node-info exchange together (default 20 s,
+    /// v0.35's `handshake-timeout`).
+    pub handshake_timeout: Duration,
+    /// Largest node info accepted (default 10240, Go's `MaxNodeInfoSize`).
+    pub max_node_info_size: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            secret: SecretConfig::default(),
+            mconn: MConnConfig::default(),
+            channels: Vec::new(),
+            handshake_timeout: Duration::from_secs(20),
+            max_node_info_size: MAX_NODE_INFO_SIZE,
+        }
+    }
+}
+
+/// Which side opened the TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We dialed a peer we expect to be `expected`.
+    Outbound {
+        /// The id we dialed; the authenticated key must match it.
+        expected: NodeId,
+    },
+    /// The peer dialed us.
+    Inbound,
+}
+
+/// What the layer above must learn from a peer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// Handshake, node-info exchange and every check passed.
+    Authenticated {
+        /// The peer's validated node info.
+        node_info: Box<NodeInfo>,
+        /// The key the peer authenticated with.
+        public_key: PublicKey,
+    },
+    /// A complete message on a channel.
+    Message {
+        /// The channel id.
+        channel: u8,
+        /// The reassembled message.
+        message: Bytes,
+    },
+    /// A pong answered our ping.
+    Pong {
+        /// Round-trip time of the ping it answered.
+        rtt: Duration,
+    },
+    /// The connection is over; this is the last event.
+    Closed {
+        /// Why. `None` for a graceful local close.
+        reason: Option<ConnectionError>,
+    },
+}
+
+enum Phase {
+    /// SecretConnection handshake in progress.
+    Secret,
+    /// Authenticated key known; our node info sent, waiting for the peer's.
+    NodeInfo { remote: PublicKey },
+    /// Messages flow.
+    Active(Box<MConnection>),
+    /// Closed (with the event already queued).
+    Closed,
+}
+
+/// The per-peer machine (see the module docs for the call order).
+pub struct PeerConnection {
+    phase: Phase,
+    secret: SecretConnection,
+    config: PeerConfig,
+    our_info: NodeInfo,
+    direction: Direction,
+    deadline: Instant,
+    events: std::collections::VecDeque<PeerEvent>,
+    plaintext: BytesMut,
+    closing: bool,
+}
+
+impl PeerConnection {
+    /// Starts the handshake for a fresh TCP connection. `our_info` is what we advertise;
+    /// `rng` supplies the ephemeral key.
+    pub fn new(
+        now: Instant,
+        key: &NodeKey,
+        our_info: NodeInfo,
+        direction: Direction,
+        config: PeerConfig,
+        rng: &mut impl CryptoRngCore,
+    ) -> Self {
+        let secret = SecretConnection::new(key, rng, config.secret);
+        PeerConnection {
+            phase: Phase::Secret,
+            secret,
+            deadline: now + config.handshake_timeout,
+            config,
+            our_info,
+            direction,
+            events: std::collections::VecDeque::new(),
+            plaintext: BytesMut::new(),
+            closing: false,
+        }
+    }
+
+    /// Feeds bytes read from the socket, at any split. An error closes the connection
+    /// (a `Closed` event carries the same reason).
+    pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<(), ConnectionError> {
+        if matches!(self.phase, Phase::Closed) {
+            return Err(ConnectionError::Closed);
+        }
+        let result = self.handle_input_inner(now, input);
+        if let Err(error) = &result {
+            self.fail(error.clone());
+        }
+        result
+    }
+
+    /// The peer closed its side of the socket.
+    pub fn handle_eof(&mut self) {
+        if matches!(self.phase, Phase::Closed) {
+            return;
+        }
+        let reason = match (&self.phase, self.secret.handle_eof()) {
+            (_, Err(e)) => ConnectionError::Secret(e),
+            (Phase::NodeInfo { .. }, Ok(())) => ConnectionError::EofDuringHandshake,
+            _ => ConnectionError::PeerClosed,
+        };
+        self.fail(reason);
+    }
+
+    /// Calls due at [`poll_timeout`](Self::poll_timeout): the handshake deadline, pings,
+    /// pong timeouts, scheduler decay, rate-limit refills.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let result = match &mut self.phase {
+            Phase::Closed => return,
+            Phase::Active(mconn) => mconn.handle_timeout(now).map_err(ConnectionError::MConn),
+            Phase::Secret | Phase::NodeInfo { .. } if now >= self.deadline => Err(
+                ConnectionError::HandshakeTimeout(self.config.handshake_timeout),
+            ),
+            _ => Ok(()),
+        };
+        if let Err(error) = result {
+            self.fail(error);
+        }
+        self.check_graceful_close();
+    }
+
+    /// The next instant at which [`handle_timeout`](Self::handle_timeout) must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Closed => None,
+            Phase::Active(mconn) => mconn.poll_timeout(),
+            _ => Some(self.deadline),
+        }
+    }
+
+    /// Appends bytes for the socket to `out`; returns whether it wrote anything. Call until
+    /// `false` (each call moves at most a batch, so a driver writes in large pieces).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> bool {
+        let mut wrote = self.secret.poll_transmit(out);
+        if let Phase::Active(mconn) = &mut self.phase {
+            self.plaintext.clear();
+            if mconn.poll_transmit(now, &mut self.plaintext, TRANSMIT_BATCH) > 0 {
+                if let Err(error) = self.secret.send_into(&self.plaintext, out) {
+                    self.fail(ConnectionError::Secret(error));
+                    return wrote;
+                }
+                wrote = true;
+            }
+        }
+        self.check_graceful_close();
+        wrote
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Queues `message` on `channel`. Never blocks: a full channel queue hands the message
+    /// back in [`SendError::Full`].
+    pub fn send(&mut self, now: Instant, channel: u8, message: Bytes) -> Result<(), SendError> {
+        match &mut self.phase {
+            Phase::Active(mconn) if !self.closing => mconn.send(now, channel, message),
+            _ => Err(SendError::Closed),
+        }
+    }
+
+    /// Sends a ping now; its round-trip time arrives as [`PeerEvent::Pong`]. No-op before
+    /// the connection is active.
+    pub fn ping_now(&mut self, now: Instant) {
+        if let Phase::Active(mconn) = &mut self.phase {
+            mconn.ping_now(now);
+        }
+    }
+
+    /// Closes gracefully: messages already queued are still transmitted, then `Closed`
+    /// (with no reason) is emitted. Before the handshake completes, closes at once.
+    pub fn close(&mut self) {
+        match &mut self.phase {
+            Phase::Active(mconn) => {
+                mconn.close();
+                self.closing = true;
+                self.check_graceful_close();
+            }
+            Phase::Closed => {}
+            _ => self.finish(None),
+        }
+    }
+
+    /// Whether the connection is over (the `Closed` event has been queued).
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the handshake and node-info exchange are complete.
+    pub fn is_active(&self) -> bool {
+        matches!(self.phase, Phase::Active(_))
+    }
+
+    /// The direction this connection was opened in.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    fn handle_input_inner(&mut self, now: Instant, input: &[u8]) -> Result<(), ConnectionError> {
+        self.secret
+            .handle_input(input)
+            .map_err(ConnectionError::Secret)?;
+        if let Some(SecretEvent::Authenticated { remote }) = self.secret.poll_event() {
+            self.on_authenticated(remote)?;
+        }
+        if let Phase::NodeInfo { remote } = self.phase {
+            self.try_read_node_info(now, remote)?;
+        }
+        if let Phase::Active(mconn) = &mut self.phase {
+            mconn
+                .handle_input(now, self.secret.received())
+                .map_err(ConnectionError::MConn)?;
+            while let Some(event) = mconn.poll_event() {
+                self.events.push_back(match event {
+                    MConnEvent::Message { channel, message } => {
+                        PeerEvent::Message { channel, message }
+                    }
+                    MConnEvent::Pong { rtt } => PeerEvent::Pong { rtt },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer proved its key: check it against the dialed id, then send our node info
+    /// (we read theirs at the same time, never waiting for it first).
+    fn on_authenticated(&mut self, remote: PublicKey) -> Result<(), ConnectionError> {
+        if let Direction::Outbound { expected } = self.direction {
+            let authenticated = remote.node_id();
+            if authenticated != expected {
+                return Err(ConnectionError::DialedIdMismatch {
+                    dialed: expected,
+                    authenticated,
+                });
+            }
+        }
+        let info = tmp2p_proto::p2p::DefaultNodeInfo::from(&self.our_info);
+        self.secret
+            .send(&info.encode_length_delimited_to_vec())
+            .map_err(ConnectionError::Secret)?;
+        self.phase = Phase::NodeInfo { remote };
+        Ok(())
+    }
+
+    fn try_read_node_info(
+        &mut self,
+        now: Instant,
+        remote: PublicKey,
+    ) -> Result<(), ConnectionError> {
+        let max = self.config.max_node_info_size;
+        let received = self.secret.received();
+        let (prefix, len) = match peek_complete(received, max) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(()),
+            Err(DelimitedError::TooLarge { len, max }) => {
+                return Err(ConnectionError::NodeInfoTooLarge { len, max })
+            }
+            Err(DelimitedError::BadPrefix) => return Err(ConnectionError::NodeInfoLengthPrefix),
+        };
+        let _ = received.split_to(prefix);
+        let body = received.split_to(len);
+        let info = NodeInfo::decode(&body).map_err(ConnectionError::InvalidNodeInfo)?;
+        info.validate().map_err(ConnectionError::InvalidNodeInfo)?;
+        let key_id = remote.node_id();
+        if info.node_id != key_id {
+            return Err(ConnectionError::NodeInfoIdMismatch {
+                authenticated: key_id,
+                node_info: info.node_id,
+            });
+        }
+        if info.node_id == self.our_info.node_id {
+            return Err(ConnectionError::SelfConnection);
+        }
+        self.our_info
+            .compatible_with(&info)
+            .map_err(ConnectionError::Incompatible)?;
+        let mconn = MConnection::new(self.config.mconn.clone(), self.config.channels.clone(), now)
+            .map_err(ConnectionError::MConn)?;
+        self.phase = Phase::Active(Box::new(mconn));
+        self.events.push_back(PeerEvent::Authenticated {
+            node_info: Box::new(info),
+            public_key: remote,
+        });
+        Ok(())
+    }
+
+    fn check_graceful_close(&mut self) {
+        if let Phase::Active(mconn) = &self.phase {
+            if self.closing && mconn.is_flushed() && self.secret.pending_transmit() == 0 {
+                self.finish(None);
+            }
+        }
+    }
+
+    fn fail(&mut self, error: ConnectionError) {
+        tracing::debug!(%error, kind = ?error.kind(), "peer connection closed");
+        self.finish(Some(error));
+    }
+
+    fn finish(&mut self, reason: Option<ConnectionError>) {
+        if !matches!(self.phase, Phase::Closed) {
+            self.phase = Phase::Closed;
+            self.events.push_back(PeerEvent::Closed { reason });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

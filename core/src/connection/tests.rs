@@ -1,0 +1,308 @@
+//! Two PeerConnections in memory: the full per-peer stack, and one test per hostile peer.
+
+use super::*;
+use crate::node_info::ProtocolVersions;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+/// Core reads no clock; tests need one arbitrary instant to start from.
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+const CHANNELS: [u8; 3] = [0x20, 0x21, 0x30];
+
+fn info(key: &NodeKey, network: &str, channels: &[u8]) -> NodeInfo {
+    NodeInfo {
+        protocol_version: ProtocolVersions {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        node_id: key.node_id(),
+        listen_addr: "tcp://127.0.0.1:26656".into(),
+        network: network.into(),
+        version: "0.38.0".into(),
+        channels: channels.to_vec(),
+        moniker: "test".into(),
+        tx_index: "on".into(),
+        rpc_address: String::new(),
+    }
+}
+
+fn config() -> PeerConfig {
+    PeerConfig {
+        channels: CHANNELS
+            .iter()
+            .map(|&id| ChannelDescriptor {
+                id,
+                priority: 1,
+                send_queue_capacity: 16,
+                recv_message_capacity: 1 << 20,
+            })
+            .collect(),
+        ..PeerConfig::default()
+    }
+}
+
+struct Side {
+    conn: PeerConnection,
+    events: Vec<PeerEvent>,
+}
+
+fn side(now: Instant, seed: u8, info: NodeInfo, direction: Direction) -> Side {
+    side_with_rng(now, seed, u64::from(seed), info, direction)
+}
+
+/// `rng_seed` picks the ephemeral key: two connections of one node (a self-dial) must
+/// differ there, or the key schedule collapses before the self check is reached.
+fn side_with_rng(
+    now: Instant,
+    seed: u8,
+    rng_seed: u64,
+    info: NodeInfo,
+    direction: Direction,
+) -> Side {
+    let mut rng = ChaCha20Rng::seed_from_u64(rng_seed);
+    Side {
+        conn: PeerConnection::new(
+            now,
+            &NodeKey::from_seed([seed; 32]),
+            info,
+            direction,
+            config(),
+            &mut rng,
+        ),
+        events: Vec::new(),
+    }
+}
+
+/// Moves bytes both ways until nothing more happens.
+fn drive(now: Instant, a: &mut Side, b: &mut Side) {
+    for _ in 0..10_000 {
+        let mut moved = false;
+        for flip in [false, true] {
+            let (from, to) = if flip {
+                (&mut *b, &mut *a)
+            } else {
+                (&mut *a, &mut *b)
+            };
+            let mut out = BytesMut::new();
+            while from.conn.poll_transmit(now, &mut out) {}
+            if !out.is_empty() {
+                moved = true;
+                let _ = to.conn.handle_input(now, &out);
+            }
+        }
+        for s in [&mut *a, &mut *b] {
+            while let Some(e) = s.conn.poll_event() {
+                s.events.push(e);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("no quiescence");
+}
+
+fn standard_pair(now: Instant) -> (Side, Side) {
+    let ka = NodeKey::from_seed([1; 32]);
+    let kb = NodeKey::from_seed([2; 32]);
+    let a = side(
+        now,
+        1,
+        info(&ka, "chain", &CHANNELS),
+        Direction::Outbound {
+            expected: kb.node_id(),
+        },
+    );
+    let b = side(now, 2, info(&kb, "chain", &CHANNELS), Direction::Inbound);
+    (a, b)
+}
+
+#[test]
+fn two_peers_authenticate_and_exchange_messages() {
+    let now = epoch();
+    let (mut a, mut b) = standard_pair(now);
+    drive(now, &mut a, &mut b);
+    match &a.events[..] {
+        [PeerEvent::Authenticated {
+            node_info,
+            public_key,
+        }] => {
+            assert_eq!(node_info.node_id, NodeKey::from_seed([2; 32]).node_id());
+            assert_eq!(public_key.node_id(), node_info.node_id);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(a.conn.is_active() && b.conn.is_active());
+    let sizes = [0usize, 1, 1000, 1024, 1025, 100_000];
+    for (i, size) in sizes.iter().enumerate() {
+        let channel = CHANNELS[i % 3];
+        let msg = Bytes::from(vec![i as u8; *size]);
+        a.conn.send(now, channel, msg.clone()).unwrap();
+        b.conn.send(now, channel, msg).unwrap();
+    }
+    drive(now, &mut a, &mut b);
+    for s in [&a, &b] {
+        let got: Vec<(u8, usize)> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                PeerEvent::Message { channel, message } => Some((*channel, message.len())),
+                _ => None,
+            })
+            .collect();
+        let mut expect: Vec<(u8, usize)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (CHANNELS[i % 3], n))
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        expect.sort();
+        assert_eq!(sorted, expect);
+    }
+    // Ping and graceful close.
+    a.conn.ping_now(now);
+    drive(now, &mut a, &mut b);
+    assert!(a.events.iter().any(|e| matches!(e, PeerEvent::Pong { .. })));
+    a.conn.send(now, 0x20, Bytes::from_static(b"last")).unwrap();
+    a.conn.close();
+    assert!(!a.conn.is_closed(), "queued message must flush first");
+    drive(now, &mut a, &mut b);
+    assert!(a.conn.is_closed());
+    assert_eq!(a.events.last(), Some(&PeerEvent::Closed { reason: None }));
+    assert!(b
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Message { message, .. } if &message[..] == b"last")));
+}
+
+/// Runs `a` (honest, outbound to `expected`) against a peer advertising `peer_info` with
+/// key seed `peer_seed`, and returns why `a` closed.
+fn a_closes_with(peer_seed: u8, peer_info: NodeInfo, expected: NodeId) -> ConnectionError {
+    let now = epoch();
+    let ka = NodeKey::from_seed([1; 32]);
+    let mut a = side(
+        now,
+        1,
+        info(&ka, "chain", &CHANNELS),
+        Direction::Outbound { expected },
+    );
+    let mut b = side_with_rng(now, peer_seed, 1000, peer_info, Direction::Inbound);
+    drive(now, &mut a, &mut b);
+    assert!(a.conn.is_closed());
+    assert!(!a
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Authenticated { .. })));
+    match a.events.last() {
+        Some(PeerEvent::Closed {
+            reason: Some(reason),
+        }) => reason.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hostile_node_infos_close_only_that_connection_with_typed_reasons() {
+    let kb = NodeKey::from_seed([2; 32]);
+    let b_id = kb.node_id();
+    let good = info(&kb, "chain", &CHANNELS);
+
+    let mut big = good.clone();
+    big.moniker = "m".repeat(11_000);
+    let err = a_closes_with(2, big, b_id);
+    assert!(
+        matches!(err, ConnectionError::NodeInfoTooLarge { .. }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), FailureKind::AuthFailure);
+
+    let mut invalid = good.clone();
+    invalid.moniker = String::new();
+    let err = a_closes_with(2, invalid, b_id);
+    assert!(matches!(err, ConnectionError::InvalidNodeInfo(_)), "{err}");
+    assert_eq!(err.kind(), FailureKind::InvalidNodeInfo);
+
+    let mut wrong_id = good.clone();
+    wrong_id.node_id = NodeKey::from_seed([9; 32]).node_id();
+    let err = a_closes_with(2, wrong_id, b_id);
+    assert!(
+        matches!(err, ConnectionError::NodeInfoIdMismatch { .. }),
+        "{err}"
+    );
+
+    let err = a_closes_with(2, info(&kb, "other-chain", &CHANNELS), b_id);
+    assert!(matches!(err, ConnectionError::Incompatible(_)), "{err}");
+    assert_eq!(err.kind(), FailureKind::Incompatible);
+
+    let err = a_closes_with(2, info(&kb, "chain", &[0x99]), b_id);
+    assert!(matches!(err, ConnectionError::Incompatible(_)), "{err}");
+
+    let ka = NodeKey::from_seed([1; 32]);
+    let err = a_closes_with(1, info(&ka, "chain", &CHANNELS), ka.node_id());
+    assert_eq!(err, ConnectionError::SelfConnection);
+
+    let err = a_closes_with(2, good, NodeKey::from_seed([3; 32]).node_id());
+    assert!(
+        matches!(err, ConnectionError::DialedIdMismatch { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_handshake_that_never_completes_times_out() {
+    let now = epoch();
+    let (mut a, _) = standard_pair(now);
+    let deadline = a.conn.poll_timeout().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(20));
+    a.conn.handle_input(now, &[0x22, 0x0a]).unwrap();
+    a.conn.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(!a.conn.is_closed());
+    a.conn.handle_timeout(deadline);
+    assert_eq!(
+        a.conn.poll_event(),
+        Some(PeerEvent::Closed {
+            reason: Some(ConnectionError::HandshakeTimeout(Duration::from_secs(20)))
+        })
+    );
+    assert_eq!(a.conn.poll_timeout(), None);
+}
+
+#[test]
+fn silence_past_the_pong_timeout_closes() {
+    let now = epoch();
+    let (mut a, mut b) = standard_pair(now);
+    drive(now, &mut a, &mut b);
+    assert!(a.conn.is_active());
+    // b goes silent: advance a's clock through its timers without feeding it anything.
+    let mut t = now;
+    for _ in 0..100 {
+        let Some(next) = a.conn.poll_timeout() else {
+            break;
+        };
+        t = next.max(t);
+        a.conn.handle_timeout(t);
+        let mut out = BytesMut::new();
+        while a.conn.poll_transmit(t, &mut out) {}
+        if a.conn.is_closed() {
+            break;
+        }
+    }
+    assert!(a.conn.is_closed());
+    let reason = std::iter::from_fn(|| a.conn.poll_event()).last();
+    assert!(
+        matches!(
+            reason,
+            Some(PeerEvent::Closed {
+                reason: Some(ConnectionError::MConn(_))
+            })
+        ),
+        "{reason:?}"
+    );
+    assert!(t - now >= Duration::from_secs(60 + 45) - Duration::from_secs(1));
+}
