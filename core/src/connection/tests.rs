@@ -306,3 +306,31 @@ fn silence_past_the_pong_timeout_closes() {
     );
     assert!(t - now >= Duration::from_secs(60 + 45) - Duration::from_secs(1));
 }
+
+#[test]
+fn fuzz_body_survives_hostile_plaintext() {
+    let now = epoch();
+    let cases: [&[u8]; 6] = [
+        b"",
+        &[0x02, 0x0a, 0x00],
+        &[0xff, 0xff, 0xff, 0xff, 0x0f],
+        &[0x05, 0x1a, 0x03, 0x08, 0x99, 0x01],
+        &[0x00; 64],
+        &[
+            0x0b, 0x1a, 0x09, 0x08, 0x20, 0x10, 0x01, 0x1a, 0x03, 0x61, 0x62, 0x63,
+        ],
+    ];
+    for case in cases {
+        fuzz_after_handshake(case, now);
+    }
+    let mut x: u32 = 1;
+    for len in 0..300usize {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        fuzz_after_handshake(&data, now);
+    }
+}
