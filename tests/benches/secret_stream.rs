@@ -68,7 +68,7 @@ fn configured<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTi
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
+        .measurement_time(Duration::from_secs(4))
         .throughput(Throughput::BytesDecimal(TRANSFER as u64));
     group
 }

@@ -58,13 +58,16 @@ pub fn handshake(
         SecretWriter {
             stream,
             sealer: parts.sealer,
-            out: BytesMut::with_capacity(READ_CHUNK * 2),
+            // Sized by the first write; nothing is allocated up front for a connection
+            // that may never send.
+            out: BytesMut::new(),
         },
         SecretReader {
             stream: read_half,
             opener: parts.opener,
             plain: parts.received,
-            buf: vec![0u8; READ_CHUNK],
+            // The handshake's read buffer carries on as the reader's.
+            buf,
         },
         parts.remote,
     ))
