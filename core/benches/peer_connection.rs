@@ -264,7 +264,8 @@ fn secret_stream(c: &mut Criterion) {
 
 /// Live heap bytes per connection of `pairs` authenticated idle pairs; with `traffic`,
 /// each pair first carries 100 messages of 1000 B and one of 1 MiB from a to b.
-fn held_per_connection(pairs: usize, traffic: bool) -> usize {
+/// Returns (average, per sender, per receiver) in bytes.
+fn held_per_connection(pairs: usize, traffic: bool) -> (usize, usize, usize) {
     let now = start();
     let message = Bytes::from(vec![0x5a; 1000]);
     let big = Bytes::from(vec![0x5a; 1 << 20]);
@@ -284,21 +285,29 @@ fn held_per_connection(pairs: usize, traffic: bool) -> usize {
     let after = LIVE.load(Ordering::Relaxed);
     black_box(&all);
     let per = after.saturating_sub(before) / (2 * pairs);
-    drop(all);
-    per
+    // Split the total: dropping the receivers shows what they held.
+    let senders: Vec<PeerConnection> = all.into_iter().map(|(a, _)| a).collect();
+    let receivers_gone = LIVE.load(Ordering::Relaxed);
+    let sender_share = receivers_gone.saturating_sub(before) / pairs;
+    drop(senders);
+    (
+        per,
+        sender_share,
+        (after.saturating_sub(receivers_gone)) / pairs,
+    )
 }
 
 fn idle_memory(_c: &mut Criterion) {
-    let idle = held_per_connection(1000, false);
-    let used = held_per_connection(50, true);
+    let (idle, idle_a, idle_b) = held_per_connection(1000, false);
+    let (used, used_a, used_b) = held_per_connection(50, true);
     println!(
-        "idle authenticated PeerConnection: {idle} bytes heap+inline \
-         (size_of = {} bytes inline), target <= 8192",
+        "idle authenticated PeerConnection: {idle} bytes heap+inline (dialer {idle_a}, \
+         acceptor {idle_b}; size_of = {} bytes inline), target <= 8192",
         std::mem::size_of::<PeerConnection>()
     );
     println!(
-        "idle PeerConnection after carrying 100 x 1000 B + 1 x 1 MiB (sender and receiver \
-         averaged): {used} bytes"
+        "idle PeerConnection after carrying 100 x 1000 B + 1 x 1 MiB: {used} bytes \
+         (sender {used_a}, receiver {used_b})"
     );
 }
 
