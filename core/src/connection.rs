@@ -36,6 +36,17 @@ use crate::secret::{SecretConfig, SecretConnection, SecretEvent};
 /// socket write carries many frames, small enough to bound the buffers.
 const TRANSMIT_BATCH: usize = 256 * 1024;
 
+/// An emptied buffer bigger than this is released rather than kept, so a connection that
+/// once carried a large message goes back to a small idle footprint.
+const IDLE_BUFFER_LIMIT: usize = 16 * 1024;
+
+/// Releases `buf`'s allocation if it is empty and larger than [`IDLE_BUFFER_LIMIT`].
+fn release_if_idle(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > IDLE_BUFFER_LIMIT {
+        *buf = BytesMut::new();
+    }
+}
+
 /// Configuration of one peer connection.
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -218,6 +229,9 @@ impl PeerConnection {
                     return wrote;
                 }
                 wrote = true;
+            } else {
+                // Nothing left to send: do not keep a peak-sized batch buffer while idle.
+                release_if_idle(&mut self.plaintext);
             }
         }
         self.check_graceful_close();
@@ -289,6 +303,7 @@ impl PeerConnection {
             mconn
                 .handle_input(now, self.secret.received())
                 .map_err(ConnectionError::MConn)?;
+            release_if_idle(self.secret.received());
             while let Some(event) = mconn.poll_event() {
                 self.events.push_back(match event {
                     MConnEvent::Message { channel, message } => {
@@ -386,6 +401,14 @@ impl PeerConnection {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl PeerConnection {
+    /// Capacity of the buffers a connection keeps between calls (test hook).
+    pub(crate) fn buffer_capacity(&mut self) -> usize {
+        self.plaintext.capacity() + self.secret.received().capacity()
+    }
+}
 
 /// Fuzz body: a `PeerConnection` whose peer completed the real handshake and node-info
 /// exchange, then sends `data` as correctly sealed plaintext, so arbitrary bytes reach the

@@ -334,3 +334,28 @@ fn fuzz_body_survives_hostile_plaintext() {
         fuzz_after_handshake(&data, now);
     }
 }
+
+#[test]
+fn buffers_shrink_back_after_a_large_message() {
+    let now = epoch();
+    let (mut a, mut b) = standard_pair(now);
+    drive(now, &mut a, &mut b);
+    a.conn
+        .send(now, 0x30, Bytes::from(vec![7u8; 1 << 20]))
+        .unwrap();
+    drive(now, &mut a, &mut b);
+    assert!(b
+        .events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::Message { message, .. } if message.len() == 1 << 20)));
+    assert!(
+        a.conn.buffer_capacity() <= 2 * IDLE_BUFFER_LIMIT,
+        "{}",
+        a.conn.buffer_capacity()
+    );
+    assert!(
+        b.conn.buffer_capacity() <= 2 * IDLE_BUFFER_LIMIT,
+        "{}",
+        b.conn.buffer_capacity()
+    );
+}
