@@ -28,6 +28,8 @@ fuzz_targets! {
     secret_handshake_high: 2000;
     secret_handshake_valid_prefix: 400;
     frame_opener: 1200;
+    mconn_packet_decoder: 3000;
+    peer_connection_after_handshake: 150;
 }
 
 fn run_target(corpus: &Path, body: fn(&[u8]), random_inputs: usize) {

@@ -140,6 +140,8 @@ impl SecretConnection {
         let result = self.handle_input_inner(input);
         if result.is_err() {
             self.phase = Phase::Failed;
+            // A failed machine reports nothing more, even an event queued before the error.
+            self.event = None;
         }
         result
     }

@@ -148,6 +148,9 @@ impl FrameOpener {
 
     /// The end of the stream: an error if a frame was cut short.
     pub fn handle_eof(&self) -> Result<(), SecretError> {
+        if self.failed {
+            return Err(SecretError::Failed);
+        }
         match self.partial_len {
             0 => Ok(()),
             have => Err(SecretError::TruncatedFrame(have)),
@@ -255,6 +258,7 @@ mod tests {
                 Err(SecretError::FrameDataLength(1025))
             );
             assert_eq!(opener.open(&[0], &mut plain), Err(SecretError::Failed));
+            assert_eq!(opener.handle_eof(), Err(SecretError::Failed));
         }
     }
 }

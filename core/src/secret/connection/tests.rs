@@ -374,6 +374,14 @@ fn frame_attacks_after_establishment() {
             fresh(backend).handle_eof(),
             Err(SecretError::EofDuringHandshake)
         );
+        // An Authenticated event not yet polled is dropped when a later input fails.
+        let v = vectors();
+        let mut a = node(&v, "A", backend);
+        let mut input = hexv(&v["nodes"]["B"]["wire_eph_msg"]);
+        input.extend(hexv(&v["nodes"]["B"]["auth_sig_sealed_frame_nonce0"]));
+        a.handle_input(&input).unwrap();
+        assert!(a.handle_input(&[0u8; FRAME_SEALED_SIZE]).is_err());
+        assert_eq!(a.poll_event(), None);
         // Data sent before the key exchange is refused.
         assert_eq!(fresh(backend).send(b"x"), Err(SecretError::NotReady));
     }
