@@ -97,6 +97,22 @@ impl<'a> Iterator for Chunks<'a> {
     }
 }
 
+/// MConnection packet decoder: arbitrary plaintext into a fresh MConnection (body in
+/// [`crate::mconn::fuzz_packet_decoder`]).
+pub fn mconn_packet_decoder(data: &[u8]) {
+    crate::mconn::fuzz_packet_decoder(data);
+}
+
+/// A live `PeerConnection` (real handshake and node-info exchange done) fed arbitrary
+/// correctly sealed plaintext (body in [`crate::connection::fuzz_after_handshake`]).
+pub fn peer_connection_after_handshake(data: &[u8]) {
+    // Core reads no clock in its machines; this fuzz-only entry point needs one arbitrary
+    // starting instant, and the outcome does not depend on which.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    crate::connection::fuzz_after_handshake(data, now);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,20 +128,4 @@ mod tests {
         assert_eq!(chunks(&data, 0).count(), 1);
         assert_eq!(chunks(&data, 1).count(), 5000);
     }
-}
-
-/// MConnection packet decoder: arbitrary plaintext into a fresh MConnection (body in
-/// [`crate::mconn::fuzz_packet_decoder`]).
-pub fn mconn_packet_decoder(data: &[u8]) {
-    crate::mconn::fuzz_packet_decoder(data);
-}
-
-/// A live `PeerConnection` (real handshake and node-info exchange done) fed arbitrary
-/// correctly sealed plaintext (body in [`crate::connection::fuzz_after_handshake`]).
-pub fn peer_connection_after_handshake(data: &[u8]) {
-    // Core reads no clock in its machines; this fuzz-only entry point needs one arbitrary
-    // starting instant, and the outcome does not depend on which.
-    #[allow(clippy::disallowed_methods)]
-    let now = std::time::Instant::now();
-    crate::connection::fuzz_after_handshake(data, now);
 }
