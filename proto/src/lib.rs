@@ -1,6 +1,6 @@
 //! prost types of every message tmp2p puts on the wire: the key-exchange `BytesValue`,
 //! `tendermint.crypto.PublicKey`, `tendermint.p2p.AuthSigMessage`, `DefaultNodeInfo`,
-//! MConnection `Packet`s and the PEX `Message` wrapper.
+//! MConnection `Packet`s, the PEX `Message` wrapper and the ADR 062 echo example messages.
 //!
 //! No logic lives here. Types are generated at build time from the `.proto` files under
 //! `proto/` by prost-build fed by protox (no system `protoc`), except the two that need
@@ -27,6 +27,11 @@ mod generated {
             include!(concat!(env!("OUT_DIR"), "/tendermint.p2p.rs"));
         }
     }
+    pub mod tmp2p {
+        pub mod echo {
+            include!(concat!(env!("OUT_DIR"), "/tmp2p.echo.rs"));
+        }
+    }
 }
 
 /// `tendermint.crypto`: the public key of a node's long-term identity.
@@ -44,4 +49,11 @@ pub mod p2p {
         PacketPong, PexAddrs, PexRequest, ProtocolVersion,
     };
     pub use crate::node_info::DefaultNodeInfo;
+}
+
+/// `tmp2p.echo`: the ADR 062 echo example (`Ping`, `Pong` and their oneof wrapper
+/// `EchoMessage`), used to exercise typed channels.
+pub mod echo {
+    pub use crate::generated::tmp2p::echo::echo_message::Sum as EchoMessageSum;
+    pub use crate::generated::tmp2p::echo::{EchoMessage, Ping, Pong};
 }
