@@ -43,6 +43,7 @@ mod tests {
     use super::*;
     use crate::typed::{ChannelCodec, WrapperCodec};
     use bytes::Bytes;
+    use quickcheck::quickcheck;
     use tmp2p_proto::p2p::NetAddress;
 
     type PexCodec = WrapperCodec<Message, PexInner>;
@@ -81,6 +82,39 @@ mod tests {
         let wire = PexCodec::new().encode(&addrs());
         assert_eq!(wire, expected);
         assert_eq!(PexCodec::new().decode(wire).unwrap(), addrs());
+    }
+
+    #[test]
+    fn an_address_that_is_not_utf8_is_a_decode_error() {
+        // PexAddrs { NetAddress { id: [0xff] } }: strings must be UTF-8.
+        const WIRE: [u8; 7] = [0x12, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0xff];
+        match PexCodec::new().decode(Bytes::from_static(&WIRE)) {
+            Err(CodecError::Decode(reason)) => assert!(reason.contains("UTF-8"), "{reason}"),
+            other => panic!("expected a UTF-8 decode error, got {other:?}"),
+        }
+    }
+
+    quickcheck! {
+        fn addresses_round_trip(entries: Vec<(String, String, u32)>) -> bool {
+            let inner = PexInner::Addrs(PexAddrs {
+                addrs: entries
+                    .into_iter()
+                    .map(|(id, ip, port)| NetAddress { id, ip, port })
+                    .collect(),
+            });
+            let codec = PexCodec::new();
+            codec.decode(codec.encode(&inner)).ok() == Some(inner)
+        }
+
+        // PEX bytes are remote input: no panic, and every oneof value is accepted.
+        fn arbitrary_bytes_never_panic(bytes: Vec<u8>) -> bool {
+            let codec = PexCodec::new();
+            match codec.decode(Bytes::from(bytes)) {
+                Ok(inner) => codec.decode(codec.encode(&inner)).ok() == Some(inner),
+                Err(CodecError::Decode(_) | CodecError::EmptyWrapper) => true,
+                Err(CodecError::Unwrap(_)) => false,
+            }
+        }
     }
 
     #[test]

@@ -176,7 +176,73 @@ mod tests {
         );
     }
 
+    /// A reactor that only ever receives pings: a `Pong` on its channel is the sender's
+    /// mistake, reported through `CodecError::Unwrap`.
+    #[derive(Debug, Clone, PartialEq)]
+    struct PingOnly(Ping);
+
+    impl From<PingOnly> for EchoMessage {
+        fn from(inner: PingOnly) -> Self {
+            EchoMessage {
+                sum: Some(EchoMessageSum::Ping(inner.0)),
+            }
+        }
+    }
+
+    impl TryFrom<EchoMessage> for PingOnly {
+        type Error = CodecError;
+
+        fn try_from(wrapper: EchoMessage) -> Result<Self, CodecError> {
+            match wrapper.sum {
+                Some(EchoMessageSum::Ping(ping)) => Ok(PingOnly(ping)),
+                Some(EchoMessageSum::Pong(_)) => Err(CodecError::Unwrap(
+                    "EchoMessage.pong is not accepted by PingOnly".to_owned(),
+                )),
+                None => Err(CodecError::EmptyWrapper),
+            }
+        }
+    }
+
+    #[test]
+    fn an_inner_message_the_reactor_does_not_accept_is_an_unwrap_error() {
+        let codec = WrapperCodec::<EchoMessage, PingOnly>::new();
+        let pong = EchoMessage {
+            sum: Some(EchoMessageSum::Pong(Pong {
+                payload: Bytes::from_static(b"unasked"),
+            })),
+        };
+        let err = codec.decode(Bytes::from(pong.encode_to_vec())).unwrap_err();
+        assert!(
+            matches!(err, CodecError::Unwrap(ref why) if why.contains("pong")),
+            "{err:?}"
+        );
+        let ping = PingOnly(ping(b"ok"));
+        assert_eq!(codec.decode(codec.encode(&ping)).unwrap(), ping);
+    }
+
     quickcheck! {
+        // A valid encoding with one byte overwritten and cut short anywhere: no panic, and
+        // anything accepted re-encodes to an equal inner message.
+        fn corrupted_encodings_never_panic(
+            payload: Vec<u8>,
+            position: usize,
+            byte: u8,
+            cut: usize
+        ) -> bool {
+            let codec = EchoCodec::new();
+            let mut wire = codec.encode(&EchoInner::Ping(Ping { payload: Bytes::from(payload) })).to_vec();
+            let len = wire.len();
+            if let Some(slot) = wire.get_mut(position % len) {
+                *slot = byte;
+            }
+            wire.truncate(cut % (len + 1));
+            match codec.decode(Bytes::from(wire)) {
+                Ok(inner) => codec.decode(codec.encode(&inner)).ok() == Some(inner),
+                Err(CodecError::Decode(_) | CodecError::EmptyWrapper) => true,
+                Err(CodecError::Unwrap(_)) => false,
+            }
+        }
+
         fn ping_and_pong_round_trip(payload: Vec<u8>, is_ping: bool) -> bool {
             let payload = Bytes::from(payload);
             let inner = if is_ping {
