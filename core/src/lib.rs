@@ -18,6 +18,7 @@ pub mod key;
 pub mod mconn;
 pub mod node_info;
 pub mod peer_manager;
+pub mod queue;
 pub mod secret;
 pub mod typed;
 
