@@ -19,6 +19,7 @@ pub mod mconn;
 pub mod node_info;
 pub mod peer_manager;
 pub mod queue;
+pub mod router;
 pub mod secret;
 pub mod typed;
 

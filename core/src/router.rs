@@ -1,0 +1,836 @@
+//! The Router: the node-level machine of ADR 062. It owns the PeerManager, the channel
+//! table and the connection table, routes envelopes between channels and connections, turns
+//! PeerErrors into score changes or evictions, and tells the driver what to dial, resolve,
+//! send, close, deliver and store. Per-connection work (crypto, framing) stays in each
+//! connection's [`PeerConnection`](crate::connection::PeerConnection), which the driver owns
+//! and may run on any thread; the Router only sees its events.
+//!
+//! Call order, for a driver (as quinn-proto documents its `Endpoint`):
+//! 1. [`Router::new`], then [`Router::open_channel`] for every channel (channels are
+//!    advertised in our NodeInfo, so they are fixed once the first connection starts), then
+//!    [`Router::add_peer`] for known addresses.
+//! 2. Loop:
+//!    - drain [`Router::poll_action`] and carry out each [`RouterAction`]: `Dial` → connect,
+//!      then [`Router::dial_succeeded`] (create the `PeerConnection` from the returned
+//!      [`ConnectionParams`]) or [`Router::dial_failed`]; `Resolve` → DNS, then
+//!      [`Router::resolved`]; `Send` → `PeerConnection::send`, then
+//!      [`Router::message_accepted`] once it took the message; `Close` → close that
+//!      connection; `Deliver`, `PeerUpdate`, `Store` → hand to the application / database;
+//!    - for each accepted TCP connection call [`Router::accept`] *before* any handshake work;
+//!    - feed every `PeerEvent` of every connection to [`Router::handle_connection_event`]
+//!      (a `Closed` event is mandatory, also after a `Close` action);
+//!    - application sends go to [`Router::send`], reactor complaints to
+//!      [`Router::report_error`];
+//!    - sleep until [`Router::poll_timeout`] (re-read after every call) and then call
+//!      [`Router::handle_timeout`].
+//!
+//! Outbound flow control: each connection gets at most `send_credit` messages that the
+//! driver has not yet confirmed with `message_accepted`; the rest wait in the connection's
+//! QoS queue (`crate::queue`), whose policy decides what is dropped under overload. The
+//! MConnection's own per-channel queues hold only what the credit lets through, so a
+//! message is buffered twice only for that short hand-off (the MConnection must hold whole
+//! messages of several channels to interleave their chunks).
+
+mod admission;
+mod table;
+mod types;
+
+pub use admission::AdmissionError;
+pub use table::ConnectionId;
+pub use types::{Envelope, PeerError, RouterAction, RouterError, Target};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use rand_core::RngCore;
+
+use crate::address::{NodeAddress, Resolution};
+use crate::connection::{Direction, PeerConfig, PeerEvent};
+use crate::id::NodeId;
+use crate::mconn::ChannelDescriptor;
+use crate::node_info::NodeInfo;
+use crate::peer_manager::{
+    ClockAnchor, PeerManager, PeerManagerOptions, PeerRecord, ScoreReport, SubscriptionId,
+};
+use crate::queue::{new_queue, ChannelQos, MessageQueue, QueueConfig, QueueKind, Queued};
+use admission::IncomingTracker;
+use table::Table;
+
+/// Most dial attempts started in one pass, so a long run of unusable addresses cannot stall
+/// a call.
+const DIALS_PER_PASS: usize = 64;
+
+/// Router settings. Every limit is explicit; [`RouterConfig::default`] follows v0.35's node
+/// settings where they exist.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// PeerManager limits, scoring and backoff.
+    pub peer_manager: PeerManagerOptions,
+    /// Template for every connection (AEAD backend, MConnection settings, handshake
+    /// timeout); its channel list is filled from the opened channels.
+    pub connection: PeerConfig,
+    /// Queue policy of each connection's outbound QoS queue.
+    pub queue_kind: QueueKind,
+    /// Messages one connection's QoS queue may hold.
+    pub queue_max_items: usize,
+    /// Payload bytes one connection's QoS queue may hold.
+    pub queue_max_bytes: usize,
+    /// Messages handed to a connection and not yet confirmed.
+    pub send_credit: usize,
+    /// How long a TCP connect may take (v0.35 node: 3 s).
+    pub dial_timeout: Duration,
+    /// Dials (and DNS lookups) in flight at once.
+    pub max_concurrent_dials: usize,
+    /// Connections in any state at once (dialing, handshaking, active).
+    pub max_connections: usize,
+    /// Concurrent inbound connections from one IP (v0.35: 100).
+    pub max_incoming_per_ip: usize,
+    /// Minimum gap before an IP with no open connection may connect again (v0.35: 100 ms).
+    pub incoming_window: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            peer_manager: PeerManagerOptions::node_defaults(),
+            connection: PeerConfig::default(),
+            queue_kind: QueueKind::Priority,
+            queue_max_items: 1024,
+            queue_max_bytes: 16_000_000,
+            send_credit: 32,
+            dial_timeout: Duration::from_secs(3),
+            max_concurrent_dials: 32,
+            max_connections: 1024,
+            max_incoming_per_ip: 100,
+            incoming_window: Duration::from_millis(100),
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Checks every setting.
+    ///
+    /// # Errors
+    /// [`RouterError::InvalidConfig`] naming the setting.
+    pub fn validate(&self) -> Result<(), RouterError> {
+        let bad = |what: &str| Err(RouterError::InvalidConfig(what.to_owned()));
+        if self.send_credit == 0 {
+            return bad("send_credit must be above zero");
+        }
+        if self.max_concurrent_dials == 0 || self.max_connections == 0 {
+            return bad("max_concurrent_dials and max_connections must be above zero");
+        }
+        if self.max_incoming_per_ip == 0 {
+            return bad("max_incoming_per_ip must be above zero");
+        }
+        if self.dial_timeout.is_zero() {
+            return bad("dial_timeout must be above zero");
+        }
+        self.connection
+            .mconn
+            .validate()
+            .map_err(|e| RouterError::InvalidConfig(e.to_string()))?;
+        self.peer_manager
+            .validate()
+            .map_err(|e| RouterError::InvalidConfig(e.to_string()))
+    }
+}
+
+/// What a driver needs to create the `PeerConnection` of a new connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionParams {
+    /// The router's id for it.
+    pub conn: ConnectionId,
+    /// Dial direction (with the expected peer id when outbound).
+    pub direction: Direction,
+    /// Our node info, with the opened channels.
+    pub node_info: NodeInfo,
+    /// Connection settings, with the opened channels.
+    pub config: PeerConfig,
+}
+
+/// A set of channel ids (one bit per u8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ChannelSet([u64; 4]);
+
+impl ChannelSet {
+    fn from_ids(ids: &[u8]) -> Self {
+        let mut set = ChannelSet::default();
+        for &id in ids {
+            set.insert(id);
+        }
+        set
+    }
+    fn insert(&mut self, id: u8) {
+        if let Some(word) = self.0.get_mut(usize::from(id / 64)) {
+            *word |= 1 << (id % 64);
+        }
+    }
+    fn contains(&self, id: u8) -> bool {
+        self.0
+            .get(usize::from(id / 64))
+            .is_some_and(|word| word & (1 << (id % 64)) != 0)
+    }
+}
+
+enum Phase {
+    /// TCP connect in flight.
+    Dialing { deadline: Instant },
+    /// Handshake in flight.
+    Handshaking,
+    /// Authenticated, accepted by the PeerManager, routed.
+    Active {
+        node: NodeId,
+        channels: ChannelSet,
+        queue: Box<dyn MessageQueue>,
+        credit: usize,
+    },
+    /// Authenticated but refused (the PeerManager already knows); waiting for `Closed`.
+    Refused,
+}
+
+struct Conn {
+    /// The dialed address (outbound) or `None` (inbound).
+    dialed: Option<NodeAddress>,
+    /// The remote IP, once known.
+    ip: Option<IpAddr>,
+    phase: Phase,
+    /// A `Close` action was emitted.
+    closing: bool,
+}
+
+/// The node-level machine (see the module docs for the call order).
+pub struct Router {
+    config: RouterConfig,
+    node_info: NodeInfo,
+    peers: PeerManager,
+    subscription: SubscriptionId,
+    channels: BTreeMap<u8, ChannelDescriptor>,
+    conns: Table<Conn>,
+    by_node: BTreeMap<NodeId, ConnectionId>,
+    dial_deadlines: BTreeSet<(Instant, ConnectionId)>,
+    resolving: BTreeSet<String>,
+    dials_in_flight: usize,
+    incoming: IncomingTracker,
+    ip_filter: Option<Box<dyn Fn(IpAddr) -> bool + Send>>,
+    id_filter: Option<Box<dyn Fn(NodeId) -> bool + Send>>,
+    actions: VecDeque<RouterAction>,
+    rng: Box<dyn RngCore + Send>,
+    started: bool,
+}
+
+impl Router {
+    /// A router for the node described by `node_info` (its channel list is replaced by
+    /// the channels opened later), with the peers in `records` (from the peer store).
+    ///
+    /// # Errors
+    /// [`RouterError::InvalidConfig`].
+    pub fn new(
+        config: RouterConfig,
+        mut node_info: NodeInfo,
+        clock: ClockAnchor,
+        now: Instant,
+        records: Vec<PeerRecord>,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Result<Self, RouterError> {
+        config.validate()?;
+        node_info.channels.clear();
+        let mut peers = PeerManager::from_records(
+            node_info.node_id,
+            config.peer_manager.clone(),
+            clock,
+            now,
+            records,
+        )
+        .map_err(|e| RouterError::InvalidConfig(e.to_string()))?;
+        let subscription = peers.subscribe();
+        let mut router = Router {
+            incoming: IncomingTracker::new(config.max_incoming_per_ip, config.incoming_window),
+            config,
+            node_info,
+            peers,
+            subscription,
+            channels: BTreeMap::new(),
+            conns: Table::new(),
+            by_node: BTreeMap::new(),
+            dial_deadlines: BTreeSet::new(),
+            resolving: BTreeSet::new(),
+            dials_in_flight: 0,
+            ip_filter: None,
+            id_filter: None,
+            actions: VecDeque::new(),
+            rng,
+            started: false,
+        };
+        router.drain_peer_manager();
+        Ok(router)
+    }
+
+    /// Opens a channel. Must happen before the first connection (channels are advertised
+    /// in NodeInfo).
+    ///
+    /// # Errors
+    /// [`RouterError::DuplicateChannel`], [`RouterError::ChannelsFrozen`],
+    /// [`RouterError::InvalidChannel`].
+    pub fn open_channel(&mut self, descriptor: ChannelDescriptor) -> Result<(), RouterError> {
+        if self.started {
+            return Err(RouterError::ChannelsFrozen);
+        }
+        if self.channels.contains_key(&descriptor.id) {
+            return Err(RouterError::DuplicateChannel(descriptor.id));
+        }
+        if descriptor.priority == 0 {
+            return Err(RouterError::InvalidChannel(format!(
+                "channel {:#04x} has priority 0",
+                descriptor.id
+            )));
+        }
+        self.node_info.channels.push(descriptor.id);
+        self.channels.insert(descriptor.id, descriptor);
+        self.queue_config()
+            .validate()
+            .map_err(|e| RouterError::InvalidChannel(e.to_string()))
+    }
+
+    /// Closes a channel: its inbound messages are dropped and nothing more is sent on it.
+    /// (Peers keep seeing it in our NodeInfo until they reconnect.)
+    pub fn close_channel(&mut self, channel: u8) {
+        self.channels.remove(&channel);
+    }
+
+    /// Installs a filter that refuses inbound connections by IP before any handshake work.
+    pub fn set_ip_filter(&mut self, filter: impl Fn(IpAddr) -> bool + Send + 'static) {
+        self.ip_filter = Some(Box::new(filter));
+    }
+
+    /// Installs a filter that refuses inbound peers by id after the handshake.
+    pub fn set_id_filter(&mut self, filter: impl Fn(NodeId) -> bool + Send + 'static) {
+        self.id_filter = Some(Box::new(filter));
+    }
+
+    /// Our node info as advertised (with the opened channels).
+    pub fn node_info(&self) -> &NodeInfo {
+        &self.node_info
+    }
+
+    /// The PeerManager, for inspection.
+    pub fn peer_manager(&self) -> &PeerManager {
+        &self.peers
+    }
+
+    /// The PeerManager, for reactors that need it (PEX: `add`, `advertise`). Call
+    /// [`Router::handle_timeout`] or any other input afterwards so its outputs are drained.
+    pub fn peer_manager_mut(&mut self) -> &mut PeerManager {
+        &mut self.peers
+    }
+
+    /// Adds a peer address (e.g. a persistent peer or one learned by PEX).
+    ///
+    /// # Errors
+    /// The PeerManager's refusal, as text.
+    pub fn add_peer(&mut self, now: Instant, address: NodeAddress) -> Result<bool, RouterError> {
+        let added = self
+            .peers
+            .add(now, address)
+            .map_err(|e| RouterError::InvalidConfig(e.to_string()));
+        self.try_dials(now);
+        self.drain_peer_manager();
+        added
+    }
+
+    /// Connected peers (active connections).
+    pub fn connected_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_node.keys().copied()
+    }
+
+    /// The next action for the driver.
+    pub fn poll_action(&mut self) -> Option<RouterAction> {
+        self.actions.pop_front()
+    }
+
+    /// The next instant at which [`Router::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let dial = self.dial_deadlines.first().map(|(at, _)| *at);
+        match (dial, self.peers.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Timers: dial timeouts, retry backoffs, new dials.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, conn)) = self.dial_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.dial_deadlines.remove(&(at, conn));
+            tracing::debug!(%conn, "dial timed out");
+            self.fail_dial(now, conn);
+            self.actions.push_back(RouterAction::Close { conn });
+        }
+        self.peers.handle_timeout(now);
+        self.try_dials(now);
+        self.drain_peer_manager();
+    }
+
+    /// The hostname of `address` resolved to `ips` (empty: it did not resolve).
+    pub fn resolved(&mut self, now: Instant, address: &NodeAddress, ips: &[IpAddr]) {
+        if !self.resolving.remove(&address.to_string()) {
+            tracing::debug!(%address, "resolution for an address we are not resolving");
+            return;
+        }
+        let socket = address
+            .endpoints_from_ips(ips)
+            .iter()
+            .find_map(|e| e.mconn_dial_addr().ok());
+        match socket {
+            // The lookup's place in `dials_in_flight` passes to the dial.
+            Some(socket) => self.start_dial(now, address.clone(), socket),
+            None => {
+                self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
+                self.peers.dial_failed(now, address, &mut self.rng);
+            }
+        }
+        self.try_dials(now);
+        self.drain_peer_manager();
+    }
+
+    /// The TCP connect of `conn` succeeded. Returns what the driver needs to start the
+    /// connection's `PeerConnection`.
+    ///
+    /// # Errors
+    /// [`RouterError::UnknownConnection`] for a stale or timed-out dial (close the socket).
+    pub fn dial_succeeded(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        remote: SocketAddr,
+    ) -> Result<ConnectionParams, RouterError> {
+        let _ = now;
+        let Some(entry) = self.conns.get_mut(conn) else {
+            tracing::debug!(%conn, "dial result for a stale connection");
+            return Err(RouterError::UnknownConnection(conn));
+        };
+        let Phase::Dialing { deadline } = entry.phase else {
+            return Err(RouterError::UnknownConnection(conn));
+        };
+        entry.phase = Phase::Handshaking;
+        entry.ip = Some(remote.ip());
+        let expected = entry.dialed.as_ref().map(|a| a.node_id);
+        self.dial_deadlines.remove(&(deadline, conn));
+        self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
+        let direction = match expected {
+            Some(expected) => Direction::Outbound { expected },
+            None => Direction::Inbound,
+        };
+        Ok(self.params(conn, direction))
+    }
+
+    /// The TCP connect of `conn` failed.
+    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) {
+        self.fail_dial(now, conn);
+        self.try_dials(now);
+        self.drain_peer_manager();
+    }
+
+    /// A TCP connection from `remote` arrived. Call before any handshake work: on `Err`
+    /// close the socket at once.
+    ///
+    /// # Errors
+    /// [`AdmissionError`] saying why it was refused.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+    ) -> Result<ConnectionParams, AdmissionError> {
+        let ip = remote.ip();
+        if self.conns.len() >= self.config.max_connections {
+            return Err(AdmissionError::TooManyConnections(
+                self.config.max_connections,
+            ));
+        }
+        if let Some(filter) = &self.ip_filter {
+            if !filter(ip) {
+                return Err(AdmissionError::Filtered(ip));
+            }
+        }
+        self.incoming.add(now, ip)?;
+        self.started = true;
+        let conn = self.conns.insert(Conn {
+            dialed: None,
+            ip: Some(ip),
+            phase: Phase::Handshaking,
+            closing: false,
+        });
+        Ok(self.params(conn, Direction::Inbound))
+    }
+
+    /// An event of connection `conn`'s `PeerConnection`. Events for stale ids are ignored.
+    pub fn handle_connection_event(&mut self, now: Instant, conn: ConnectionId, event: PeerEvent) {
+        if self.conns.get(conn).is_none() {
+            tracing::debug!(%conn, "event for a stale connection ignored");
+            return;
+        }
+        match event {
+            PeerEvent::Authenticated { node_info, .. } => {
+                self.on_authenticated(now, conn, &node_info)
+            }
+            PeerEvent::Message { channel, message } => self.on_message(conn, channel, message),
+            PeerEvent::Pong { rtt } => tracing::trace!(%conn, ?rtt, "pong"),
+            PeerEvent::Closed { reason } => {
+                tracing::debug!(%conn, reason = ?reason, "connection closed");
+                self.on_closed(now, conn);
+            }
+        }
+        self.evict(now);
+        self.try_dials(now);
+        self.drain_peer_manager();
+    }
+
+    /// Routes an outbound envelope: to one connected peer that advertised the channel, or
+    /// to every such peer. Anything else is dropped with a debug trace.
+    pub fn send(&mut self, envelope: Envelope) {
+        let Envelope {
+            to,
+            channel,
+            message,
+            ..
+        } = envelope;
+        if !self.channels.contains_key(&channel) {
+            tracing::debug!(channel, "send on a channel that is not open: dropped");
+            return;
+        }
+        let targets: Vec<ConnectionId> = match to {
+            Some(Target::Peer(node)) => self.by_node.get(&node).copied().into_iter().collect(),
+            Some(Target::Broadcast) => self.by_node.values().copied().collect(),
+            None => Vec::new(),
+        };
+        if targets.is_empty() {
+            tracing::debug!(channel, ?to, "no connected peer for this envelope: dropped");
+        }
+        for conn in targets {
+            let Some(Conn {
+                phase:
+                    Phase::Active {
+                        channels,
+                        queue,
+                        node,
+                        ..
+                    },
+                closing: false,
+                ..
+            }) = self.conns.get_mut(conn)
+            else {
+                continue;
+            };
+            if !channels.contains(channel) {
+                tracing::debug!(%node, channel, "peer did not advertise the channel: dropped");
+                continue;
+            }
+            for dropped in queue.push(Queued {
+                channel,
+                message: message.clone(),
+            }) {
+                tracing::debug!(%node, channel = dropped.channel, len = dropped.message.len(),
+                    "outbound queue full: message dropped");
+            }
+            self.pump(conn);
+        }
+    }
+
+    /// The driver handed one `Send` of `conn` to its connection: one more may follow.
+    pub fn message_accepted(&mut self, conn: ConnectionId) {
+        if let Some(Conn {
+            phase: Phase::Active { credit, .. },
+            ..
+        }) = self.conns.get_mut(conn)
+        {
+            *credit = (*credit + 1).min(self.config.send_credit);
+        }
+        self.pump(conn);
+    }
+
+    /// A reactor's complaint: fatal (or at capacity) evicts the peer; otherwise its score
+    /// goes down.
+    pub fn report_error(&mut self, now: Instant, error: PeerError) {
+        tracing::debug!(node = %error.node, fatal = error.fatal, reason = %error.reason, "peer error");
+        let max = usize::from(self.config.peer_manager.max_connected);
+        let at_capacity = max > 0 && self.peers.connected_count() >= max;
+        if error.fatal || at_capacity {
+            self.peers.errored(error.node);
+        } else if let Err(e) = self.peers.report(error.node, ScoreReport::Bad) {
+            tracing::debug!(node = %error.node, %e, "score report ignored");
+        }
+        self.evict(now);
+        self.drain_peer_manager();
+    }
+
+    /// Reports good behaviour of a peer (score up).
+    pub fn report_good(&mut self, node: NodeId) {
+        let _ = self.peers.report(node, ScoreReport::Good);
+        self.drain_peer_manager();
+    }
+
+    fn params(&mut self, conn: ConnectionId, direction: Direction) -> ConnectionParams {
+        self.started = true;
+        let mut config = self.config.connection.clone();
+        config.channels = self.channels.values().cloned().collect();
+        ConnectionParams {
+            conn,
+            direction,
+            node_info: self.node_info.clone(),
+            config,
+        }
+    }
+
+    fn queue_config(&self) -> QueueConfig {
+        QueueConfig {
+            kind: self.config.queue_kind,
+            max_items: self.config.queue_max_items,
+            max_bytes: self.config.queue_max_bytes,
+            channels: self
+                .channels
+                .values()
+                .map(|d| ChannelQos {
+                    channel: d.id,
+                    priority: d.priority,
+                    weight: d.priority,
+                })
+                .collect(),
+        }
+    }
+
+    fn on_authenticated(&mut self, now: Instant, conn: ConnectionId, info: &NodeInfo) {
+        let node = info.node_id;
+        let Some(entry) = self.conns.get(conn) else {
+            return;
+        };
+        if !matches!(entry.phase, Phase::Handshaking) {
+            return;
+        }
+        let (dialed, ip) = (entry.dialed.clone(), entry.ip);
+        let queue = match new_queue(&self.queue_config()) {
+            Ok(queue) => queue,
+            Err(e) => {
+                // Validated when the channels opened; kept total all the same.
+                tracing::warn!(%conn, %e, "cannot build the peer queue");
+                if let Some(address) = &dialed {
+                    self.peers.dial_failed(now, address, &mut self.rng);
+                }
+                self.refuse(conn);
+                return;
+            }
+        };
+        let result = match &dialed {
+            Some(address) => self
+                .peers
+                .dialed(now, address, ip)
+                .map_err(|e| e.to_string()),
+            None => match &self.id_filter {
+                Some(filter) if !filter(node) => Err(format!("{node} refused by the id filter")),
+                _ => self
+                    .peers
+                    .accepted(now, node, ip)
+                    .map_err(|e| e.to_string()),
+            },
+        };
+        if let Err(reason) = result {
+            tracing::debug!(%conn, %node, %reason, "peer refused after handshake");
+            self.refuse(conn);
+            return;
+        }
+        if let Some(entry) = self.conns.get_mut(conn) {
+            entry.phase = Phase::Active {
+                node,
+                channels: ChannelSet::from_ids(&info.channels),
+                queue,
+                credit: self.config.send_credit,
+            };
+            self.by_node.insert(node, conn);
+            let channels = info.channels.iter().map(|&c| u16::from(c)).collect();
+            self.peers.ready(node, channels);
+            tracing::debug!(%conn, %node, "peer routed");
+        }
+    }
+
+    fn refuse(&mut self, conn: ConnectionId) {
+        if let Some(entry) = self.conns.get_mut(conn) {
+            entry.phase = Phase::Refused;
+            entry.closing = true;
+            self.actions.push_back(RouterAction::Close { conn });
+        }
+    }
+
+    fn on_message(&mut self, conn: ConnectionId, channel: u8, message: bytes::Bytes) {
+        let Some(Conn {
+            phase: Phase::Active { node, .. },
+            ..
+        }) = self.conns.get(conn)
+        else {
+            tracing::debug!(%conn, "message before the peer was routed: dropped");
+            return;
+        };
+        if !self.channels.contains_key(&channel) {
+            tracing::debug!(%node, channel, "message on a channel we do not have open: dropped");
+            return;
+        }
+        self.actions.push_back(RouterAction::Deliver(Envelope {
+            from: Some(*node),
+            to: None,
+            channel,
+            message,
+        }));
+    }
+
+    fn on_closed(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(entry) = self.conns.remove(conn) else {
+            return;
+        };
+        if entry.dialed.is_none() {
+            if let Some(ip) = entry.ip {
+                self.incoming.remove(now, ip);
+            }
+        }
+        match entry.phase {
+            Phase::Active { node, .. } => {
+                self.by_node.remove(&node);
+                self.peers.disconnected(now, node);
+            }
+            Phase::Dialing { deadline } => {
+                self.dial_deadlines.remove(&(deadline, conn));
+                self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
+                if let Some(address) = &entry.dialed {
+                    self.peers.dial_failed(now, address, &mut self.rng);
+                }
+            }
+            Phase::Handshaking => {
+                if let Some(address) = &entry.dialed {
+                    self.peers.dial_failed(now, address, &mut self.rng);
+                }
+            }
+            Phase::Refused => {}
+        }
+    }
+
+    fn fail_dial(&mut self, now: Instant, conn: ConnectionId) {
+        let Some(entry) = self.conns.get(conn) else {
+            return;
+        };
+        if let Phase::Dialing { .. } = entry.phase {
+            self.on_closed(now, conn);
+        }
+    }
+
+    fn pump(&mut self, conn: ConnectionId) {
+        let Some(Conn {
+            phase: Phase::Active { queue, credit, .. },
+            closing: false,
+            ..
+        }) = self.conns.get_mut(conn)
+        else {
+            return;
+        };
+        while *credit > 0 {
+            let Some(Queued { channel, message }) = queue.pop() else {
+                break;
+            };
+            *credit -= 1;
+            self.actions.push_back(RouterAction::Send {
+                conn,
+                channel,
+                message,
+            });
+        }
+    }
+
+    fn evict(&mut self, _now: Instant) {
+        while let Some(node) = self.peers.try_evict_next() {
+            let Some(&conn) = self.by_node.get(&node) else {
+                continue;
+            };
+            if let Some(entry) = self.conns.get_mut(conn) {
+                if !entry.closing {
+                    entry.closing = true;
+                    tracing::debug!(%conn, %node, "evicting peer");
+                    self.actions.push_back(RouterAction::Close { conn });
+                }
+            }
+        }
+    }
+
+    fn try_dials(&mut self, now: Instant) {
+        for _ in 0..DIALS_PER_PASS {
+            if self.dials_in_flight >= self.config.max_concurrent_dials
+                || self.conns.len() + self.resolving.len() >= self.config.max_connections
+            {
+                return;
+            }
+            let Some(address) = self.peers.try_dial_next(now) else {
+                return;
+            };
+            match address.resolution() {
+                Ok(Resolution::Endpoints(endpoints)) => {
+                    match endpoints.iter().find_map(|e| e.mconn_dial_addr().ok()) {
+                        Some(socket) => {
+                            self.dials_in_flight += 1;
+                            self.start_dial(now, address, socket);
+                        }
+                        None => {
+                            tracing::debug!(%address, "no dialable endpoint");
+                            self.peers.dial_failed(now, &address, &mut self.rng);
+                        }
+                    }
+                }
+                Ok(Resolution::Lookup { .. }) => {
+                    self.dials_in_flight += 1;
+                    self.resolving.insert(address.to_string());
+                    self.actions.push_back(RouterAction::Resolve { address });
+                }
+                Err(e) => {
+                    tracing::debug!(%address, %e, "address cannot be dialed");
+                    self.peers.dial_failed(now, &address, &mut self.rng);
+                }
+            }
+        }
+    }
+
+    /// Allocates a dialing connection (the caller counted it in `dials_in_flight`).
+    fn start_dial(&mut self, now: Instant, address: NodeAddress, socket: SocketAddr) {
+        self.started = true;
+        let deadline = now + self.config.dial_timeout;
+        let conn = self.conns.insert(Conn {
+            dialed: Some(address.clone()),
+            ip: Some(socket.ip()),
+            phase: Phase::Dialing { deadline },
+            closing: false,
+        });
+        self.dial_deadlines.insert((deadline, conn));
+        self.actions.push_back(RouterAction::Dial {
+            conn,
+            address,
+            socket,
+        });
+    }
+
+    fn drain_peer_manager(&mut self) {
+        while let Some(op) = self.peers.poll_store_op() {
+            self.actions.push_back(RouterAction::Store(op));
+        }
+        loop {
+            match self.peers.poll_update(self.subscription) {
+                Ok(Some(update)) => self.actions.push_back(RouterAction::PeerUpdate(update)),
+                Ok(None) => break,
+                Err(closed) => {
+                    // Our own queue overflowed: resubscribe so later updates still flow.
+                    tracing::warn!(%closed, "router's peer-update subscription lagged");
+                    self.subscription = self.peers.subscribe();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,574 @@
+//! Routers wired together in memory: real PeerConnections (real crypto, real framing)
+//! joined by a tiny in-test byte pipe, with the driver's duties done by a small harness.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+use super::*;
+use crate::connection::PeerConnection;
+use crate::key::NodeKey;
+use crate::mconn::SendError;
+use crate::node_info::ProtocolVersions;
+use crate::peer_manager::PeerUpdate;
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+fn ip_of(i: usize) -> IpAddr {
+    IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8 + 1])
+}
+
+struct Node {
+    key: NodeKey,
+    router: Router,
+    conns: BTreeMap<ConnectionId, PeerConnection>,
+    pending: VecDeque<(ConnectionId, u8, Bytes)>,
+    delivered: Vec<Envelope>,
+    updates: Vec<PeerUpdate>,
+    closed: Vec<ConnectionId>,
+}
+
+struct Net {
+    nodes: Vec<Node>,
+    /// (node, conn) → (node, conn) of the other end.
+    links: BTreeMap<(usize, ConnectionId), (usize, ConnectionId)>,
+    rng: ChaCha20Rng,
+    now: Instant,
+    next_port: u16,
+}
+
+fn descriptor(id: u8, priority: u32) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority,
+        send_queue_capacity: 8,
+        recv_message_capacity: 1 << 20,
+    }
+}
+
+impl Net {
+    fn new(n: usize, channels: &[&[u8]], config: impl Fn(&mut RouterConfig)) -> Net {
+        let now = epoch();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let key = NodeKey::from_seed([i as u8 + 1; 32]);
+            let info = NodeInfo {
+                protocol_version: ProtocolVersions {
+                    p2p: 8,
+                    block: 11,
+                    app: 0,
+                },
+                node_id: key.node_id(),
+                listen_addr: format!("tcp://{}:26656", ip_of(i)),
+                network: "net".into(),
+                version: "1".into(),
+                channels: vec![],
+                moniker: format!("node{i}"),
+                tx_index: String::new(),
+                rpc_address: String::new(),
+            };
+            let mut cfg = RouterConfig::default();
+            cfg.peer_manager.min_retry_time = Duration::from_millis(100);
+            config(&mut cfg);
+            let clock = ClockAnchor {
+                instant: now,
+                since_unix_epoch: Duration::from_secs(1_700_000_000),
+            };
+            let mut router = Router::new(
+                cfg,
+                info,
+                clock,
+                now,
+                vec![],
+                Box::new(ChaCha20Rng::seed_from_u64(i as u64)),
+            )
+            .unwrap();
+            for &ch in channels.get(i).copied().unwrap_or(channels[0]) {
+                router
+                    .open_channel(descriptor(ch, 1 + u32::from(ch % 5)))
+                    .unwrap();
+            }
+            nodes.push(Node {
+                key,
+                router,
+                conns: BTreeMap::new(),
+                pending: VecDeque::new(),
+                delivered: vec![],
+                updates: vec![],
+                closed: vec![],
+            });
+        }
+        Net {
+            nodes,
+            links: BTreeMap::new(),
+            rng: ChaCha20Rng::seed_from_u64(99),
+            now,
+            next_port: 40000,
+        }
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].key.node_id()
+    }
+
+    fn address(&self, i: usize) -> NodeAddress {
+        NodeAddress::parse(&format!("{}@{}:26656", self.id(i), ip_of(i))).unwrap()
+    }
+
+    fn connect(&mut self, from: usize, to: usize) {
+        let addr = self.address(to);
+        self.nodes[from].router.add_peer(self.now, addr).unwrap();
+    }
+
+    fn make_conn(&mut self, node: usize, params: ConnectionParams) {
+        let n = &mut self.nodes[node];
+        let pc = PeerConnection::new(
+            self.now,
+            &n.key,
+            params.node_info,
+            params.direction,
+            params.config,
+            &mut self.rng,
+        );
+        n.conns.insert(params.conn, pc);
+    }
+
+    fn step_actions(&mut self) -> bool {
+        let mut busy = false;
+        for i in 0..self.nodes.len() {
+            while let Some(action) = self.nodes[i].router.poll_action() {
+                busy = true;
+                match action {
+                    RouterAction::Dial { conn, socket, .. } => {
+                        let target = (0..self.nodes.len()).find(|&t| ip_of(t) == socket.ip());
+                        self.next_port += 1;
+                        let from = SocketAddr::new(ip_of(i), self.next_port);
+                        let accepted =
+                            target.map(|t| (t, self.nodes[t].router.accept(self.now, from)));
+                        match accepted {
+                            Some((t, Ok(params))) => {
+                                let their = params.conn;
+                                self.make_conn(t, params);
+                                let ours = self.nodes[i]
+                                    .router
+                                    .dial_succeeded(self.now, conn, socket)
+                                    .unwrap();
+                                self.make_conn(i, ours);
+                                self.links.insert((i, conn), (t, their));
+                                self.links.insert((t, their), (i, conn));
+                            }
+                            _ => self.nodes[i].router.dial_failed(self.now, conn),
+                        }
+                    }
+                    RouterAction::Send {
+                        conn,
+                        channel,
+                        message,
+                    } => {
+                        self.nodes[i].pending.push_back((conn, channel, message));
+                    }
+                    RouterAction::Close { conn } => {
+                        if let Some(pc) = self.nodes[i].conns.get_mut(&conn) {
+                            pc.close();
+                        }
+                    }
+                    RouterAction::Deliver(env) => self.nodes[i].delivered.push(env),
+                    RouterAction::PeerUpdate(u) => self.nodes[i].updates.push(u),
+                    RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
+                }
+            }
+            // Hand queued sends to their connections.
+            let now = self.now;
+            let node = &mut self.nodes[i];
+            let mut retry = VecDeque::new();
+            while let Some((conn, ch, msg)) = node.pending.pop_front() {
+                match node.conns.get_mut(&conn).map(|pc| pc.send(now, ch, msg)) {
+                    Some(Ok(())) => node.router.message_accepted(conn),
+                    Some(Err(SendError::Full(m))) => retry.push_back((conn, ch, m)),
+                    _ => {}
+                }
+            }
+            node.pending = retry;
+        }
+        busy
+    }
+
+    fn step_bytes(&mut self) -> bool {
+        let mut busy = false;
+        let keys: Vec<_> = self.links.keys().copied().collect();
+        for (a, ca) in keys {
+            let Some(&(b, cb)) = self.links.get(&(a, ca)) else {
+                continue;
+            };
+            let mut out = BytesMut::new();
+            if let Some(pc) = self.nodes[a].conns.get_mut(&ca) {
+                while pc.poll_transmit(self.now, &mut out) {}
+            }
+            if !out.is_empty() {
+                busy = true;
+                if let Some(pc) = self.nodes[b].conns.get_mut(&cb) {
+                    let _ = pc.handle_input(self.now, &out);
+                }
+            }
+        }
+        for i in 0..self.nodes.len() {
+            let ids: Vec<ConnectionId> = self.nodes[i].conns.keys().copied().collect();
+            for conn in ids {
+                let mut events = vec![];
+                if let Some(pc) = self.nodes[i].conns.get_mut(&conn) {
+                    while let Some(e) = pc.poll_event() {
+                        events.push(e);
+                    }
+                }
+                for e in events {
+                    busy = true;
+                    let closed = matches!(e, PeerEvent::Closed { .. });
+                    self.nodes[i]
+                        .router
+                        .handle_connection_event(self.now, conn, e);
+                    if closed {
+                        self.nodes[i].conns.remove(&conn);
+                        self.nodes[i].closed.push(conn);
+                        if let Some((b, cb)) = self.links.remove(&(i, conn)) {
+                            self.links.remove(&(b, cb));
+                            if let Some(pc) = self.nodes[b].conns.get_mut(&cb) {
+                                pc.handle_eof();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        busy
+    }
+
+    fn drive(&mut self) {
+        for _ in 0..100_000 {
+            let a = self.step_actions();
+            let b = self.step_bytes();
+            if !a && !b {
+                return;
+            }
+        }
+        panic!("network did not settle");
+    }
+
+    /// Advances virtual time to every router's next timeout, `rounds` times.
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        for n in &mut self.nodes {
+            n.router.handle_timeout(self.now);
+            let ids: Vec<_> = n.conns.keys().copied().collect();
+            for c in ids {
+                if let Some(pc) = n.conns.get_mut(&c) {
+                    pc.handle_timeout(self.now);
+                }
+            }
+        }
+        self.drive();
+    }
+
+    fn delivered(&self, i: usize, channel: u8) -> Vec<(NodeId, Bytes)> {
+        self.nodes[i]
+            .delivered
+            .iter()
+            .filter(|e| e.channel == channel)
+            .map(|e| (e.from.unwrap(), e.message.clone()))
+            .collect()
+    }
+}
+
+#[test]
+fn two_routers_connect_and_exchange_on_three_channels() {
+    let mut net = Net::new(2, &[&[0x20, 0x21, 0x30]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    assert_eq!(
+        net.nodes[0].router.connected_peers().collect::<Vec<_>>(),
+        vec![net.id(1)]
+    );
+    assert_eq!(
+        net.nodes[1].router.connected_peers().collect::<Vec<_>>(),
+        vec![net.id(0)]
+    );
+    for node in 0..2 {
+        let ups: Vec<_> = net.nodes[node]
+            .updates
+            .iter()
+            .filter(|u| u.status == crate::peer_manager::PeerStatus::Up)
+            .collect();
+        assert_eq!(ups.len(), 1);
+        assert_eq!(ups[0].channels, vec![0x20, 0x21, 0x30]);
+    }
+    let (id0, id1) = (net.id(0), net.id(1));
+    for (k, ch) in [0x20u8, 0x21, 0x30].into_iter().enumerate() {
+        for j in 0..5u8 {
+            let msg = Bytes::from(vec![ch ^ j; 100 * (k + 1) + usize::from(j)]);
+            net.nodes[0]
+                .router
+                .send(Envelope::to_peer(id1, ch, msg.clone()));
+            net.nodes[1].router.send(Envelope::to_peer(id0, ch, msg));
+        }
+    }
+    net.drive();
+    for (node, from) in [(1, id0), (0, id1)] {
+        for (k, ch) in [0x20u8, 0x21, 0x30].into_iter().enumerate() {
+            let got = net.delivered(node, ch);
+            assert_eq!(got.len(), 5, "node {node} channel {ch:#x}");
+            for (j, (sender, msg)) in got.iter().enumerate() {
+                assert_eq!(*sender, from);
+                assert_eq!(msg.len(), 100 * (k + 1) + j, "order within the channel");
+                assert!(msg.iter().all(|&b| b == ch ^ j as u8));
+            }
+        }
+    }
+}
+
+#[test]
+fn broadcast_reaches_exactly_the_peers_that_advertised_the_channel() {
+    // Node 0 and 1 serve 0x20 and 0x30; node 2 serves only 0x30.
+    let mut net = Net::new(3, &[&[0x20, 0x30], &[0x20, 0x30], &[0x30]], |_| {});
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.drive();
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 2);
+    net.nodes[0]
+        .router
+        .send(Envelope::broadcast(0x20, Bytes::from_static(b"only-20")));
+    net.nodes[0]
+        .router
+        .send(Envelope::broadcast(0x30, Bytes::from_static(b"all-30")));
+    // Unicast to a peer without the channel is dropped.
+    let id2 = net.id(2);
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id2, 0x20, Bytes::from_static(b"nope")));
+    // Unknown peer, self, closed channel: all dropped, nothing else disturbed.
+    let unknown = NodeKey::from_seed([77; 32]).node_id();
+    let id0 = net.id(0);
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(unknown, 0x30, Bytes::from_static(b"x")));
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id0, 0x30, Bytes::from_static(b"x")));
+    net.nodes[0]
+        .router
+        .send(Envelope::broadcast(0x55, Bytes::from_static(b"x")));
+    net.drive();
+    assert_eq!(net.delivered(1, 0x20).len(), 1);
+    assert_eq!(net.delivered(1, 0x30).len(), 1);
+    assert_eq!(net.delivered(2, 0x20).len(), 0);
+    assert_eq!(net.delivered(2, 0x30).len(), 1);
+    assert_eq!(&net.delivered(2, 0x30)[0].1[..], b"all-30");
+    assert!(
+        net.nodes[2].closed.is_empty(),
+        "nothing was sent on a channel node 2 lacks"
+    );
+}
+
+#[test]
+fn fatal_peer_error_disconnects_and_the_peer_comes_back() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    net.nodes[0].router.report_error(
+        net.now,
+        PeerError {
+            node: id1,
+            reason: "test".into(),
+            fatal: true,
+        },
+    );
+    net.drive();
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+    let statuses: Vec<_> = net.nodes[0].updates.iter().map(|u| u.status).collect();
+    use crate::peer_manager::PeerStatus::{Down, Up};
+    assert_eq!(statuses, vec![Up, Down]);
+    // Node 0 dialed node 1: it redials after the backoff and the cooldown.
+    for _ in 0..50 {
+        net.advance(Duration::from_millis(500));
+    }
+    assert_eq!(
+        net.nodes[0].router.connected_peers().collect::<Vec<_>>(),
+        vec![id1]
+    );
+    let statuses: Vec<_> = net.nodes[0].updates.iter().map(|u| u.status).collect();
+    assert_eq!(statuses, vec![Up, Down, Up]);
+}
+
+#[test]
+fn non_fatal_peer_error_lowers_the_score_only() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    let before = net.nodes[0].router.peer_manager().score(id1).unwrap();
+    net.nodes[0].router.report_error(
+        net.now,
+        PeerError {
+            node: id1,
+            reason: "meh".into(),
+            fatal: false,
+        },
+    );
+    net.drive();
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 1);
+    assert_eq!(
+        net.nodes[0].router.peer_manager().score(id1).unwrap(),
+        before - 1
+    );
+}
+
+#[test]
+fn stale_connection_ids_are_ignored() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    let conn = *net.nodes[0].conns.keys().next().unwrap();
+    net.nodes[0].router.report_error(
+        net.now,
+        PeerError {
+            node: id1,
+            reason: "x".into(),
+            fatal: true,
+        },
+    );
+    net.drive();
+    assert!(net.nodes[0].conns.is_empty());
+    // Late events and calls for the old id change nothing and do not panic.
+    let r = &mut net.nodes[0].router;
+    r.handle_connection_event(
+        net.now,
+        conn,
+        PeerEvent::Message {
+            channel: 0x20,
+            message: Bytes::from_static(b"late"),
+        },
+    );
+    r.handle_connection_event(net.now, conn, PeerEvent::Closed { reason: None });
+    r.message_accepted(conn);
+    r.dial_failed(net.now, conn);
+    assert!(r
+        .dial_succeeded(net.now, conn, SocketAddr::new(ip_of(1), 26656))
+        .is_err());
+    assert!(std::iter::from_fn(|| r.poll_action()).all(|a| !matches!(a, RouterAction::Deliver(_))));
+}
+
+#[test]
+fn channels_are_fixed_once_connections_start_and_duplicates_are_refused() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    assert_eq!(
+        net.nodes[0].router.open_channel(descriptor(0x20, 1)),
+        Err(RouterError::DuplicateChannel(0x20))
+    );
+    assert_eq!(net.nodes[0].router.node_info().channels, vec![0x20]);
+    net.connect(0, 1);
+    net.drive();
+    assert_eq!(
+        net.nodes[0].router.open_channel(descriptor(0x21, 1)),
+        Err(RouterError::ChannelsFrozen)
+    );
+}
+
+#[test]
+fn incoming_admission_per_ip_and_filters() {
+    let mut net = Net::new(1, &[&[0x20]], |c| c.max_incoming_per_ip = 2);
+    let r = &mut net.nodes[0].router;
+    let ip = ip_of(9);
+    r.accept(net.now, SocketAddr::new(ip, 1)).unwrap();
+    r.accept(net.now, SocketAddr::new(ip, 2)).unwrap();
+    assert!(matches!(
+        r.accept(net.now, SocketAddr::new(ip, 3)),
+        Err(AdmissionError::TooManyFromIp { .. })
+    ));
+    r.set_ip_filter(|ip| ip != IpAddr::from([10, 0, 0, 50]));
+    assert_eq!(
+        r.accept(net.now, SocketAddr::new(IpAddr::from([10, 0, 0, 50]), 1))
+            .unwrap_err(),
+        AdmissionError::Filtered(IpAddr::from([10, 0, 0, 50]))
+    );
+}
+
+#[test]
+fn id_filter_refuses_after_the_handshake() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    let id0 = net.id(0);
+    net.nodes[1].router.set_id_filter(move |id| id != id0);
+    net.connect(0, 1);
+    net.drive();
+    assert_eq!(net.nodes[1].router.connected_peers().count(), 0);
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+}
+
+#[test]
+fn dial_timeout_fails_the_dial() {
+    let mut net = Net::new(1, &[&[0x20]], |c| c.dial_timeout = Duration::from_secs(3));
+    let addr = NodeAddress::parse(&format!(
+        "{}@10.9.9.9:26656",
+        NodeKey::from_seed([50; 32]).node_id()
+    ))
+    .unwrap();
+    let r = &mut net.nodes[0].router;
+    r.add_peer(net.now, addr).unwrap();
+    let Some(RouterAction::Dial { conn, .. }) =
+        std::iter::from_fn(|| r.poll_action()).find(|a| matches!(a, RouterAction::Dial { .. }))
+    else {
+        panic!("no dial");
+    };
+    assert_eq!(r.poll_timeout(), Some(net.now + Duration::from_secs(3)));
+    r.handle_timeout(net.now + Duration::from_secs(3));
+    let actions: Vec<_> = std::iter::from_fn(|| r.poll_action()).collect();
+    assert!(
+        actions.contains(&RouterAction::Close { conn }),
+        "{actions:?}"
+    );
+    assert!(r
+        .dial_succeeded(net.now, conn, SocketAddr::new(ip_of(0), 1))
+        .is_err());
+}
+
+#[test]
+fn concurrent_dials_are_capped() {
+    let mut net = Net::new(1, &[&[0x20]], |c| c.max_concurrent_dials = 3);
+    let r = &mut net.nodes[0].router;
+    for i in 0..10u8 {
+        let addr = NodeAddress::parse(&format!(
+            "{}@10.9.9.{}:26656",
+            NodeKey::from_seed([100 + i; 32]).node_id(),
+            i + 1
+        ))
+        .unwrap();
+        r.add_peer(net.now, addr).unwrap();
+    }
+    let dials = std::iter::from_fn(|| r.poll_action())
+        .filter(|a| matches!(a, RouterAction::Dial { .. }))
+        .count();
+    assert_eq!(dials, 3);
+}
+
+#[test]
+fn three_routers_form_a_triangle_and_route() {
+    let mut net = Net::new(3, &[&[0x20, 0x21]], |_| {});
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.connect(2, 0);
+    net.drive();
+    for i in 0..3 {
+        assert_eq!(net.nodes[i].router.connected_peers().count(), 2, "node {i}");
+    }
+    net.nodes[1]
+        .router
+        .send(Envelope::broadcast(0x21, Bytes::from_static(b"hello")));
+    net.drive();
+    assert_eq!(net.delivered(0, 0x21).len(), 1);
+    assert_eq!(net.delivered(2, 0x21).len(), 1);
+    assert_eq!(net.delivered(1, 0x21).len(), 0);
+}

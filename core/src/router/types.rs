@@ -1,0 +1,128 @@
+//! What goes in and out of the Router: envelopes, peer errors, actions and errors.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::table::ConnectionId;
+use crate::address::NodeAddress;
+use crate::id::NodeId;
+use crate::peer_manager::{PeerUpdate, StoreOp};
+
+/// Where an outbound envelope goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One connected peer (dropped if it is not connected or did not advertise the channel).
+    Peer(NodeId),
+    /// Every connected peer that advertised the channel.
+    Broadcast,
+}
+
+/// A message on a channel: inbound (`from` set) or outbound (`to` set). The core routes
+/// bytes; `tmp2p_core::typed` turns them into typed messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sender (inbound envelopes).
+    pub from: Option<NodeId>,
+    /// The destination (outbound envelopes).
+    pub to: Option<Target>,
+    /// The channel id.
+    pub channel: u8,
+    /// The encoded message.
+    pub message: Bytes,
+}
+
+impl Envelope {
+    /// An outbound envelope for one peer.
+    pub fn to_peer(peer: NodeId, channel: u8, message: Bytes) -> Self {
+        Envelope {
+            from: None,
+            to: Some(Target::Peer(peer)),
+            channel,
+            message,
+        }
+    }
+
+    /// An outbound envelope for every peer that advertised `channel`.
+    pub fn broadcast(channel: u8, message: Bytes) -> Self {
+        Envelope {
+            from: None,
+            to: Some(Target::Broadcast),
+            channel,
+            message,
+        }
+    }
+}
+
+/// A reactor's complaint about a peer (ADR 062 `PeerError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerError {
+    /// The peer.
+    pub node: NodeId,
+    /// What it did wrong (for logs).
+    pub reason: String,
+    /// `true`: disconnect now. `false`: lower its score (or evict it when at capacity).
+    pub fatal: bool,
+}
+
+/// What the driver must do for the Router (pulled with `Router::poll_action`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouterAction {
+    /// Open a TCP connection to `socket` for `conn`, then report `dial_succeeded` or
+    /// `dial_failed`. The router times the dial out itself (a `Close` follows).
+    Dial {
+        /// The connection this dial is for.
+        conn: ConnectionId,
+        /// The peer's address being dialed.
+        address: NodeAddress,
+        /// Where to connect.
+        socket: SocketAddr,
+    },
+    /// Resolve the address's hostname and report with `Router::resolved`.
+    Resolve {
+        /// The address whose hostname needs DNS.
+        address: NodeAddress,
+    },
+    /// Hand `message` to the connection's `PeerConnection::send`, then confirm with
+    /// `Router::message_accepted` once the connection took it.
+    Send {
+        /// The connection.
+        conn: ConnectionId,
+        /// The channel.
+        channel: u8,
+        /// The encoded message.
+        message: Bytes,
+    },
+    /// Close the connection (gracefully if it is up; abandon the dial if it is dialing).
+    /// The driver still reports the connection's `Closed` event.
+    Close {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// Deliver an inbound envelope to the application's channel.
+    Deliver(Envelope),
+    /// A peer went up or down.
+    PeerUpdate(PeerUpdate),
+    /// Apply to the peer database.
+    Store(StoreOp),
+}
+
+/// Why the Router refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouterError {
+    /// The channel id is already open.
+    #[error("channel {0:#04x} is already open")]
+    DuplicateChannel(u8),
+    /// Channels are advertised in NodeInfo, so they must be opened before any connection.
+    #[error("channels must be opened before the first connection")]
+    ChannelsFrozen,
+    /// A channel descriptor or queue setting is invalid.
+    #[error("invalid channel configuration: {0}")]
+    InvalidChannel(String),
+    /// The configuration is invalid.
+    #[error("invalid router configuration: {0}")]
+    InvalidConfig(String),
+    /// The connection id is unknown or stale.
+    #[error("unknown or stale connection {0}")]
+    UnknownConnection(ConnectionId),
+}
