@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod id;
 pub mod key;
 pub mod mconn;
+pub mod node_config;
 pub mod node_info;
 pub mod peer_manager;
 pub mod queue;
