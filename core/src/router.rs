@@ -480,7 +480,10 @@ impl Router {
             PeerEvent::Pong { rtt } => tracing::trace!(%conn, ?rtt, "pong"),
             PeerEvent::Closed { reason } => {
                 tracing::debug!(%conn, reason = ?reason, "connection closed");
-                self.on_closed(now, conn);
+                let incompatible = reason
+                    .as_ref()
+                    .is_some_and(|r| r.kind() == crate::connection::FailureKind::Incompatible);
+                self.on_closed(now, conn, incompatible);
             }
         }
         self.evict(now);
@@ -683,7 +686,10 @@ impl Router {
         }));
     }
 
-    fn on_closed(&mut self, now: Instant, conn: ConnectionId) {
+    /// Cleans up after a connection. `incompatible`: its handshake showed the peer cannot
+    /// talk to us (other network, block version or no common channel); a dialed peer is
+    /// then marked inactive, as v0.35 does, so it is not redialed until it connects to us.
+    fn on_closed(&mut self, now: Instant, conn: ConnectionId, incompatible: bool) {
         let Some(entry) = self.conns.remove(conn) else {
             return;
         };
@@ -707,6 +713,9 @@ impl Router {
             Phase::Handshaking => {
                 if let Some(address) = &entry.dialed {
                     self.peers.dial_failed(now, address, &mut self.rng);
+                    if incompatible {
+                        let _ = self.peers.inactivate(address.node_id);
+                    }
                 }
             }
             Phase::Refused => {}
@@ -718,7 +727,7 @@ impl Router {
             return;
         };
         if let Phase::Dialing { .. } = entry.phase {
-            self.on_closed(now, conn);
+            self.on_closed(now, conn, false);
         }
     }
 

@@ -572,3 +572,76 @@ fn three_routers_form_a_triangle_and_route() {
     assert_eq!(net.delivered(2, 0x21).len(), 1);
     assert_eq!(net.delivered(1, 0x21).len(), 0);
 }
+
+#[test]
+fn wrapper_channel_round_trip_and_undecodable_message_is_a_fatal_peer_error() {
+    use crate::typed::echo::EchoInner;
+    use crate::typed::{decode_inbound, ChannelCodec, WrapperCodec};
+    use tmp2p_proto::echo::{EchoMessage, Ping};
+
+    let codec = WrapperCodec::<EchoMessage, EchoInner>::new();
+    let mut net = Net::new(2, &[&[0x20, 0x21, 0x40]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    let (id0, id1) = (net.id(0), net.id(1));
+    let ping = EchoInner::Ping(Ping {
+        payload: Bytes::from_static(b"are you there"),
+    });
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id1, 0x40, codec.encode(&ping)));
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"raw")));
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id1, 0x21, Bytes::from_static(b"other")));
+    // Garbage on the wrapper channel.
+    net.nodes[0].router.send(Envelope::to_peer(
+        id1,
+        0x40,
+        Bytes::from_static(&[0xff, 0xff]),
+    ));
+    net.drive();
+    let got = net.delivered(1, 0x40);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        decode_inbound(&codec, got[0].0, got[0].1.clone()).unwrap(),
+        ping
+    );
+    assert_eq!(net.delivered(1, 0x20).len(), 1);
+    assert_eq!(net.delivered(1, 0x21).len(), 1);
+    let bad = decode_inbound(&codec, got[1].0, got[1].1.clone()).unwrap_err();
+    assert_eq!(bad.from, id0);
+    let now = net.now;
+    net.nodes[1].router.report_error(now, PeerError::from(bad));
+    net.drive();
+    assert_eq!(
+        net.nodes[1].router.connected_peers().count(),
+        0,
+        "the sender is disconnected"
+    );
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+}
+
+#[test]
+fn an_incompatible_dialed_peer_is_marked_inactive() {
+    // Node 1 is on another network. As in v0.35, inactive stops new addresses being taken
+    // for the peer (PeerManager::add refuses them); dialing goes on with backoff.
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    net.nodes[1].router.node_info.network = "other".into();
+    net.connect(0, 1);
+    net.drive();
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+    let id1 = net.id(1);
+    let record = net.nodes[0]
+        .router
+        .peer_manager()
+        .records()
+        .into_iter()
+        .find(|r| r.node_id == id1)
+        .unwrap();
+    assert!(record.inactive);
+    let other = NodeAddress::parse(&format!("{id1}@10.0.0.99:26656")).unwrap();
+    assert!(net.nodes[0].router.add_peer(net.now, other).is_err());
+}

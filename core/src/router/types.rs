@@ -65,6 +65,18 @@ pub struct PeerError {
     pub fatal: bool,
 }
 
+impl From<crate::typed::UndecodableMessage> for PeerError {
+    /// An undecodable message is fatal for its sender, as on CometBFT (whose reactors fail
+    /// on it and the switch disconnects the peer); v0.35 only dropped it.
+    fn from(e: crate::typed::UndecodableMessage) -> Self {
+        PeerError {
+            node: e.from,
+            reason: e.error.to_string(),
+            fatal: true,
+        }
+    }
+}
+
 /// What the driver must do for the Router (pulled with `Router::poll_action`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouterAction {
