@@ -4,6 +4,10 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 bad arguments or an unreadable or malformed
 //! key file; every failure prints one line on stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod latency;
+mod ping;
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
@@ -54,6 +58,9 @@ enum Command {
         #[arg(long, default_value = "00")]
         channels: String,
     },
+    /// Dial a peer, print its NodeInfo and measure round trips (MConnection pings, or an
+    /// echo reactor's echoes with --echo-channel).
+    Ping(ping::PingArgs),
 }
 
 /// Why a command failed; decides the exit code.
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
             listen,
             channels,
         } => id(key.as_deref(), network, moniker, listen, &channels),
+        Command::Ping(args) => ping::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,6 +172,23 @@ fn id(
     };
     let channels = hex::decode(channels)
         .map_err(|e| CliError::BadInput(format!("--channels {channels:?} is not hex: {e}")))?;
+    let info = our_node_info(&key, network, moniker, listen, channels)?;
+    if key_path.is_none() {
+        eprintln!("tmp2p: no --key given, using a throwaway key (not saved)");
+    }
+    println!("{}", info.node_id);
+    println!("{}", node_info_json(&info));
+    Ok(())
+}
+
+/// The node info we advertise, validated as a peer would (invalid values are bad input).
+fn our_node_info(
+    key: &NodeKey,
+    network: String,
+    moniker: String,
+    listen: String,
+    channels: Vec<u8>,
+) -> Result<NodeInfo, CliError> {
     let info = NodeInfo {
         protocol_version: ProtocolVersions {
             p2p: P2P_PROTOCOL_VERSION,
@@ -181,12 +206,7 @@ fn id(
     };
     info.validate()
         .map_err(|e| CliError::BadInput(format!("this node info would be rejected: {e}")))?;
-    if key_path.is_none() {
-        eprintln!("tmp2p: no --key given, using a throwaway key (not saved)");
-    }
-    println!("{}", info.node_id);
-    println!("{}", node_info_json(&info));
-    Ok(())
+    Ok(info)
 }
 
 /// The node info as CometBFT's RPC `/status` shows it (versions as decimal strings,
