@@ -180,6 +180,22 @@ fn ping_prints_peer_info_and_round_trip_table() {
 }
 
 #[test]
+fn ping_resolves_dns_names() {
+    let peer = start_peer("tmp2p-local", Echo::Faithful);
+    let (id, addr) = peer.split_once('@').unwrap();
+    let port = addr.rsplit_once(':').unwrap().1;
+    let v = json(&tmp2p(&[
+        "ping",
+        &format!("{id}@localhost:{port}"),
+        "--count",
+        "2",
+        "--json",
+    ]));
+    assert_eq!(v["rtt"]["count"], 2);
+    assert_eq!(v["address"], format!("localhost:{port}"));
+}
+
+#[test]
 fn ping_json_reports_every_round_trip() {
     let peer = start_peer("tmp2p-local", Echo::Faithful);
     let v = json(&tmp2p(&["ping", &peer, "--count", "7", "--json"]));
