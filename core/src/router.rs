@@ -218,6 +218,8 @@ pub struct Router {
     actions: VecDeque<RouterAction>,
     rng: Box<dyn RngCore + Send>,
     started: bool,
+    /// Reused list of an envelope's target connections (no allocation per send).
+    targets: Vec<ConnectionId>,
 }
 
 impl Router {
@@ -262,6 +264,7 @@ impl Router {
             actions: VecDeque::new(),
             rng,
             started: false,
+            targets: Vec::new(),
         };
         router.drain_peer_manager();
         Ok(router)
@@ -504,15 +507,17 @@ impl Router {
             tracing::debug!(channel, "send on a channel that is not open: dropped");
             return;
         }
-        let targets: Vec<ConnectionId> = match to {
-            Some(Target::Peer(node)) => self.by_node.get(&node).copied().into_iter().collect(),
-            Some(Target::Broadcast) => self.by_node.values().copied().collect(),
-            None => Vec::new(),
-        };
+        let mut targets = std::mem::take(&mut self.targets);
+        targets.clear();
+        match to {
+            Some(Target::Peer(node)) => targets.extend(self.by_node.get(&node).copied()),
+            Some(Target::Broadcast) => targets.extend(self.by_node.values().copied()),
+            None => {}
+        }
         if targets.is_empty() {
             tracing::debug!(channel, ?to, "no connected peer for this envelope: dropped");
         }
-        for conn in targets {
+        for &conn in &targets {
             let Some(Conn {
                 phase:
                     Phase::Active {
@@ -540,6 +545,7 @@ impl Router {
             }
             self.pump(conn);
         }
+        self.targets = targets;
     }
 
     /// The driver handed one `Send` of `conn` to its connection: one more may follow.
