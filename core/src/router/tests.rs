@@ -645,3 +645,79 @@ fn an_incompatible_dialed_peer_is_marked_inactive() {
     let other = NodeAddress::parse(&format!("{id1}@10.0.0.99:26656")).unwrap();
     assert!(net.nodes[0].router.add_peer(net.now, other).is_err());
 }
+
+/// §7.6 TestRouter_Network and TestRouter_Channel_Broadcast: 8 nodes in a full mesh;
+/// unicast echo to every peer; broadcast reaches all; broadcast still works after a node
+/// leaves.
+#[test]
+fn eight_node_network_echo_and_broadcast_survive_a_departure() {
+    let n = 8;
+    let mut net = Net::new(n, &[&[0x20]], |_| {});
+    for i in 0..n {
+        for j in (i + 1)..n {
+            net.connect(i, j);
+        }
+    }
+    net.drive();
+    for i in 0..n {
+        assert_eq!(
+            net.nodes[i].router.connected_peers().count(),
+            n - 1,
+            "node {i}"
+        );
+    }
+    // Node 0 sends to each peer; each echoes back what it got.
+    for j in 1..n {
+        let id = net.id(j);
+        net.nodes[0]
+            .router
+            .send(Envelope::to_peer(id, 0x20, Bytes::from(vec![j as u8; 10])));
+    }
+    net.drive();
+    for j in 1..n {
+        let got = net.delivered(j, 0x20);
+        assert_eq!(got.len(), 1);
+        let (from, msg) = got[0].clone();
+        net.nodes[j].router.send(Envelope::to_peer(from, 0x20, msg));
+    }
+    net.drive();
+    let mut echoes: Vec<u8> = net.delivered(0, 0x20).iter().map(|(_, m)| m[0]).collect();
+    echoes.sort();
+    assert_eq!(echoes, (1..n as u8).collect::<Vec<_>>());
+    // Node 7 leaves (every connection of it closes); node 0 broadcasts.
+    let conns: Vec<ConnectionId> = net.nodes[7].conns.keys().copied().collect();
+    for c in conns {
+        net.nodes[7].conns.get_mut(&c).unwrap().close();
+    }
+    net.nodes[7].router.close_channel(0x20);
+    net.drive();
+    net.nodes[0]
+        .router
+        .send(Envelope::broadcast(0x20, Bytes::from_static(b"all")));
+    net.drive();
+    for j in 1..7 {
+        assert!(
+            net.delivered(j, 0x20).iter().any(|(_, m)| &m[..] == b"all"),
+            "node {j}"
+        );
+    }
+}
+
+/// §7.6 TestRouter_AcceptPeers_HeadOfLineBlocking: inbound connections whose handshakes
+/// stall do not keep another peer from connecting.
+#[test]
+fn stalled_inbound_handshakes_do_not_block_other_peers() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    for port in 1..=3 {
+        net.nodes[1]
+            .router
+            .accept(
+                net.now,
+                SocketAddr::new(IpAddr::from([10, 7, 7, port]), 5000),
+            )
+            .unwrap();
+    }
+    net.connect(0, 1);
+    net.drive();
+    assert_eq!(net.nodes[1].router.connected_peers().count(), 1);
+}
