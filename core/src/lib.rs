@@ -19,6 +19,7 @@ pub mod mconn;
 pub mod node_config;
 pub mod node_info;
 pub mod peer_manager;
+pub mod pex;
 pub mod queue;
 pub mod router;
 pub mod secret;
