@@ -1,1 +1,58 @@
-//! Binds the sans-IO tmp2p core to a mio `Poll`. Not built yet: see issue [mio].
+//! Binds the sans-IO tmp2p core to mio: one thread runs the Router and every
+//! `PeerConnection` (one per TCP connection, owned by the driver) over non-blocking
+//! sockets.
+//!
+//! Two ways to run it:
+//! - **Embedded** in an event loop someone else owns: a [`Driver`] registers its listener
+//!   and sockets on the caller's `mio::Registry`, using only tokens of a [`TokenRange`]
+//!   the caller chooses, and reports its next deadline.
+//! - **Ready-made**: [`RunningNode::spawn`] runs the same driver on its own thread.
+//!
+//! The application side is either channels usable from any thread ([`NodeHandle`] for
+//! commands, [`Inbound`] for messages and peer updates; a `mio::Waker` wakes the loop) or
+//! a [`Callback`] that runs reactor code on the loop thread with a [`Control`].
+//!
+//! # Call order (embedded), as quinn-proto documents its own
+//! 1. [`Driver::new`] with a [`DriverSetup`] (NodeConfig, key, channels, peer store,
+//!    limits), the caller's `Registry` and a [`TokenRange`]. Then optionally
+//!    [`Driver::channels`] / [`Driver::channels_with_waker`] (cross-thread application
+//!    side), or [`Driver::set_callback`] (plus [`Driver::handle`] for commands).
+//! 2. Loop:
+//!    - `poll.poll(&mut events, driver.poll_duration(Instant::now()))` (a `Some(0)`
+//!      timeout means work is left over from the last turn);
+//!    - pass every event to [`Driver::handle_event`] (events of other tokens are ignored,
+//!      so passing all of them is fine); it only records readiness;
+//!    - call [`Driver::process`] once with the current time: it does one bounded turn of
+//!      work (commands, timers, accepts, reads and writes within per-connection budgets,
+//!      router actions, inbound delivery, the peer store);
+//!    - without channels or a callback, drain [`Driver::poll_event`]; same-thread code
+//!      may call [`Driver::send`] / [`Driver::control`] at any time, then `process`.
+//! 3. [`Driver::shutdown`], keep looping until [`Driver::is_finished`].
+//!
+//! # Flow control
+//! Outbound: the Router's per-connection QoS queue and send credit; a message refused by
+//! a full channel queue waits on its connection and is retried after it transmitted;
+//! unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound: when
+//! the application has `max_pending_inbound` events it has not taken, sockets are no longer
+//! read and their read interest is dropped, so TCP's window closes on the senders (real
+//! backpressure); reading resumes when the application catches up.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod app;
+mod driver;
+mod error;
+mod handle;
+mod link;
+mod setup;
+mod thread;
+mod tokens;
+
+pub use app::{AppEvent, Callback, Control};
+pub use driver::{waker_notify, Driver};
+pub use error::DriverError;
+pub use handle::{Inbound, LoopCall, NodeHandle, Notify};
+pub use setup::{DriverLimits, DriverSetup};
+pub use thread::RunningNode;
+pub use tokens::TokenRange;

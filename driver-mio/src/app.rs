@@ -1,0 +1,89 @@
+//! What the driver hands the application (inbound messages and peer updates) and the
+//! [`Control`] through which code on the loop thread (the callback form, or a closure sent
+//! with `NodeHandle::call`) talks to the router.
+
+use std::time::Instant;
+
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::peer_manager::PeerUpdate;
+use tmp2p_core::router::{Envelope, PeerError, Router};
+use tmp2p_core::typed::{decode_inbound, ChannelCodec};
+use tmp2p_core::NodeId;
+
+/// Something the application must learn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// A message from a peer (`from` is set).
+    Message(Envelope),
+    /// A peer went up or down.
+    PeerUpdate(PeerUpdate),
+}
+
+/// Reactor code's access to the node, on the loop thread.
+pub struct Control<'a> {
+    pub(crate) router: &'a mut Router,
+    pub(crate) now: Instant,
+}
+
+impl Control<'_> {
+    /// Routes an outbound envelope (see `Router::send`).
+    pub fn send(&mut self, envelope: Envelope) {
+        self.router.send(envelope);
+    }
+
+    /// Reports a misbehaving peer (see `Router::report_error`).
+    pub fn report_error(&mut self, error: PeerError) {
+        self.router.report_error(self.now, error);
+    }
+
+    /// Reports good behaviour of a peer.
+    pub fn report_good(&mut self, node: NodeId) {
+        self.router.report_good(node);
+    }
+
+    /// Adds a peer address to dial. Returns whether it was new.
+    pub fn add_peer(&mut self, address: NodeAddress) -> bool {
+        match self.router.add_peer(self.now, address) {
+            Ok(added) => added,
+            Err(error) => {
+                tracing::debug!(%error, "peer address refused");
+                false
+            }
+        }
+    }
+
+    /// Decodes an inbound envelope with a channel codec; an undecodable message becomes a
+    /// non-fatal [`PeerError`] against its sender and `None`.
+    pub fn decode<C: ChannelCodec>(&mut self, codec: &C, envelope: Envelope) -> Option<C::Message> {
+        let from = envelope.from?;
+        match decode_inbound(codec, from, envelope.message) {
+            Ok(message) => Some(message),
+            Err(undecodable) => {
+                self.report_error(PeerError {
+                    node: from,
+                    reason: undecodable.to_string(),
+                    fatal: false,
+                });
+                None
+            }
+        }
+    }
+
+    /// Peers with an active, routed connection.
+    pub fn connected_peers(&self) -> Vec<NodeId> {
+        self.router.connected_peers().collect()
+    }
+
+    /// The router itself, for anything else (PEX reactors use its PeerManager).
+    pub fn router(&mut self) -> &mut Router {
+        self.router
+    }
+
+    /// The time of this turn of the loop.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+}
+
+/// The callback form: runs on the loop thread for every [`AppEvent`], with no extra thread.
+pub type Callback = Box<dyn FnMut(&mut Control<'_>, AppEvent) + Send>;

@@ -1,0 +1,943 @@
+//! The embeddable driver: a value that runs a node's Router and connections on a mio
+//! `Registry` someone else polls. See the crate docs for the call order.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Waker};
+use rand_core::OsRng;
+use slab::Slab;
+use tmp2p_core::address::{NodeAddress, Resolution};
+use tmp2p_core::connection::{PeerConnection, PeerEvent};
+use tmp2p_core::peer_manager::{ClockAnchor, StoreOp};
+use tmp2p_core::router::{ConnectionId, Envelope, PeerError, Router, RouterAction};
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_store::PeerStore;
+
+use crate::app::{AppEvent, Callback, Control};
+use crate::error::DriverError;
+use crate::handle::{Command, Inbound, NodeHandle, Notify, Shared};
+use crate::link::{Link, ReadOutcome, Stage};
+use crate::setup::{DriverLimits, DriverSetup};
+use crate::tokens::TokenRange;
+
+/// Size of the one read buffer all connections share.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+/// How often DNS results are checked when no notifier can wake the loop.
+const RESOLVE_POLL: Duration = Duration::from_millis(50);
+
+/// Where inbound events go.
+enum Sink {
+    /// Kept for `Driver::poll_event`.
+    Poll,
+    /// Pushed into the bounded channel of an [`Inbound`].
+    Channel(SyncSender<AppEvent>),
+    /// Handed to a callback on the loop thread.
+    Callback(Callback),
+}
+
+/// The cross-thread side, once created.
+struct Remote {
+    commands: Receiver<Command>,
+    shared: Arc<Shared>,
+    sender: Sender<Command>,
+}
+
+/// A node driven on a caller's mio `Registry` (see the crate docs for the call order).
+pub struct Driver {
+    router: Router,
+    key: NodeKey,
+    node_id: NodeId,
+    registry: Registry,
+    tokens: TokenRange,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    listener_ready: bool,
+    links: Slab<Link>,
+    by_conn: HashMap<ConnectionId, usize>,
+    timers: BTreeSet<(Instant, ConnectionId)>,
+    ready: VecDeque<usize>,
+    parked: Vec<usize>,
+    store: Box<dyn PeerStore + Send>,
+    store_ops: Vec<StoreOp>,
+    events: VecDeque<AppEvent>,
+    sink: Sink,
+    remote: Option<Remote>,
+    resolved_tx: Sender<(NodeAddress, Vec<IpAddr>)>,
+    resolved_rx: Receiver<(NodeAddress, Vec<IpAddr>)>,
+    resolving: usize,
+    limits: DriverLimits,
+    scratch: Vec<u8>,
+    now: Instant,
+    shutdown: bool,
+}
+
+fn clock_anchor(now: Instant) -> ClockAnchor {
+    ClockAnchor {
+        instant: now,
+        since_unix_epoch: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    }
+}
+
+impl Driver {
+    /// Validates the setup, loads the peer store, builds the Router with the channels and
+    /// initial peers, binds the listener and registers it on `registry` with
+    /// `tokens.listener()`. Connections get tokens from `tokens` only.
+    ///
+    /// # Errors
+    /// Invalid configuration, unreadable store, or a listener that cannot bind/register.
+    pub fn new(
+        setup: DriverSetup,
+        registry: &Registry,
+        tokens: TokenRange,
+    ) -> Result<Driver, DriverError> {
+        let DriverSetup {
+            config,
+            key,
+            channels,
+            store,
+            limits,
+        } = setup;
+        let node_id = key.node_id();
+        config.validate(node_id)?;
+        let now = Instant::now();
+        let records = store.load()?;
+        let mut router = Router::new(
+            config.router_config(),
+            config.node_info(node_id),
+            clock_anchor(now),
+            now,
+            records,
+            Box::new(OsRng),
+        )?;
+        for channel in channels {
+            router.open_channel(channel)?;
+        }
+        for address in config.initial_peers() {
+            if let Err(error) = router.add_peer(now, address.clone()) {
+                tracing::warn!(%address, %error, "initial peer refused");
+            }
+        }
+        let mut listener =
+            TcpListener::bind(config.listen).map_err(|source| DriverError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let registry = registry.try_clone()?;
+        registry.register(&mut listener, tokens.listener(), Interest::READABLE)?;
+        let (resolved_tx, resolved_rx) = mpsc::channel();
+        tracing::info!(%node_id, %local_addr, "mio driver listening");
+        Ok(Driver {
+            router,
+            key,
+            node_id,
+            registry,
+            tokens,
+            listener,
+            local_addr,
+            listener_ready: true,
+            links: Slab::new(),
+            by_conn: HashMap::new(),
+            timers: BTreeSet::new(),
+            ready: VecDeque::new(),
+            parked: Vec::new(),
+            store,
+            store_ops: Vec::new(),
+            events: VecDeque::new(),
+            sink: Sink::Poll,
+            remote: None,
+            resolved_tx,
+            resolved_rx,
+            resolving: 0,
+            limits,
+            scratch: vec![0; SCRATCH_SIZE],
+            now,
+            shutdown: false,
+        })
+    }
+
+    /// Our node id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The tokens this driver uses.
+    pub fn tokens(&self) -> TokenRange {
+        self.tokens
+    }
+
+    /// The Router, for inspection.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Open TCP connections (dialing, handshaking, active or flushing).
+    pub fn connection_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Connected, routed peers.
+    pub fn connected_peers(&self) -> Vec<NodeId> {
+        self.router.connected_peers().collect()
+    }
+
+    /// Whether a shutdown was requested and every connection is gone.
+    pub fn is_finished(&self) -> bool {
+        self.shutdown && self.links.is_empty()
+    }
+
+    /// Whether a shutdown was requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown
+    }
+
+    /// Reactor access on the caller's thread (embedded use). Call [`Driver::process`]
+    /// afterwards so the resulting actions are carried out.
+    pub fn control(&mut self, now: Instant) -> Control<'_> {
+        Control {
+            router: &mut self.router,
+            now,
+        }
+    }
+
+    /// Routes an outbound envelope (embedded use; call [`Driver::process`] afterwards).
+    pub fn send(&mut self, envelope: Envelope) {
+        self.router.send(envelope);
+    }
+
+    /// Reports a misbehaving peer (embedded use; call [`Driver::process`] afterwards).
+    pub fn report_error(&mut self, now: Instant, error: PeerError) {
+        self.router.report_error(now, error);
+    }
+
+    /// The next inbound event, when no channel or callback was installed.
+    pub fn poll_event(&mut self) -> Option<AppEvent> {
+        match self.sink {
+            Sink::Poll => self.events.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Creates the application channels: a [`NodeHandle`] for any thread and an
+    /// [`Inbound`] receiving at most `capacity` queued events. `notify` must wake the loop
+    /// that polls this driver's registry (see [`Driver::channels_with_waker`]).
+    ///
+    /// # Errors
+    /// [`DriverError::ChannelsTaken`] when called twice or after a callback was set.
+    pub fn channels(
+        &mut self,
+        capacity: usize,
+        notify: Notify,
+    ) -> Result<(NodeHandle, Inbound), DriverError> {
+        if !matches!(self.sink, Sink::Poll) {
+            return Err(DriverError::ChannelsTaken);
+        }
+        let handle = self.handle(notify)?;
+        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        self.sink = Sink::Channel(tx);
+        let inbound = Inbound {
+            events: rx,
+            shared: Arc::clone(&handle.shared),
+        };
+        Ok((handle, inbound))
+    }
+
+    /// [`Driver::channels`] with a `mio::Waker` the driver registers at
+    /// `tokens().waker()`. mio allows one waker per `Poll`: callers that already have
+    /// one pass a notifier to [`Driver::channels`] instead.
+    ///
+    /// # Errors
+    /// Registering the waker failed, or [`DriverError::ChannelsTaken`].
+    pub fn channels_with_waker(
+        &mut self,
+        capacity: usize,
+    ) -> Result<(NodeHandle, Inbound), DriverError> {
+        let waker = Arc::new(Waker::new(&self.registry, self.tokens.waker())?);
+        self.channels(capacity, waker_notify(waker))
+    }
+
+    /// Installs the callback form: every inbound event runs `callback` on the loop thread.
+    ///
+    /// # Errors
+    /// [`DriverError::ChannelsTaken`] when channels or a callback were set already.
+    pub fn set_callback(&mut self, callback: Callback) -> Result<(), DriverError> {
+        if !matches!(self.sink, Sink::Poll) {
+            return Err(DriverError::ChannelsTaken);
+        }
+        self.sink = Sink::Callback(callback);
+        while let Some(event) = self.events.pop_front() {
+            self.run_callback(event);
+        }
+        Ok(())
+    }
+
+    /// A command handle for other threads (without an inbound channel: for the callback
+    /// form). Repeated calls share one command queue; the first `notify` is kept.
+    ///
+    /// # Errors
+    /// Never at present; kept fallible for symmetry with [`Driver::channels`].
+    pub fn handle(&mut self, notify: Notify) -> Result<NodeHandle, DriverError> {
+        let remote = self.remote.get_or_insert_with(|| {
+            let (sender, commands) = mpsc::channel();
+            Remote {
+                commands,
+                sender,
+                shared: Arc::new(Shared {
+                    notify,
+                    paused: Default::default(),
+                }),
+            }
+        });
+        Ok(NodeHandle {
+            commands: remote.sender.clone(),
+            shared: Arc::clone(&remote.shared),
+            node_id: self.node_id,
+        })
+    }
+
+    /// Records a mio event. Events for tokens outside this driver's range are ignored, so
+    /// a caller may pass every event it polled. Cheap: the work happens in
+    /// [`Driver::process`].
+    pub fn handle_event(&mut self, event: &Event) {
+        let token = event.token();
+        if token == self.tokens.listener() {
+            self.listener_ready = true;
+            return;
+        }
+        let Some(slot) = self.tokens.slot(token) else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            link.readable = true;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            link.writable = true;
+        }
+        if !link.queued {
+            link.queued = true;
+            self.ready.push_back(slot);
+        }
+    }
+
+    /// When [`Driver::process`] must run next: already due while work is left over from
+    /// the last turn; `None` when only events can bring work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let leftover = !self.ready.is_empty()
+            || self.listener_ready
+            || (!self.parked.is_empty() && !self.reading_paused())
+            || (self.shutdown && self.links.is_empty())
+            || (matches!(self.sink, Sink::Callback(_)) && !self.events.is_empty());
+        if leftover {
+            return Some(self.now);
+        }
+        let resolve =
+            (self.resolving > 0 && self.remote.is_none()).then(|| self.now + RESOLVE_POLL);
+        [
+            self.router.poll_timeout(),
+            self.timers.first().map(|(at, _)| *at),
+            resolve,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// [`Driver::poll_timeout`] as a duration for `mio::Poll::poll`.
+    pub fn poll_duration(&self, now: Instant) -> Option<Duration> {
+        self.poll_timeout()
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    /// One bounded turn of work: commands from other threads, DNS results, timers,
+    /// accepts, up to `links_per_turn` ready connections (each within its read and write
+    /// budget), router actions, inbound delivery and the peer store.
+    pub fn process(&mut self, now: Instant) {
+        self.now = now;
+        self.run_commands(now);
+        self.run_resolutions(now);
+        if self.router.poll_timeout().is_some_and(|at| at <= now) {
+            self.router.handle_timeout(now);
+        }
+        self.fire_timers(now);
+        self.run_actions(now);
+        self.accept(now);
+        let turn = self.ready.len().min(self.limits.links_per_turn);
+        for _ in 0..turn {
+            let Some(slot) = self.ready.pop_front() else {
+                break;
+            };
+            if let Some(link) = self.links.get_mut(slot) {
+                link.queued = false;
+            }
+            if self.service(slot, now) {
+                self.enqueue(slot);
+            }
+        }
+        self.deliver(now);
+        self.resume_if_room();
+        self.flush_store();
+    }
+
+    /// Closes every connection gracefully and refuses new ones; the driver is finished
+    /// once they are gone ([`Driver::is_finished`]).
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.shutdown {
+            return;
+        }
+        self.shutdown = true;
+        if let Err(error) = self.registry.deregister(&mut self.listener) {
+            tracing::debug!(%error, "listener deregister failed");
+        }
+        self.listener_ready = false;
+        let slots: Vec<usize> = self.links.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            let connecting = self
+                .links
+                .get(slot)
+                .is_some_and(|l| matches!(l.stage, Stage::Connecting { .. }));
+            if connecting {
+                self.remove(slot, now);
+            } else if let Some(link) = self.links.get_mut(slot) {
+                link.close();
+                link.linger_until
+                    .get_or_insert(now + self.limits.close_linger);
+                self.enqueue(slot);
+            }
+        }
+    }
+
+    fn reading_paused(&self) -> bool {
+        self.events.len() >= self.limits.max_pending_inbound
+    }
+
+    fn enqueue(&mut self, slot: usize) {
+        if let Some(link) = self.links.get_mut(slot) {
+            if !link.queued {
+                link.queued = true;
+                self.ready.push_back(slot);
+            }
+        }
+    }
+
+    fn run_commands(&mut self, now: Instant) {
+        for _ in 0..self.limits.commands_per_turn {
+            let Some(remote) = &self.remote else {
+                return;
+            };
+            let command = match remote.commands.try_recv() {
+                Ok(command) => command,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            };
+            match command {
+                Command::Send(envelope) => self.router.send(envelope),
+                Command::ReportError(error) => self.router.report_error(now, error),
+                Command::AddPeer(address) => {
+                    if let Err(error) = self.router.add_peer(now, address) {
+                        tracing::debug!(%error, "peer address refused");
+                    }
+                }
+                Command::Call(call) => call(&mut Control {
+                    router: &mut self.router,
+                    now,
+                }),
+                Command::Shutdown => self.shutdown(now),
+            }
+            self.run_actions(now);
+        }
+    }
+
+    fn run_resolutions(&mut self, now: Instant) {
+        while let Ok((address, ips)) = self.resolved_rx.try_recv() {
+            self.resolving = self.resolving.saturating_sub(1);
+            self.router.resolved(now, &address, &ips);
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(&(at, conn)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, conn));
+            let Some(&slot) = self.by_conn.get(&conn) else {
+                continue;
+            };
+            let Some(link) = self.links.get_mut(slot) else {
+                continue;
+            };
+            link.timer = None;
+            if link.linger_until.is_some_and(|until| until <= now) {
+                tracing::debug!(%conn, "flush after close timed out");
+                link.dead = true;
+            }
+            if let Stage::Open(pc) = &mut link.stage {
+                pc.handle_timeout(now);
+            }
+            self.enqueue(slot);
+        }
+    }
+
+    fn run_actions(&mut self, now: Instant) {
+        while let Some(action) = self.router.poll_action() {
+            match action {
+                RouterAction::Dial { conn, socket, .. } => self.dial(now, conn, socket),
+                RouterAction::Resolve { address } => self.resolve(address),
+                RouterAction::Send {
+                    conn,
+                    channel,
+                    message,
+                } => {
+                    let Some(&slot) = self.by_conn.get(&conn) else {
+                        continue;
+                    };
+                    let taken = self
+                        .links
+                        .get_mut(slot)
+                        .is_some_and(|link| link.send(now, channel, message));
+                    self.enqueue(slot);
+                    if taken {
+                        self.router.message_accepted(conn);
+                    }
+                }
+                RouterAction::Close { conn } => {
+                    let Some(&slot) = self.by_conn.get(&conn) else {
+                        continue;
+                    };
+                    let connecting = self
+                        .links
+                        .get(slot)
+                        .is_some_and(|l| matches!(l.stage, Stage::Connecting { .. }));
+                    if connecting {
+                        self.remove(slot, now);
+                    } else if let Some(link) = self.links.get_mut(slot) {
+                        link.close();
+                        self.enqueue(slot);
+                    }
+                }
+                RouterAction::Deliver(envelope) => self.push_event(AppEvent::Message(envelope)),
+                RouterAction::PeerUpdate(update) => self.push_event(AppEvent::PeerUpdate(update)),
+                RouterAction::Store(op) => self.store_ops.push(op),
+            }
+        }
+    }
+
+    /// Queues an inbound event; it reaches the sink at the end of the turn, outside the
+    /// action loop (a callback may itself cause actions).
+    fn push_event(&mut self, event: AppEvent) {
+        self.events.push_back(event);
+    }
+
+    fn dial(&mut self, now: Instant, conn: ConnectionId, socket: SocketAddr) {
+        if self.shutdown {
+            self.router.dial_failed(now, conn);
+            return;
+        }
+        let entry = self.links.vacant_entry();
+        let Some(token) = self.tokens.connection(entry.key()) else {
+            tracing::debug!(%conn, "no free token for a dial");
+            self.router.dial_failed(now, conn);
+            return;
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let mut stream = match TcpStream::connect(socket) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%conn, %socket, %error, "connect failed");
+                self.router.dial_failed(now, conn);
+                return;
+            }
+        };
+        if let Err(error) = self.registry.register(&mut stream, token, interest) {
+            tracing::warn!(%conn, %error, "cannot register a dialed socket");
+            self.router.dial_failed(now, conn);
+            return;
+        }
+        let slot = entry.key();
+        entry.insert(Link::new(
+            conn,
+            stream,
+            token,
+            Stage::Connecting { socket },
+            interest,
+        ));
+        self.by_conn.insert(conn, slot);
+    }
+
+    fn resolve(&mut self, address: NodeAddress) {
+        let (hostname, port) = match address.resolution() {
+            Ok(Resolution::Lookup { hostname, port }) => (hostname, port),
+            _ => (address.hostname.clone(), address.port),
+        };
+        let tx = self.resolved_tx.clone();
+        let notify = self.remote.as_ref().map(|r| Arc::clone(&r.shared));
+        self.resolving += 1;
+        let spawned = std::thread::Builder::new()
+            .name("tmp2p-dns".into())
+            .spawn(move || {
+                let ips: Vec<IpAddr> = match (hostname.as_str(), port).to_socket_addrs() {
+                    Ok(found) => found.map(|s| s.ip()).collect(),
+                    Err(error) => {
+                        tracing::debug!(%hostname, %error, "lookup failed");
+                        Vec::new()
+                    }
+                };
+                let _ = tx.send((address, ips));
+                if let Some(shared) = notify {
+                    (shared.notify)();
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a DNS lookup thread");
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        if !self.listener_ready || self.shutdown {
+            return;
+        }
+        for _ in 0..self.limits.accepts_per_turn {
+            match self.listener.accept() {
+                Ok((stream, remote)) => self.admit(now, stream, remote),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.listener_ready = false;
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(error) => {
+                    // E.g. out of descriptors: wait for the next listener event.
+                    tracing::warn!(%error, "accept failed");
+                    self.listener_ready = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, now: Instant, mut stream: TcpStream, remote: SocketAddr) {
+        let entry = self.links.vacant_entry();
+        let Some(token) = self.tokens.connection(entry.key()) else {
+            tracing::debug!(%remote, "no free token: inbound connection dropped");
+            return;
+        };
+        let params = match self.router.accept(now, remote) {
+            Ok(params) => params,
+            Err(error) => {
+                tracing::debug!(%remote, %error, "inbound connection refused");
+                return;
+            }
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(error) = self.registry.register(&mut stream, token, interest) {
+            tracing::warn!(%remote, %error, "cannot register an accepted socket");
+            self.router.handle_connection_event(
+                now,
+                params.conn,
+                PeerEvent::Closed { reason: None },
+            );
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let pc = PeerConnection::new(
+            now,
+            &self.key,
+            params.node_info,
+            params.direction,
+            params.config,
+            &mut OsRng,
+        );
+        let slot = entry.key();
+        entry.insert(Link::new(
+            params.conn,
+            stream,
+            token,
+            Stage::Open(Box::new(pc)),
+            interest,
+        ));
+        self.by_conn.insert(params.conn, slot);
+        self.enqueue(slot);
+    }
+
+    /// Completes (or fails) a non-blocking connect once the socket reported readiness.
+    fn check_connect(&mut self, slot: usize, now: Instant) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let Stage::Connecting { socket } = link.stage else {
+            return;
+        };
+        if !link.readable && !link.writable {
+            return;
+        }
+        let conn = link.conn;
+        let failed = match link.stream.take_error() {
+            Ok(Some(error)) | Err(error) => Some(error),
+            Ok(None) => match link.stream.peer_addr() {
+                Ok(_) => None,
+                Err(e) if e.kind() == ErrorKind::NotConnected => {
+                    link.readable = false;
+                    link.writable = false;
+                    return;
+                }
+                Err(error) => Some(error),
+            },
+        };
+        if let Some(error) = failed {
+            tracing::debug!(%conn, %socket, %error, "connect failed");
+            self.remove(slot, now);
+            self.router.dial_failed(now, conn);
+            return;
+        }
+        match self.router.dial_succeeded(now, conn, socket) {
+            Ok(params) => {
+                let _ = link.stream.set_nodelay(true);
+                let pc = PeerConnection::new(
+                    now,
+                    &self.key,
+                    params.node_info,
+                    params.direction,
+                    params.config,
+                    &mut OsRng,
+                );
+                link.stage = Stage::Open(Box::new(pc));
+                link.readable = true;
+                link.writable = true;
+                self.enqueue(slot);
+            }
+            Err(error) => {
+                tracing::debug!(%conn, %error, "connected too late");
+                self.remove(slot, now);
+            }
+        }
+    }
+
+    /// One connection's turn. Returns whether work is left over (budget spent).
+    fn service(&mut self, slot: usize, now: Instant) -> bool {
+        let connecting = match self.links.get(slot) {
+            Some(link) => matches!(link.stage, Stage::Connecting { .. }),
+            None => return false,
+        };
+        if connecting {
+            self.check_connect(slot, now);
+            // A completed connect was re-queued; its IO happens on that turn.
+            return false;
+        }
+        let paused = self.reading_paused();
+        let mut more = false;
+        if let Some(link) = self.links.get_mut(slot) {
+            if link.wants_read() && link.readable {
+                if paused {
+                    if !link.parked {
+                        link.parked = true;
+                        self.parked.push(slot);
+                    }
+                } else {
+                    let budget = self.limits.read_budget;
+                    more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
+                }
+            }
+        }
+        self.drain_link_events(slot, now);
+        self.retry_blocked(slot, now);
+        if let Some(link) = self.links.get_mut(slot) {
+            more |= link.write(now, self.limits.write_budget);
+        }
+        self.retry_blocked(slot, now);
+        self.drain_link_events(slot, now);
+        let may_read = !self.reading_paused();
+        let Some(link) = self.links.get_mut(slot) else {
+            return false;
+        };
+        if link.finished() {
+            self.remove(slot, now);
+            return false;
+        }
+        if let Err(error) = link.update_interest(&self.registry, may_read) {
+            tracing::warn!(conn = %link.conn, %error, "cannot update socket interest");
+        }
+        self.refresh_timer(slot);
+        more
+    }
+
+    fn retry_blocked(&mut self, slot: usize, now: Instant) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let conn = link.conn;
+        let taken = link.retry_blocked(now);
+        for _ in 0..taken {
+            self.router.message_accepted(conn);
+        }
+        if taken > 0 {
+            self.run_actions(now);
+        }
+    }
+
+    fn drain_link_events(&mut self, slot: usize, now: Instant) {
+        loop {
+            let Some(link) = self.links.get_mut(slot) else {
+                return;
+            };
+            let Some(event) = link.poll_event() else {
+                break;
+            };
+            let conn = link.conn;
+            if matches!(event, PeerEvent::Closed { .. }) {
+                link.reported_closed = true;
+                link.linger_until
+                    .get_or_insert(now + self.limits.close_linger);
+            }
+            self.router.handle_connection_event(now, conn, event);
+        }
+        self.run_actions(now);
+    }
+
+    fn refresh_timer(&mut self, slot: usize) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let next = link.deadline();
+        if next == link.timer {
+            return;
+        }
+        if let Some(old) = link.timer.take() {
+            self.timers.remove(&(old, link.conn));
+        }
+        if let Some(at) = next {
+            self.timers.insert((at, link.conn));
+            link.timer = Some(at);
+        }
+    }
+
+    fn remove(&mut self, slot: usize, now: Instant) {
+        if !self.links.contains(slot) {
+            return;
+        }
+        let mut link = self.links.remove(slot);
+        link.deregister(&self.registry);
+        self.by_conn.remove(&link.conn);
+        if let Some(at) = link.timer.take() {
+            self.timers.remove(&(at, link.conn));
+        }
+        let open = matches!(link.stage, Stage::Open(_));
+        if open && !link.reported_closed {
+            self.router
+                .handle_connection_event(now, link.conn, PeerEvent::Closed { reason: None });
+            self.run_actions(now);
+        }
+        tracing::trace!(conn = %link.conn, "connection removed");
+    }
+
+    fn run_callback(&mut self, event: AppEvent) {
+        if let Sink::Callback(callback) = &mut self.sink {
+            callback(
+                &mut Control {
+                    router: &mut self.router,
+                    now: self.now,
+                },
+                event,
+            );
+        }
+    }
+
+    fn deliver(&mut self, now: Instant) {
+        match &self.sink {
+            Sink::Poll => {}
+            Sink::Channel(tx) => {
+                let tx = tx.clone();
+                while let Some(event) = self.events.pop_front() {
+                    match tx.try_send(event) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(event)) => {
+                            self.events.push_front(event);
+                            break;
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            tracing::debug!("inbound receiver dropped: events discarded");
+                            self.events.clear();
+                            break;
+                        }
+                    }
+                }
+                if let Some(remote) = &self.remote {
+                    // Ask the consumer to wake us while events wait for room.
+                    remote
+                        .shared
+                        .paused
+                        .store(!self.events.is_empty(), Ordering::Release);
+                }
+            }
+            Sink::Callback(_) => {
+                // Events the callback causes are delivered in the same loop, bounded by
+                // what one pass of pending events holds.
+                let pending = self.events.len();
+                for _ in 0..pending {
+                    let Some(event) = self.events.pop_front() else {
+                        break;
+                    };
+                    self.run_callback(event);
+                    self.run_actions(now);
+                }
+            }
+        }
+    }
+
+    fn resume_if_room(&mut self) {
+        if self.reading_paused() || self.parked.is_empty() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.parked) {
+            if let Some(link) = self.links.get_mut(slot) {
+                link.parked = false;
+            }
+            self.enqueue(slot);
+        }
+    }
+
+    fn flush_store(&mut self) {
+        if self.store_ops.is_empty() {
+            return;
+        }
+        if let Err(error) = self.store.apply(&self.store_ops) {
+            tracing::warn!(%error, ops = self.store_ops.len(), "peer store write failed");
+        }
+        self.store_ops.clear();
+    }
+}
+
+/// A notifier that wakes `waker`.
+pub fn waker_notify(waker: Arc<Waker>) -> Notify {
+    Arc::new(move || {
+        if let Err(error) = waker.wake() {
+            tracing::warn!(%error, "waking the loop failed");
+        }
+    })
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("node_id", &self.node_id)
+            .field("local_addr", &self.local_addr)
+            .field("connections", &self.links.len())
+            .finish_non_exhaustive()
+    }
+}

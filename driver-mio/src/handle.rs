@@ -1,0 +1,171 @@
+//! The application side usable from any thread: [`NodeHandle`] sends commands to the loop
+//! (waking it through a caller-supplied notifier, normally a `mio::Waker`), and
+//! [`Inbound`] receives [`AppEvent`]s from a bounded channel. When that channel is full
+//! the driver stops reading sockets (TCP backpressure) until the application catches up;
+//! each receive wakes the loop while it is paused.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::router::{Envelope, PeerError};
+use tmp2p_core::typed::{decode_inbound, ChannelCodec};
+use tmp2p_core::NodeId;
+
+use crate::app::{AppEvent, Control};
+use crate::error::DriverError;
+
+/// Wakes the loop thread (e.g. `move || waker.wake()`).
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// A closure run on the loop thread.
+pub type LoopCall = Box<dyn FnOnce(&mut Control<'_>) + Send>;
+
+/// A request from another thread.
+pub(crate) enum Command {
+    Send(Envelope),
+    ReportError(PeerError),
+    AddPeer(NodeAddress),
+    Call(LoopCall),
+    Shutdown,
+}
+
+/// State shared by the driver and its handles.
+pub(crate) struct Shared {
+    pub(crate) notify: Notify,
+    /// The driver stopped reading because the inbound channel is full.
+    pub(crate) paused: AtomicBool,
+}
+
+/// Sends requests to a node's loop from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub(crate) commands: Sender<Command>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) node_id: NodeId,
+}
+
+impl NodeHandle {
+    fn command(&self, command: Command) -> Result<(), DriverError> {
+        self.commands
+            .send(command)
+            .map_err(|_| DriverError::Stopped)?;
+        (self.shared.notify)();
+        Ok(())
+    }
+
+    /// Our node id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Routes an outbound envelope.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone.
+    pub fn send(&self, envelope: Envelope) -> Result<(), DriverError> {
+        self.command(Command::Send(envelope))
+    }
+
+    /// Reports a misbehaving peer.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone.
+    pub fn report_error(&self, error: PeerError) -> Result<(), DriverError> {
+        self.command(Command::ReportError(error))
+    }
+
+    /// Adds a peer address to dial.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone.
+    pub fn add_peer(&self, address: NodeAddress) -> Result<(), DriverError> {
+        self.command(Command::AddPeer(address))
+    }
+
+    /// Runs `call` on the loop thread with access to the router.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone.
+    pub fn call(
+        &self,
+        call: impl FnOnce(&mut Control<'_>) + Send + 'static,
+    ) -> Result<(), DriverError> {
+        self.command(Command::Call(Box::new(call)))
+    }
+
+    /// Decodes an inbound envelope with a channel codec; an undecodable message is
+    /// reported as a non-fatal [`PeerError`] against its sender and gives `None`.
+    pub fn decode<C: ChannelCodec>(&self, codec: &C, envelope: Envelope) -> Option<C::Message> {
+        let from = envelope.from?;
+        match decode_inbound(codec, from, envelope.message) {
+            Ok(message) => Some(message),
+            Err(undecodable) => {
+                let _ = self.report_error(PeerError {
+                    node: from,
+                    reason: undecodable.to_string(),
+                    fatal: false,
+                });
+                None
+            }
+        }
+    }
+
+    /// Asks the loop to close every connection and stop.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is already gone.
+    pub fn shutdown(&self) -> Result<(), DriverError> {
+        self.command(Command::Shutdown)
+    }
+}
+
+/// Inbound messages and peer updates of a node, for one consumer thread.
+pub struct Inbound {
+    pub(crate) events: Receiver<AppEvent>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Inbound {
+    fn taken(&self, event: AppEvent) -> AppEvent {
+        if self.shared.paused.load(Ordering::Acquire) {
+            (self.shared.notify)();
+        }
+        event
+    }
+
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone and nothing is left.
+    pub fn recv(&self) -> Result<AppEvent, DriverError> {
+        let event = self.events.recv().map_err(|_| DriverError::Stopped)?;
+        Ok(self.taken(event))
+    }
+
+    /// Waits at most `timeout` for the next event (`Ok(None)` on timeout).
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone and nothing is left.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<AppEvent>, DriverError> {
+        match self.events.recv_timeout(timeout) {
+            Ok(event) => Ok(Some(self.taken(event))),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(DriverError::Stopped),
+        }
+    }
+
+    /// The next event if one is waiting.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`] when the loop is gone and nothing is left.
+    pub fn try_recv(&self) -> Result<Option<AppEvent>, DriverError> {
+        match self.events.try_recv() {
+            Ok(event) => Ok(Some(self.taken(event))),
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(DriverError::Stopped),
+        }
+    }
+}

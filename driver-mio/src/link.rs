@@ -1,0 +1,319 @@
+//! One TCP connection on the loop thread: the mio socket, its `PeerConnection`, the sealed
+//! bytes not yet written (partial writes are kept), messages the connection refused while
+//! its channel queue was full, readiness flags (mio is edge-triggered) and the interest
+//! derived from all of that.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use tmp2p_core::connection::{PeerConnection, PeerEvent};
+use tmp2p_core::mconn::SendError;
+use tmp2p_core::router::ConnectionId;
+
+/// An emptied output buffer larger than this is released, so an idle connection that once
+/// carried a burst goes back to a small footprint.
+const IDLE_OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// The socket is unusable: the machine closes (its `Closed` event follows) and nothing more
+/// is written.
+fn fail_socket(dead: &mut bool, out: &mut BytesMut, pc: &mut PeerConnection) {
+    *dead = true;
+    out.clear();
+    pc.handle_eof();
+}
+
+/// Where the connection is in its life.
+pub(crate) enum Stage {
+    /// Non-blocking connect in flight to `socket`.
+    Connecting {
+        /// The address dialed.
+        socket: SocketAddr,
+    },
+    /// TCP is up; the peer machine runs.
+    Open(Box<PeerConnection>),
+}
+
+/// What happened when the socket was read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadOutcome {
+    /// Drained to `WouldBlock`, EOF or an error.
+    Drained,
+    /// The read budget ran out with data possibly left.
+    BudgetSpent,
+}
+
+/// One connection's IO state.
+pub(crate) struct Link {
+    pub(crate) conn: ConnectionId,
+    pub(crate) stream: TcpStream,
+    pub(crate) token: Token,
+    pub(crate) stage: Stage,
+    /// Sealed bytes taken from the machine, not yet accepted by the socket.
+    out: BytesMut,
+    /// `Send`s the connection refused (channel queue full), in order, retried after it
+    /// transmits.
+    blocked: VecDeque<(u8, Bytes)>,
+    /// The socket may have bytes to read (cleared on `WouldBlock`).
+    pub(crate) readable: bool,
+    /// The socket may accept bytes (cleared on `WouldBlock`).
+    pub(crate) writable: bool,
+    read_eof: bool,
+    /// The socket failed; the link goes as soon as the machine's `Closed` is reported.
+    pub(crate) dead: bool,
+    /// The machine's `Closed` event went to the router.
+    pub(crate) reported_closed: bool,
+    registered: Option<Interest>,
+    /// The deadline this link holds in the driver's timer set.
+    pub(crate) timer: Option<Instant>,
+    /// After `Closed`, give up flushing at this instant.
+    pub(crate) linger_until: Option<Instant>,
+    /// In the driver's ready queue.
+    pub(crate) queued: bool,
+    /// Waiting for inbound room before reading again.
+    pub(crate) parked: bool,
+}
+
+impl Link {
+    /// A link for a socket already registered with `interest`.
+    pub(crate) fn new(
+        conn: ConnectionId,
+        stream: TcpStream,
+        token: Token,
+        stage: Stage,
+        interest: Interest,
+    ) -> Self {
+        let open = matches!(stage, Stage::Open(_));
+        Link {
+            conn,
+            stream,
+            token,
+            stage,
+            out: BytesMut::new(),
+            blocked: VecDeque::new(),
+            readable: open,
+            writable: open,
+            read_eof: false,
+            dead: false,
+            reported_closed: false,
+            registered: Some(interest),
+            timer: None,
+            linger_until: None,
+            queued: false,
+            parked: false,
+        }
+    }
+
+    /// Whether reading is what the machine wants now (regardless of inbound room).
+    pub(crate) fn wants_read(&self) -> bool {
+        match &self.stage {
+            Stage::Open(pc) => !self.read_eof && !self.dead && !pc.is_closed(),
+            Stage::Connecting { .. } => false,
+        }
+    }
+
+    /// Reads up to `budget` bytes through `scratch` into the machine.
+    pub(crate) fn read(&mut self, now: Instant, scratch: &mut [u8], budget: usize) -> ReadOutcome {
+        let Stage::Open(pc) = &mut self.stage else {
+            return ReadOutcome::Drained;
+        };
+        let mut taken = 0usize;
+        while self.readable && !self.read_eof && !pc.is_closed() {
+            if taken >= budget {
+                return ReadOutcome::BudgetSpent;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.read_eof = true;
+                    pc.handle_eof();
+                }
+                Ok(n) => {
+                    taken = taken.saturating_add(n);
+                    if let Some(bytes) = scratch.get(..n) {
+                        if let Err(error) = pc.handle_input(now, bytes) {
+                            tracing::debug!(conn = %self.conn, %error, "connection failed on input");
+                        }
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::debug!(conn = %self.conn, %error, "socket read failed");
+                    fail_socket(&mut self.dead, &mut self.out, pc);
+                }
+            }
+        }
+        ReadOutcome::Drained
+    }
+
+    /// Writes pending bytes, refilling from the machine, up to `budget` bytes. Returns
+    /// whether the budget ran out with more to write.
+    pub(crate) fn write(&mut self, now: Instant, budget: usize) -> bool {
+        let Stage::Open(pc) = &mut self.stage else {
+            return false;
+        };
+        let mut written = 0usize;
+        let more = loop {
+            if self.dead || !self.writable {
+                break false;
+            }
+            if self.out.is_empty() && !pc.poll_transmit(now, &mut self.out) {
+                break false;
+            }
+            if self.out.is_empty() {
+                continue;
+            }
+            if written >= budget {
+                break true;
+            }
+            match self.stream.write(&self.out) {
+                Ok(0) => {
+                    tracing::debug!(conn = %self.conn, "socket accepted no bytes");
+                    fail_socket(&mut self.dead, &mut self.out, pc);
+                }
+                Ok(n) => {
+                    self.out.advance(n.min(self.out.len()));
+                    written = written.saturating_add(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(error) => {
+                    tracing::debug!(conn = %self.conn, %error, "socket write failed");
+                    fail_socket(&mut self.dead, &mut self.out, pc);
+                }
+            }
+        };
+        if self.out.is_empty() && self.out.capacity() > IDLE_OUTPUT_LIMIT {
+            self.out = BytesMut::new();
+        }
+        more
+    }
+
+    /// The machine's next event.
+    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
+        match &mut self.stage {
+            Stage::Open(pc) => pc.poll_event(),
+            Stage::Connecting { .. } => None,
+        }
+    }
+
+    /// Hands a `Send` to the machine (behind any earlier refused ones). Returns whether the
+    /// machine took it now.
+    pub(crate) fn send(&mut self, now: Instant, channel: u8, message: Bytes) -> bool {
+        let Stage::Open(pc) = &mut self.stage else {
+            return false;
+        };
+        if !self.blocked.is_empty() {
+            self.blocked.push_back((channel, message));
+            return false;
+        }
+        match pc.send(now, channel, message) {
+            Ok(()) => true,
+            Err(SendError::Full(message)) => {
+                self.blocked.push_back((channel, message));
+                false
+            }
+            Err(error) => {
+                tracing::debug!(conn = %self.conn, %error, "send dropped");
+                false
+            }
+        }
+    }
+
+    /// Retries refused sends in order; returns how many the machine took.
+    pub(crate) fn retry_blocked(&mut self, now: Instant) -> usize {
+        let Stage::Open(pc) = &mut self.stage else {
+            return 0;
+        };
+        let mut taken = 0;
+        while let Some((channel, message)) = self.blocked.pop_front() {
+            match pc.send(now, channel, message) {
+                Ok(()) => taken += 1,
+                Err(SendError::Full(message)) => {
+                    self.blocked.push_front((channel, message));
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(conn = %self.conn, %error, "queued send dropped");
+                    self.blocked.clear();
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Closes the machine gracefully (queued messages are still flushed).
+    pub(crate) fn close(&mut self) {
+        if let Stage::Open(pc) = &mut self.stage {
+            pc.close();
+        }
+    }
+
+    /// Whether the link is over: its `Closed` was reported and the socket is failed or
+    /// fully flushed.
+    pub(crate) fn finished(&self) -> bool {
+        self.reported_closed && (self.dead || self.read_eof || self.out.is_empty())
+    }
+
+    /// The machine's next deadline, or the flush deadline after `Closed`.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let machine = match &self.stage {
+            Stage::Open(pc) => pc.poll_timeout(),
+            Stage::Connecting { .. } => None,
+        };
+        match (machine, self.linger_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Derives socket interest from the machine state: readable while the machine wants
+    /// input and the application has room (`may_read`), writable while bytes wait for a
+    /// `WouldBlock`ed socket. Registers, reregisters or deregisters to match.
+    pub(crate) fn update_interest(
+        &mut self,
+        registry: &Registry,
+        may_read: bool,
+    ) -> io::Result<()> {
+        let wanted = match &self.stage {
+            Stage::Connecting { .. } => Some(Interest::READABLE | Interest::WRITABLE),
+            Stage::Open(_) => {
+                let read = may_read && self.wants_read();
+                let write = !self.writable && !self.dead;
+                match (read, write) {
+                    (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+                    (true, false) => Some(Interest::READABLE),
+                    (false, true) => Some(Interest::WRITABLE),
+                    (false, false) => None,
+                }
+            }
+        };
+        if wanted == self.registered {
+            return Ok(());
+        }
+        match (self.registered, wanted) {
+            (None, Some(interest)) => registry.register(&mut self.stream, self.token, interest)?,
+            (Some(_), Some(interest)) => {
+                registry.reregister(&mut self.stream, self.token, interest)?
+            }
+            (Some(_), None) => registry.deregister(&mut self.stream)?,
+            (None, None) => {}
+        }
+        self.registered = wanted;
+        Ok(())
+    }
+
+    /// Removes the socket from the registry (before dropping it).
+    pub(crate) fn deregister(&mut self, registry: &Registry) {
+        if self.registered.take().is_some() {
+            if let Err(error) = registry.deregister(&mut self.stream) {
+                tracing::debug!(conn = %self.conn, %error, "deregister failed");
+            }
+        }
+    }
+}

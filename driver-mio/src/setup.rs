@@ -1,0 +1,70 @@
+//! What a driver is built from: the node's configuration, key, channels, peer store and
+//! the driver's own work limits.
+
+use std::time::Duration;
+
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::NodeKey;
+use tmp2p_store::{MemoryPeerStore, PeerStore};
+
+/// Bounds on the work one call to `Driver::process` does, so one busy peer cannot starve
+/// the others and a caller's own sockets get their turn.
+#[derive(Debug, Clone)]
+pub struct DriverLimits {
+    /// Bytes read from one connection per turn.
+    pub read_budget: usize,
+    /// Bytes written to one connection per turn.
+    pub write_budget: usize,
+    /// Connections serviced per turn (the rest wait for the next turn, in order).
+    pub links_per_turn: usize,
+    /// Connections accepted per turn.
+    pub accepts_per_turn: usize,
+    /// Commands from other threads handled per turn.
+    pub commands_per_turn: usize,
+    /// Inbound events the application has not taken yet before sockets stop being read.
+    pub max_pending_inbound: usize,
+    /// How long a closed connection may take to flush its last bytes.
+    pub close_linger: Duration,
+}
+
+impl Default for DriverLimits {
+    fn default() -> Self {
+        DriverLimits {
+            read_budget: 256 * 1024,
+            write_budget: 256 * 1024,
+            links_per_turn: 1024,
+            accepts_per_turn: 128,
+            commands_per_turn: 4096,
+            max_pending_inbound: 1024,
+            close_linger: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a driver starts from.
+pub struct DriverSetup {
+    /// Node settings (listen address, network, peers, router limits).
+    pub config: NodeConfig,
+    /// Our identity.
+    pub key: NodeKey,
+    /// The channels we open (fixed for the node's life).
+    pub channels: Vec<ChannelDescriptor>,
+    /// Where peer records persist.
+    pub store: Box<dyn PeerStore + Send>,
+    /// Work bounds.
+    pub limits: DriverLimits,
+}
+
+impl DriverSetup {
+    /// A setup with an in-memory peer store and default limits.
+    pub fn new(config: NodeConfig, key: NodeKey, channels: Vec<ChannelDescriptor>) -> Self {
+        DriverSetup {
+            config,
+            key,
+            channels,
+            store: Box::new(MemoryPeerStore::new()),
+            limits: DriverLimits::default(),
+        }
+    }
+}
