@@ -1,3 +1,38 @@
-//! Binds the sans-IO tmp2p core to smol: the async API of ADR 062. Not built yet: see issue [smol].
+//! Binds the sans-IO tmp2p core to smol: the async API of ADR 062 over real TCP.
+//!
+//! ```text
+//! let mut builder = NodeBuilder::new(config, key, Box::new(store))?;  // validates, binds, loads
+//! let echo = builder.open_channel(descriptor, WrapperCodec::<EchoMessage, EchoInner>::new())?;
+//! let raw = builder.open_raw_channel(raw_descriptor)?;
+//! let updates = builder.subscribe();
+//! let node = builder.start().await?;                                  // dials, accepts
+//! node.spawn(echo::run_echo(echo)).detach();
+//! raw.outbound.send(Envelope::broadcast(bytes)).await?;
+//! node.stop().await;                                                  // graceful
+//! ```
+//!
+//! Channels are opened on the [`NodeBuilder`], before [`NodeBuilder::start`]: they are
+//! advertised in our NodeInfo, so they are fixed once the first connection starts.
+//!
+//! Inside, tasks run on an executor with [`DriverOptions::threads`] threads: one router
+//! task owns the Router (everything reaches it by message, no lock), one task per
+//! connection owns that connection's `PeerConnection` (so handshakes and AEAD run in
+//! parallel), one task owns the peer store, one accepts TCP connections (admission runs in
+//! the router before any handshake work). Timers come from async-io, DNS from async-net.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod connection_task;
+pub mod echo;
+mod envelope;
+mod error;
+mod node;
+mod router_task;
 pub mod session;
+mod store_task;
+
+pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
+pub use error::DriverError;
+pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use tmp2p_core::router::{PeerError, Target};

@@ -1,0 +1,400 @@
+//! Starting a node: [`NodeBuilder`] validates the configuration, loads the peer store,
+//! opens channels (before any connection, since channels are advertised in NodeInfo) and
+//! starts the executor threads, the router task, the store task and the accept loop;
+//! [`NodeHandle`] is the running node.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use bytes::Bytes;
+use smol::{Executor, Task};
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
+use tmp2p_core::router::{self, Router};
+use tmp2p_core::typed::{decode_inbound, ChannelCodec, RawCodec};
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_store::PeerStore;
+
+use crate::envelope::{AppCommand, Channel, ChannelSender, Envelope, ErrorSender};
+use crate::error::DriverError;
+use crate::router_task::{accept_loop, Deliverer, Delivery, RouterTask};
+use crate::store_task::{run_store, StoreRequest};
+
+/// Settings of the driver itself (the protocol settings are in [`NodeConfig`]).
+#[derive(Debug, Clone)]
+pub struct DriverOptions {
+    /// Executor threads running the router, connection and application tasks (≥ 1;
+    /// connection crypto runs in parallel across them).
+    pub threads: usize,
+    /// Application commands (sends, errors, ...) queued for the router task; a full queue
+    /// makes senders wait.
+    pub command_capacity: usize,
+    /// Inbound messages buffered per channel for the application; beyond it new messages
+    /// are dropped with a warning.
+    pub inbound_capacity: usize,
+    /// Peer updates buffered per subscriber; beyond it updates are dropped with a warning.
+    pub subscriber_capacity: usize,
+    /// How long `stop` waits for queued messages to be handed to their connections
+    /// before closing them anyway.
+    pub stop_timeout: Duration,
+}
+
+impl Default for DriverOptions {
+    fn default() -> Self {
+        DriverOptions {
+            threads: 2,
+            command_capacity: 1024,
+            inbound_capacity: 1024,
+            subscriber_capacity: 256,
+            stop_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl DriverOptions {
+    fn validate(&self) -> Result<(), DriverError> {
+        let bad = |what: &str| Err(DriverError::Options(what.to_owned()));
+        if self.threads == 0 || self.threads > 256 {
+            return bad("threads must be between 1 and 256");
+        }
+        if self.command_capacity == 0 || self.inbound_capacity == 0 {
+            return bad("command_capacity and inbound_capacity must be above zero");
+        }
+        if self.subscriber_capacity == 0 {
+            return bad("subscriber_capacity must be above zero");
+        }
+        Ok(())
+    }
+}
+
+/// A stream of peer updates (`Up` with the peer's channels, `Down`).
+pub type PeerUpdates = Receiver<PeerUpdate>;
+
+/// A node being set up: open its channels, then [`NodeBuilder::start`] it.
+pub struct NodeBuilder {
+    config: NodeConfig,
+    key: NodeKey,
+    options: DriverOptions,
+    store: Box<dyn PeerStore + Send>,
+    router: Router,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    commands_tx: Sender<AppCommand>,
+    commands: Receiver<AppCommand>,
+    deliverers: BTreeMap<u8, Deliverer>,
+    subscribers: Vec<Sender<PeerUpdate>>,
+}
+
+impl NodeBuilder {
+    /// A node with the default [`DriverOptions`]; see [`NodeBuilder::with_options`].
+    ///
+    /// # Errors
+    /// As [`NodeBuilder::with_options`].
+    pub fn new(
+        config: NodeConfig,
+        key: NodeKey,
+        store: Box<dyn PeerStore + Send>,
+    ) -> Result<Self, DriverError> {
+        Self::with_options(config, key, store, DriverOptions::default())
+    }
+
+    /// Validates `config` for `key`, binds the listener (port 0 picks a free port, which
+    /// is then advertised unless `external_address` is set), and builds the Router from
+    /// the records in `store`.
+    ///
+    /// # Errors
+    /// [`DriverError::Config`], [`DriverError::Options`], [`DriverError::Bind`],
+    /// [`DriverError::Store`] (the store cannot be read), [`DriverError::Router`].
+    pub fn with_options(
+        mut config: NodeConfig,
+        key: NodeKey,
+        store: Box<dyn PeerStore + Send>,
+        options: DriverOptions,
+    ) -> Result<Self, DriverError> {
+        config.validate_for(&key)?;
+        options.validate()?;
+        let bind = |source| DriverError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
+        let local_addr = listener.local_addr().map_err(bind)?;
+        config.listen = local_addr;
+        let records = store.load()?;
+        let now = Instant::now();
+        let clock = ClockAnchor {
+            instant: now,
+            since_unix_epoch: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
+        };
+        let router = Router::new(
+            config.router_config(),
+            config.node_info(key.node_id()),
+            clock,
+            now,
+            records,
+            Box::new(rand_core::OsRng),
+        )?;
+        let (commands_tx, commands) = async_channel::bounded(options.command_capacity);
+        Ok(NodeBuilder {
+            config,
+            key,
+            options,
+            store,
+            router,
+            listener,
+            local_addr,
+            commands_tx,
+            commands,
+            deliverers: BTreeMap::new(),
+            subscribers: Vec::new(),
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Opens a typed channel: `codec` turns its bytes into `C::Message` and back. An
+    /// inbound message that does not decode is a fatal `PeerError` against its sender.
+    ///
+    /// # Errors
+    /// [`DriverError::Router`] for a duplicate id or an invalid descriptor.
+    pub fn open_channel<C: ChannelCodec>(
+        &mut self,
+        descriptor: ChannelDescriptor,
+        codec: C,
+    ) -> Result<Channel<C::Message>, DriverError> {
+        let id = descriptor.id;
+        self.router.open_channel(descriptor)?;
+        let codec = Arc::new(codec);
+        let (inbound_tx, inbound) = async_channel::bounded(self.options.inbound_capacity);
+        let decoder = Arc::clone(&codec);
+        let deliverer: Deliverer = Box::new(move |envelope: router::Envelope| {
+            let Some(from) = envelope.from else {
+                return Delivery::Delivered;
+            };
+            match decode_inbound(&*decoder, from, envelope.message) {
+                Ok(message) => match inbound_tx.try_send(Envelope {
+                    from: Some(from),
+                    to: None,
+                    channel: envelope.channel,
+                    message,
+                }) {
+                    Ok(()) => Delivery::Delivered,
+                    Err(TrySendError::Full(_)) => Delivery::Full,
+                    Err(TrySendError::Closed(_)) => Delivery::Closed,
+                },
+                Err(error) => Delivery::Undecodable(error),
+            }
+        });
+        self.deliverers.insert(id, deliverer);
+        let encode = Arc::new(move |message: &C::Message| codec.encode(message));
+        Ok(Channel {
+            id,
+            inbound,
+            outbound: ChannelSender::new(id, encode, self.commands_tx.clone()),
+            errors: ErrorSender::new(self.commands_tx.clone()),
+        })
+    }
+
+    /// Opens a channel of raw bytes (no decoding).
+    ///
+    /// # Errors
+    /// As [`NodeBuilder::open_channel`].
+    pub fn open_raw_channel(
+        &mut self,
+        descriptor: ChannelDescriptor,
+    ) -> Result<Channel<Bytes>, DriverError> {
+        self.open_channel(descriptor, RawCodec)
+    }
+
+    /// Peer updates from the very start (no update is missed).
+    pub fn subscribe(&mut self) -> PeerUpdates {
+        let (tx, rx) = async_channel::bounded(self.options.subscriber_capacity);
+        self.subscribers.push(tx);
+        rx
+    }
+
+    /// Starts the node: executor threads, store task, router task (which dials the
+    /// configured persistent and bootstrap peers and the stored ones) and the accept loop.
+    ///
+    /// # Errors
+    /// [`DriverError::Thread`], [`DriverError::Bind`] (the listener cannot be made
+    /// non-blocking), [`DriverError::Router`] (a configured peer is refused).
+    pub async fn start(self) -> Result<NodeHandle, DriverError> {
+        let NodeBuilder {
+            config,
+            key,
+            options,
+            store,
+            mut router,
+            listener,
+            local_addr,
+            commands_tx,
+            commands,
+            deliverers,
+            subscribers,
+        } = self;
+        let now = Instant::now();
+        for address in config.initial_peers() {
+            router.add_peer(now, address.clone())?;
+        }
+        let listener =
+            async_net::TcpListener::try_from(listener).map_err(|source| DriverError::Bind {
+                addr: local_addr,
+                source,
+            })?;
+
+        let executor = Arc::new(Executor::new());
+        let (shutdown, shutdown_rx) = async_channel::bounded::<()>(1);
+        let mut threads = Vec::new();
+        for i in 0..options.threads {
+            let executor = Arc::clone(&executor);
+            let shutdown_rx = shutdown_rx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("tmp2p-smol-{i}"))
+                .spawn(move || {
+                    smol::block_on(executor.run(async {
+                        let _ = shutdown_rx.recv().await;
+                    }))
+                })
+                .map_err(DriverError::Thread)?;
+            threads.push(thread);
+        }
+
+        let (store_tx, store_rx) = async_channel::unbounded::<StoreRequest>();
+        executor.spawn(run_store(store, store_rx)).detach();
+        let (inputs_tx, inputs) = async_channel::bounded(options.command_capacity);
+        let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
+        let node_id = key.node_id();
+        let task = RouterTask {
+            router,
+            key,
+            executor: Arc::downgrade(&executor),
+            inputs,
+            inputs_tx,
+            commands,
+            deliverers,
+            subscribers,
+            store: store_tx,
+            listener: Some(accept),
+            dial_timeout: config.router.dial_timeout,
+            stop_timeout: options.stop_timeout,
+        };
+        let span = tracing::info_span!("node", id = %node_id);
+        let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));
+        tracing::info!(%node_id, %local_addr, "node started");
+        Ok(NodeHandle {
+            commands: commands_tx,
+            node_id,
+            local_addr,
+            subscriber_capacity: options.subscriber_capacity,
+            executor,
+            router_task: Some(router_task),
+            threads,
+            shutdown: Some(shutdown),
+        })
+    }
+}
+
+/// A running node. Dropping it without [`NodeHandle::stop`] aborts every task at once
+/// (nothing is flushed).
+pub struct NodeHandle {
+    commands: Sender<AppCommand>,
+    node_id: NodeId,
+    local_addr: SocketAddr,
+    subscriber_capacity: usize,
+    executor: Arc<Executor<'static>>,
+    router_task: Option<Task<()>>,
+    threads: Vec<JoinHandle<()>>,
+    shutdown: Option<Sender<()>>,
+}
+
+impl NodeHandle {
+    /// Our node id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Adds a peer address (dialed when the PeerManager decides). Returns whether the
+    /// address was new.
+    ///
+    /// # Errors
+    /// [`DriverError::Router`] when the PeerManager refuses it, [`DriverError::Stopped`].
+    pub async fn add_peer(&self, address: NodeAddress) -> Result<bool, DriverError> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.request(AppCommand::AddPeer(address, tx)).await?;
+        Ok(rx.recv().await.map_err(|_| DriverError::Stopped)??)
+    }
+
+    /// A stream of peer updates from now on.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`].
+    pub async fn subscribe(&self) -> Result<PeerUpdates, DriverError> {
+        let (tx, rx) = async_channel::bounded(self.subscriber_capacity);
+        self.request(AppCommand::Subscribe(tx)).await?;
+        Ok(rx)
+    }
+
+    /// The peers connected right now.
+    ///
+    /// # Errors
+    /// [`DriverError::Stopped`].
+    pub async fn connected_peers(&self) -> Result<Vec<NodeId>, DriverError> {
+        let (tx, rx) = async_channel::bounded(1);
+        self.request(AppCommand::ConnectedPeers(tx)).await?;
+        rx.recv().await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Runs `future` on the node's executor threads (e.g. a reactor such as
+    /// [`crate::echo::run_echo`]); it is dropped when the node stops.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        future: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Task<T> {
+        self.executor.spawn(future)
+    }
+
+    /// Stops gracefully: no new connections; every message already sent through a
+    /// channel is handed to its connection, every connection flushes its queue and
+    /// closes, the peer store is synced; then the executor threads end.
+    pub async fn stop(mut self) {
+        let (tx, rx) = async_channel::bounded(1);
+        if self.commands.send(AppCommand::Stop(tx)).await.is_ok() {
+            let _ = rx.recv().await;
+        }
+        if let Some(task) = self.router_task.take() {
+            task.await;
+        }
+        self.shutdown = None;
+        let threads = std::mem::take(&mut self.threads);
+        smol::unblock(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+
+    async fn request(&self, command: AppCommand) -> Result<(), DriverError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+}

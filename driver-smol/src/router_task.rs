@@ -1,0 +1,441 @@
+//! The task that owns the Router (no lock around it: everything reaches it as a message).
+//! It carries out every `RouterAction` (dials, DNS lookups, sends and closes to connection
+//! tasks, deliveries to channels, peer updates to subscribers, store batches to the store
+//! task), feeds it connection events, accepted sockets and application commands, arms its
+//! timer, and runs the graceful stop: wait until every routed message is handed to its
+//! connection, close every connection (each flushes its queue), wait for their `Closed`
+//! events, sync the store.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use async_channel::{Receiver, Sender, TrySendError};
+use async_io::Timer;
+use async_net::TcpStream;
+use futures_lite::future;
+use smol::{Executor, Task};
+use tmp2p_core::address::{NodeAddress, Resolution};
+use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::peer_manager::{PeerUpdate, StoreOp};
+use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError, Router, RouterAction};
+use tmp2p_core::typed::UndecodableMessage;
+use tmp2p_core::NodeKey;
+use tracing::Instrument;
+
+use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
+use crate::envelope::AppCommand;
+use crate::store_task::StoreRequest;
+
+/// How long the stop waits past its deadline for connections to report `Closed`.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// What reaches the router task from connections, dials, lookups and the accept loop.
+pub(crate) enum RouterInput {
+    /// An event of a connection's `PeerConnection`.
+    Connection(ConnectionId, PeerEvent),
+    /// The connection took one `Send`.
+    Accepted(ConnectionId),
+    /// A TCP connect finished.
+    Dialed {
+        conn: ConnectionId,
+        socket: SocketAddr,
+        result: std::io::Result<TcpStream>,
+    },
+    /// A TCP connection arrived.
+    Incoming(TcpStream, SocketAddr),
+    /// A DNS lookup finished (no IPs: it did not resolve).
+    Resolved(NodeAddress, Vec<IpAddr>),
+}
+
+/// The outcome of handing an inbound envelope to its channel.
+pub(crate) enum Delivery {
+    Delivered,
+    Undecodable(UndecodableMessage),
+    Full,
+    Closed,
+}
+
+/// Decodes an inbound envelope and offers it to the channel's receiver.
+pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send>;
+
+struct ConnEntry {
+    inputs: Sender<ConnInput>,
+    /// `Send`s handed to the connection and not yet confirmed.
+    outstanding: usize,
+}
+
+struct Stopping {
+    replies: Vec<Sender<()>>,
+    deadline: Instant,
+    closing: bool,
+}
+
+/// Everything the router task owns.
+pub(crate) struct RouterTask {
+    pub(crate) router: Router,
+    pub(crate) key: NodeKey,
+    pub(crate) executor: Weak<Executor<'static>>,
+    pub(crate) inputs: Receiver<RouterInput>,
+    pub(crate) inputs_tx: Sender<RouterInput>,
+    pub(crate) commands: Receiver<AppCommand>,
+    pub(crate) deliverers: BTreeMap<u8, Deliverer>,
+    pub(crate) subscribers: Vec<Sender<PeerUpdate>>,
+    pub(crate) store: Sender<StoreRequest>,
+    pub(crate) listener: Option<Task<()>>,
+    pub(crate) dial_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
+}
+
+enum Wake {
+    Input(RouterInput),
+    Command(Option<AppCommand>),
+    Timer,
+}
+
+impl RouterTask {
+    /// Runs until a stop completes (or the executor goes away).
+    pub(crate) async fn run(mut self) {
+        let mut conns: BTreeMap<ConnectionId, ConnEntry> = BTreeMap::new();
+        let mut stopping: Option<Stopping> = None;
+        let mut commands_open = true;
+        loop {
+            self.drain_actions(&mut conns, stopping.is_some());
+            if let Some(stop) = &mut stopping {
+                let now = Instant::now();
+                if !stop.closing
+                    && (conns.values().all(|c| c.outstanding == 0) || now >= stop.deadline)
+                {
+                    tracing::debug!(connections = conns.len(), "closing every connection");
+                    for entry in conns.values() {
+                        let _ = entry
+                            .inputs
+                            .try_send(ConnInput::Command(ConnCommand::Close));
+                    }
+                    stop.closing = true;
+                }
+                if stop.closing && (conns.is_empty() || now >= stop.deadline + CLOSE_GRACE) {
+                    break;
+                }
+            }
+            let timeout = match (self.router.poll_timeout(), &stopping) {
+                (Some(at), Some(stop)) => Some(at.min(stop.deadline)),
+                (at, stop) => at.or(stop.as_ref().map(|s| s.deadline)),
+            };
+            let wake = future::or(
+                future::or(
+                    async {
+                        match self.inputs.recv().await {
+                            Ok(input) => Wake::Input(input),
+                            Err(_) => future::pending().await,
+                        }
+                    },
+                    async {
+                        if !commands_open {
+                            future::pending::<()>().await;
+                        }
+                        Wake::Command(self.commands.recv().await.ok())
+                    },
+                ),
+                async {
+                    match timeout {
+                        Some(at) => Timer::at(at).await,
+                        None => future::pending().await,
+                    };
+                    Wake::Timer
+                },
+            )
+            .await;
+            let now = Instant::now();
+            match wake {
+                Wake::Input(input) => self.on_input(now, input, &mut conns, stopping.is_some()),
+                Wake::Command(None) => commands_open = false,
+                Wake::Command(Some(AppCommand::Stop(reply))) => match &mut stopping {
+                    Some(stop) => stop.replies.push(reply),
+                    None => {
+                        tracing::info!("stopping: flushing queued messages");
+                        // Dropping the accept loop's task cancels it: no new connections.
+                        self.listener = None;
+                        stopping = Some(Stopping {
+                            replies: vec![reply],
+                            deadline: now + self.stop_timeout,
+                            closing: false,
+                        });
+                    }
+                },
+                Wake::Command(Some(command)) => self.on_command(now, command),
+                Wake::Timer => self.router.handle_timeout(now),
+            }
+        }
+        // Last store operations (the disconnections), then sync.
+        self.drain_actions(&mut conns, true);
+        let (synced_tx, synced) = async_channel::bounded(1);
+        if self.store.try_send(StoreRequest::Sync(synced_tx)).is_ok() {
+            let _ = synced.recv().await;
+        }
+        tracing::info!("stopped");
+        if let Some(stop) = stopping {
+            for reply in stop.replies {
+                let _ = reply.try_send(());
+            }
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, command: AppCommand) {
+        match command {
+            AppCommand::Send(envelope) => self.router.send(envelope),
+            AppCommand::Error(error) => self.router.report_error(now, error),
+            AppCommand::AddPeer(address, reply) => {
+                let _ = reply.try_send(self.router.add_peer(now, address));
+            }
+            AppCommand::Subscribe(subscriber) => self.subscribers.push(subscriber),
+            AppCommand::ConnectedPeers(reply) => {
+                let _ = reply.try_send(self.router.connected_peers().collect());
+            }
+            AppCommand::Stop(_) => {}
+        }
+    }
+
+    fn on_input(
+        &mut self,
+        now: Instant,
+        input: RouterInput,
+        conns: &mut BTreeMap<ConnectionId, ConnEntry>,
+        stopping: bool,
+    ) {
+        match input {
+            RouterInput::Connection(conn, event) => {
+                if matches!(event, PeerEvent::Closed { .. }) {
+                    conns.remove(&conn);
+                }
+                self.router.handle_connection_event(now, conn, event);
+            }
+            RouterInput::Accepted(conn) => {
+                if let Some(entry) = conns.get_mut(&conn) {
+                    entry.outstanding = entry.outstanding.saturating_sub(1);
+                }
+                self.router.message_accepted(conn);
+            }
+            RouterInput::Dialed {
+                conn,
+                socket,
+                result,
+            } => match result {
+                Ok(_) if stopping => self.router.dial_failed(now, conn),
+                Ok(stream) => match self.router.dial_succeeded(now, conn, socket) {
+                    Ok(params) => self.spawn_connection(params, stream, socket, conns),
+                    Err(error) => tracing::debug!(%conn, %error, "late dial result dropped"),
+                },
+                Err(error) => {
+                    tracing::debug!(%conn, %socket, %error, "dial failed");
+                    self.router.dial_failed(now, conn);
+                }
+            },
+            RouterInput::Incoming(stream, remote) => {
+                if stopping {
+                    return;
+                }
+                match self.router.accept(now, remote) {
+                    Ok(params) => self.spawn_connection(params, stream, remote, conns),
+                    Err(error) => tracing::debug!(%remote, %error, "inbound connection refused"),
+                }
+            }
+            RouterInput::Resolved(address, ips) => self.router.resolved(now, &address, &ips),
+        }
+    }
+
+    fn spawn_connection(
+        &self,
+        params: ConnectionParams,
+        stream: TcpStream,
+        remote: SocketAddr,
+        conns: &mut BTreeMap<ConnectionId, ConnEntry>,
+    ) {
+        let Some(executor) = self.executor.upgrade() else {
+            return;
+        };
+        let conn = params.conn;
+        let (inputs_tx, inputs) = async_channel::unbounded();
+        let span = tracing::info_span!("peer", %conn, %remote, direction = ?params.direction);
+        let task = ConnTask {
+            params,
+            key: self.key.clone(),
+            stream,
+            inputs,
+            inputs_tx: inputs_tx.clone(),
+            router: self.inputs_tx.clone(),
+            executor: std::sync::Arc::downgrade(&executor),
+        };
+        executor.spawn(task.run().instrument(span)).detach();
+        conns.insert(
+            conn,
+            ConnEntry {
+                inputs: inputs_tx,
+                outstanding: 0,
+            },
+        );
+    }
+
+    /// Carries out every pending action; store operations go out as one batch.
+    fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
+        let mut batch: Vec<StoreOp> = Vec::new();
+        while let Some(action) = self.router.poll_action() {
+            let now = Instant::now();
+            match action {
+                RouterAction::Dial {
+                    conn,
+                    address,
+                    socket,
+                } => {
+                    if stopping {
+                        self.router.dial_failed(now, conn);
+                    } else {
+                        self.spawn_dial(conn, address, socket);
+                    }
+                }
+                RouterAction::Resolve { address } => self.spawn_resolve(address),
+                RouterAction::Send {
+                    conn,
+                    channel,
+                    message,
+                } => {
+                    if let Some(entry) = conns.get_mut(&conn) {
+                        let command = ConnCommand::Send { channel, message };
+                        if entry.inputs.try_send(ConnInput::Command(command)).is_ok() {
+                            entry.outstanding += 1;
+                        }
+                    }
+                }
+                RouterAction::Close { conn } => {
+                    if let Some(entry) = conns.get(&conn) {
+                        let _ = entry
+                            .inputs
+                            .try_send(ConnInput::Command(ConnCommand::Close));
+                    }
+                }
+                RouterAction::Deliver(envelope) => self.deliver(now, envelope),
+                RouterAction::PeerUpdate(update) => {
+                    tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+                    self.subscribers
+                        .retain(|s| match s.try_send(update.clone()) {
+                            Ok(()) => true,
+                            Err(TrySendError::Full(_)) => {
+                                tracing::warn!("peer-update subscriber is full: update dropped");
+                                true
+                            }
+                            Err(TrySendError::Closed(_)) => false,
+                        });
+                }
+                RouterAction::Store(op) => batch.push(op),
+            }
+        }
+        if !batch.is_empty() {
+            let _ = self.store.try_send(StoreRequest::Apply(batch));
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, envelope: router::Envelope) {
+        let channel = envelope.channel;
+        let Some(deliverer) = self.deliverers.get(&channel) else {
+            tracing::debug!(channel, "no receiver for channel: dropped");
+            return;
+        };
+        match deliverer(envelope) {
+            Delivery::Delivered => {}
+            Delivery::Undecodable(error) => {
+                self.router.report_error(
+                    now,
+                    PeerError {
+                        node: error.from,
+                        reason: error.to_string(),
+                        fatal: true,
+                    },
+                );
+            }
+            Delivery::Full => {
+                tracing::warn!(channel, "inbound channel full: message dropped");
+            }
+            Delivery::Closed => {
+                tracing::debug!(channel, "inbound receiver dropped: message dropped");
+            }
+        }
+    }
+
+    fn spawn_dial(&self, conn: ConnectionId, address: NodeAddress, socket: SocketAddr) {
+        let Some(executor) = self.executor.upgrade() else {
+            return;
+        };
+        let inputs = self.inputs_tx.clone();
+        let timeout = self.dial_timeout;
+        let span = tracing::debug_span!("dial", peer = %address.node_id, %socket);
+        executor
+            .spawn(
+                async move {
+                    let result = future::or(TcpStream::connect(socket), async {
+                        Timer::after(timeout).await;
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("connect did not finish within {timeout:?}"),
+                        ))
+                    })
+                    .await;
+                    let _ = inputs
+                        .send(RouterInput::Dialed {
+                            conn,
+                            socket,
+                            result,
+                        })
+                        .await;
+                }
+                .instrument(span),
+            )
+            .detach();
+    }
+
+    fn spawn_resolve(&self, address: NodeAddress) {
+        let Some(executor) = self.executor.upgrade() else {
+            return;
+        };
+        let inputs = self.inputs_tx.clone();
+        executor
+            .spawn(async move {
+                let ips = match address.resolution() {
+                    Ok(Resolution::Lookup { hostname, port }) => {
+                        match async_net::resolve((hostname.as_str(), port)).await {
+                            Ok(found) => found.into_iter().map(|s| s.ip()).collect(),
+                            Err(error) => {
+                                tracing::debug!(%hostname, %error, "DNS lookup failed");
+                                Vec::new()
+                            }
+                        }
+                    }
+                    _ => Vec::new(),
+                };
+                let _ = inputs.send(RouterInput::Resolved(address, ips)).await;
+            })
+            .detach();
+    }
+}
+
+/// The accept loop: every TCP connection goes to the router task, which admits or refuses
+/// it before any handshake work.
+pub(crate) async fn accept_loop(listener: async_net::TcpListener, inputs: Sender<RouterInput>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                if inputs
+                    .send(RouterInput::Incoming(stream, remote))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                Timer::after(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
