@@ -1,0 +1,695 @@
+//! The simulator's driver loop: what a real driver does for each `RouterAction`,
+//! `PeerEvent` and network event, for every node, in a deterministic order; and the step
+//! that advances virtual time to the next event or timer, with the hot-loop check.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tmp2p_core::connection::{PeerConnection, PeerEvent};
+use tmp2p_core::mconn::SendError;
+use tmp2p_core::router::{ConnectionId, ConnectionParams, RouterAction};
+
+use super::network::{End, Link, LinkId, NetEvent};
+use super::node::{Received, SimConn};
+use super::reactor::ReactorCtx;
+use super::{Sim, SimError};
+
+/// Service rounds of one node in one call before the driver itself is declared looping.
+const MAX_ROUNDS: usize = 1_000_000;
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Sim {
+    /// Adds a record to the trace, stamped with the virtual time.
+    pub(crate) fn record(&mut self, tag: &str, fields: &[u64], bytes: &[u8]) {
+        let at = nanos(self.elapsed());
+        self.trace.record(tag, at, fields, bytes);
+    }
+
+    fn node_timer(&self, i: usize) -> Option<Instant> {
+        let running = self.nodes.get(i)?.running.as_ref()?;
+        running
+            .conns
+            .values()
+            .fold(running.router.poll_timeout(), |t, c| {
+                earliest(t, c.pc.poll_timeout())
+            })
+    }
+
+    /// The next instant something is due: a network event or a machine's timer.
+    pub(crate) fn next_time(&self) -> Option<Instant> {
+        (0..self.nodes.len()).fold(self.events.next_time(), |t, i| {
+            earliest(t, self.node_timer(i))
+        })
+    }
+
+    /// Advances virtual time to the next network event or timer and handles everything due
+    /// then. Returns `false` when nothing at all is left to happen.
+    ///
+    /// # Errors
+    /// [`SimError::HotLoop`] when a machine woken for its timer did nothing and is still
+    /// due.
+    pub fn step(&mut self) -> Result<bool, SimError> {
+        let Some(next) = self.next_time() else {
+            return Ok(false);
+        };
+        if next > self.now {
+            self.now = next;
+        }
+        let now = self.now;
+        if self.events.next_time().is_some_and(|t| t <= now) {
+            while let Some(event) = self.events.pop_due(now) {
+                self.handle_event(event)?;
+            }
+            return Ok(true);
+        }
+        for i in 0..self.nodes.len() {
+            if !self.node_timer(i).is_some_and(|t| t <= now) {
+                continue;
+            }
+            let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+                continue;
+            };
+            if running.router.poll_timeout().is_some_and(|t| t <= now) {
+                running.router.handle_timeout(now);
+            }
+            for conn in running.conns.values_mut() {
+                if conn.pc.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.pc.handle_timeout(now);
+                }
+            }
+            let progressed = self.service_rounds(i)?;
+            if !progressed && self.node_timer(i).is_some_and(|t| t <= now) {
+                return Err(self.hot_loop(i));
+            }
+        }
+        Ok(true)
+    }
+
+    fn hot_loop(&self, i: usize) -> SimError {
+        let now = self.now;
+        let machine = self
+            .nodes
+            .get(i)
+            .and_then(|n| n.running.as_ref())
+            .map_or_else(String::new, |r| {
+                if r.router.poll_timeout().is_some_and(|t| t <= now) {
+                    "router".to_owned()
+                } else {
+                    r.conns
+                        .iter()
+                        .find(|(_, c)| c.pc.poll_timeout().is_some_and(|t| t <= now))
+                        .map_or_else(String::new, |(id, _)| format!("connection {id}"))
+                }
+            });
+        SimError::HotLoop {
+            at: self.elapsed(),
+            node: i,
+            machine,
+        }
+    }
+
+    /// Does all of node `i`'s work that needs no time to pass.
+    pub(crate) fn service(&mut self, i: usize) -> Result<(), SimError> {
+        self.service_rounds(i).map(|_| ())
+    }
+
+    /// As [`Sim::service`]; returns whether anything happened.
+    fn service_rounds(&mut self, i: usize) -> Result<bool, SimError> {
+        let Some(node) = self.nodes.get(i) else {
+            return Err(SimError::NoSuchNode(i));
+        };
+        let span = tracing::debug_span!("node", idx = i, inc = node.incarnation);
+        let _entered = span.enter();
+        let mut any = false;
+        for _ in 0..MAX_ROUNDS {
+            let mut progress = false;
+            while let Some(action) = self
+                .nodes
+                .get_mut(i)
+                .and_then(|n| n.running.as_mut())
+                .and_then(|r| r.router.poll_action())
+            {
+                progress = true;
+                self.on_action(i, action);
+            }
+            progress |= self.flush_pending(i);
+            progress |= self.pump_connections(i);
+            progress |= self.dispatch(i);
+            if !progress {
+                return Ok(any);
+            }
+            any = true;
+        }
+        Err(SimError::HotLoop {
+            at: self.elapsed(),
+            node: i,
+            machine: "driver service loop".to_owned(),
+        })
+    }
+
+    fn on_action(&mut self, i: usize, action: RouterAction) {
+        let now = self.now;
+        match action {
+            RouterAction::Dial { conn, socket, .. } => self.dial(i, conn, socket),
+            RouterAction::Resolve { address } => {
+                // No DNS in the simulation: every hostname fails to resolve.
+                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
+                    r.router.resolved(now, &address, &[]);
+                }
+            }
+            RouterAction::Send {
+                conn,
+                channel,
+                message,
+            } => {
+                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
+                    r.pending.push_back((conn, channel, message));
+                }
+            }
+            RouterAction::Close { conn } => {
+                if let Some(c) = self
+                    .nodes
+                    .get_mut(i)
+                    .and_then(|n| n.running.as_mut())
+                    .and_then(|r| r.conns.get_mut(&conn))
+                {
+                    c.pc.close();
+                }
+            }
+            RouterAction::Deliver(envelope) => {
+                let from = envelope.from.and_then(|id| self.index_of(id));
+                let from_field = from.map_or(u64::MAX, |f| f as u64);
+                self.record(
+                    "deliver",
+                    &[i as u64, from_field, u64::from(envelope.channel)],
+                    &envelope.message,
+                );
+                let at = self.elapsed();
+                let Some(node) = self.nodes.get_mut(i) else {
+                    return;
+                };
+                node.received_count += 1;
+                if node.record_messages {
+                    if let Some(from) = envelope.from {
+                        node.received.push(Received {
+                            at,
+                            from,
+                            channel: envelope.channel,
+                            message: envelope.message.clone(),
+                        });
+                    }
+                }
+                if node.reactors.contains_key(&envelope.channel) {
+                    node.inbox
+                        .entry(envelope.channel)
+                        .or_default()
+                        .push_back(envelope);
+                }
+            }
+            RouterAction::PeerUpdate(update) => {
+                let peer = self.index_of(update.node_id).map_or(u64::MAX, |p| p as u64);
+                self.record("update", &[i as u64, peer, update.status as u64], &[]);
+                let at = self.elapsed();
+                if let Some(node) = self.nodes.get_mut(i) {
+                    node.updates.push((at, update));
+                }
+            }
+            RouterAction::Store(op) => {
+                if let Some(node) = self.nodes.get_mut(i) {
+                    node.apply_store(op);
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, i: usize, conn: ConnectionId, to: SocketAddr) {
+        self.next_port = self.next_port.wrapping_add(1);
+        let port = 1024 + u16::try_from(self.next_port % 60_000).unwrap_or(0);
+        let (Some(from_ip), Some(incarnation)) = (
+            self.nodes.get(i).map(|n| n.spec.ip),
+            self.nodes.get(i).map(|n| n.incarnation),
+        ) else {
+            return;
+        };
+        let target = self.by_ip.get(&to.ip()).copied();
+        self.record(
+            "dial",
+            &[i as u64, target.map_or(u64::MAX, |t| t as u64)],
+            &[],
+        );
+        let params = target.map_or(self.default_link, |t| self.link_between(i, t));
+        let at = self.now + params.delay(&mut self.rng);
+        self.events.push(
+            at,
+            NetEvent::Connect {
+                dialer: i,
+                incarnation,
+                conn,
+                from: SocketAddr::new(from_ip, port),
+                to,
+            },
+        );
+    }
+
+    fn flush_pending(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+            return false;
+        };
+        let mut progress = false;
+        let mut kept = VecDeque::new();
+        while let Some((conn, channel, message)) = running.pending.pop_front() {
+            match running
+                .conns
+                .get_mut(&conn)
+                .map(|c| c.pc.send(now, channel, message))
+            {
+                Some(Ok(())) => {
+                    progress = true;
+                    running.router.message_accepted(conn);
+                }
+                Some(Err(SendError::Full(message))) => kept.push_back((conn, channel, message)),
+                // The connection is gone or closing: its Closed event tells the router.
+                _ => progress = true,
+            }
+        }
+        running.pending = kept;
+        progress
+    }
+
+    fn pump_connections(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+            return false;
+        };
+        let ids: Vec<ConnectionId> = running.conns.keys().copied().collect();
+        let mut progress = false;
+        for conn in ids {
+            let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+                return progress;
+            };
+            let Some(c) = running.conns.get_mut(&conn) else {
+                continue;
+            };
+            let mut out = BytesMut::new();
+            let mut events = Vec::new();
+            while let Some(event) = c.pc.poll_event() {
+                events.push(event);
+            }
+            while c.pc.poll_transmit(now, &mut out) {}
+            while let Some(event) = c.pc.poll_event() {
+                events.push(event);
+            }
+            let closed = events.iter().any(|e| matches!(e, PeerEvent::Closed { .. }));
+            if closed {
+                while c.pc.poll_transmit(now, &mut out) {}
+            }
+            let (link, side) = (c.link, c.side);
+            for event in events {
+                progress = true;
+                running.router.handle_connection_event(now, conn, event);
+            }
+            if closed {
+                running.conns.remove(&conn);
+            }
+            if !out.is_empty() {
+                progress = true;
+                self.transmit(link, side, out.freeze());
+            }
+            if closed {
+                self.record("closed", &[i as u64, link], &[]);
+                self.close_end(link, side);
+            }
+        }
+        progress
+    }
+
+    fn dispatch(&mut self, i: usize) -> bool {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let Some(node) = self.nodes.get_mut(i) else {
+            return false;
+        };
+        let node_id = node.id();
+        let mut progress = false;
+        let channels: Vec<u8> = node
+            .inbox
+            .iter()
+            .filter(|(ch, q)| !q.is_empty() && !node.paused.contains(ch))
+            .map(|(ch, _)| *ch)
+            .collect();
+        for channel in channels {
+            while let Some(envelope) = node.inbox.get_mut(&channel).and_then(|q| q.pop_front()) {
+                let Some(reactor) = node.reactors.get_mut(&channel) else {
+                    break;
+                };
+                progress = true;
+                let mut ctx = ReactorCtx {
+                    now: elapsed,
+                    node: i,
+                    node_id,
+                    sends: Vec::new(),
+                    errors: Vec::new(),
+                };
+                reactor.on_message(&mut ctx, &envelope);
+                if let Some(running) = node.running.as_mut() {
+                    for send in ctx.sends {
+                        running.router.send(send);
+                    }
+                    for error in ctx.errors {
+                        running.router.report_error(now, error);
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    /// Puts bytes sent by end `side` of `link` on the wire.
+    fn transmit(&mut self, link_id: LinkId, side: usize, bytes: Bytes) {
+        let now = self.now;
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return;
+        };
+        let open = link.ends.get(side).is_some_and(|e| e.open);
+        if link.dead || link.blackholed || !open {
+            return;
+        }
+        let other = 1 - (side & 1);
+        let [a, b] = [link.ends[0].node, link.ends[1].node];
+        if self.partition.separated(a, b) {
+            link.blackholed = true;
+            self.record("blackhole", &[link_id], &[]);
+            return;
+        }
+        if link.params.lose(&mut self.rng) {
+            link.dead = true;
+            let far = (now + link.params.delay(&mut self.rng)).max(link.last_arrival[side & 1]);
+            self.events.push(
+                far,
+                NetEvent::Fin {
+                    link: link_id,
+                    to: other,
+                },
+            );
+            self.events.push(
+                now,
+                NetEvent::Fin {
+                    link: link_id,
+                    to: side,
+                },
+            );
+            self.record("lost", &[link_id, side as u64], &bytes);
+            return;
+        }
+        let at = link.schedule(side, bytes.len(), now, &mut self.rng);
+        self.record("tx", &[link_id, side as u64], &bytes);
+        self.events.push(
+            at,
+            NetEvent::Segment {
+                link: link_id,
+                to: other,
+                bytes,
+            },
+        );
+    }
+
+    /// End `side` of `link` is closed: FIN to the far end after what it already sent.
+    pub(crate) fn close_end(&mut self, link_id: LinkId, side: usize) {
+        let now = self.now;
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return;
+        };
+        let side = side & 1;
+        let other = 1 - side;
+        if !link.ends[side].open {
+            return;
+        }
+        link.ends[side].open = false;
+        if !link.ends[other].open {
+            self.links.remove(&link_id);
+            return;
+        }
+        let [a, b] = [link.ends[0].node, link.ends[1].node];
+        if link.dead || link.blackholed || self.partition.separated(a, b) {
+            return;
+        }
+        let at = (now + link.params.delay(&mut self.rng)).max(link.last_arrival[side]);
+        self.events.push(
+            at,
+            NetEvent::Fin {
+                link: link_id,
+                to: other,
+            },
+        );
+    }
+
+    fn handle_event(&mut self, event: NetEvent) -> Result<(), SimError> {
+        let kind = event.kind();
+        match event {
+            NetEvent::Connect {
+                dialer,
+                incarnation,
+                conn,
+                from,
+                to,
+            } => self.on_connect(dialer, incarnation, conn, from, to),
+            NetEvent::Accepted { link, conn, to } => self.on_accepted(link, conn, to),
+            NetEvent::Refused {
+                dialer,
+                incarnation,
+                conn,
+            } => {
+                self.record(kind, &[dialer as u64], &[]);
+                let now = self.now;
+                if let Some(r) = self.running_as(dialer, incarnation) {
+                    r.router.dial_failed(now, conn);
+                }
+                self.service(dialer)
+            }
+            NetEvent::Segment { link, to, bytes } => self.on_bytes(link, to, Some(bytes)),
+            NetEvent::Fin { link, to } => self.on_bytes(link, to, None),
+        }
+    }
+
+    fn running_as(&mut self, i: usize, incarnation: u32) -> Option<&mut super::node::Running> {
+        self.nodes
+            .get_mut(i)
+            .filter(|n| n.incarnation == incarnation)
+            .and_then(|n| n.running.as_mut())
+    }
+
+    fn on_connect(
+        &mut self,
+        dialer: usize,
+        incarnation: u32,
+        conn: ConnectionId,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let target = self
+            .by_ip
+            .get(&to.ip())
+            .copied()
+            .filter(|_| to.port() == super::LISTEN_PORT);
+        let target_up = target.filter(|&t| self.nodes.get(t).is_some_and(|n| n.is_running()));
+        self.record(
+            "connect",
+            &[dialer as u64, target_up.map_or(u64::MAX, |t| t as u64)],
+            &[],
+        );
+        let Some(t) = target_up else {
+            if target.is_some_and(|t| self.partition.separated(dialer, t)) {
+                return Ok(());
+            }
+            let params = self.default_link;
+            let at = now + params.delay(&mut self.rng);
+            self.events.push(
+                at,
+                NetEvent::Refused {
+                    dialer,
+                    incarnation,
+                    conn,
+                },
+            );
+            return Ok(());
+        };
+        if self.partition.separated(dialer, t) {
+            return Ok(());
+        }
+        let params = self.link_between(dialer, t);
+        let Some(node) = self.nodes.get_mut(t) else {
+            return Err(SimError::NoSuchNode(t));
+        };
+        let target_incarnation = node.incarnation;
+        let Some(running) = node.running.as_mut() else {
+            return Ok(());
+        };
+        let accepted = running.router.accept(now, from);
+        let link_id = self.next_link;
+        self.next_link += 1;
+        let end = |node, incarnation, conn| End {
+            node,
+            incarnation,
+            conn,
+            open: true,
+            early: BytesMut::new(),
+            early_eof: false,
+        };
+        let target_conn = accepted.as_ref().ok().map(|p| p.conn);
+        let mut link = Link::new(
+            [
+                end(dialer, incarnation, None),
+                end(t, target_incarnation, target_conn),
+            ],
+            params,
+            now,
+        );
+        let ack = now + params.delay(&mut self.rng);
+        link.last_arrival[1] = ack;
+        self.links.insert(link_id, link);
+        self.events.push(
+            ack,
+            NetEvent::Accepted {
+                link: link_id,
+                conn,
+                to,
+            },
+        );
+        match accepted {
+            Ok(params) => {
+                self.attach(t, link_id, 1, params);
+                self.service(t)
+            }
+            Err(error) => {
+                tracing::debug!(node = t, %error, "connection refused at admission");
+                self.record(
+                    "refused-admission",
+                    &[t as u64],
+                    error.to_string().as_bytes(),
+                );
+                self.close_end(link_id, 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates the `PeerConnection` of end `side` of `link` on node `i`.
+    fn attach(&mut self, i: usize, link: LinkId, side: usize, params: ConnectionParams) {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(i) else {
+            return;
+        };
+        let key = &node.key;
+        let Some(running) = node.running.as_mut() else {
+            return;
+        };
+        let mut pc = PeerConnection::new(
+            now,
+            key,
+            params.node_info,
+            params.direction,
+            params.config,
+            &mut running.rng,
+        );
+        if let Some(end) = self.links.get_mut(&link).and_then(|l| l.ends.get_mut(side)) {
+            end.conn = Some(params.conn);
+            if !end.early.is_empty() {
+                let early = std::mem::take(&mut end.early);
+                let _ = pc.handle_input(now, &early);
+            }
+            if end.early_eof {
+                pc.handle_eof();
+            }
+        }
+        running
+            .conns
+            .insert(params.conn, SimConn { pc, link, side });
+    }
+
+    fn on_accepted(
+        &mut self,
+        link: LinkId,
+        conn: ConnectionId,
+        to: SocketAddr,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let Some((dialer, incarnation)) = self
+            .links
+            .get(&link)
+            .map(|l| (l.ends[0].node, l.ends[0].incarnation))
+        else {
+            return Ok(());
+        };
+        self.record("accepted", &[dialer as u64, link], &[]);
+        let result = self
+            .running_as(dialer, incarnation)
+            .map(|r| r.router.dial_succeeded(now, conn, to));
+        match result {
+            Some(Ok(params)) => {
+                self.attach(dialer, link, 0, params);
+                self.service(dialer)
+            }
+            // Timed out, stale or the dialer is gone: close our end of the socket.
+            _ => {
+                self.close_end(link, 0);
+                Ok(())
+            }
+        }
+    }
+
+    fn on_bytes(
+        &mut self,
+        link_id: LinkId,
+        to: usize,
+        bytes: Option<Bytes>,
+    ) -> Result<(), SimError> {
+        let now = self.now;
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return Ok(());
+        };
+        let Some(end) = link.ends.get_mut(to) else {
+            return Ok(());
+        };
+        let (node, incarnation, conn) = (end.node, end.incarnation, end.conn);
+        let Some(conn) = conn else {
+            match &bytes {
+                Some(b) => end.early.extend_from_slice(b),
+                None => end.early_eof = true,
+            }
+            return Ok(());
+        };
+        self.record(
+            if bytes.is_some() { "rx" } else { "eof" },
+            &[link_id, to as u64],
+            &[],
+        );
+        let Some(c) = self
+            .running_as(node, incarnation)
+            .and_then(|r| r.conns.get_mut(&conn))
+        else {
+            return Ok(());
+        };
+        match bytes {
+            // An error closes the connection; its Closed event carries the reason.
+            Some(bytes) => {
+                let _ = c.pc.handle_input(now, &bytes);
+            }
+            None => c.pc.handle_eof(),
+        }
+        self.service(node)
+    }
+}
