@@ -137,8 +137,10 @@ impl Session {
         for addr in addrs {
             match connect_tcp(addr).await {
                 Ok(stream) => {
-                    return Session::handshake(stream, address.node_id, key, node_info, config)
-                        .await
+                    let direction = Direction::Outbound {
+                        expected: address.node_id,
+                    };
+                    return Session::handshake(stream, direction, key, node_info, config).await;
                 }
                 Err(e) => last = Some(e),
             }
@@ -158,12 +160,23 @@ impl Session {
         config: PeerConfig,
     ) -> Result<Session, SessionError> {
         let stream = connect_tcp(addr).await?;
-        Session::handshake(stream, expected, key, node_info, config).await
+        let direction = Direction::Outbound { expected };
+        Session::handshake(stream, direction, key, node_info, config).await
+    }
+
+    /// Completes the handshake on a connection the peer opened (any peer id is accepted).
+    pub async fn accept(
+        stream: TcpStream,
+        key: &NodeKey,
+        node_info: NodeInfo,
+        config: PeerConfig,
+    ) -> Result<Session, SessionError> {
+        Session::handshake(stream, Direction::Inbound, key, node_info, config).await
     }
 
     async fn handshake(
         stream: TcpStream,
-        expected: NodeId,
+        direction: Direction,
         key: &NodeKey,
         node_info: NodeInfo,
         config: PeerConfig,
@@ -174,7 +187,7 @@ impl Session {
             Instant::now(),
             key,
             node_info,
-            Direction::Outbound { expected },
+            direction,
             config,
             &mut rand_core::OsRng,
         );
@@ -194,6 +207,8 @@ impl Session {
             peer_eof: false,
         };
         session.run_until(Wait::Authenticated).await?;
+        // Our node info may still be unwritten; the peer's handshake waits for it.
+        session.flush().await?;
         Ok(session)
     }
 
@@ -469,4 +484,191 @@ async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, SessionError> {
         })
     };
     future::or(connect, timeout).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tmp2p_core::mconn::ChannelDescriptor;
+    use tmp2p_core::node_info::{ProtocolVersions, BLOCK_PROTOCOL_VERSION, P2P_PROTOCOL_VERSION};
+
+    const CH: u8 = 0x42;
+
+    fn info(key: &NodeKey, network: &str) -> NodeInfo {
+        NodeInfo {
+            protocol_version: ProtocolVersions {
+                p2p: P2P_PROTOCOL_VERSION,
+                block: BLOCK_PROTOCOL_VERSION,
+                app: 0,
+            },
+            node_id: key.node_id(),
+            listen_addr: "tcp://127.0.0.1:26656".to_owned(),
+            network: network.to_owned(),
+            version: "test".to_owned(),
+            channels: vec![CH],
+            moniker: "session-test".to_owned(),
+            tx_index: "off".to_owned(),
+            rpc_address: String::new(),
+        }
+    }
+
+    fn config() -> PeerConfig {
+        PeerConfig {
+            channels: vec![ChannelDescriptor {
+                id: CH,
+                priority: 1,
+                send_queue_capacity: 2,
+                recv_message_capacity: 1 << 20,
+            }],
+            ..PeerConfig::default()
+        }
+    }
+
+    /// Dials a listener on loopback with `dial_network`, accepting with `accept_network`.
+    async fn pair(
+        dial_network: &str,
+        accept_network: &str,
+        expected: Option<NodeId>,
+    ) -> (Result<Session, SessionError>, Result<Session, SessionError>) {
+        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (dial_key, accept_key) = (
+            NodeKey::generate(&mut rand_core::OsRng),
+            NodeKey::generate(&mut rand_core::OsRng),
+        );
+        let expected = expected.unwrap_or(accept_key.node_id());
+        let dial = Session::connect_socket(
+            addr,
+            expected,
+            &dial_key,
+            info(&dial_key, dial_network),
+            config(),
+        );
+        let accept = async {
+            let (stream, _) = listener.accept().await.unwrap();
+            Session::accept(
+                stream,
+                &accept_key,
+                info(&accept_key, accept_network),
+                config(),
+            )
+            .await
+        };
+        future::zip(dial, accept).await
+    }
+
+    /// Runs `work` on this thread, failing the test after 10 s.
+    fn run<T>(work: impl std::future::Future<Output = T>) -> T {
+        async_io::block_on(future::or(work, async {
+            Timer::after(Duration::from_secs(10)).await;
+            panic!("test timed out");
+        }))
+    }
+
+    #[test]
+    fn ping_messages_both_ways_and_graceful_close() {
+        run(async {
+            let (a, b) = pair("net", "net", None).await;
+            let (mut a, mut b) = (a.unwrap(), b.unwrap());
+            assert_eq!(a.peer_info().unwrap().network, "net");
+            assert_eq!(
+                b.peer_info().unwrap().node_id,
+                a.peer_key()
+                    .map(|_| b.peer_info().unwrap().node_id)
+                    .unwrap()
+            );
+            // b echoes until the connection ends, answering pings meanwhile.
+            let echo = async move {
+                let mut echoed = 0;
+                loop {
+                    match b.recv().await {
+                        Ok((channel, message)) => {
+                            b.send(channel, message).await.unwrap();
+                            echoed += 1;
+                        }
+                        Err(end) => return (echoed, end),
+                    }
+                }
+            };
+            let client = async move {
+                let rtt = a.ping().await.unwrap();
+                // More than the send queue holds (2): exercises waiting for room.
+                for i in 0..20u8 {
+                    a.send(CH, Bytes::from(vec![i; 3000])).await.unwrap();
+                }
+                for i in 0..20u8 {
+                    assert_eq!(a.recv().await.unwrap(), (CH, Bytes::from(vec![i; 3000])));
+                }
+                assert!(matches!(
+                    a.send(0x7f, Bytes::from_static(b"x")).await,
+                    Err(SessionError::Send(SendError::UnknownChannel(0x7f)))
+                ));
+                a.close().await.unwrap();
+                rtt
+            };
+            let ((echoed, end), rtt) = future::zip(echo, client).await;
+            assert!(rtt < Duration::from_secs(5));
+            assert_eq!(echoed, 20);
+            assert!(
+                matches!(end, SessionError::Connection(ConnectionError::PeerClosed)),
+                "{end:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn another_network_fails_with_incompatible() {
+        run(async {
+            let (a, _b) = pair("net-a", "net-b", None).await;
+            match a {
+                Err(SessionError::Connection(e)) => {
+                    assert_eq!(e.kind(), tmp2p_core::connection::FailureKind::Incompatible)
+                }
+                other => panic!("{:?}", other.err()),
+            }
+        });
+    }
+
+    #[test]
+    fn dialing_the_wrong_id_fails_authentication() {
+        run(async {
+            let wrong = NodeKey::generate(&mut rand_core::OsRng).node_id();
+            let (a, _b) = pair("net", "net", Some(wrong)).await;
+            assert!(
+                matches!(
+                    a,
+                    Err(SessionError::Connection(
+                        ConnectionError::DialedIdMismatch { .. }
+                    ))
+                ),
+                "{:?}",
+                a.err()
+            );
+        });
+    }
+
+    #[test]
+    fn a_bounded_inbox_drops_the_oldest() {
+        run(async {
+            let (a, b) = pair("net", "net", None).await;
+            let (mut a, mut b) = (a.unwrap(), b.unwrap());
+            for i in 0..INBOX_MESSAGES + 10 {
+                b.send(CH, Bytes::from((i as u32).to_be_bytes().to_vec()))
+                    .await
+                    .unwrap();
+            }
+            b.flush().await.unwrap();
+            // b's pong follows every message on the stream: once a has it, a has read them
+            // all without anyone calling recv. b only runs to answer the ping.
+            let rtt = future::or(async { a.ping().await.unwrap() }, async {
+                let _ = b.recv().await;
+                future::pending().await
+            })
+            .await;
+            assert!(rtt < Duration::from_secs(5));
+            assert_eq!(a.dropped(), 10);
+            let (_, first) = a.try_recv().unwrap();
+            assert_eq!(first.as_ref(), &10u32.to_be_bytes()[..]);
+        });
+    }
 }
