@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod latency;
+mod node;
 mod ping;
 
 use std::fs::OpenOptions;
@@ -61,6 +62,8 @@ enum Command {
     /// Dial a peer, print its NodeInfo and measure round trips (MConnection pings, or an
     /// echo reactor's echoes with --echo-channel).
     Ping(ping::PingArgs),
+    /// Run a node: key and peer store under --home, raw echo reactor on --echo-channel.
+    Node(node::NodeArgs),
 }
 
 /// Why a command failed; decides the exit code.
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
             channels,
         } => id(key.as_deref(), network, moniker, listen, &channels),
         Command::Ping(args) => ping::run(&args),
+        Command::Node(args) => node::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,11 +124,18 @@ fn main() -> ExitCode {
 
 fn keygen(out: Option<&Path>, force: bool) -> Result<(), CliError> {
     let key = NodeKey::generate(&mut OsRng);
-    let json = key.to_json();
     let Some(path) = out else {
-        println!("{json}");
+        println!("{}", key.to_json());
         return Ok(());
     };
+    write_key_file(path, &key, force)?;
+    println!("{}", key.node_id());
+    Ok(())
+}
+
+/// Writes `key` to `path` (mode 0600), refusing to overwrite unless `force`.
+fn write_key_file(path: &Path, key: &NodeKey, force: bool) -> Result<(), CliError> {
+    let json = key.to_json();
     let mut options = OpenOptions::new();
     options.write(true);
     if force {
@@ -148,7 +159,6 @@ fn keygen(out: Option<&Path>, force: bool) -> Result<(), CliError> {
         .and_then(|()| file.write_all(b"\n"))
         .and_then(|()| file.sync_all())
         .map_err(|e| CliError::Runtime(format!("cannot write {}: {e}", path.display())))?;
-    println!("{}", key.node_id());
     Ok(())
 }
 

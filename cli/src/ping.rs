@@ -68,7 +68,7 @@ pub(crate) struct PingArgs {
     json: bool,
 }
 
-fn parse_address(s: &str) -> Result<NodeAddress, String> {
+pub(crate) fn parse_address(s: &str) -> Result<NodeAddress, String> {
     let address = NodeAddress::parse(s).map_err(|e| format!("malformed address: {e}"))?;
     if address.hostname.is_empty() || address.port == 0 {
         return Err("malformed address: expected ID@HOST:PORT".to_owned());
@@ -76,7 +76,7 @@ fn parse_address(s: &str) -> Result<NodeAddress, String> {
     Ok(address)
 }
 
-fn parse_channel(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_channel(s: &str) -> Result<u8, String> {
     let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         Some(hex) => u8::from_str_radix(hex, 16),
         None => s.parse::<u8>(),

@@ -1,0 +1,96 @@
+//! `tmp2p node`: a long-running node on the smol driver, with its key and redb peer store
+//! under `--home` (created on first run) and a raw echo reactor on `--echo-channel`. Prints
+//! one line when it listens and one per peer going up or down.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rand_core::OsRng;
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::NodeKey;
+use tmp2p_driver_smol::NodeBuilder;
+use tmp2p_store::RedbPeerStore;
+
+use crate::CliError;
+
+/// Arguments of `tmp2p node`.
+#[derive(clap::Args)]
+pub(crate) struct NodeArgs {
+    /// Directory holding node_key.json and the peer store (created on first run).
+    #[arg(long, value_name = "DIR", default_value = ".tmp2p")]
+    home: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:26656")]
+    listen: SocketAddr,
+    /// Comma-separated ID@HOST:PORT peers to keep connected.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::ping::parse_address)]
+    persistent_peers: Vec<NodeAddress>,
+    /// Network (chain id).
+    #[arg(long, default_value = "tmp2p-local")]
+    network: String,
+    /// Channel of the raw echo reactor (decimal or 0xHEX).
+    #[arg(long, value_name = "ID", default_value = "0x99", value_parser = crate::ping::parse_channel)]
+    echo_channel: u8,
+    /// Node name to advertise.
+    #[arg(long, default_value = "tmp2p")]
+    moniker: String,
+}
+
+/// The key under `home`, generated (mode 0600) on first run.
+fn home_key(home: &Path) -> Result<NodeKey, CliError> {
+    let path = home.join("node_key.json");
+    if path.exists() {
+        return crate::load_key(&path);
+    }
+    let key = NodeKey::generate(&mut OsRng);
+    crate::write_key_file(&path, &key, false)?;
+    Ok(key)
+}
+
+/// Runs `tmp2p node` until the process is stopped.
+pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
+    std::fs::create_dir_all(&args.home).map_err(|e| {
+        CliError::BadInput(format!("cannot create home {}: {e}", args.home.display()))
+    })?;
+    let key = home_key(&args.home)?;
+    let store_path = args.home.join("peerstore.redb");
+    let store = RedbPeerStore::open(&store_path).map_err(|e| {
+        CliError::Runtime(format!(
+            "cannot open peer store {}: {e}",
+            store_path.display()
+        ))
+    })?;
+    let mut config = NodeConfig::new(args.network.clone(), args.listen);
+    config.moniker = args.moniker.clone();
+    config.persistent_peers = args.persistent_peers.clone();
+    let mut builder = NodeBuilder::new(config, key, Box::new(store))
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let echo = builder
+        .open_raw_channel(ChannelDescriptor {
+            id: args.echo_channel,
+            priority: 1,
+            send_queue_capacity: 64,
+            recv_message_capacity: 4 * 1024 * 1024,
+        })
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let updates = builder.subscribe();
+    async_io::block_on(async {
+        let node = builder
+            .start()
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        println!("node {} listening on {}", node.node_id(), node.local_addr());
+        node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))
+            .detach();
+        while let Ok(update) = updates.recv().await {
+            // A closed stdout must not end the node (println! would panic).
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "peer {} {:?}", update.node_id, update.status);
+        }
+        node.stop().await;
+        Ok(())
+    })
+}
