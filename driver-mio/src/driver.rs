@@ -78,6 +78,8 @@ pub struct Driver {
     scratch: Vec<u8>,
     now: Instant,
     shutdown: bool,
+    /// Same-thread code called into the router since the last turn: its actions wait.
+    touched: bool,
 }
 
 fn clock_anchor(now: Instant) -> ClockAnchor {
@@ -164,6 +166,7 @@ impl Driver {
             scratch: vec![0; SCRATCH_SIZE],
             now,
             shutdown: false,
+            touched: false,
         })
     }
 
@@ -210,6 +213,7 @@ impl Driver {
     /// Reactor access on the caller's thread (embedded use). Call [`Driver::process`]
     /// afterwards so the resulting actions are carried out.
     pub fn control(&mut self, now: Instant) -> Control<'_> {
+        self.touched = true;
         Control {
             router: &mut self.router,
             now,
@@ -218,11 +222,13 @@ impl Driver {
 
     /// Routes an outbound envelope (embedded use; call [`Driver::process`] afterwards).
     pub fn send(&mut self, envelope: Envelope) {
+        self.touched = true;
         self.router.send(envelope);
     }
 
     /// Reports a misbehaving peer (embedded use; call [`Driver::process`] afterwards).
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
+        self.touched = true;
         self.router.report_error(now, error);
     }
 
@@ -341,7 +347,8 @@ impl Driver {
     /// When [`Driver::process`] must run next: already due while work is left over from
     /// the last turn; `None` when only events can bring work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let leftover = !self.ready.is_empty()
+        let leftover = self.touched
+            || !self.ready.is_empty()
             || self.listener_ready
             || (!self.parked.is_empty() && !self.reading_paused())
             || (self.shutdown && self.links.is_empty())
@@ -372,6 +379,7 @@ impl Driver {
     /// budget), router actions, inbound delivery and the peer store.
     pub fn process(&mut self, now: Instant) {
         self.now = now;
+        self.touched = false;
         self.run_commands(now);
         self.run_resolutions(now);
         if self.router.poll_timeout().is_some_and(|at| at <= now) {
