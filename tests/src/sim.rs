@@ -360,6 +360,10 @@ impl Sim {
         for address in boot {
             router.add_peer(now, address).map_err(router_err)?;
         }
+        // Workaround: `Router::new` does not start dials for stored peers that are
+        // dialable at once, and `poll_timeout` is `None` for them (no wake-up is pending),
+        // so a driver that only follows `poll_timeout` never dials them. Kick it once.
+        router.handle_timeout(now);
         node.running = Some(Running {
             router,
             conns: BTreeMap::new(),

@@ -4,12 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::router::{Envelope, PeerError};
-use tmp2p_tests::sim::{NodeSpec, Sim};
+use tmp2p_core::typed::echo::EchoInner;
+use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
+use tmp2p_proto::echo::{EchoMessage, Ping, Pong};
+use tmp2p_tests::sim::stamp::{stamped, verify, Stamp};
+use tmp2p_tests::sim::{NodeSpec, ReactorCtx, Sim, SimError, TypedReactor};
 
 fn ip(i: usize) -> IpAddr {
     // Spread nodes over many /16 groups so IP-group caps do not interfere.
@@ -80,4 +85,426 @@ fn two_nodes_exchange_on_three_channels() {
         "{:?}",
         sim.elapsed()
     );
+}
+
+/// Marks `peers` of node `i` as persistent and adds them at every start.
+fn persistent(sim: &mut Sim, i: usize, peers: &[usize]) {
+    let ids: Vec<_> = peers.iter().map(|&p| sim.id(p).unwrap()).collect();
+    let spec = sim.spec_mut(i).unwrap();
+    spec.config.peer_manager.persistent_peers.extend(ids);
+    spec.boot_peers.extend_from_slice(peers);
+}
+
+/// The mesh of the 50-node tests: a ring plus chords of length 7, dialed by the lower side.
+fn mesh_edges(n: usize) -> BTreeSet<(usize, usize)> {
+    let mut edges = BTreeSet::new();
+    for i in 0..n {
+        for d in [1, 7] {
+            let j = (i + d) % n;
+            edges.insert((i.min(j), i.max(j)));
+        }
+    }
+    edges
+}
+
+fn mesh_network(seed: u64, n: usize) -> Sim {
+    let mut sim = network(seed, n, &[0x20, 0x21]);
+    let edges = mesh_edges(n);
+    for &(a, b) in &edges {
+        persistent(&mut sim, a, &[b]);
+    }
+    sim.start_all().unwrap();
+    sim.drive().unwrap();
+    sim
+}
+
+#[test]
+fn fifty_nodes_with_persistent_peers_form_the_configured_mesh() {
+    let n = 50;
+    let sim = mesh_network(2, n);
+    let edges = mesh_edges(n);
+    for i in 0..n {
+        let want: BTreeSet<usize> = edges
+            .iter()
+            .filter_map(|&(a, b)| match (a == i, b == i) {
+                (true, _) => Some(b),
+                (_, true) => Some(a),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(connected(&sim, i), want, "node {i}");
+    }
+    sim.check_limits().unwrap();
+}
+
+#[test]
+fn a_broadcast_gossiped_over_the_mesh_reaches_every_node_exactly_once() {
+    let n = 50;
+    let mut sim = mesh_network(3, n);
+    // (receiver, sender of the copy, stamp) of every copy; messages each node has seen.
+    let copies: Arc<Mutex<Vec<(usize, usize, Stamp)>>> = Arc::default();
+    let seen: Arc<Mutex<BTreeSet<(usize, Stamp)>>> = Arc::default();
+    let ids: Vec<_> = (0..n).map(|i| sim.id(i).unwrap()).collect();
+    for i in 0..n {
+        let (copies, seen, ids) = (copies.clone(), seen.clone(), ids.clone());
+        sim.set_reactor(i, 0x21, move |ctx: &mut ReactorCtx, env: &Envelope| {
+            let stamp = verify(&env.message).unwrap();
+            let from = ids.iter().position(|&id| Some(id) == env.from).unwrap();
+            copies.lock().unwrap().push((ctx.node, from, stamp));
+            // First sight: hand to the application (the seen set) and relay.
+            if seen.lock().unwrap().insert((ctx.node, stamp)) {
+                ctx.broadcast(0x21, env.message.clone());
+            }
+        })
+        .unwrap();
+    }
+    let stamp = Stamp {
+        sender: 0,
+        seq: 1,
+        channel: 0x21,
+    };
+    seen.lock().unwrap().insert((0, stamp));
+    sim.send(0, Envelope::broadcast(0x21, stamped(stamp, 1000)))
+        .unwrap();
+    sim.drive().unwrap();
+    // Every node has it.
+    let seen = seen.lock().unwrap();
+    assert_eq!(*seen, (0..n).map(|i| (i, stamp)).collect());
+    // Each node relays exactly once, so every mesh edge carried exactly one copy each way:
+    // nothing duplicated, nothing lost, nothing off the mesh.
+    let copies = copies.lock().unwrap();
+    let mut directed: Vec<(usize, usize)> = copies
+        .iter()
+        .map(|&(to, from, s)| {
+            assert_eq!(s, stamp);
+            (from, to)
+        })
+        .collect();
+    directed.sort_unstable();
+    let mut want: Vec<(usize, usize)> = mesh_edges(n)
+        .into_iter()
+        .flat_map(|(a, b)| [(a, b), (b, a)])
+        .collect();
+    want.sort_unstable();
+    assert_eq!(directed, want);
+}
+
+#[test]
+fn max_connected_holds_under_200_simultaneous_dialers() {
+    let mut sim = network(4, 201, &[0x20]);
+    {
+        let spec = sim.spec_mut(0).unwrap();
+        spec.config.peer_manager.max_connected = 10;
+        spec.config.peer_manager.max_outgoing_connections = 10;
+        spec.config.peer_manager.max_connected_upgrade = 2;
+    }
+    sim.start_all().unwrap();
+    for i in 1..=200 {
+        sim.add_peer(i, 0).unwrap();
+    }
+    let mut worst = 0;
+    let mut violation = None;
+    sim.run_until(Duration::from_secs(20), |s| {
+        worst = worst.max(s.node(0).unwrap().connected().len());
+        if let Err(e) = s.check_limits() {
+            violation.get_or_insert(e);
+        }
+        false
+    })
+    .unwrap();
+    assert_eq!(violation, None);
+    assert!(worst <= 12, "{worst}");
+    assert_eq!(sim.node(0).unwrap().connected().len(), 10);
+    // The dialers that got in are connected on their side too.
+    let inside = connected(&sim, 0);
+    for i in 1..=200 {
+        assert_eq!(
+            connected(&sim, i).contains(&0),
+            inside.contains(&i),
+            "node {i}"
+        );
+    }
+}
+
+#[test]
+fn a_better_scored_peer_replaces_the_worst_when_full() {
+    let mut sim = network(5, 5, &[0x20]);
+    let better = sim.id(4).unwrap();
+    {
+        let spec = sim.spec_mut(0).unwrap();
+        spec.config.peer_manager.max_connected = 3;
+        spec.config.peer_manager.max_outgoing_connections = 3;
+        spec.config.peer_manager.max_connected_upgrade = 1;
+        spec.config.peer_manager.peer_scores.insert(better, 50);
+    }
+    sim.start_all().unwrap();
+    for i in 1..=3 {
+        sim.add_peer(i, 0).unwrap();
+    }
+    sim.drive().unwrap();
+    assert_eq!(connected(&sim, 0), BTreeSet::from([1, 2, 3]));
+    sim.add_peer(4, 0).unwrap();
+    sim.run_for(Duration::from_secs(1)).unwrap();
+    let now = connected(&sim, 0);
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(now.contains(&4), "the better peer got in: {now:?}");
+    let evicted: Vec<usize> = (1..=3).filter(|i| !now.contains(i)).collect();
+    assert_eq!(evicted.len(), 1);
+    // The evicted one saw the connection go down.
+    let down = sim
+        .node(evicted[0])
+        .unwrap()
+        .updates()
+        .iter()
+        .any(|(_, u)| u.node_id == sim.id(0).unwrap() && u.status == PeerStatus::Down);
+    assert!(down);
+}
+
+#[test]
+fn persistent_peers_reconnect_after_a_partition_heals_within_their_backoff_cap() {
+    let cap = Duration::from_secs(5);
+    let mut sim = network(6, 3, &[0x20]);
+    for i in 0..3 {
+        let spec = sim.spec_mut(i).unwrap();
+        spec.config.peer_manager.max_retry_time_persistent = cap;
+        spec.config.connection.mconn.ping_interval = Duration::from_secs(10);
+        spec.config.connection.mconn.pong_timeout = Duration::from_secs(5);
+    }
+    persistent(&mut sim, 0, &[1, 2]);
+    sim.start_all().unwrap();
+    sim.drive().unwrap();
+    assert_eq!(connected(&sim, 0), BTreeSet::from([1, 2]));
+    sim.partition(&[2], 1);
+    sim.run_for(Duration::from_secs(120)).unwrap();
+    // Keepalive found the dead link; the other side is untouched.
+    assert_eq!(connected(&sim, 0), BTreeSet::from([1]));
+    assert!(connected(&sim, 2).is_empty());
+    sim.heal();
+    let healed = sim.elapsed();
+    let dial_timeout = sim.node(0).unwrap().spec().config.dial_timeout;
+    let back = sim
+        .run_until(Duration::from_secs(60), |s| connected(s, 0).contains(&2))
+        .unwrap();
+    assert!(back);
+    let took = sim.elapsed() - healed;
+    // At worst a dial sent into the partition times out, then one capped backoff.
+    assert!(
+        took <= dial_timeout + cap + Duration::from_millis(100),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_reactor_that_stops_reading_one_channel_delays_nothing_else() {
+    // Node 1 gets traffic on 0x20 and 0x21 from node 0 and on 0x20 from node 2. Run it
+    // twice with the same seed: once normally, once with node 1's 0x21 reactor paused.
+    let run = |pause: bool| {
+        let mut sim = network(7, 3, &[0x20, 0x21]);
+        sim.start_all().unwrap();
+        sim.add_peer(0, 1).unwrap();
+        sim.add_peer(2, 1).unwrap();
+        sim.drive().unwrap();
+        let log: Arc<Mutex<Vec<(u8, Duration, Stamp)>>> = Arc::default();
+        for ch in [0x20u8, 0x21] {
+            let log = log.clone();
+            sim.set_reactor(1, ch, move |ctx: &mut ReactorCtx, env: &Envelope| {
+                log.lock()
+                    .unwrap()
+                    .push((env.channel, ctx.now, verify(&env.message).unwrap()));
+            })
+            .unwrap();
+        }
+        sim.pause_channel(1, 0x21, pause).unwrap();
+        let id1 = sim.id(1).unwrap();
+        for seq in 0..200u64 {
+            for (sender, ch) in [(0usize, 0x21u8), (0, 0x20), (2, 0x20)] {
+                let stamp = Stamp {
+                    sender: sender as u32,
+                    seq,
+                    channel: ch,
+                };
+                sim.send(sender, Envelope::to_peer(id1, ch, stamped(stamp, 2000)))
+                    .unwrap();
+            }
+            sim.run_for(Duration::from_millis(2)).unwrap();
+        }
+        sim.drive().unwrap();
+        let inbox = sim.node(1).unwrap().inbox_len(0x21);
+        let log = log.lock().unwrap().clone();
+        (log, inbox)
+    };
+    let (normal, _) = run(false);
+    let (paused, waiting) = run(true);
+    let on = |log: &[(u8, Duration, Stamp)], ch: u8| -> Vec<(Duration, Stamp)> {
+        log.iter()
+            .filter(|e| e.0 == ch)
+            .map(|e| (e.1, e.2))
+            .collect()
+    };
+    assert_eq!(on(&normal, 0x20).len(), 400);
+    assert_eq!(on(&normal, 0x21).len(), 200);
+    // Paused: 0x21 waits in the inbox, and 0x20 from both peers arrived at the same
+    // virtual instants as without the pause.
+    assert_eq!(waiting, 200);
+    assert!(on(&paused, 0x21).is_empty());
+    assert_eq!(on(&paused, 0x20), on(&normal, 0x20));
+}
+
+fn echo_reactor() -> impl tmp2p_tests::sim::Reactor {
+    let codec = WrapperCodec::<EchoMessage, EchoInner>::new();
+    TypedReactor::new(
+        codec,
+        move |ctx: &mut ReactorCtx, from, message: EchoInner| {
+            if let EchoInner::Ping(Ping { payload }) = message {
+                let pong = codec.encode(&EchoInner::Pong(Pong { payload }));
+                ctx.send_to(from, 0x40, pong);
+            }
+        },
+    )
+}
+
+#[test]
+fn a_fatal_peer_error_disconnects_and_the_peer_can_come_back() {
+    let mut sim = network(8, 2, &[0x40]);
+    sim.set_reactor(1, 0x40, echo_reactor()).unwrap();
+    sim.start_all().unwrap();
+    sim.add_peer(0, 1).unwrap();
+    sim.drive().unwrap();
+    let codec = WrapperCodec::<EchoMessage, EchoInner>::new();
+    let id1 = sim.id(1).unwrap();
+    let ping = codec.encode(&EchoInner::Ping(Ping {
+        payload: Bytes::from_static(b"hello"),
+    }));
+    sim.send(0, Envelope::to_peer(id1, 0x40, ping)).unwrap();
+    sim.drive().unwrap();
+    let pongs: Vec<_> = sim.node(0).unwrap().received().to_vec();
+    assert_eq!(pongs.len(), 1);
+    assert_eq!(
+        codec.decode(pongs[0].message.clone()).unwrap(),
+        EchoInner::Pong(Pong {
+            payload: Bytes::from_static(b"hello")
+        })
+    );
+    // Garbage on the typed channel: node 1's reactor reports node 0, fatally.
+    sim.send(0, Envelope::to_peer(id1, 0x40, Bytes::from_static(&[0x0f])))
+        .unwrap();
+    sim.drive().unwrap();
+    assert!(connected(&sim, 1).is_empty());
+    assert!(connected(&sim, 0).is_empty());
+    // Node 0 dialed node 1, so it redials after its backoff and cooldown.
+    let back = sim
+        .run_until(Duration::from_secs(30), |s| {
+            connected(s, 0).contains(&1) && connected(s, 1).contains(&0)
+        })
+        .unwrap();
+    assert!(back);
+    let statuses: Vec<_> = sim
+        .node(0)
+        .unwrap()
+        .updates()
+        .iter()
+        .map(|(_, u)| u.status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![PeerStatus::Up, PeerStatus::Down, PeerStatus::Up]
+    );
+    // And a direct report works the same way.
+    sim.report_error(
+        1,
+        PeerError {
+            node: sim.id(0).unwrap(),
+            reason: "test".into(),
+            fatal: true,
+        },
+    )
+    .unwrap();
+    sim.drive().unwrap();
+    assert!(connected(&sim, 1).is_empty());
+    assert!(connected(&sim, 0).is_empty());
+}
+
+#[test]
+fn a_restarted_node_reconnects_from_its_stored_records() {
+    let mut sim = network(9, 4, &[0x20]);
+    sim.start_all().unwrap();
+    for p in 1..4 {
+        sim.add_peer(0, p).unwrap();
+    }
+    sim.drive().unwrap();
+    assert_eq!(connected(&sim, 0), BTreeSet::from([1, 2, 3]));
+    assert_eq!(sim.node(0).unwrap().stored().len(), 3);
+    sim.crash(0).unwrap();
+    sim.run_for(Duration::from_secs(1)).unwrap();
+    for p in 1..4 {
+        assert!(connected(&sim, p).is_empty(), "peer {p} saw the crash");
+    }
+    sim.run_for(Duration::from_secs(10)).unwrap();
+    sim.start(0).unwrap();
+    assert!(sim.node(0).unwrap().spec().boot_peers.is_empty());
+    let back = sim
+        .run_until(Duration::from_secs(30), |s| connected(s, 0).len() == 3)
+        .unwrap();
+    assert!(back, "{:?}", connected(&sim, 0));
+}
+
+#[test]
+fn an_eclipse_attempt_from_one_slash_16_does_not_displace_peers_from_other_groups() {
+    let honest = 6;
+    let attackers = 100;
+    let mut sim = Sim::new(10);
+    let mut victim = NodeSpec::new(IpAddr::from([10, 1, 0, 1]), &[0x20]);
+    victim.config.peer_manager.max_connected = 20;
+    victim.config.peer_manager.max_connected_upgrade = 4;
+    victim.config.peer_manager.max_connected_per_ip_group = 4;
+    victim.boot_peers = (1..=honest).collect();
+    sim.add_node(victim);
+    for h in 1..=honest {
+        sim.add_node(NodeSpec::new(
+            IpAddr::from([10, 10 + h as u8, 0, 1]),
+            &[0x20],
+        ));
+    }
+    for a in 0..attackers {
+        sim.add_node(NodeSpec::new(
+            IpAddr::from([10, 250, (a / 250) as u8, (a % 250) as u8 + 1]),
+            &[0x20],
+        ));
+    }
+    sim.start_all().unwrap();
+    sim.drive().unwrap();
+    let honest_set: BTreeSet<usize> = (1..=honest).collect();
+    assert_eq!(connected(&sim, 0), honest_set);
+    for a in 0..attackers {
+        sim.add_peer(1 + honest + a, 0).unwrap();
+    }
+    let mut displaced = None;
+    sim.run_until(Duration::from_secs(30), |s| {
+        let now = connected(s, 0);
+        if !honest_set.is_subset(&now) {
+            displaced.get_or_insert((s.elapsed(), now));
+        }
+        false
+    })
+    .unwrap();
+    assert_eq!(displaced, None);
+    let now = connected(&sim, 0);
+    assert!(honest_set.is_subset(&now));
+    let in_attacker_group = now.iter().filter(|&&i| i > honest).count();
+    assert_eq!(in_attacker_group, 4, "{now:?}");
+}
+
+#[test]
+fn the_hot_loop_detector_and_errors_are_typed() {
+    let mut sim = network(11, 1, &[0x20]);
+    assert_eq!(
+        sim.add_peer(0, 0),
+        Err(SimError::WrongState {
+            node: 0,
+            what: "must run to add a peer"
+        })
+    );
+    assert!(matches!(sim.node(3), Err(SimError::NoSuchNode(3))));
+    sim.start(0).unwrap();
+    assert!(matches!(sim.start(0), Err(SimError::WrongState { .. })));
 }
