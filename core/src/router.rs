@@ -88,6 +88,10 @@ pub struct RouterConfig {
     pub max_incoming_per_ip: usize,
     /// Minimum gap before an IP with no open connection may connect again (v0.35: 100 ms).
     pub incoming_window: Duration,
+    /// Loopback peers skip `incoming_window` (default `true`): local tools and tests
+    /// reconnect at once, and the window exists against remote reconnect storms. The per-IP
+    /// cap still applies.
+    pub incoming_window_exempts_loopback: bool,
 }
 
 impl Default for RouterConfig {
@@ -104,6 +108,7 @@ impl Default for RouterConfig {
             max_connections: 1024,
             max_incoming_per_ip: 100,
             incoming_window: Duration::from_millis(100),
+            incoming_window_exempts_loopback: true,
         }
     }
 }
@@ -248,7 +253,11 @@ impl Router {
         .map_err(|e| RouterError::InvalidConfig(e.to_string()))?;
         let subscription = peers.subscribe();
         let mut router = Router {
-            incoming: IncomingTracker::new(config.max_incoming_per_ip, config.incoming_window),
+            incoming: IncomingTracker::new(
+                config.max_incoming_per_ip,
+                config.incoming_window,
+                config.incoming_window_exempts_loopback,
+            ),
             config,
             node_info,
             peers,

@@ -44,14 +44,16 @@ struct IpState {
 pub(crate) struct IncomingTracker {
     max_per_ip: usize,
     window: Duration,
+    window_exempts_loopback: bool,
     ips: HashMap<IpAddr, IpState>,
 }
 
 impl IncomingTracker {
-    pub(crate) fn new(max_per_ip: usize, window: Duration) -> Self {
+    pub(crate) fn new(max_per_ip: usize, window: Duration, window_exempts_loopback: bool) -> Self {
         IncomingTracker {
             max_per_ip,
             window,
+            window_exempts_loopback,
             ips: HashMap::new(),
         }
     }
@@ -72,7 +74,8 @@ impl IncomingTracker {
         let recent = state
             .last_accepted
             .is_some_and(|t| now.saturating_duration_since(t) < self.window);
-        if state.open == 0 && recent {
+        let exempt = self.window_exempts_loopback && ip.is_loopback();
+        if state.open == 0 && recent && !exempt {
             return Err(AdmissionError::TooSoon {
                 ip,
                 window: self.window,
@@ -123,7 +126,7 @@ mod tests {
     fn per_ip_counts_limits_and_window() {
         let now = epoch();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        let mut t = IncomingTracker::new(2, Duration::from_millis(100));
+        let mut t = IncomingTracker::new(2, Duration::from_millis(100), true);
         t.add(now, ip).unwrap();
         t.add(now, ip).unwrap();
         assert_eq!(t.len(), 1, "repeat adds of one IP count once");
@@ -149,5 +152,22 @@ mod tests {
             t.remove(now + Duration::from_secs(1), IpAddr::from([10, 1, 0, i]));
         }
         assert_eq!(t.len(), 1, "closed IPs are forgotten after their window");
+        // Loopback skips the window (local tools reconnect at once) but not the cap.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        t.add(now, lo).unwrap();
+        t.remove(now, lo);
+        t.add(now + Duration::from_millis(1), lo).unwrap();
+        t.add(now + Duration::from_millis(1), lo).unwrap();
+        assert!(matches!(
+            t.add(now + Duration::from_millis(1), lo),
+            Err(AdmissionError::TooManyFromIp { .. })
+        ));
+        let mut strict = IncomingTracker::new(2, Duration::from_millis(100), false);
+        strict.add(now, lo).unwrap();
+        strict.remove(now, lo);
+        assert!(matches!(
+            strict.add(now + Duration::from_millis(1), lo),
+            Err(AdmissionError::TooSoon { .. })
+        ));
     }
 }
