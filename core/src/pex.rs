@@ -28,7 +28,9 @@
 //! # Rules, and what CometBFT does in each case
 //! - We request a given peer at most once per [`PexConfig::request_interval`] (default
 //!   30 s, never below [`MIN_REQUEST_INTERVAL`] = 10 s: CometBFT disconnects and bans for
-//!   24 h a peer whose third request comes less than 10 s after the previous one), only
+//!   24 h a peer whose third request comes less than 10 s after the previous one). The
+//!   interval counts from the peer's answer (or from the request's expiry), not from our
+//!   send, so network delays can never shrink the gap the peer measures. Requests go out only
 //!   while the PeerManager wants more addresses (`peer_ratio() <
 //!   `[`PexConfig::full_ratio`]), with one outstanding request per peer.
 //! - Requests are answered with up to [`PexConfig::max_addresses_sent`] (100) addresses
@@ -413,6 +415,10 @@ impl PexReactor {
                 if deadline <= now {
                     tracing::debug!(peer = %node, "PEX request not answered in time");
                     peer.request = RequestState::Expired;
+                    // It may still arrive late: count the interval from now.
+                    peer.next_request_at = peer
+                        .next_request_at
+                        .max(later(now, self.config.request_interval));
                     if self.config.seed_mode {
                         self.outputs.push_back(PexOutput::Disconnect { node });
                     }
@@ -524,7 +530,15 @@ impl PexReactor {
             return;
         };
         match peer.request {
-            RequestState::Outstanding { .. } => peer.request = RequestState::Idle,
+            RequestState::Outstanding { .. } => {
+                peer.request = RequestState::Idle;
+                // The peer received our request before it answered, so counting the
+                // interval from its answer keeps the gap it measures between our
+                // requests at least `request_interval`, whatever the network delays.
+                peer.next_request_at = peer
+                    .next_request_at
+                    .max(later(now, self.config.request_interval));
+            }
             RequestState::Expired => {
                 peer.request = RequestState::Idle;
                 tracing::debug!(peer = %from, "late PEX answer ignored");

@@ -477,9 +477,12 @@ fn an_unanswered_request_expires_and_a_late_answer_is_ignored() {
     f.outbound(1, "8.8.8.1");
     f.outputs();
     f.advance(Duration::from_secs(30));
-    // The interval has passed as well, so a fresh request goes out at once.
-    let sent = Fixture::sent_to(&f.outputs(), 1);
-    assert_eq!(sent.len(), 1);
+    assert!(!f.pex.is_request_outstanding(id(1)));
+    // It might still arrive: the next request waits a full interval from the expiry.
+    assert!(Fixture::sent_to(&f.outputs(), 1).is_empty());
+    assert_eq!(f.pex.poll_timeout(), Some(f.now + Duration::from_secs(30)));
+    f.advance(Duration::from_secs(30));
+    assert_eq!(Fixture::sent_to(&f.outputs(), 1).len(), 1);
     let mut f = Fixture::new(PexConfig {
         response_timeout: Duration::from_secs(5),
         ..PexConfig::default()
@@ -616,4 +619,23 @@ fn non_mconn_and_dns_addresses_are_not_advertised_in_pex_form() {
         to_node_address(&v6).to_string(),
         format!("mconn://{}@[2a00::1]:26656", id(1))
     );
+}
+
+#[test]
+fn the_interval_counts_from_the_answer_so_delays_cannot_shrink_the_gap() {
+    let mut f = Fixture::new(PexConfig::default());
+    f.outbound(1, "8.8.8.1");
+    f.outputs();
+    // The answer takes 7 s (our request sat in queues on the way).
+    f.advance(Duration::from_secs(7));
+    f.deliver(1, response(vec![]));
+    let answered = f.now;
+    assert_eq!(
+        f.pex.poll_timeout(),
+        Some(answered + Duration::from_secs(30))
+    );
+    f.advance(Duration::from_secs(29));
+    assert!(Fixture::sent_to(&f.outputs(), 1).is_empty());
+    f.advance(Duration::from_secs(1));
+    assert_eq!(Fixture::sent_to(&f.outputs(), 1).len(), 1);
 }
