@@ -122,8 +122,14 @@ impl ConnTask {
             let mut closed = false;
             while let Some(event) = pc.poll_event() {
                 closed |= matches!(event, PeerEvent::Closed { .. });
-                if let PeerEvent::Closed { reason } = &event {
-                    tracing::debug!(?reason, "connection closed");
+                match &event {
+                    PeerEvent::Authenticated { node_info, .. } => {
+                        let peer = tracing::field::display(node_info.node_id);
+                        tracing::Span::current().record("peer", peer);
+                        tracing::debug!("authenticated");
+                    }
+                    PeerEvent::Closed { reason } => tracing::debug!(?reason, "connection closed"),
+                    _ => {}
                 }
                 if router
                     .send(RouterInput::Connection(conn, event))

@@ -398,3 +398,76 @@ impl NodeHandle {
             .map_err(|_| DriverError::Stopped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tmp2p_core::node_config::NodeConfigError;
+    use tmp2p_core::router::RouterError;
+    use tmp2p_store::MemoryPeerStore;
+
+    fn config() -> NodeConfig {
+        NodeConfig::new("unit", "127.0.0.1:0".parse().unwrap())
+    }
+
+    fn store() -> Box<dyn PeerStore + Send> {
+        Box::new(MemoryPeerStore::new())
+    }
+
+    fn descriptor(id: u8) -> ChannelDescriptor {
+        ChannelDescriptor {
+            id,
+            priority: 1,
+            send_queue_capacity: 4,
+            recv_message_capacity: 1024,
+        }
+    }
+
+    #[test]
+    fn invalid_settings_are_typed_errors_before_anything_starts() {
+        let key = NodeKey::from_seed([1; 32]);
+        let mut bad = config();
+        bad.network.clear();
+        assert!(matches!(
+            NodeBuilder::new(bad, key.clone(), store()),
+            Err(DriverError::Config(NodeConfigError::EmptyNetwork))
+        ));
+        let options = DriverOptions {
+            threads: 0,
+            ..DriverOptions::default()
+        };
+        assert!(matches!(
+            NodeBuilder::with_options(config(), key.clone(), store(), options),
+            Err(DriverError::Options(_))
+        ));
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = NodeConfig::new("unit", taken.local_addr().unwrap());
+        assert!(matches!(
+            NodeBuilder::new(busy, key, store()),
+            Err(DriverError::Bind { .. })
+        ));
+    }
+
+    #[test]
+    fn channels_are_checked_when_opened_and_port_zero_is_advertised_as_bound() {
+        let key = NodeKey::from_seed([2; 32]);
+        let mut builder = NodeBuilder::new(config(), key, store()).unwrap();
+        assert_ne!(builder.local_addr().port(), 0);
+        let listen = format!("tcp://{}", builder.local_addr());
+        assert_eq!(builder.router.node_info().listen_addr, listen);
+        builder.open_raw_channel(descriptor(0x20)).unwrap();
+        assert!(matches!(
+            builder.open_raw_channel(descriptor(0x20)),
+            Err(DriverError::Router(RouterError::DuplicateChannel(0x20)))
+        ));
+        let zero_priority = ChannelDescriptor {
+            priority: 0,
+            ..descriptor(0x21)
+        };
+        assert!(matches!(
+            builder.open_raw_channel(zero_priority),
+            Err(DriverError::Router(RouterError::InvalidChannel(_)))
+        ));
+        assert_eq!(builder.router.node_info().channels, vec![0x20]);
+    }
+}

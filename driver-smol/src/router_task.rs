@@ -257,7 +257,13 @@ impl RouterTask {
         };
         let conn = params.conn;
         let (inputs_tx, inputs) = async_channel::unbounded();
-        let span = tracing::info_span!("peer", %conn, %remote, direction = ?params.direction);
+        let span = tracing::info_span!(
+            "peer",
+            %conn,
+            %remote,
+            direction = ?params.direction,
+            peer = tracing::field::Empty
+        );
         let task = ConnTask {
             params,
             key: self.key.clone(),

@@ -63,7 +63,10 @@ fn address(key: &NodeKey, at: SocketAddr) -> NodeAddress {
 fn config(listen: SocketAddr, peers: Vec<NodeAddress>) -> NodeConfig {
     let mut config = NodeConfig::new("smol-test", listen);
     config.persistent_peers = peers;
+    // Nodes start one after another: an early dial to a later node is refused, and its
+    // retry must not wait the default jitter of seconds.
     config.router.peer_manager.min_retry_time = Duration::from_millis(100);
+    config.router.peer_manager.retry_time_jitter = Duration::from_millis(50);
     config
 }
 
