@@ -639,3 +639,56 @@ fn the_interval_counts_from_the_answer_so_delays_cannot_shrink_the_gap() {
     f.advance(Duration::from_secs(1));
     assert_eq!(Fixture::sent_to(&f.outputs(), 1).len(), 1);
 }
+
+#[test]
+fn a_flooding_peer_is_reported_and_no_other_peer_is_affected() {
+    let mut f = Fixture::new(PexConfig::default());
+    f.inbound(1, "8.8.8.1");
+    f.inbound(2, "8.8.8.2");
+    f.outputs();
+    for _ in 0..5 {
+        f.deliver(1, request());
+    }
+    f.deliver(2, request());
+    f.deliver(2, request());
+    let out = f.outputs();
+    let errors: Vec<&PexPeerError> = out
+        .iter()
+        .filter_map(|o| match o {
+            PexOutput::PeerError(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 3, "requests 3..5 of the flooder");
+    assert!(errors.iter().all(|e| e.node == id(1) && e.error.is_fatal()));
+    assert_eq!(Fixture::sent_to(&out, 1).len(), 2);
+    assert_eq!(
+        Fixture::sent_to(&out, 2).len(),
+        2,
+        "the other peer is answered"
+    );
+    // Our own request to peer 2 is still outstanding and its answer welcome.
+    assert!(f.pex.is_request_outstanding(id(2)));
+    f.deliver(2, response(vec![proto(3, "8.8.8.3", 26656)]));
+    assert!(f.errors().is_empty());
+    assert_eq!(f.pm.addresses(id(3)).len(), 1);
+}
+
+quickcheck::quickcheck! {
+    // Hostile bytes from a peer: never a panic; the outcome is an answer, learned
+    // addresses, or a typed error against that peer only.
+    fn hostile_bytes_have_a_typed_outcome(messages: Vec<Vec<u8>>) -> bool {
+        let mut f = Fixture::new(PexConfig::default());
+        f.outbound(1, "8.8.8.1");
+        f.outputs();
+        for bytes in messages {
+            f.deliver(1, Bytes::from(bytes));
+        }
+        f.outputs().iter().all(|o| match o {
+            PexOutput::Send(e) => e.to == Some(crate::router::Target::Peer(id(1))),
+            PexOutput::PeerError(e) => e.node == id(1),
+            PexOutput::Learned { from, .. } => *from == id(1),
+            PexOutput::Disconnect { .. } => false,
+        })
+    }
+}
