@@ -75,7 +75,7 @@ impl Sim {
             return Ok(true);
         }
         for i in 0..self.nodes.len() {
-            if !self.node_timer(i).is_some_and(|t| t <= now) {
+            if self.node_timer(i).is_none_or(|t| t > now) {
                 continue;
             }
             let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
