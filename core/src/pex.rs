@@ -56,6 +56,8 @@
 //!   answer (or its timeout).
 
 pub mod addrbook;
+mod config;
+mod conversions;
 mod peers;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -66,7 +68,7 @@ use bytes::Bytes;
 use rand_core::RngCore;
 use tmp2p_proto::p2p::{Message, NetAddress as ProtoNetAddress, PexAddrs, PexRequest};
 
-use crate::address::{AddressError, NetAddress, NodeAddress, Protocol};
+use crate::address::{AddressError, NodeAddress};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::peer_manager::{Direction, PeerStatus, PeerUpdate};
@@ -74,7 +76,10 @@ use crate::router::{Envelope, PeerError};
 use crate::typed::pex::PexInner;
 use crate::typed::{decode_inbound, ChannelCodec, CodecError, WrapperCodec};
 
+pub use config::PexConfig;
 pub use peers::PexPeers;
+
+use conversions::{checked_address, is_routable_ip, to_net_address, to_node_address};
 
 /// The PEX channel id.
 pub const PEX_CHANNEL: u8 = 0x00;
@@ -93,70 +98,6 @@ pub fn channel_descriptor() -> ChannelDescriptor {
         priority: 1,
         send_queue_capacity: 10,
         recv_message_capacity: PEX_RECV_MESSAGE_CAPACITY,
-    }
-}
-
-/// PEX settings; [`PexConfig::default`] is CometBFT-compatible.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PexConfig {
-    /// Least time between two requests to the same peer (default 30 s, at least
-    /// [`MIN_REQUEST_INTERVAL`]).
-    pub request_interval: Duration,
-    /// Least time a peer must leave between its requests, after its first two (CometBFT:
-    /// 10 s). Faster is a fatal [`PexError::RequestTooSoon`]. Zero disables the check.
-    pub min_receive_interval: Duration,
-    /// How long an answer may take; after it the request is forgotten (a late answer is
-    /// ignored, not unsolicited).
-    pub response_timeout: Duration,
-    /// Most addresses put in one answer (default 100, at most [`MAX_ADDRESSES_RECEIVED`]).
-    pub max_addresses_sent: usize,
-    /// Requests stop once `PeerManager::peer_ratio()` reaches this (default 0.95).
-    pub full_ratio: f64,
-    /// Drop non-routable addresses learned from routable peers (default on).
-    pub strict: bool,
-    /// Seed mode (see the module docs).
-    pub seed_mode: bool,
-}
-
-impl Default for PexConfig {
-    fn default() -> Self {
-        PexConfig {
-            request_interval: Duration::from_secs(30),
-            min_receive_interval: MIN_REQUEST_INTERVAL,
-            response_timeout: Duration::from_secs(30),
-            max_addresses_sent: 100,
-            full_ratio: 0.95,
-            strict: true,
-            seed_mode: false,
-        }
-    }
-}
-
-impl PexConfig {
-    /// Checks every setting.
-    ///
-    /// # Errors
-    /// The first bad setting as a [`PexError`].
-    pub fn validate(&self) -> Result<(), PexError> {
-        if self.request_interval < MIN_REQUEST_INTERVAL {
-            return Err(PexError::RequestIntervalTooShort {
-                interval: self.request_interval,
-                min: MIN_REQUEST_INTERVAL,
-            });
-        }
-        if self.response_timeout.is_zero() {
-            return Err(PexError::ZeroResponseTimeout);
-        }
-        if self.max_addresses_sent == 0 || self.max_addresses_sent > MAX_ADDRESSES_RECEIVED {
-            return Err(PexError::MaxAddressesSentOutOfRange {
-                value: self.max_addresses_sent,
-                max: MAX_ADDRESSES_RECEIVED,
-            });
-        }
-        if !(self.full_ratio.is_finite() && self.full_ratio > 0.0) {
-            return Err(PexError::InvalidFullRatio(self.full_ratio));
-        }
-        Ok(())
     }
 }
 
@@ -614,49 +555,6 @@ fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
         .unwrap_or(now)
-}
-
-fn is_routable_ip(ip: IpAddr) -> bool {
-    NetAddress {
-        id: NodeId::from_public_key(&[0; 32]),
-        ip,
-        port: 1,
-    }
-    .is_routable()
-}
-
-/// A PEX entry's id, IP and port checked (port 0 is refused too: nothing listens there).
-fn checked_address(proto: ProtoNetAddress) -> Result<NetAddress, AddressError> {
-    let address = NetAddress::try_from(proto)?;
-    if address.port == 0 {
-        return Err(AddressError::PortOutOfRange("0".to_owned()));
-    }
-    Ok(address)
-}
-
-/// The `mconn://id@ip:port` form of a PEX address.
-fn to_node_address(address: &NetAddress) -> NodeAddress {
-    NodeAddress {
-        node_id: address.id,
-        protocol: Protocol::MCONN,
-        hostname: address.ip.to_canonical().to_string(),
-        port: address.port,
-        path: String::new(),
-    }
-}
-
-/// The PEX form of an address we advertise: only MConnection addresses with an IP literal
-/// and a port fit in a `NetAddress`.
-fn to_net_address(address: &NodeAddress) -> Option<NetAddress> {
-    if !address.protocol.is_mconn() || address.port == 0 || !address.path.is_empty() {
-        return None;
-    }
-    let ip = address.hostname.parse::<IpAddr>().ok()?;
-    Some(NetAddress {
-        id: address.node_id,
-        ip,
-        port: address.port,
-    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
+use crate::address::NetAddress;
 use crate::peer_manager::{ClockAnchor, PeerManager, PeerManagerOptions};
 use crate::typed::ChannelCodec;
 
