@@ -1,0 +1,302 @@
+//! Scale benchmark of the mio driver: N concurrent authenticated idle connections to one
+//! node running on one loop thread (`RunningNode`), for N = 1 000 and 10 000. Reports
+//! handshakes per second while connecting and resident memory per idle connection (RSS
+//! delta of the node's process / N, from `/proc/self/statm`).
+//!
+//! The clients run in a child process (this binary re-executed with `--client`), so the
+//! node's RSS holds only the node, and each process needs only N descriptors of its own.
+//! The client is a single mio thread driving N `PeerConnection`s (at most 512 handshakes
+//! in flight), each with its own node key.
+//!
+//! Run: `cargo bench -p tmp2p-driver-mio --bench mio_scale` (optionally `-- 1000`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use tmp2p_core::connection::{Direction, PeerConfig, PeerConnection, PeerEvent};
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::NodeKey;
+use tmp2p_driver_mio::{AppEvent, DriverLimits, DriverSetup, RunningNode};
+
+const SERVER_SEED: [u8; 32] = [7; 32];
+const NETWORK: &str = "mio-scale";
+const CHANNEL: u8 = 0x40;
+const IN_FLIGHT: usize = 512;
+
+fn channel() -> ChannelDescriptor {
+    ChannelDescriptor {
+        id: CHANNEL,
+        priority: 1,
+        send_queue_capacity: 16,
+        recv_message_capacity: 1 << 16,
+    }
+}
+
+fn client_key(i: usize) -> NodeKey {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    seed[31] = 0xC1;
+    NodeKey::from_seed(seed)
+}
+
+/// Raises the soft descriptor limit to the hard one (with util-linux `prlimit` on our own
+/// pid, so the bench needs no unsafe code) and returns the resulting soft limit.
+fn raise_nofile() -> u64 {
+    let read = || -> Option<(u64, u64)> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        let mut fields = line.split_whitespace().skip(3);
+        let soft = fields.next()?.parse().ok()?;
+        let hard = fields.next()?.parse().ok()?;
+        Some((soft, hard))
+    };
+    let Some((soft, hard)) = read() else {
+        return 0;
+    };
+    if soft < hard {
+        let _ = Command::new("prlimit")
+            .arg("--pid")
+            .arg(std::process::id().to_string())
+            .arg(format!("--nofile={hard}:{hard}"))
+            .status();
+    }
+    read().map_or(soft, |(soft, _)| soft)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn server(n: usize) {
+    let limit = raise_nofile();
+    let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
+    let room = n + 64;
+    config.router.max_connections = room;
+    config.router.max_incoming_per_ip = room;
+    config.router.incoming_window = Duration::ZERO;
+    let pm = &mut config.router.peer_manager;
+    pm.max_connected = u16::try_from(room).unwrap();
+    pm.max_peers = u16::MAX;
+    pm.max_connected_per_ip_group = u16::MAX;
+    pm.max_stored_per_ip_group = u16::MAX;
+    let mut setup = DriverSetup::new(config, NodeKey::from_seed(SERVER_SEED), vec![channel()]);
+    setup.limits = DriverLimits {
+        max_pending_inbound: room * 2,
+        ..DriverLimits::default()
+    };
+    let node = RunningNode::spawn(setup, room * 2).unwrap();
+    let inbound = node.inbound().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_before = rss_bytes();
+
+    let mut client: Child = Command::new(std::env::current_exe().unwrap())
+        .arg("--client")
+        .arg(node.local_addr().to_string())
+        .arg(n.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ups = 0usize;
+    let mut first_up = None;
+    let mut last_up = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ups < n && Instant::now() < deadline {
+        if let Some(AppEvent::PeerUpdate(u)) = inbound.recv_timeout(Duration::from_secs(1)).unwrap()
+        {
+            if u.status == PeerStatus::Up {
+                ups += 1;
+                last_up = Instant::now();
+                first_up.get_or_insert(last_up);
+            }
+        }
+        if let Ok(Some(status)) = client.try_wait() {
+            println!("client exited early: {status}");
+            break;
+        }
+    }
+    // Let the idle state settle (buffers released after the handshake burst).
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_after = rss_bytes();
+    let connected = node_connected(&node);
+    let span = first_up.map_or(Duration::ZERO, |f| last_up - f);
+    let rate = if span.is_zero() {
+        0.0
+    } else {
+        (ups.saturating_sub(1)) as f64 / span.as_secs_f64()
+    };
+    let per_conn = rss_after.saturating_sub(rss_before) as f64 / ups.max(1) as f64;
+    println!(
+        "mio_scale n={n}: {ups} authenticated (router reports {connected} connected), \
+         nofile limit {limit}; handshakes {rate:.0}/s over {span:.2?}; \
+         RSS {:.1} MiB -> {:.1} MiB, {:.1} KiB per idle connection",
+        rss_before as f64 / 1048576.0,
+        rss_after as f64 / 1048576.0,
+        per_conn / 1024.0
+    );
+    let _ = client.kill();
+    let _ = client.wait();
+    node.stop().unwrap();
+}
+
+fn node_connected(node: &RunningNode) -> usize {
+    let (tx, rx) = std::sync::mpsc::channel();
+    node.handle()
+        .call(move |control| {
+            let _ = tx.send(control.connected_peers().len());
+        })
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or(0)
+}
+
+struct ClientConn {
+    stream: TcpStream,
+    pc: Option<PeerConnection>,
+    out: BytesMut,
+    done: bool,
+}
+
+fn client(addr: SocketAddr, n: usize) {
+    raise_nofile();
+    let server_id = NodeKey::from_seed(SERVER_SEED).node_id();
+    let keys: Vec<NodeKey> = (0..n).map(client_key).collect();
+    let mut poll = Poll::new().unwrap();
+    let mut events = Events::with_capacity(1024);
+    let mut conns: Vec<ClientConn> = Vec::with_capacity(n);
+    let mut scratch = vec![0u8; 64 * 1024];
+    let mut config = PeerConfig::default();
+    config.channels = vec![channel()];
+    let (mut authenticated, mut failed, mut in_flight) = (0usize, 0usize, 0usize);
+    let started = Instant::now();
+    let mut rng = rand_core::OsRng;
+    loop {
+        while in_flight < IN_FLIGHT && conns.len() < n {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let token = Token(conns.len());
+            poll.registry()
+                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                .unwrap();
+            conns.push(ClientConn {
+                stream,
+                pc: None,
+                out: BytesMut::new(),
+                done: false,
+            });
+            in_flight += 1;
+        }
+        if authenticated + failed == n && conns.len() == n {
+            eprintln!(
+                "client: {authenticated} authenticated, {failed} failed in {:?}",
+                started.elapsed()
+            );
+            // Stay idle (answering pings) until the parent ends us.
+            loop {
+                poll.poll(&mut events, Some(Duration::from_secs(1)))
+                    .unwrap();
+            }
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        let now = Instant::now();
+        for event in events.iter() {
+            let i = event.token().0;
+            let conn = &mut conns[i];
+            if conn.done {
+                continue;
+            }
+            if conn.pc.is_none() {
+                if conn.stream.peer_addr().is_err() {
+                    continue;
+                }
+                let _ = conn.stream.set_nodelay(true);
+                let key = &keys[i];
+                let mut info = NodeConfig::new(NETWORK, addr).node_info(key.node_id());
+                info.listen_addr = "tcp://127.0.0.1:1".into();
+                info.channels = vec![CHANNEL];
+                conn.pc = Some(PeerConnection::new(
+                    now,
+                    key,
+                    info,
+                    Direction::Outbound {
+                        expected: server_id,
+                    },
+                    config.clone(),
+                    &mut rng,
+                ));
+            }
+            let pc = conn.pc.as_mut().unwrap();
+            loop {
+                match conn.stream.read(&mut scratch) {
+                    Ok(0) => {
+                        pc.handle_eof();
+                        break;
+                    }
+                    Ok(k) => {
+                        let _ = pc.handle_input(now, &scratch[..k]);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        pc.handle_eof();
+                        break;
+                    }
+                }
+            }
+            while pc.poll_transmit(now, &mut conn.out) {}
+            while !conn.out.is_empty() {
+                match conn.stream.write(&conn.out) {
+                    Ok(k) => conn.out.advance(k),
+                    Err(_) => break,
+                }
+            }
+            while let Some(e) = pc.poll_event() {
+                match e {
+                    PeerEvent::Authenticated { .. } if !conn.done => {
+                        conn.done = true;
+                        authenticated += 1;
+                        in_flight -= 1;
+                    }
+                    PeerEvent::Closed { reason } if !conn.done => {
+                        eprintln!("client {i}: closed during handshake: {reason:?}");
+                        conn.done = true;
+                        failed += 1;
+                        in_flight -= 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--client") {
+        let addr = args[pos + 1].parse().unwrap();
+        let n = args[pos + 2].parse().unwrap();
+        client(addr, n);
+        return;
+    }
+    let sizes: Vec<usize> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![1000, 10_000]
+    } else {
+        sizes
+    };
+    for n in sizes {
+        server(n);
+    }
+}
