@@ -178,8 +178,10 @@ fn client(addr: SocketAddr, n: usize) {
     let mut events = Events::with_capacity(1024);
     let mut conns: Vec<ClientConn> = Vec::with_capacity(n);
     let mut scratch = vec![0u8; 64 * 1024];
-    let mut config = PeerConfig::default();
-    config.channels = vec![channel()];
+    let config = PeerConfig {
+        channels: vec![channel()],
+        ..PeerConfig::default()
+    };
     let (mut authenticated, mut failed, mut in_flight) = (0usize, 0usize, 0usize);
     let started = Instant::now();
     let mut rng = rand_core::OsRng;
