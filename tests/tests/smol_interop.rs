@@ -17,8 +17,11 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::typed::echo::EchoInner;
+use tmp2p_core::typed::WrapperCodec;
 use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::{Envelope, NodeBuilder};
+use tmp2p_proto::echo::EchoMessage;
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
 
@@ -156,4 +159,47 @@ fn smol_node_dials_the_reference_peer() {
 #[test]
 fn reference_peer_dials_the_smol_node() {
     run(false);
+}
+
+#[test]
+fn an_undecodable_message_disconnects_its_sender() {
+    let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
+    config.moniker = "smol".into();
+    let key = NodeKey::from_seed([0x18; 32]);
+    let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
+    let descriptor = |id| ChannelDescriptor {
+        id,
+        priority: 5,
+        send_queue_capacity: 8,
+        recv_message_capacity: 1 << 20,
+    };
+    let echo = builder
+        .open_channel(
+            descriptor(0x20),
+            WrapperCodec::<EchoMessage, EchoInner>::new(),
+        )
+        .unwrap();
+    let _raw = builder.open_raw_channel(descriptor(0x21)).unwrap();
+    let updates = builder.subscribe();
+    let node = smol::block_on(builder.start()).unwrap();
+    let stream = TcpStream::connect(node.local_addr()).unwrap();
+    let reference = ReferencePeer::start(stream, THEIR_SEED, their_info()).unwrap();
+    let up = within("the peer to come up", updates.recv()).unwrap();
+    assert_eq!(up.status, PeerStatus::Up);
+    // Field 1 with wire type 7, which does not exist: not an EchoMessage.
+    reference.send(0x20, vec![0x0f]);
+    let down = within("the peer to be disconnected", updates.recv()).unwrap();
+    assert_eq!((down.node_id, down.status), (up.node_id, PeerStatus::Down));
+    loop {
+        match reference.events.recv_timeout(WAIT).unwrap() {
+            RefEvent::Closed(_) => break,
+            RefEvent::Message(channel, data) => panic!("unexpected message {channel} {data:?}"),
+            RefEvent::Ping | RefEvent::Pong => {}
+        }
+    }
+    assert!(
+        echo.inbound.try_recv().is_err(),
+        "nothing half-parsed was delivered"
+    );
+    within("stop", node.stop());
 }

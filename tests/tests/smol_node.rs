@@ -311,3 +311,44 @@ fn stop_delivers_every_message_already_sent() {
     }
     within("b to stop", b.handle.stop());
 }
+
+#[test]
+fn raw_echo_reactor_sends_every_message_back_to_its_sender() {
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let (ka, kb) = (key(30), key(31));
+    let b = start(
+        config(any(), vec![]),
+        kb.clone(),
+        Box::new(MemoryPeerStore::new()),
+    );
+    let peers = vec![address(&kb, b.handle.local_addr())];
+    let a = start(
+        config(any(), peers),
+        ka.clone(),
+        Box::new(MemoryPeerStore::new()),
+    );
+    within(
+        "a to reach b",
+        wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
+    );
+    let Started { handle, raw, .. } = b;
+    handle.spawn(echo::run_raw_echo(raw)).detach();
+    let sizes = [0usize, 1, 1024, 1025, 70_000];
+    within("the echoes", async {
+        for &size in &sizes {
+            let message = Bytes::from(vec![size as u8; size]);
+            a.raw
+                .outbound
+                .send(Envelope::to_peer(kb.node_id(), message))
+                .await
+                .unwrap();
+        }
+        for &size in &sizes {
+            let envelope = a.raw.inbound.recv().await.unwrap();
+            assert_eq!(envelope.from, Some(kb.node_id()));
+            assert_eq!(envelope.message, Bytes::from(vec![size as u8; size]));
+        }
+    });
+    within("stop", a.handle.stop());
+    within("stop", handle.stop());
+}
