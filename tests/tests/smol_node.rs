@@ -352,3 +352,27 @@ fn raw_echo_reactor_sends_every_message_back_to_its_sender() {
     within("stop", a.handle.stop());
     within("stop", handle.stop());
 }
+
+#[test]
+fn a_peer_named_by_hostname_is_resolved_and_dialed() {
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let (ka, kb) = (key(40), key(41));
+    let b = start(
+        config(any(), vec![]),
+        kb.clone(),
+        Box::new(MemoryPeerStore::new()),
+    );
+    let port = b.handle.local_addr().port();
+    let named = NodeAddress::parse(&format!("{}@localhost:{port}", kb.node_id())).unwrap();
+    let a = start(
+        config(any(), vec![named]),
+        ka,
+        Box::new(MemoryPeerStore::new()),
+    );
+    within(
+        "a to reach b through a DNS lookup of localhost",
+        wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
+    );
+    within("stop", a.handle.stop());
+    within("stop", b.handle.stop());
+}
