@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod demo;
 mod latency;
 mod node;
 mod ping;
@@ -64,6 +65,8 @@ enum Command {
     Ping(ping::PingArgs),
     /// Run a node: key and peer store under --home, raw echo reactor on --echo-channel.
     Node(node::NodeArgs),
+    /// Run N nodes on loopback exchanging verified echo traffic, then print a summary.
+    Demo(demo::DemoArgs),
 }
 
 /// Why a command failed; decides the exit code.
@@ -112,6 +115,7 @@ fn main() -> ExitCode {
         } => id(key.as_deref(), network, moniker, listen, &channels),
         Command::Ping(args) => ping::run(&args),
         Command::Node(args) => node::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -85,11 +85,41 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
         println!("node {} listening on {}", node.node_id(), node.local_addr());
         node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))
             .detach();
-        while let Ok(update) = updates.recv().await {
+        // Ctrl-C (or SIGTERM) stops the node gracefully: queued messages are flushed and
+        // the peer store synced before the process exits.
+        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+        ctrlc::set_handler(move || {
+            let _ = stop_tx.try_send(());
+        })
+        .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+        let mut connected = std::collections::BTreeSet::new();
+        loop {
+            let next = futures_lite::future::or(async { updates.recv().await.ok() }, async {
+                let _ = stop_rx.recv().await;
+                None
+            })
+            .await;
+            let Some(update) = next else { break };
+            match update.status {
+                tmp2p_core::peer_manager::PeerStatus::Up => connected.insert(update.node_id),
+                tmp2p_core::peer_manager::PeerStatus::Down => connected.remove(&update.node_id),
+            };
             // A closed stdout must not end the node (println! would panic).
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "peer {} {:?}", update.node_id, update.status);
+            let _ = writeln!(
+                out,
+                "peer {} {:?} ({} connected)",
+                update.node_id,
+                update.status,
+                connected.len()
+            );
         }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "stopping: flushing queued messages and syncing the peer store"
+        );
+        drop(out);
         node.stop().await;
         Ok(())
     })
