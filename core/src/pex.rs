@@ -9,8 +9,9 @@
 //! # Call order, for a driver
 //! 1. Open [`channel_descriptor`] on the Router before the first connection; build the
 //!    reactor with [`PexReactor::new`].
-//! 2. For every `RouterAction::PeerUpdate` call [`PexReactor::handle_peer_update`]; when
-//!    the driver knows an Up peer's socket IP, also [`PexReactor::set_peer_ip`].
+//! 2. For every `RouterAction::PeerUpdate` call [`PexReactor::handle_peer_update`]; for
+//!    an Up peer then also [`PexReactor::set_peer_ip`] (its socket IP, when known) and
+//!    [`PexReactor::handle_peer_info`] (its `NodeInfo` from `PeerEvent::Authenticated`).
 //! 3. For every `RouterAction::Deliver` on channel [`PEX_CHANNEL`] call
 //!    [`PexReactor::handle_message`].
 //! 4. Sleep until [`PexReactor::poll_timeout`] (re-read after every call), then call
@@ -68,9 +69,10 @@ use bytes::Bytes;
 use rand_core::RngCore;
 use tmp2p_proto::p2p::{Message, NetAddress as ProtoNetAddress, PexAddrs, PexRequest};
 
-use crate::address::{AddressError, NodeAddress};
+use crate::address::{AddressError, NetAddress, NodeAddress, ParsedNetAddress};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
+use crate::node_info::NodeInfo;
 use crate::peer_manager::{Direction, PeerStatus, PeerUpdate};
 use crate::router::{Envelope, PeerError};
 use crate::typed::pex::PexInner;
@@ -236,6 +238,8 @@ struct PeerState {
     inbound: bool,
     /// Whether the peer's IP is routable; `None` when unknown.
     routable: Option<bool>,
+    /// The peer's socket IP, if the driver told us.
+    ip: Option<IpAddr>,
     request: RequestState,
     next_request_at: Instant,
     received: Received,
@@ -313,6 +317,7 @@ impl PexReactor {
                     PeerState {
                         inbound: peers.direction(node) == Some(Direction::Inbound),
                         routable,
+                        ip: None,
                         request: RequestState::Idle,
                         next_request_at: now,
                         received: Received::None,
@@ -329,7 +334,54 @@ impl PexReactor {
     pub fn set_peer_ip(&mut self, node: NodeId, ip: IpAddr) {
         if let Some(peer) = self.peers.get_mut(&node) {
             peer.routable = Some(is_routable_ip(ip));
+            peer.ip = Some(ip);
         }
+    }
+
+    /// The node info of an Up peer (call after its Up update and [`set_peer_ip`]). An
+    /// inbound peer's self-reported `id@listen_addr` is offered to the PeerManager, as
+    /// CometBFT adds it to its address book; a listen address on `0.0.0.0` / `::` (a
+    /// node listening on every interface) is taken at the peer's socket IP when known,
+    /// where CometBFT would drop it. The address passes the same checks as a PEX entry.
+    /// Returns the address offered, if any.
+    ///
+    /// [`set_peer_ip`]: PexReactor::set_peer_ip
+    pub fn handle_peer_info(
+        &mut self,
+        now: Instant,
+        info: &NodeInfo,
+        peers: &mut impl PexPeers,
+    ) -> Option<NodeAddress> {
+        let node = info.node_id;
+        let peer = self.peers.get(&node).filter(|p| p.inbound)?;
+        let (sender_routable, socket_ip) = (peer.routable.unwrap_or(true), peer.ip);
+        let listen = info
+            .listen_addr
+            .split_once("://")
+            .map_or(info.listen_addr.as_str(), |(_, rest)| rest);
+        let text = format!("{node}@{listen}");
+        let mut address = match NetAddress::parse(&text) {
+            Ok(ParsedNetAddress::Resolved(address)) => address,
+            Ok(ParsedNetAddress::NeedsLookup(_)) | Err(_) => {
+                tracing::debug!(peer = %node, listen = %info.listen_addr, "unusable listen address");
+                return None;
+            }
+        };
+        if address.ip.is_unspecified() {
+            address.ip = socket_ip?;
+        }
+        if address.port == 0
+            || address.valid().is_err()
+            || (self.config.strict && sender_routable && !address.is_routable())
+        {
+            return None;
+        }
+        let address = to_node_address(&address);
+        if let Err(e) = peers.add_address(now, address.clone()) {
+            tracing::debug!(peer = %node, %address, %e, "listen address refused");
+        }
+        peers.addresses_added(now);
+        Some(address)
     }
 
     /// The next instant at which [`PexReactor::handle_timeout`] must be called.

@@ -1,7 +1,8 @@
-//! Four routers in a line (0 knows 1, 1 knows 2, 2 knows 3), each with a PEX reactor,
-//! joined in memory by real `PeerConnection`s: through PEX every node learns every other,
-//! in virtual time. The small driver here does what a real one does for each
-//! `RouterAction` and `PexOutput`.
+//! Routers with PEX reactors, joined in memory by real `PeerConnection`s, in virtual time:
+//! four nodes in a line (0 knows 1, 1 knows 2, 2 knows 3) all learn each other; three
+//! nodes that know only a seed learn each other from it, and the seed drops them after
+//! answering. The small driver here does what a real one does for each `RouterAction`
+//! and `PexOutput`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, VecDeque};
@@ -44,6 +45,10 @@ struct Node {
     pending: VecDeque<(ConnectionId, u8, Bytes)>,
     rng: ChaCha20Rng,
     peer_errors: Vec<PeerError>,
+    /// Node info of authenticated peers, for `PexReactor::handle_peer_info`.
+    infos: BTreeMap<NodeId, NodeInfo>,
+    /// Seed mode: peers we asked the router to drop.
+    disconnected: Vec<NodeId>,
 }
 
 struct Net {
@@ -55,7 +60,7 @@ struct Net {
 }
 
 impl Net {
-    fn new() -> Net {
+    fn new(pex_config: impl Fn(usize) -> PexConfig) -> Net {
         let now = Instant::now();
         let nodes = (0..N)
             .map(|i| {
@@ -88,11 +93,13 @@ impl Net {
                 Node {
                     key,
                     router,
-                    pex: PexReactor::new(PexConfig::default()).unwrap(),
+                    pex: PexReactor::new(pex_config(i)).unwrap(),
                     conns: BTreeMap::new(),
                     pending: VecDeque::new(),
                     rng: ChaCha20Rng::seed_from_u64(100 + i as u64),
                     peer_errors: vec![],
+                    infos: BTreeMap::new(),
+                    disconnected: vec![],
                 }
             })
             .collect();
@@ -177,6 +184,9 @@ impl Net {
                     if let Some(ip) = peer_ip {
                         node.pex.set_peer_ip(update.node_id, ip);
                     }
+                    if let Some(info) = node.infos.get(&update.node_id) {
+                        node.pex.handle_peer_info(now, info, &mut node.router);
+                    }
                 }
                 RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
             }
@@ -192,14 +202,17 @@ impl Net {
                     node.peer_errors.push(e.clone());
                     node.router.report_error(now, e);
                 }
-                PexOutput::Disconnect { node: peer } => node.router.report_error(
-                    now,
-                    PeerError {
-                        node: peer,
-                        reason: "seed: done".into(),
-                        fatal: true,
-                    },
-                ),
+                PexOutput::Disconnect { node: peer } => {
+                    node.disconnected.push(peer);
+                    node.router.report_error(
+                        now,
+                        PeerError {
+                            node: peer,
+                            reason: "seed: done".into(),
+                            fatal: true,
+                        },
+                    );
+                }
                 PexOutput::Learned { .. } => {}
             }
         }
@@ -247,6 +260,11 @@ impl Net {
                 for event in events {
                     busy = true;
                     let closed = matches!(event, PeerEvent::Closed { .. });
+                    if let PeerEvent::Authenticated { node_info, .. } = &event {
+                        self.nodes[i]
+                            .infos
+                            .insert(node_info.node_id, (**node_info).clone());
+                    }
                     self.nodes[i]
                         .router
                         .handle_connection_event(self.now, conn, event);
@@ -305,8 +323,12 @@ impl Net {
     }
 
     fn knows_everyone(&self) -> bool {
-        (0..N).all(|i| {
-            (0..N).filter(|&j| j != i).all(|j| {
+        self.all_know(0..N)
+    }
+
+    fn all_know(&self, nodes: std::ops::Range<usize>) -> bool {
+        nodes.clone().all(|i| {
+            nodes.clone().filter(|&j| j != i).all(|j| {
                 self.nodes[i]
                     .router
                     .peer_manager()
@@ -319,7 +341,7 @@ impl Net {
 
 #[test]
 fn four_nodes_in_a_line_learn_about_each_other_through_pex() {
-    let mut net = Net::new();
+    let mut net = Net::new(|_| PexConfig::default());
     for i in 0..N - 1 {
         let now = net.now;
         net.nodes[i]
@@ -349,4 +371,41 @@ fn four_nodes_in_a_line_learn_about_each_other_through_pex() {
     // advertised first in their answers, relayed along the line).
     let pm = net.nodes[0].router.peer_manager();
     assert!(pm.peer_count() >= N - 1);
+}
+
+#[test]
+fn nodes_that_know_only_a_seed_learn_each_other_and_the_seed_drops_them() {
+    let mut net = Net::new(|i| PexConfig {
+        seed_mode: i == 0,
+        ..PexConfig::default()
+    });
+    for i in 1..N {
+        let now = net.now;
+        net.nodes[i].router.add_peer(now, address_of(0)).unwrap();
+    }
+    let start = net.now;
+    net.settle();
+    while !net.knows_everyone() {
+        assert!(
+            net.now - start < Duration::from_secs(300),
+            "not everyone learned everyone within 300 s of virtual time"
+        );
+        net.advance();
+        net.settle();
+    }
+    for (i, node) in net.nodes.iter().enumerate() {
+        assert!(
+            node.peer_errors.is_empty(),
+            "node {i}: {:?}",
+            node.peer_errors
+        );
+    }
+    // The seed learned the clients from their listen addresses and dropped each after
+    // answering; the clients now know each other without the seed's help.
+    let seed = &net.nodes[0];
+    assert!(seed.disconnected.len() >= N - 1, "{:?}", seed.disconnected);
+    for i in 1..N {
+        assert!(seed.disconnected.contains(&net.nodes[i].key.node_id()));
+    }
+    assert!(net.all_know(1..N));
 }

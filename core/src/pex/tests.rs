@@ -693,3 +693,64 @@ quickcheck::quickcheck! {
         })
     }
 }
+
+fn info(i: u8, listen_addr: &str) -> NodeInfo {
+    NodeInfo {
+        protocol_version: crate::node_info::ProtocolVersions {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        node_id: id(i),
+        listen_addr: listen_addr.to_owned(),
+        network: "n".into(),
+        version: "1".into(),
+        channels: vec![0],
+        moniker: "m".into(),
+        tx_index: String::new(),
+        rpc_address: String::new(),
+    }
+}
+
+#[test]
+fn an_inbound_peer_listen_address_is_learned_and_an_outbound_one_ignored() {
+    let mut f = Fixture::new(PexConfig::default());
+    f.inbound(1, "8.8.8.1");
+    f.pex.set_peer_ip(id(1), "8.8.8.1".parse().unwrap());
+    let got = f
+        .pex
+        .handle_peer_info(f.now, &info(1, "tcp://0.0.0.0:26656"), &mut f.pm);
+    assert_eq!(
+        got,
+        Some(addr(1, "8.8.8.1")),
+        "0.0.0.0 taken at the socket IP"
+    );
+    assert_eq!(f.pm.addresses(id(1)), vec![addr(1, "8.8.8.1")]);
+
+    f.inbound(2, "8.8.8.2");
+    f.pex.set_peer_ip(id(2), "8.8.8.2".parse().unwrap());
+    // Strict: a routable peer claiming a private listen address is not believed.
+    assert_eq!(
+        f.pex
+            .handle_peer_info(f.now, &info(2, "tcp://10.0.0.2:26656"), &mut f.pm),
+        None
+    );
+    assert_eq!(
+        f.pex
+            .handle_peer_info(f.now, &info(2, "tcp://name.example:26656"), &mut f.pm),
+        None
+    );
+    assert_eq!(
+        f.pex
+            .handle_peer_info(f.now, &info(2, "garbage"), &mut f.pm),
+        None
+    );
+
+    f.outbound(3, "8.8.8.3");
+    assert_eq!(
+        f.pex
+            .handle_peer_info(f.now, &info(3, "tcp://8.8.9.9:26656"), &mut f.pm),
+        None
+    );
+    assert_eq!(f.pm.addresses(id(3)), vec![addr(3, "8.8.8.3")]);
+}
