@@ -376,3 +376,26 @@ fn a_peer_named_by_hostname_is_resolved_and_dialed() {
     within("stop", a.handle.stop());
     within("stop", b.handle.stop());
 }
+
+#[test]
+fn admission_refuses_before_any_handshake_byte() {
+    use std::io::Read;
+    let mut config = config("127.0.0.1:0".parse().unwrap(), vec![]);
+    config.router.max_incoming_per_ip = 1;
+    let node = start(config, key(50), Box::new(MemoryPeerStore::new()));
+    let at = node.handle.local_addr();
+    let mut first = std::net::TcpStream::connect(at).unwrap();
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    let mut ephemeral = [0u8; 34];
+    first.read_exact(&mut ephemeral).unwrap();
+    // The first connection holds the one slot: the second is closed unanswered.
+    let mut second = std::net::TcpStream::connect(at).unwrap();
+    second.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 64];
+    match second.read(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "refused connection got handshake bytes"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    drop(first);
+    within("stop", node.handle.stop());
+}
