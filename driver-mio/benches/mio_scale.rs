@@ -83,6 +83,28 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
+/// CPU time (user + system) of the named thread of this process, from
+/// `/proc/self/task/*/stat` (clock ticks of 10 ms).
+fn thread_cpu(name: &str) -> Duration {
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with(name) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the comm field: state is index 0, utime 11, stime 12.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        total += ticks;
+    }
+    Duration::from_millis(total * 10)
+}
+
 fn server(n: usize) {
     let limit = raise_nofile();
     let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
@@ -104,6 +126,7 @@ fn server(n: usize) {
     let inbound = node.inbound().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let rss_before = rss_bytes();
+    let cpu_before = thread_cpu("(tmp2p-mio");
 
     let mut client: Child = Command::new(std::env::current_exe().unwrap())
         .arg("--client")
@@ -130,6 +153,7 @@ fn server(n: usize) {
             break;
         }
     }
+    let cpu_connecting = thread_cpu("(tmp2p-mio").saturating_sub(cpu_before);
     // Let the idle state settle (buffers released after the handshake burst).
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = rss_bytes();
@@ -144,7 +168,9 @@ fn server(n: usize) {
     println!(
         "mio_scale n={n}: {ups} authenticated (router reports {connected} connected), \
          nofile limit {limit}; handshakes {rate:.0}/s over {span:.2?}; \
+         loop thread CPU {cpu_connecting:.2?} = {:.0} us per handshake; \
          RSS {:.1} MiB -> {:.1} MiB, {:.1} KiB per idle connection",
+        cpu_connecting.as_secs_f64() * 1e6 / ups.max(1) as f64,
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0,
         per_conn / 1024.0
