@@ -340,12 +340,9 @@ impl Router {
     /// Adds a peer address (e.g. a persistent peer or one learned by PEX).
     ///
     /// # Errors
-    /// The PeerManager's refusal, as text.
+    /// [`RouterError::Peer`] with the PeerManager's refusal.
     pub fn add_peer(&mut self, now: Instant, address: NodeAddress) -> Result<bool, RouterError> {
-        let added = self
-            .peers
-            .add(now, address)
-            .map_err(|e| RouterError::InvalidConfig(e.to_string()));
+        let added = self.peers.add(now, address).map_err(RouterError::Peer);
         self.try_dials(now);
         self.drain_peer_manager();
         added
@@ -582,6 +579,27 @@ impl Router {
         }
         self.evict(now);
         self.drain_peer_manager();
+    }
+
+    /// Disconnects a connected peer gracefully: messages already handed to its connection
+    /// are still flushed (the driver closes the connection with `PeerConnection::close`).
+    /// Its score is untouched; use [`Router::report_error`] to punish a peer. (PEX seed
+    /// mode uses this after answering a request.)
+    ///
+    /// # Errors
+    /// [`RouterError::NotConnected`].
+    pub fn disconnect(&mut self, node: NodeId) -> Result<(), RouterError> {
+        let conn = *self
+            .by_node
+            .get(&node)
+            .ok_or(RouterError::NotConnected(node))?;
+        if let Some(entry) = self.conns.get_mut(conn) {
+            if !entry.closing {
+                entry.closing = true;
+                self.actions.push_back(RouterAction::Close { conn });
+            }
+        }
+        Ok(())
     }
 
     /// Reports good behaviour of a peer (score up).

@@ -31,6 +31,9 @@ struct Node {
     delivered: Vec<Envelope>,
     updates: Vec<PeerUpdate>,
     closed: Vec<ConnectionId>,
+    /// Connections to close once their pending sends are handed over (a driver keeps the
+    /// order of `Send` then `Close`).
+    to_close: Vec<ConnectionId>,
 }
 
 struct Net {
@@ -101,6 +104,7 @@ impl Net {
                 delivered: vec![],
                 updates: vec![],
                 closed: vec![],
+                to_close: vec![],
             });
         }
         Net {
@@ -172,11 +176,7 @@ impl Net {
                     } => {
                         self.nodes[i].pending.push_back((conn, channel, message));
                     }
-                    RouterAction::Close { conn } => {
-                        if let Some(pc) = self.nodes[i].conns.get_mut(&conn) {
-                            pc.close();
-                        }
-                    }
+                    RouterAction::Close { conn } => self.nodes[i].to_close.push(conn),
                     RouterAction::Deliver(env) => self.nodes[i].delivered.push(env),
                     RouterAction::PeerUpdate(u) => self.nodes[i].updates.push(u),
                     RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
@@ -194,6 +194,14 @@ impl Net {
                 }
             }
             node.pending = retry;
+            let to_close = std::mem::take(&mut node.to_close);
+            for conn in to_close {
+                if node.pending.iter().any(|(c, _, _)| *c == conn) {
+                    node.to_close.push(conn);
+                } else if let Some(pc) = node.conns.get_mut(&conn) {
+                    pc.close();
+                }
+            }
         }
         busy
     }
@@ -720,4 +728,32 @@ fn stalled_inbound_handshakes_do_not_block_other_peers() {
     net.connect(0, 1);
     net.drive();
     assert_eq!(net.nodes[1].router.connected_peers().count(), 1);
+}
+
+#[test]
+fn graceful_disconnect_flushes_what_was_sent_first() {
+    let mut net = Net::new(2, &[&[0x20]], |_| {});
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"bye")));
+    net.nodes[0].router.disconnect(id1).unwrap();
+    net.drive();
+    assert_eq!(
+        net.delivered(1, 0x20).len(),
+        1,
+        "queued message flushed before the close"
+    );
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+    assert_eq!(
+        net.nodes[0].router.disconnect(id1),
+        Err(RouterError::NotConnected(id1))
+    );
+    let own = net.address(0);
+    assert!(matches!(
+        net.nodes[0].router.add_peer(net.now, own),
+        Err(RouterError::Peer(_))
+    ));
 }

@@ -137,4 +137,11 @@ pub enum RouterError {
     /// The connection id is unknown or stale.
     #[error("unknown or stale connection {0}")]
     UnknownConnection(ConnectionId),
+    /// The PeerManager refused the request (e.g. an address of ourselves, an inactive peer,
+    /// a full IP group).
+    #[error(transparent)]
+    Peer(#[from] crate::peer_manager::PeerManagerError),
+    /// The peer is not connected.
+    #[error("peer {0} is not connected")]
+    NotConnected(NodeId),
 }
