@@ -27,7 +27,7 @@ pub mod reactor;
 pub mod stamp;
 pub mod trace;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,9 @@ pub struct Sim {
     link_params: BTreeMap<(usize, usize), LinkParams>,
     partition: Partition,
     trace: Trace,
+    /// Every running node's earliest timer, indexed by time (kept by `refresh_timer`).
+    timers: BTreeSet<(Instant, usize)>,
+    timer_of: BTreeMap<usize, Instant>,
     /// Budget of virtual time for one `drive`.
     pub drive_budget: Duration,
 }
@@ -149,6 +152,8 @@ impl Sim {
             link_params: BTreeMap::new(),
             partition: Partition::default(),
             trace: Trace::default(),
+            timers: BTreeSet::new(),
+            timer_of: BTreeMap::new(),
             drive_budget: Duration::from_secs(600),
         }
     }
@@ -414,6 +419,7 @@ impl Sim {
             for (link, side) in orphan {
                 self.close_end(link, side);
             }
+            self.refresh_timer(i);
             self.record("crash", &[i as u64], &[]);
             tracing::debug!(node = i, "crashed");
         }

@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 //! Seeded chaos runs of a 20-node network with loss, jitter, bandwidth limits, partitions,
 //! crashes and restarts; invariants are checked after every simulator step:
 //! no delivery on a wrong channel or from a wrong sender, no duplicated or corrupted
@@ -81,8 +86,8 @@ fn chaos_run(seed: u64) -> Result<Outcome, SimError> {
     sim.start_all()?;
     let ids: Vec<_> = (0..NODES).map(|i| sim.id(i).unwrap()).collect();
     let mut ledger = Ledger::default();
-    let mut cursors = vec![0usize; NODES];
-    let mut seqs = vec![0u64; NODES];
+    let mut cursors = [0usize; NODES];
+    let mut seqs = [0u64; NODES];
     let mut crashes = 0;
     let mut check = |sim: &Sim, ledger: &mut Ledger| -> Result<(), SimError> {
         sim.check_limits()?;

@@ -49,9 +49,22 @@ impl Sim {
 
     /// The next instant something is due: a network event or a machine's timer.
     pub(crate) fn next_time(&self) -> Option<Instant> {
-        (0..self.nodes.len()).fold(self.events.next_time(), |t, i| {
-            earliest(t, self.node_timer(i))
-        })
+        earliest(
+            self.events.next_time(),
+            self.timers.first().map(|(t, _)| *t),
+        )
+    }
+
+    /// Re-reads node `i`'s earliest timer into the timer index (after any change to it).
+    pub(crate) fn refresh_timer(&mut self, i: usize) {
+        let due = self.node_timer(i);
+        if let Some(old) = self.timer_of.remove(&i) {
+            self.timers.remove(&(old, i));
+        }
+        if let Some(due) = due {
+            self.timer_of.insert(i, due);
+            self.timers.insert((due, i));
+        }
     }
 
     /// Advances virtual time to the next network event or timer and handles everything due
@@ -74,10 +87,13 @@ impl Sim {
             }
             return Ok(true);
         }
-        for i in 0..self.nodes.len() {
-            if self.node_timer(i).is_none_or(|t| t > now) {
-                continue;
-            }
+        let due: Vec<usize> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|(_, i)| *i)
+            .collect();
+        for i in due {
             let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
                 continue;
             };
@@ -148,6 +164,7 @@ impl Sim {
             progress |= self.pump_connections(i);
             progress |= self.dispatch(i);
             if !progress {
+                self.refresh_timer(i);
                 return Ok(any);
             }
             any = true;
@@ -581,6 +598,7 @@ impl Sim {
                     &[t as u64],
                     error.to_string().as_bytes(),
                 );
+                self.refresh_timer(t);
                 self.close_end(link_id, 1);
                 Ok(())
             }
@@ -683,6 +701,7 @@ impl Sim {
         else {
             return Ok(());
         };
+        let _entered = tracing::debug_span!("node", idx = node, inc = incarnation).entered();
         match bytes {
             // An error closes the connection; its Closed event carries the reason.
             Some(bytes) => {
