@@ -29,6 +29,9 @@ pub use secret_handshake::{
 };
 
 use crate::secret::AeadBackend;
+use crate::NodeKey;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 /// `ChaCha20Rng::seed_from_u64` seed whose ephemeral X25519 public key starts `00 00 9e 80`:
 /// it sorts below almost every peer key, so the machine takes the "local is least" branch
@@ -111,6 +114,66 @@ pub fn peer_connection_after_handshake(data: &[u8]) {
     #[allow(clippy::disallowed_methods)]
     let now = std::time::Instant::now();
     crate::connection::fuzz_after_handshake(data, now);
+}
+
+/// PEX message decoder and reactor: `data[0]` picks whether the rest arrives as the answer to
+/// our outstanding request (mode 0), unsolicited (mode 1), or as requests from the peer
+/// (mode 2); the rest is the channel-0 message bytes. Every outcome must be typed: a delivered
+/// set of addresses, a `PexPeerError`, or nothing. Never panics.
+pub fn pex_message(data: &[u8]) {
+    use crate::address::NodeAddress;
+    use crate::peer_manager::{
+        ClockAnchor, PeerManager, PeerManagerOptions, PeerStatus, PeerUpdate,
+    };
+    use crate::pex::{PexConfig, PexReactor};
+
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::Instant::now();
+    let clock = ClockAnchor {
+        instant: now,
+        since_unix_epoch: std::time::Duration::from_secs(1_700_000_000),
+    };
+    let me = NodeKey::from_seed(LOCAL_IDENTITY_SEED).node_id();
+    let peer = NodeKey::from_seed(PEER_IDENTITY_SEED).node_id();
+    let options = PeerManagerOptions {
+        max_peers: 300,
+        max_connected: 16,
+        ..PeerManagerOptions::default()
+    };
+    let Ok(mut pm) = PeerManager::new(me, options, clock) else {
+        return;
+    };
+    let Ok(address) = NodeAddress::parse(&format!("{peer}@8.8.4.4:26656")) else {
+        return;
+    };
+    let mode = data.first().copied().unwrap_or(0) % 3;
+    let message = bytes::Bytes::copy_from_slice(data.get(1..).unwrap_or_default());
+    let _ = pm.add(now, address.clone());
+    let _ = pm.try_dial_next(now);
+    let _ = pm.dialed(now, &address, None);
+    pm.ready(peer, vec![0]);
+    let Ok(mut pex) = PexReactor::new(PexConfig::default()) else {
+        return;
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let up = PeerUpdate {
+        node_id: peer,
+        status: PeerStatus::Up,
+        channels: vec![0],
+    };
+    pex.handle_peer_update(now, &up, &mut pm);
+    if mode == 1 {
+        // Consume our request's answer slot first, so the fuzz bytes are unsolicited.
+        while pex.poll_output().is_some() {}
+        let empty = bytes::Bytes::from_static(&[0x12, 0x00]);
+        pex.handle_message(now, peer, empty, &mut pm, &mut rng);
+    }
+    let repeats = if mode == 2 { 3 } else { 1 };
+    for _ in 0..repeats {
+        pex.handle_message(now, peer, message.clone(), &mut pm, &mut rng);
+    }
+    while pex.poll_output().is_some() {}
+    pex.handle_timeout(now, &mut pm);
 }
 
 #[cfg(test)]

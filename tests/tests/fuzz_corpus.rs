@@ -30,6 +30,7 @@ fuzz_targets! {
     frame_opener: 1200;
     mconn_packet_decoder: 3000;
     peer_connection_after_handshake: 150;
+    pex_message: 1500;
 }
 
 fn run_target(corpus: &Path, body: fn(&[u8]), random_inputs: usize) {
