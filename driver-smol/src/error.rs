@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use tmp2p_core::node_config::NodeConfigError;
+use tmp2p_core::pex::PexError;
 use tmp2p_core::router::RouterError;
 use tmp2p_store::StoreError;
 
@@ -33,6 +34,9 @@ pub enum DriverError {
     /// A driver option is out of range; the text names it and its limit.
     #[error("invalid driver option: {0}")]
     Options(String),
+    /// The PEX configuration is invalid (checked by [`crate::NodeBuilder::enable_pex`]).
+    #[error("invalid PEX configuration: {0}")]
+    Pex(#[from] PexError),
     /// The node has stopped (or is stopping): the request was not carried out.
     #[error("the node is not running")]
     Stopped,

@@ -19,6 +19,9 @@
 //! connection owns that connection's `PeerConnection` (so handshakes and AEAD run in
 //! parallel), one task owns the peer store, one accepts TCP connections (admission runs in
 //! the router before any handshake work). Timers come from async-io, DNS from async-net.
+//!
+//! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's
+//! `PexReactor` inside the router task (seed mode is a [`PexConfig`] flag).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -28,6 +31,7 @@ pub mod echo;
 mod envelope;
 mod error;
 mod node;
+mod pex_driver;
 mod router_task;
 pub mod session;
 mod store_task;
@@ -35,4 +39,5 @@ mod store_task;
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
 pub use error::DriverError;
 pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use tmp2p_core::pex::PexConfig;
 pub use tmp2p_core::router::{PeerError, Target};

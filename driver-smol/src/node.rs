@@ -16,6 +16,7 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
+use tmp2p_core::pex::{self, PexConfig, PexReactor};
 use tmp2p_core::router::{self, Router};
 use tmp2p_core::typed::{decode_inbound, ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
@@ -23,6 +24,7 @@ use tmp2p_store::PeerStore;
 
 use crate::envelope::{AppCommand, Channel, ChannelSender, Envelope, ErrorSender};
 use crate::error::DriverError;
+use crate::pex_driver::PexDriver;
 use crate::router_task::{accept_loop, Deliverer, Delivery, RouterTask};
 use crate::store_task::{run_store, StoreRequest};
 
@@ -89,6 +91,7 @@ pub struct NodeBuilder {
     commands: Receiver<AppCommand>,
     deliverers: BTreeMap<u8, Deliverer>,
     subscribers: Vec<Sender<PeerUpdate>>,
+    pex: Option<PexReactor>,
 }
 
 impl NodeBuilder {
@@ -155,6 +158,7 @@ impl NodeBuilder {
             commands,
             deliverers: BTreeMap::new(),
             subscribers: Vec::new(),
+            pex: None,
         })
     }
 
@@ -217,6 +221,21 @@ impl NodeBuilder {
         self.open_channel(descriptor, RawCodec)
     }
 
+    /// Enables peer exchange: opens the PEX channel 0x00 as CometBFT declares it (priority
+    /// 1, 10 queued messages, 64000-byte messages) and runs the PEX reactor (with
+    /// `config`, seed mode included) inside the router task. Its messages never reach the
+    /// application.
+    ///
+    /// # Errors
+    /// [`DriverError::Pex`] for an invalid `config`; [`DriverError::Router`] when channel
+    /// 0x00 is already open.
+    pub fn enable_pex(&mut self, config: PexConfig) -> Result<(), DriverError> {
+        let reactor = PexReactor::new(config)?;
+        self.router.open_channel(pex::channel_descriptor())?;
+        self.pex = Some(reactor);
+        Ok(())
+    }
+
     /// Peer updates from the very start (no update is missed).
     pub fn subscribe(&mut self) -> PeerUpdates {
         let (tx, rx) = async_channel::bounded(self.options.subscriber_capacity);
@@ -243,6 +262,7 @@ impl NodeBuilder {
             commands,
             deliverers,
             subscribers,
+            pex,
         } = self;
         let now = Instant::now();
         for address in config.initial_peers() {
@@ -289,6 +309,7 @@ impl NodeBuilder {
             listener: Some(accept),
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
+            pex: pex.map(PexDriver::new),
         };
         let span = tracing::info_span!("node", id = %node_id);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));

@@ -19,6 +19,7 @@ use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::peer_manager::{PeerUpdate, StoreOp};
+use tmp2p_core::pex::PEX_CHANNEL;
 use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError, Router, RouterAction};
 use tmp2p_core::typed::UndecodableMessage;
 use tmp2p_core::NodeKey;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
 use crate::envelope::AppCommand;
+use crate::pex_driver::PexDriver;
 use crate::store_task::StoreRequest;
 
 /// How long the stop waits past its deadline for connections to report `Closed`.
@@ -62,6 +64,8 @@ pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send>;
 
 struct ConnEntry {
     inputs: Sender<ConnInput>,
+    /// The peer's socket address.
+    remote: SocketAddr,
     /// `Send`s handed to the connection and not yet confirmed.
     outstanding: usize,
 }
@@ -86,6 +90,8 @@ pub(crate) struct RouterTask {
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
     pub(crate) stop_timeout: Duration,
+    /// The PEX reactor, when enabled.
+    pub(crate) pex: Option<PexDriver>,
 }
 
 enum Wake {
@@ -119,7 +125,14 @@ impl RouterTask {
                     break;
                 }
             }
-            let timeout = match (self.router.poll_timeout(), &stopping) {
+            let router_timeout = match (
+                self.router.poll_timeout(),
+                self.pex.as_ref().and_then(PexDriver::poll_timeout),
+            ) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout = match (router_timeout, &stopping) {
                 (Some(at), Some(stop)) => Some(at.min(stop.deadline)),
                 (at, stop) => at.or(stop.as_ref().map(|s| s.deadline)),
             };
@@ -165,7 +178,12 @@ impl RouterTask {
                     }
                 },
                 Wake::Command(Some(command)) => self.on_command(now, command),
-                Wake::Timer => self.router.handle_timeout(now),
+                Wake::Timer => {
+                    self.router.handle_timeout(now);
+                    if let Some(pex) = &mut self.pex {
+                        pex.on_timeout(now, &mut self.router);
+                    }
+                }
             }
         }
         // Last store operations (the disconnections), then sync.
@@ -208,6 +226,11 @@ impl RouterTask {
             RouterInput::Connection(conn, event) => {
                 if matches!(event, PeerEvent::Closed { .. }) {
                     conns.remove(&conn);
+                }
+                if let (Some(pex), PeerEvent::Authenticated { node_info, .. }) =
+                    (&mut self.pex, &event)
+                {
+                    pex.on_authenticated(node_info, conns.get(&conn).map(|c| c.remote.ip()));
                 }
                 self.router.handle_connection_event(now, conn, event);
             }
@@ -278,6 +301,7 @@ impl RouterTask {
             conn,
             ConnEntry {
                 inputs: inputs_tx,
+                remote,
                 outstanding: 0,
             },
         );
@@ -286,8 +310,15 @@ impl RouterTask {
     /// Carries out every pending action; store operations go out as one batch.
     fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
         let mut batch: Vec<StoreOp> = Vec::new();
-        while let Some(action) = self.router.poll_action() {
+        loop {
             let now = Instant::now();
+            // PEX outputs become Router calls, whose actions are carried out below.
+            if let Some(pex) = &mut self.pex {
+                pex.carry_out(now, &mut self.router);
+            }
+            let Some(action) = self.router.poll_action() else {
+                break;
+            };
             match action {
                 RouterAction::Dial {
                     conn,
@@ -323,6 +354,9 @@ impl RouterTask {
                 RouterAction::Deliver(envelope) => self.deliver(now, envelope),
                 RouterAction::PeerUpdate(update) => {
                     tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+                    if let Some(pex) = &mut self.pex {
+                        pex.on_peer_update(now, &update, &mut self.router);
+                    }
                     self.subscribers
                         .retain(|s| match s.try_send(update.clone()) {
                             Ok(()) => true,
@@ -343,6 +377,12 @@ impl RouterTask {
 
     fn deliver(&mut self, now: Instant, envelope: router::Envelope) {
         let channel = envelope.channel;
+        if channel == PEX_CHANNEL {
+            if let Some(pex) = &mut self.pex {
+                pex.on_message(now, envelope, &mut self.router);
+                return;
+            }
+        }
         let Some(deliverer) = self.deliverers.get(&channel) else {
             tracing::debug!(channel, "no receiver for channel: dropped");
             return;
