@@ -1,0 +1,336 @@
+//! The smol driver over loopback TCP (issue #9): two smol nodes, each with the default
+//! `DriverOptions` (two executor threads) and a default `NodeConfig`, connected by one
+//! authenticated connection (`ring` AEAD).
+//!
+//! - `smol_one_way/{1000B,1MiB}`: node `a` sends messages on a raw channel to node `b`;
+//!   the measuring thread (the application of both nodes) sends and counts what `b`
+//!   delivers on its inbound channel. At most 512 (1000 B) or 8 (1 MiB) messages are in
+//!   flight (sent but not yet delivered), so no queue along the way (command queue,
+//!   per-peer QoS queue, inbound channel) can overflow and drop one: every message is
+//!   delivered.
+//!   1000 B is reported in messages/s, 1 MiB in MB/s (10^6 B/s) of message bytes.
+//! - `smol_round_trip/64B`: `a` sends 64 bytes on a second raw channel to `b`, whose raw
+//!   echo reactor (`echo::run_raw_echo`, a task on `b`'s executor) sends them back; the
+//!   measuring thread waits for each echo before the next send (sequential). Before the
+//!   criterion run, [`ROUND_TRIPS`] round trips are timed one by one and their min / p50 /
+//!   p99 / max are printed.
+//! - `smol_handshake/new_pair`: a new pair of nodes per handshake. `a` is built and
+//!   started (listening), `b` is built with `a` as its persistent peer; timed from `b`'s
+//!   `start()` until both nodes report the other `Up` (TCP connect, SecretConnection
+//!   handshake, NodeInfo exchange, router admission on both ends; `start()` itself spawns
+//!   `b`'s two executor threads). Stopping both nodes is outside the timing. Before the
+//!   criterion run, [`HANDSHAKES`] are timed one by one and printed (mean, p50, p99).
+//!
+//! The anchors run in the same command (see BENCHMARKS.md, "smol driver"): the in-memory
+//! PeerConnection pair (`core/benches/peer_connection.rs`) and the SecretConnection
+//! loopback stream (`tests/benches/secret_stream.rs`). Run alone with
+//! `cargo bench -p tmp2p-tests --bench smol`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
+};
+use futures_lite::future;
+use smol::Timer;
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_driver_smol::{echo, Channel, Envelope, NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_store::MemoryPeerStore;
+
+/// The one-way channel.
+const FLOW: u8 = 0x21;
+/// The echo channel.
+const ECHO: u8 = 0x22;
+/// Round trips timed one by one for the percentiles.
+const ROUND_TRIPS: usize = 20_000;
+/// Handshakes timed one by one for the printed summary.
+const HANDSHAKES: usize = 200;
+/// Longest wait for anything before the bench fails (a lost message, a dead node).
+const STALL: Duration = Duration::from_secs(30);
+
+/// Runs `fut` on this thread, failing loudly instead of hanging if it stalls.
+fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    smol::block_on(future::or(fut, async {
+        Timer::after(STALL).await;
+        panic!("stalled for {STALL:?}: {what}");
+    }))
+}
+
+fn descriptor(id: u8) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority: 5,
+        // As the in-memory PeerConnection anchor.
+        send_queue_capacity: 64,
+        recv_message_capacity: 2 << 20,
+    }
+}
+
+fn any_port() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A started node with its two raw channels and its peer updates.
+struct Node {
+    handle: NodeHandle,
+    flow: Channel<Bytes>,
+    echo: Option<Channel<Bytes>>,
+    updates: PeerUpdates,
+}
+
+/// Builds a node (listening on a free loopback port) and returns it not yet started.
+fn build(
+    key: &NodeKey,
+    peers: Vec<NodeAddress>,
+) -> (NodeBuilder, Channel<Bytes>, Channel<Bytes>, PeerUpdates) {
+    let mut config = NodeConfig::new("smol-bench", any_port());
+    config.persistent_peers = peers;
+    let mut builder =
+        NodeBuilder::new(config, key.clone(), Box::new(MemoryPeerStore::new())).unwrap();
+    let flow = builder.open_raw_channel(descriptor(FLOW)).unwrap();
+    let echo = builder.open_raw_channel(descriptor(ECHO)).unwrap();
+    let updates = builder.subscribe();
+    (builder, flow, echo, updates)
+}
+
+async fn wait_up(updates: &PeerUpdates, peer: NodeId) {
+    loop {
+        let update = updates.recv().await.unwrap();
+        if update.node_id == peer && update.status == PeerStatus::Up {
+            return;
+        }
+    }
+}
+
+fn address(key: &NodeKey, at: std::net::SocketAddr) -> NodeAddress {
+    NodeAddress::parse(&format!("{}@{at}", key.node_id())).unwrap()
+}
+
+/// Two started nodes, `b` dialing `a`, both reporting the other `Up`; returns the
+/// handshake time (from `b`'s start until both are up) too.
+fn connected_pair(ka: &NodeKey, kb: &NodeKey) -> (Node, Node, Duration) {
+    let (builder_a, flow_a, echo_a, updates_a) = build(ka, vec![]);
+    let addr_a = address(ka, builder_a.local_addr());
+    let handle_a = within("start a", builder_a.start()).unwrap();
+    let (builder_b, flow_b, echo_b, updates_b) = build(kb, vec![addr_a]);
+    let (handle_b, elapsed) = within("handshake", async {
+        let start = Instant::now();
+        let handle_b = builder_b.start().await.unwrap();
+        wait_up(&updates_b, ka.node_id()).await;
+        wait_up(&updates_a, kb.node_id()).await;
+        (handle_b, start.elapsed())
+    });
+    let node = |handle, flow, echo, updates| Node {
+        handle,
+        flow,
+        echo: Some(echo),
+        updates,
+    };
+    (
+        node(handle_a, flow_a, echo_a, updates_a),
+        node(handle_b, flow_b, echo_b, updates_b),
+        elapsed,
+    )
+}
+
+fn stop(a: Node, b: Node) {
+    within("stop", async {
+        future::zip(a.handle.stop(), b.handle.stop()).await;
+    });
+    drop((a.updates, b.updates));
+}
+
+/// How many messages of `size` bytes may be in flight in the one-way bench: below the
+/// QoS queue (1024 items, 16 MB) and inbound channel (1024) defaults.
+fn window(size: usize) -> usize {
+    if size >= 1 << 20 {
+        8
+    } else {
+        512
+    }
+}
+
+/// Sends `total` copies of `message` from `a` to `b` with at most `window` in flight;
+/// returns the time until `b` delivered the last one.
+async fn one_way(a: &Node, b: &Node, to: NodeId, message: &Bytes, total: usize) -> Duration {
+    let window = window(message.len());
+    let start = Instant::now();
+    let (mut sent, mut received) = (0usize, 0usize);
+    while received < total {
+        while sent < total && sent - received < window {
+            a.flow
+                .outbound
+                .send(Envelope::to_peer(to, message.clone()))
+                .await
+                .unwrap();
+            sent += 1;
+        }
+        let envelope = b.flow.inbound.recv().await.unwrap();
+        assert_eq!(envelope.message.len(), message.len());
+        received += 1;
+        while let Ok(envelope) = b.flow.inbound.try_recv() {
+            assert_eq!(envelope.message.len(), message.len());
+            received += 1;
+        }
+    }
+    assert_eq!(received, total, "more delivered than sent");
+    start.elapsed()
+}
+
+/// One 64-byte round trip a → b → a on the echo channel.
+async fn round_trip(a: &Node, to: NodeId, message: &Bytes) -> Duration {
+    let start = Instant::now();
+    a.echo
+        .as_ref()
+        .unwrap()
+        .outbound
+        .send(Envelope::to_peer(to, message.clone()))
+        .await
+        .unwrap();
+    let envelope = a.echo.as_ref().unwrap().inbound.recv().await.unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(&envelope.message, message, "echo differs");
+    elapsed
+}
+
+fn configured<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    group
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn summary(what: &str, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let total: Duration = times.iter().sum();
+    let mean = total / times.len() as u32;
+    println!(
+        "{what}: n = {}, min {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs, mean {:.1} µs",
+        times.len(),
+        micros(times[0]),
+        micros(percentile(&times, 0.50)),
+        micros(percentile(&times, 0.99)),
+        micros(times[times.len() - 1]),
+        micros(mean),
+    );
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn keys() -> (NodeKey, NodeKey) {
+    (
+        NodeKey::from_seed([0x31; 32]),
+        NodeKey::from_seed([0x32; 32]),
+    )
+}
+
+fn traffic(c: &mut Criterion) {
+    let (ka, kb) = keys();
+    let (a, mut b, _) = connected_pair(&ka, &kb);
+    let to = kb.node_id();
+    b.handle
+        .spawn(echo::run_raw_echo(b.echo.take().unwrap()))
+        .detach();
+
+    let mut group = configured(c, "smol_one_way");
+    for (name, size, count, throughput) in [
+        ("1000B", 1000, 4000, Throughput::Elements(4000)),
+        ("1MiB", 1 << 20, 16, Throughput::BytesDecimal(16 << 20)),
+    ] {
+        let message = Bytes::from(vec![0x5a; size]);
+        group.throughput(throughput);
+        group.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                within(
+                    "one-way messages (one was lost?)",
+                    one_way(&a, &b, to, &message, count * iters as usize),
+                )
+            });
+        });
+    }
+    group.finish();
+
+    let message = Bytes::from(vec![0xa5; 64]);
+    let times = within("round trips", async {
+        let mut times = Vec::with_capacity(ROUND_TRIPS);
+        for _ in 0..ROUND_TRIPS {
+            times.push(round_trip(&a, to, &message).await);
+        }
+        times
+    });
+    summary("smol round trip, 64 B, sequential", times);
+    let mut group = configured(c, "smol_round_trip");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("64B", |bench| {
+        bench.iter_custom(|iters| {
+            within("round trips", async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += round_trip(&a, to, &message).await;
+                }
+                total
+            })
+        });
+    });
+    group.finish();
+    stop(a, b);
+}
+
+fn handshakes(c: &mut Criterion) {
+    let (ka, kb) = keys();
+    let times: Vec<Duration> = (0..HANDSHAKES)
+        .map(|_| {
+            let (a, b, elapsed) = connected_pair(&ka, &kb);
+            stop(a, b);
+            elapsed
+        })
+        .collect();
+    let mean = times.iter().sum::<Duration>() / HANDSHAKES as u32;
+    println!(
+        "smol handshakes, new node pair each: {:.0}/s from the mean",
+        1.0 / mean.as_secs_f64()
+    );
+    summary("smol handshake, new node pair", times);
+    let mut group = configured(c, "smol_handshake");
+    group
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(1));
+    group.bench_function("new_pair", |bench| {
+        bench.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (a, b, elapsed) = connected_pair(&ka, &kb);
+                stop(a, b);
+                total += elapsed;
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, traffic, handshakes);
+criterion_main!(benches);
