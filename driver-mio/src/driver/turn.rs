@@ -1,0 +1,129 @@
+//! One connection's turn on the loop: read within its budget (unless inbound room ran
+//! out), hand its events to the router, retry refused sends, write within its budget,
+//! re-derive its socket interest and timer, and remove it once it is over.
+
+use std::time::Instant;
+
+use tmp2p_core::connection::PeerEvent;
+
+use super::Driver;
+use crate::link::{ReadOutcome, Stage};
+
+impl Driver {
+    /// One connection's turn. Returns whether work is left over (budget spent).
+    pub(super) fn service(&mut self, slot: usize, now: Instant) -> bool {
+        let connecting = match self.links.get(slot) {
+            Some(link) => matches!(link.stage, Stage::Connecting { .. }),
+            None => return false,
+        };
+        if connecting {
+            self.check_connect(slot, now);
+            // A completed connect was re-queued; its IO happens on that turn.
+            return false;
+        }
+        let paused = self.reading_paused();
+        let mut more = false;
+        if let Some(link) = self.links.get_mut(slot) {
+            if link.wants_read() && link.readable {
+                if paused {
+                    if !link.parked {
+                        link.parked = true;
+                        self.parked.push(slot);
+                    }
+                } else {
+                    let budget = self.limits.read_budget;
+                    more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
+                }
+            }
+        }
+        self.drain_link_events(slot, now);
+        self.retry_blocked(slot, now);
+        if let Some(link) = self.links.get_mut(slot) {
+            more |= link.write(now, self.limits.write_budget);
+        }
+        self.retry_blocked(slot, now);
+        self.drain_link_events(slot, now);
+        let may_read = !self.reading_paused();
+        let Some(link) = self.links.get_mut(slot) else {
+            return false;
+        };
+        if link.finished() {
+            self.remove(slot, now);
+            return false;
+        }
+        if let Err(error) = link.update_interest(&self.registry, may_read) {
+            tracing::warn!(conn = %link.conn, %error, "cannot update socket interest");
+        }
+        self.refresh_timer(slot);
+        more
+    }
+
+    pub(super) fn retry_blocked(&mut self, slot: usize, now: Instant) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let conn = link.conn;
+        let taken = link.retry_blocked(now);
+        for _ in 0..taken {
+            self.router.message_accepted(conn);
+        }
+        if taken > 0 {
+            self.run_actions(now);
+        }
+    }
+
+    pub(super) fn drain_link_events(&mut self, slot: usize, now: Instant) {
+        loop {
+            let Some(link) = self.links.get_mut(slot) else {
+                return;
+            };
+            let Some(event) = link.poll_event() else {
+                break;
+            };
+            let conn = link.conn;
+            if matches!(event, PeerEvent::Closed { .. }) {
+                link.reported_closed = true;
+                link.linger_until
+                    .get_or_insert(now + self.limits.close_linger);
+            }
+            self.router.handle_connection_event(now, conn, event);
+        }
+        self.run_actions(now);
+    }
+
+    pub(super) fn refresh_timer(&mut self, slot: usize) {
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let next = link.deadline();
+        if next == link.timer {
+            return;
+        }
+        if let Some(old) = link.timer.take() {
+            self.timers.remove(&(old, link.conn));
+        }
+        if let Some(at) = next {
+            self.timers.insert((at, link.conn));
+            link.timer = Some(at);
+        }
+    }
+
+    pub(super) fn remove(&mut self, slot: usize, now: Instant) {
+        if !self.links.contains(slot) {
+            return;
+        }
+        let mut link = self.links.remove(slot);
+        link.deregister(&self.registry);
+        self.by_conn.remove(&link.conn);
+        if let Some(at) = link.timer.take() {
+            self.timers.remove(&(at, link.conn));
+        }
+        let open = matches!(link.stage, Stage::Open(_));
+        if open && !link.reported_closed {
+            self.router
+                .handle_connection_event(now, link.conn, PeerEvent::Closed { reason: None });
+            self.run_actions(now);
+        }
+        tracing::trace!(conn = %link.conn, "connection removed");
+    }
+}
