@@ -1,6 +1,8 @@
 //! `tmp2p node`: a long-running node on the smol driver, with its key and redb peer store
 //! under `--home` (created on first run) and a raw echo reactor on `--echo-channel`. Prints
-//! one line when it listens and one per peer going up or down.
+//! one line when it listens and one per peer going up or down. Peer exchange (channel
+//! 0x00) is on unless `--no-pex`; `--seed-mode` makes it a seed; `--import-addrbook` adds
+//! the good entries of a CometBFT `addrbook.json` to the peer store.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -10,6 +12,8 @@ use rand_core::OsRng;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::pex::addrbook::import_addrbook;
+use tmp2p_core::pex::PexConfig;
 use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::NodeBuilder;
 use tmp2p_store::RedbPeerStore;
@@ -28,6 +32,20 @@ pub(crate) struct NodeArgs {
     /// Comma-separated ID@HOST:PORT peers to keep connected.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::ping::parse_address)]
     persistent_peers: Vec<NodeAddress>,
+    /// Comma-separated ID@HOST:PORT peers to dial at start (not kept connected).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::ping::parse_address)]
+    bootstrap_peers: Vec<NodeAddress>,
+    /// Do not run peer exchange (channel 0x00 is then not advertised).
+    #[arg(long, conflicts_with = "seed_mode")]
+    no_pex: bool,
+    /// Run as a PEX seed: answer an inbound peer's request then disconnect it, and crawl
+    /// the network to keep the peer store fresh.
+    #[arg(long)]
+    seed_mode: bool,
+    /// Add the entries of a CometBFT addrbook.json to the peer store at start (malformed
+    /// entries are reported on stderr and skipped).
+    #[arg(long, value_name = "FILE")]
+    import_addrbook: Option<PathBuf>,
     /// Network (chain id).
     #[arg(long, default_value = "tmp2p-local")]
     network: String,
@@ -50,12 +68,34 @@ fn home_key(home: &Path) -> Result<NodeKey, CliError> {
     Ok(key)
 }
 
+/// The good addresses of a CometBFT addrbook.json; each malformed entry is reported on
+/// stderr (one line) and skipped.
+fn read_addrbook(path: &Path) -> Result<Vec<NodeAddress>, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+    let imported = import_addrbook(&bytes)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", path.display())))?;
+    for rejected in &imported.rejected {
+        eprintln!(
+            "tmp2p: {}: entry {} skipped: {}",
+            path.display(),
+            rejected.index,
+            rejected.reason
+        );
+    }
+    Ok(imported.addresses)
+}
+
 /// Runs `tmp2p node` until the process is stopped.
 pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     std::fs::create_dir_all(&args.home).map_err(|e| {
         CliError::BadInput(format!("cannot create home {}: {e}", args.home.display()))
     })?;
     let key = home_key(&args.home)?;
+    let imported = match &args.import_addrbook {
+        Some(path) => Some(read_addrbook(path)?),
+        None => None,
+    };
     let store_path = args.home.join("peerstore.redb");
     let store = RedbPeerStore::open(&store_path).map_err(|e| {
         CliError::Runtime(format!(
@@ -66,6 +106,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     let mut config = NodeConfig::new(args.network.clone(), args.listen);
     config.moniker = args.moniker.clone();
     config.persistent_peers = args.persistent_peers.clone();
+    config.bootstrap_peers = args.bootstrap_peers.clone();
     let mut builder = NodeBuilder::new(config, key, Box::new(store))
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder
@@ -76,6 +117,14 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
             recv_message_capacity: 4 * 1024 * 1024,
         })
         .map_err(|e| CliError::BadInput(e.to_string()))?;
+    if !args.no_pex {
+        builder
+            .enable_pex(PexConfig {
+                seed_mode: args.seed_mode,
+                ..PexConfig::default()
+            })
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
+    }
     let updates = builder.subscribe();
     async_io::block_on(async {
         let node = builder
@@ -85,6 +134,17 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
         println!("node {} listening on {}", node.node_id(), node.local_addr());
         node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))
             .detach();
+        if let Some(addresses) = imported {
+            let mut added = 0usize;
+            for address in addresses {
+                match node.add_peer(address.clone()).await {
+                    Ok(true) => added = added.saturating_add(1),
+                    Ok(false) => {}
+                    Err(e) => eprintln!("tmp2p: addrbook address {address} refused: {e}"),
+                }
+            }
+            println!("imported {added} new address(es) from the address book");
+        }
         // Ctrl-C (or SIGTERM) stops the node gracefully: queued messages are flushed and
         // the peer store synced before the process exits.
         let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);

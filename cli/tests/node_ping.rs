@@ -22,6 +22,10 @@ impl Drop for Node {
 }
 
 fn start_node(home: &std::path::Path) -> Node {
+    start_node_with(home, &[])
+}
+
+fn start_node_with(home: &std::path::Path, extra: &[&str]) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
         .args([
             "node",
@@ -32,6 +36,7 @@ fn start_node(home: &std::path::Path) -> Node {
             "--home",
         ])
         .arg(home)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -76,8 +81,7 @@ fn ping(args: &[&str]) -> serde_json::Value {
 fn ping_and_echo_against_a_node_process() {
     let home = scratch("both");
     let node = start_node(&home);
-    // Plain ping mode (standard CometBFT channels only) has no channel in common with a
-    // node that serves only the echo channel, so both runs advertise the echo channel.
+    // Both runs advertise the echo channel (plain mode is tested below).
     let v = ping(&[
         &node.address,
         "--echo-channel",
@@ -102,4 +106,37 @@ fn node_key_persists_in_home() {
     assert_eq!(first.split('@').next(), second.split('@').next());
     assert!(home.join("node_key.json").exists());
     assert!(home.join("peerstore.redb").exists());
+}
+
+#[test]
+fn plain_ping_shares_the_pex_channel_with_a_node_process() {
+    let home = scratch("plain");
+    let node = start_node(&home);
+    // No echo channel: ping advertises only the CometBFT standard set, whose PEX channel
+    // 0x00 the node serves (PEX is on by default).
+    let v = ping(&[&node.address, "--count", "3"]);
+    assert_eq!(v["mode"], "ping");
+    assert_eq!(v["rtt"]["count"], 3);
+    let channels = hex_bytes(v["peer"]["channels"].as_str().unwrap());
+    assert!(channels.contains(&0x00), "{channels:?}");
+}
+
+#[test]
+fn plain_ping_finds_no_common_channel_with_a_node_without_pex() {
+    let home = scratch("nopex");
+    let node = start_node_with(&home, &["--no-pex"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(["ping", &node.address, "--count", "1", "--timeout", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("handshake refused"), "{stderr}");
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }
