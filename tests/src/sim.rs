@@ -16,6 +16,11 @@
 //! - Every node's work runs in a `tracing` span `node{idx, inc}`.
 //! - Reactors ([`reactor`]) are closures or small structs over the typed-channel API.
 //!
+//! Running: the scenario tests are `cargo test -p tmp2p-tests --test sim_scenarios`; the
+//! chaos runs `cargo test -p tmp2p-tests --test sim_fuzz` (6 seeds), the full count
+//! `SIM_SEEDS=1000 cargo test --release -p tmp2p-tests --test sim_fuzz -- --nocapture`, one
+//! seed `SIM_SEED=<n> ...`; the speed bench `cargo bench -p tmp2p-tests --bench sim`.
+//!
 //! The driver duties (what to do with each `RouterAction` and `PeerEvent`) follow the
 //! router's module docs; this is the multi-node, faulty-network form of the harness in
 //! `core/src/router/tests.rs`.
@@ -53,6 +58,21 @@ const EPOCH_SECS: u64 = 1_700_000_000;
 
 /// Steps one `drive` or `run_for` may take before it is declared runaway.
 const MAX_STEPS: u64 = 50_000_000;
+
+/// Counts of what the network did, to show a run exercised its faults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Links (TCP connections) set up.
+    pub links: u64,
+    /// Segments carried.
+    pub segments: u64,
+    /// Links killed by a lost segment.
+    pub lost: u64,
+    /// Links cut by a partition.
+    pub blackholed: u64,
+    /// Dials that reached nobody listening.
+    pub refused: u64,
+}
 
 /// Why a simulation stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +147,7 @@ pub struct Sim {
     /// Every running node's earliest timer, indexed by time (kept by `refresh_timer`).
     timers: BTreeSet<(Instant, usize)>,
     timer_of: BTreeMap<usize, Instant>,
+    stats: SimStats,
     /// Budget of virtual time for one `drive`.
     pub drive_budget: Duration,
 }
@@ -154,6 +175,7 @@ impl Sim {
             trace: Trace::default(),
             timers: BTreeSet::new(),
             timer_of: BTreeMap::new(),
+            stats: SimStats::default(),
             drive_budget: Duration::from_secs(600),
         }
     }
@@ -171,6 +193,11 @@ impl Sim {
     /// The current virtual instant.
     pub fn now(&self) -> Instant {
         self.now
+    }
+
+    /// What the network did so far.
+    pub fn stats(&self) -> SimStats {
+        self.stats
     }
 
     /// The trace so far.

@@ -23,7 +23,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tmp2p_core::router::Envelope;
 use tmp2p_tests::sim::stamp::{stamped, Ledger, Stamp};
-use tmp2p_tests::sim::{channel, LinkParams, NodeSpec, Sim, SimError};
+use tmp2p_tests::sim::{channel, LinkParams, NodeSpec, Sim, SimError, SimStats};
 
 const NODES: usize = 20;
 const CHANNELS: [u8; 3] = [0x20, 0x21, 0x22];
@@ -39,6 +39,7 @@ struct Outcome {
     trace_records: u64,
     delivered: usize,
     crashes: usize,
+    stats: SimStats,
 }
 
 fn chaos_run(seed: u64) -> Result<Outcome, SimError> {
@@ -179,6 +180,7 @@ fn chaos_run(seed: u64) -> Result<Outcome, SimError> {
         trace_records: sim.trace().records(),
         delivered: ledger.len(),
         crashes,
+        stats: sim.stats(),
     })
 }
 
@@ -199,6 +201,7 @@ fn chaos_seeds_keep_every_invariant() {
         }
     };
     let mut delivered = 0;
+    let mut total = SimStats::default();
     for seed in seeds {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| chaos_run(seed)));
         match result {
@@ -206,12 +209,22 @@ fn chaos_seeds_keep_every_invariant() {
                 eprintln!("seed {seed}: {outcome:?}");
                 assert!(outcome.delivered > 0, "seed {seed} delivered nothing");
                 delivered += outcome.delivered;
+                total.lost += outcome.stats.lost;
+                total.blackholed += outcome.stats.blackholed;
+                total.refused += outcome.stats.refused;
             }
             Ok(Err(e)) => panic!("seed {seed} failed: {e}\n{}", replay_hint(seed)),
             Err(_) => panic!("seed {seed} panicked\n{}", replay_hint(seed)),
         }
     }
     assert!(delivered > 0);
+    // The faults were exercised, not just configured (one seed alone may miss some).
+    if std::env::var("SIM_SEED").is_err() {
+        assert!(
+            total.lost > 0 && total.blackholed > 0 && total.refused > 0,
+            "{total:?}"
+        );
+    }
 }
 
 #[test]

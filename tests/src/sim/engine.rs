@@ -408,11 +408,13 @@ impl Sim {
         let [a, b] = [link.ends[0].node, link.ends[1].node];
         if self.partition.separated(a, b) {
             link.blackholed = true;
+            self.stats.blackholed += 1;
             self.record("blackhole", &[link_id], &[]);
             return;
         }
         if link.params.lose(&mut self.rng) {
             link.dead = true;
+            self.stats.lost += 1;
             let far = (now + link.params.delay(&mut self.rng)).max(link.last_arrival[side & 1]);
             self.events.push(
                 far,
@@ -432,6 +434,7 @@ impl Sim {
             return;
         }
         let at = link.schedule(side, bytes.len(), now, &mut self.rng);
+        self.stats.segments += 1;
         self.record("tx", &[link_id, side as u64], &bytes);
         self.events.push(
             at,
@@ -532,6 +535,7 @@ impl Sim {
             if target.is_some_and(|t| self.partition.separated(dialer, t)) {
                 return Ok(());
             }
+            self.stats.refused += 1;
             let params = self.default_link;
             let at = now + params.delay(&mut self.rng);
             self.events.push(
@@ -578,6 +582,7 @@ impl Sim {
         let ack = now + params.delay(&mut self.rng);
         link.last_arrival[1] = ack;
         self.links.insert(link_id, link);
+        self.stats.links += 1;
         self.events.push(
             ack,
             NetEvent::Accepted {
