@@ -584,3 +584,6 @@ impl std::fmt::Debug for Driver {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -126,14 +126,18 @@ impl Link {
             if taken >= budget {
                 return ReadOutcome::BudgetSpent;
             }
-            match self.stream.read(scratch) {
+            let want = scratch.len().min(budget - taken).max(1);
+            let Some(buf) = scratch.get_mut(..want) else {
+                return ReadOutcome::Drained;
+            };
+            match self.stream.read(buf) {
                 Ok(0) => {
                     self.read_eof = true;
                     pc.handle_eof();
                 }
                 Ok(n) => {
                     taken = taken.saturating_add(n);
-                    if let Some(bytes) = scratch.get(..n) {
+                    if let Some(bytes) = buf.get(..n) {
                         if let Err(error) = pc.handle_input(now, bytes) {
                             tracing::debug!(conn = %self.conn, %error, "connection failed on input");
                         }

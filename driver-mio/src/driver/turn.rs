@@ -41,7 +41,8 @@ impl Driver {
         if let Some(link) = self.links.get_mut(slot) {
             more |= link.write(now, self.limits.write_budget);
         }
-        self.retry_blocked(slot, now);
+        // Messages the machine takes now were not written this turn: come back for them.
+        more |= self.retry_blocked(slot, now) > 0;
         self.drain_link_events(slot, now);
         let may_read = !self.reading_paused();
         let Some(link) = self.links.get_mut(slot) else {
@@ -58,9 +59,10 @@ impl Driver {
         more
     }
 
-    pub(super) fn retry_blocked(&mut self, slot: usize, now: Instant) {
+    /// Hands refused sends to the machine again; returns how many it took.
+    pub(super) fn retry_blocked(&mut self, slot: usize, now: Instant) -> usize {
         let Some(link) = self.links.get_mut(slot) else {
-            return;
+            return 0;
         };
         let conn = link.conn;
         let taken = link.retry_blocked(now);
@@ -70,6 +72,7 @@ impl Driver {
         if taken > 0 {
             self.run_actions(now);
         }
+        taken
     }
 
     pub(super) fn drain_link_events(&mut self, slot: usize, now: Instant) {

@@ -1,0 +1,184 @@
+//! Embedded drivers on one test-owned `Poll` (each with its own token range), over real
+//! loopback sockets.
+
+use std::io::Read;
+use std::net::TcpListener as StdListener;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::{Events, Poll};
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::router::Envelope;
+use tmp2p_core::NodeKey;
+
+use super::*;
+
+const CHANNEL: u8 = 0x30;
+
+fn setup(seed: u8, peers: Vec<NodeAddress>) -> DriverSetup {
+    let mut config = NodeConfig::new("driver-unit", "127.0.0.1:0".parse().unwrap());
+    config.router.incoming_window = Duration::ZERO;
+    config.router.peer_manager.min_retry_time = Duration::from_millis(50);
+    config.router.peer_manager.retry_time_jitter = Duration::from_millis(10);
+    config.persistent_peers = peers;
+    let channel = ChannelDescriptor {
+        id: CHANNEL,
+        priority: 1,
+        send_queue_capacity: 4,
+        recv_message_capacity: 1 << 16,
+    };
+    DriverSetup::new(config, NodeKey::from_seed([seed; 32]), vec![channel])
+}
+
+/// Polls once (at most `max` long) and gives every driver its events and a turn.
+fn turn(poll: &mut Poll, drivers: &mut [&mut Driver], max: Duration) {
+    let mut events = Events::with_capacity(256);
+    let now = Instant::now();
+    let wait = drivers
+        .iter()
+        .filter_map(|d| d.poll_duration(now))
+        .fold(max, Duration::min);
+    poll.poll(&mut events, Some(wait)).unwrap();
+    for driver in drivers.iter_mut() {
+        for event in events.iter() {
+            driver.handle_event(event);
+        }
+        driver.process(Instant::now());
+    }
+}
+
+fn address_of(driver: &Driver) -> NodeAddress {
+    NodeAddress::parse(&format!("{}@{}", driver.node_id(), driver.local_addr())).unwrap()
+}
+
+#[test]
+fn a_refused_connect_is_a_failed_dial_and_frees_its_slot() {
+    let closed = StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let absent = NodeKey::from_seed([9; 32]).node_id();
+    let peer = NodeAddress::parse(&format!("{absent}@{closed}")).unwrap();
+    let mut poll = Poll::new().unwrap();
+    let mut driver = Driver::new(
+        setup(1, vec![peer]),
+        poll.registry(),
+        TokenRange::new(0, 16).unwrap(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while driver.router().peer_manager().last_dialed(absent).is_none() {
+        assert!(Instant::now() < deadline, "no dial outcome recorded");
+        turn(&mut poll, &mut [&mut driver], Duration::from_millis(20));
+    }
+    let (_, succeeded) = driver.router().peer_manager().last_dialed(absent).unwrap();
+    assert!(!succeeded, "a refused connect is a failed dial");
+    assert_eq!(driver.connection_count(), 0);
+    assert!(driver.by_conn.is_empty() && driver.timers.is_empty());
+}
+
+#[test]
+fn connections_beyond_the_token_range_are_dropped_before_any_handshake() {
+    let mut poll = Poll::new().unwrap();
+    // Two fixed tokens plus room for exactly one connection.
+    let mut driver = Driver::new(
+        setup(2, vec![]),
+        poll.registry(),
+        TokenRange::new(500, 3).unwrap(),
+    )
+    .unwrap();
+    let mut first = std::net::TcpStream::connect(driver.local_addr()).unwrap();
+    let mut second = std::net::TcpStream::connect(driver.local_addr()).unwrap();
+    for _ in 0..20 {
+        turn(&mut poll, &mut [&mut driver], Duration::from_millis(10));
+    }
+    assert_eq!(driver.connection_count(), 1);
+    for stream in [&first, &second] {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+    }
+    // The admitted one got our handshake opening; the other was closed untouched.
+    let mut buf = [0u8; 64];
+    assert!(first.read(&mut buf).unwrap() > 0);
+    assert_eq!(second.read(&mut buf).unwrap(), 0);
+}
+
+#[test]
+fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
+    const COUNT: usize = 40;
+    let mut poll = Poll::new().unwrap();
+    let mut slow_setup = setup(3, vec![]);
+    slow_setup.limits.max_pending_inbound = 2;
+    // Small reads, so a turn's read yields about one message and the pause shows.
+    slow_setup.limits.read_budget = 1024;
+    let mut slow =
+        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
+    let mut sender = Driver::new(
+        setup(4, vec![address_of(&slow)]),
+        poll.registry(),
+        TokenRange::new(100, 8).unwrap(),
+    )
+    .unwrap();
+    let slow_id = slow.node_id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut up = false;
+    while !up {
+        assert!(Instant::now() < deadline, "peers never connected");
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(20),
+        );
+        while let Some(event) = slow.poll_event() {
+            up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
+        }
+    }
+    for i in 0..COUNT {
+        sender.send(Envelope::to_peer(
+            slow_id,
+            CHANNEL,
+            Bytes::from(vec![i as u8; 1000]),
+        ));
+    }
+    // Nobody takes the slow node's events: it stops reading once two wait.
+    for _ in 0..30 {
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(10),
+        );
+    }
+    assert!(slow.reading_paused());
+    assert!(!slow.parked.is_empty(), "the connection waits for room");
+    assert!(
+        slow.events.len() < COUNT,
+        "reading stopped early ({} events queued)",
+        slow.events.len()
+    );
+    // The application catches up: reading resumes and everything arrives in order.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < COUNT {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {COUNT} arrived",
+            got.len()
+        );
+        while let Some(event) = slow.poll_event() {
+            if let AppEvent::Message(env) = event {
+                got.push(env.message[0]);
+            }
+        }
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(10),
+        );
+    }
+    let expected: Vec<u8> = (0..COUNT).map(|i| i as u8).collect();
+    assert_eq!(got, expected);
+}
