@@ -600,6 +600,13 @@ impl Sim {
                     "node {i} has {connected} connected peers, above max_connected + upgrade = {cap}"
                 )));
             }
+            let outgoing = running.router.peer_manager().outgoing_count();
+            let max_out = usize::from(options.max_outgoing_connections);
+            if max_out > 0 && outgoing > max_out {
+                return Err(self.violation(format!(
+                    "node {i} has {outgoing} outgoing connections, above max_outgoing_connections {max_out}"
+                )));
+            }
             let routed = running.router.connected_peers().count();
             if routed > connected {
                 return Err(self.violation(format!(

@@ -508,3 +508,30 @@ fn the_hot_loop_detector_and_errors_are_typed() {
     sim.start(0).unwrap();
     assert!(matches!(sim.start(0), Err(SimError::WrongState { .. })));
 }
+
+#[test]
+fn drive_reports_a_network_that_never_goes_quiet() {
+    // Two reactors bouncing one message forever: virtual time advances (no hot loop), but
+    // the network never settles, and drive says so instead of spinning.
+    let mut sim = network(12, 2, &[0x20]);
+    for i in 0..2 {
+        sim.set_reactor(i, 0x20, |ctx: &mut ReactorCtx, env: &Envelope| {
+            ctx.send_to(env.from.unwrap(), 0x20, env.message.clone());
+        })
+        .unwrap();
+    }
+    sim.start_all().unwrap();
+    sim.add_peer(0, 1).unwrap();
+    sim.drive().unwrap();
+    sim.drive_budget = Duration::from_secs(2);
+    let id1 = sim.id(1).unwrap();
+    sim.send(0, Envelope::to_peer(id1, 0x20, Bytes::from_static(b"ball")))
+        .unwrap();
+    assert!(matches!(
+        sim.drive(),
+        Err(SimError::NotQuiescent { budget, .. }) if budget == Duration::from_secs(2)
+    ));
+    // About one bounce per 5 ms one-way latency.
+    let bounces = sim.node(0).unwrap().received().len() + sim.node(1).unwrap().received().len();
+    assert!((350..=410).contains(&bounces), "{bounces}");
+}
