@@ -252,6 +252,16 @@ impl PeerConnection {
         }
     }
 
+    /// Bytes the driver may read from the socket now under the MConnection's receive rate
+    /// limit (`usize::MAX` when there is none, and during the handshake). At 0, stop reading
+    /// until [`poll_timeout`](Self::poll_timeout).
+    pub fn recv_allowance(&mut self, now: Instant) -> usize {
+        match &mut self.phase {
+            Phase::Active(mconn) => mconn.recv_allowance(now),
+            _ => usize::MAX,
+        }
+    }
+
     /// Sends a ping now; its round-trip time arrives as [`PeerEvent::Pong`]. No-op before
     /// the connection is active.
     pub fn ping_now(&mut self, now: Instant) {
