@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod crawl;
 mod demo;
 mod latency;
 mod node;
@@ -67,6 +68,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Run N nodes on loopback exchanging verified echo traffic, then print a summary.
     Demo(demo::DemoArgs),
+    /// Walk a network by PEX from one node and print every node found.
+    Crawl(crawl::CrawlArgs),
 }
 
 /// Why a command failed; decides the exit code.
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Ping(args) => ping::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Crawl(args) => crawl::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,7 +26,8 @@ pub(crate) struct NodeArgs {
     /// Directory holding node_key.json and the peer store (created on first run).
     #[arg(long, value_name = "DIR", default_value = ".tmp2p")]
     home: PathBuf,
-    /// Address to listen on (port 0 picks a free port).
+    /// Address to listen on (port 0 picks a free port). On a loopback address (a local
+    /// testnet) loopback peers are exempt from the per-IP-group connection cap (8).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:26656")]
     listen: SocketAddr,
     /// Comma-separated ID@HOST:PORT peers to keep connected.
@@ -107,6 +108,7 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     config.moniker = args.moniker.clone();
     config.persistent_peers = args.persistent_peers.clone();
     config.bootstrap_peers = args.bootstrap_peers.clone();
+    config.router.peer_manager.exempt_loopback = args.listen.ip().is_loopback();
     let mut builder = NodeBuilder::new(config, key, Box::new(store))
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder

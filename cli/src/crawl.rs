@@ -1,0 +1,443 @@
+//! `tmp2p crawl`: walks a network by PEX from one node. Each node is dialed once with a
+//! [`Session`] (advertising the CometBFT standard channels, PEX 0x00 included), measured
+//! with one MConnection ping, asked once with a `PexRequest` (CometBFT tolerates two
+//! requests per connection before its rate rule applies; one is enough), and closed; the
+//! addresses of its `PexAddrs` answer are queued. Bounded by `--max-nodes` (nodes
+//! found), `--concurrency` (worker threads dialing at once) and `--timeout` (per node).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::future;
+use rand_core::OsRng;
+use tmp2p_core::address::{NetAddress, NodeAddress};
+use tmp2p_core::connection::PeerConfig;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_info::NodeInfo;
+use tmp2p_core::pex::{MAX_ADDRESSES_RECEIVED, PEX_CHANNEL};
+use tmp2p_core::typed::pex::PexInner;
+use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_driver_smol::session::{Session, SessionError};
+use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
+
+use crate::ping::COMETBFT_CHANNELS;
+use crate::CliError;
+
+/// Largest message accepted from a crawled node on any channel.
+const RECV_MESSAGE_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// Arguments of `tmp2p crawl`.
+#[derive(clap::Args)]
+pub(crate) struct CrawlArgs {
+    /// The node to start from: ID@HOST:PORT.
+    #[arg(value_name = "ID@HOST:PORT", value_parser = crate::ping::parse_address)]
+    address: NodeAddress,
+    /// Network (chain id) to advertise; nodes of another network refuse the handshake.
+    #[arg(long, default_value = "tmp2p-local")]
+    network: String,
+    /// Stop queueing new nodes once this many were found.
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_nodes: u32,
+    /// Nodes dialed at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Seconds allowed per node (connect, handshake, ping and the PEX answer).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Why a node was not reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unreached {
+    /// No TCP connection (or no address): the node is not there.
+    Unreachable { kind: &'static str, detail: String },
+    /// It answered but refused our handshake, or failed it.
+    Refused { kind: String, detail: String },
+}
+
+/// What a crawled node told us.
+#[derive(Debug, Clone)]
+struct Reached {
+    info: NodeInfo,
+    rtt: Option<Duration>,
+    /// Addresses in its PEX answer (`None`: it did not answer in time).
+    addresses: Option<usize>,
+}
+
+/// One node found.
+#[derive(Debug, Clone)]
+struct Found {
+    address: NodeAddress,
+    outcome: Result<Reached, Unreached>,
+}
+
+/// The per-node work: one session, one ping, one PEX request.
+struct Visit {
+    key: NodeKey,
+    info: NodeInfo,
+    config: PeerConfig,
+    timeout: Duration,
+}
+
+/// Runs `tmp2p crawl`.
+pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
+    let key = NodeKey::generate(&mut OsRng);
+    // Port 0: a node offered our listen address drops it (nobody listens there).
+    let info = crate::our_node_info(
+        &key,
+        args.network.clone(),
+        "tmp2p-crawl".to_owned(),
+        "tcp://0.0.0.0:0".to_owned(),
+        COMETBFT_CHANNELS.to_vec(),
+    )
+    .or_else(|_| {
+        crate::our_node_info(
+            &key,
+            args.network.clone(),
+            "tmp2p-crawl".to_owned(),
+            "tcp://0.0.0.0:26656".to_owned(),
+            COMETBFT_CHANNELS.to_vec(),
+        )
+    })?;
+    let timeout = Duration::from_secs(args.timeout);
+    let config = PeerConfig {
+        channels: COMETBFT_CHANNELS
+            .iter()
+            .map(|&id| ChannelDescriptor {
+                id,
+                priority: 1,
+                send_queue_capacity: 16,
+                recv_message_capacity: RECV_MESSAGE_CAPACITY,
+            })
+            .collect(),
+        handshake_timeout: timeout,
+        ..PeerConfig::default()
+    };
+    let visit = std::sync::Arc::new(Visit {
+        key,
+        info,
+        config,
+        timeout,
+    });
+    let max_nodes = usize::try_from(args.max_nodes).unwrap_or(usize::MAX);
+    let found = walk(
+        &args.address,
+        &visit,
+        max_nodes,
+        args.concurrency,
+        !args.json,
+    );
+    if args.json {
+        println!("{}", crawl_json(&found));
+    } else {
+        print_table(&found);
+    }
+    Ok(())
+}
+
+/// The crawl loop: worker threads visit nodes; this thread queues what they learn.
+fn walk(
+    start: &NodeAddress,
+    visit: &std::sync::Arc<Visit>,
+    max_nodes: usize,
+    concurrency: u16,
+    progress: bool,
+) -> Vec<Found> {
+    let progress = progress && std::io::stderr().is_terminal();
+    let (jobs_tx, jobs) = async_channel::unbounded::<NodeAddress>();
+    let (results_tx, results) = async_channel::unbounded::<(Found, Vec<NodeAddress>)>();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let jobs = jobs.clone();
+        let results_tx = results_tx.clone();
+        let visit = std::sync::Arc::clone(visit);
+        workers.push(std::thread::spawn(move || {
+            while let Ok(address) = jobs.recv_blocking() {
+                let (outcome, learned) = async_io::block_on(visit_node(&visit, &address));
+                let found = Found { address, outcome };
+                if results_tx.send_blocking((found, learned)).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(results_tx);
+    let mut seen: BTreeSet<NodeId> = BTreeSet::from([start.node_id]);
+    let mut queue = VecDeque::from([start.clone()]);
+    let mut in_flight = 0usize;
+    let mut found = Vec::new();
+    loop {
+        while let Some(address) = queue.pop_front() {
+            if jobs_tx.send_blocking(address).is_ok() {
+                in_flight = in_flight.saturating_add(1);
+            }
+        }
+        if in_flight == 0 {
+            break;
+        }
+        let Ok((node, learned)) = results.recv_blocking() else {
+            break;
+        };
+        in_flight = in_flight.saturating_sub(1);
+        for address in learned {
+            if seen.len() >= max_nodes {
+                break;
+            }
+            if address.node_id != visit.key.node_id() && seen.insert(address.node_id) {
+                queue.push_back(address);
+            }
+        }
+        found.push(node);
+        if progress {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(
+                err,
+                "\rcrawled {} of {} found, {} in flight ",
+                found.len(),
+                seen.len(),
+                in_flight.saturating_add(queue.len())
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    jobs_tx.close();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    found
+}
+
+/// Dials one node, pings it, asks it for addresses once. Returns the outcome and the
+/// addresses it gave.
+async fn visit_node(
+    visit: &Visit,
+    address: &NodeAddress,
+) -> (Result<Reached, Unreached>, Vec<NodeAddress>) {
+    let limit = visit.timeout;
+    let connect = Session::connect(
+        address,
+        &visit.key,
+        visit.info.clone(),
+        visit.config.clone(),
+    );
+    let mut session = match within(limit, connect).await {
+        Some(Ok(session)) => session,
+        Some(Err(error)) => return (Err(unreached(&error)), Vec::new()),
+        None => {
+            let outcome = Unreached::Unreachable {
+                kind: "timeout",
+                detail: format!("no handshake within {limit:?}"),
+            };
+            return (Err(outcome), Vec::new());
+        }
+    };
+    let Some(info) = session.peer_info().cloned() else {
+        let outcome = Unreached::Refused {
+            kind: "NoNodeInfo".to_owned(),
+            detail: "handshake completed without the peer's node info".to_owned(),
+        };
+        return (Err(outcome), Vec::new());
+    };
+    let rtt = match within(limit, session.ping()).await {
+        Some(Ok(rtt)) => Some(rtt),
+        // Closed right after the handshake: the node refused us (full, banned...).
+        Some(Err(error)) => {
+            let outcome = Unreached::Refused {
+                kind: "ClosedAfterHandshake".to_owned(),
+                detail: format!("{:?} closed the connection: {error}", info.moniker),
+            };
+            return (Err(outcome), Vec::new());
+        }
+        None => None,
+    };
+    let answer = within(limit, ask_addresses(&mut session)).await;
+    if let Some(Err(error)) = &answer {
+        tracing::debug!(peer = %address.node_id, %error, "no PEX answer");
+    }
+    let _ = within(Duration::from_secs(1), session.close()).await;
+    let learned = match answer {
+        Some(Ok(addrs)) => Some(checked_addresses(addrs, address)),
+        _ => None,
+    };
+    let reached = Reached {
+        info,
+        rtt,
+        addresses: learned.as_ref().map(Vec::len),
+    };
+    (Ok(reached), learned.unwrap_or_default())
+}
+
+/// Sends one `PexRequest` and waits for the `PexAddrs` answer (the node's own request to
+/// us is answered with an empty list).
+async fn ask_addresses(session: &mut Session) -> Result<PexAddrs, SessionError> {
+    let codec = WrapperCodec::<Message, PexInner>::new();
+    session
+        .send(PEX_CHANNEL, codec.encode(&PexInner::Request(PexRequest {})))
+        .await?;
+    loop {
+        let (channel, bytes) = session.recv().await?;
+        if channel != PEX_CHANNEL {
+            continue;
+        }
+        match codec.decode(bytes) {
+            Ok(PexInner::Addrs(addrs)) => return Ok(addrs),
+            Ok(PexInner::Request(_)) => {
+                let empty = PexInner::Addrs(PexAddrs { addrs: Vec::new() });
+                session.send(PEX_CHANNEL, codec.encode(&empty)).await?;
+            }
+            Err(error) => tracing::debug!(%error, "undecodable PEX message ignored"),
+        }
+    }
+}
+
+/// The well-formed addresses of a PEX answer (at most [`MAX_ADDRESSES_RECEIVED`] are
+/// looked at); bad entries are traced and skipped.
+fn checked_addresses(addrs: PexAddrs, from: &NodeAddress) -> Vec<NodeAddress> {
+    addrs
+        .addrs
+        .into_iter()
+        .take(MAX_ADDRESSES_RECEIVED)
+        .filter_map(|entry| match NetAddress::try_from(entry) {
+            Ok(address) if address.port != 0 => NodeAddress::parse(&address.to_string()).ok(),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::debug!(peer = %from.node_id, %error, "bad PEX address skipped");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Runs `work`, or gives up after `limit` (`None`).
+async fn within<T>(limit: Duration, work: impl std::future::Future<Output = T>) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
+}
+
+/// The typed reason of a failed visit.
+fn unreached(error: &SessionError) -> Unreached {
+    let detail = error.to_string();
+    match error {
+        SessionError::Connection(reason) => Unreached::Refused {
+            kind: format!("{:?}", reason.kind()),
+            detail,
+        },
+        SessionError::Undialable { .. } => Unreached::Unreachable {
+            kind: "Undialable",
+            detail,
+        },
+        SessionError::Resolve { .. } => Unreached::Unreachable {
+            kind: "Resolve",
+            detail,
+        },
+        SessionError::Connect { .. } => Unreached::Unreachable {
+            kind: "Connect",
+            detail,
+        },
+        SessionError::ConnectTimeout { .. } => Unreached::Unreachable {
+            kind: "ConnectTimeout",
+            detail,
+        },
+        SessionError::Io(_) | SessionError::Closed | SessionError::Send(_) => {
+            Unreached::Unreachable { kind: "Io", detail }
+        }
+    }
+}
+
+/// Nodes found, reached and refused.
+fn counts(found: &[Found]) -> (usize, usize, usize) {
+    let reached = found.iter().filter(|f| f.outcome.is_ok()).count();
+    let refused = found
+        .iter()
+        .filter(|f| matches!(f.outcome, Err(Unreached::Refused { .. })))
+        .count();
+    (found.len(), reached, refused)
+}
+
+fn host_port(address: &NodeAddress) -> String {
+    match address.hostname.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", address.port),
+        _ => format!("{}:{}", address.hostname, address.port),
+    }
+}
+
+fn print_table(found: &[Found]) {
+    for node in found {
+        let id = node.address.node_id;
+        let at = host_port(&node.address);
+        match &node.outcome {
+            Ok(r) => println!(
+                "{id}  {at}  reachable  moniker={:?} version={} network={} channels={} rtt={}",
+                r.info.moniker,
+                r.info.version,
+                r.info.network,
+                hex::encode_upper(&r.info.channels),
+                r.rtt.map_or_else(
+                    || "-".to_owned(),
+                    |d| format!("{:.3}ms", d.as_secs_f64() * 1e3)
+                ),
+            ),
+            Err(Unreached::Refused { kind, detail }) => {
+                println!("{id}  {at}  refused ({kind}): {detail}");
+            }
+            Err(Unreached::Unreachable { kind, detail }) => {
+                println!("{id}  {at}  unreachable ({kind}): {detail}");
+            }
+        }
+    }
+    let (total, reached, refused) = counts(found);
+    println!("found {total} nodes: {reached} reached, {refused} refused");
+}
+
+fn crawl_json(found: &[Found]) -> String {
+    let nodes: Vec<serde_json::Value> = found
+        .iter()
+        .map(|node| {
+            let mut value = serde_json::json!({
+                "id": node.address.node_id.to_string(),
+                "address": host_port(&node.address),
+            });
+            let extra = match &node.outcome {
+                Ok(r) => serde_json::json!({
+                    "reachable": true,
+                    "moniker": r.info.moniker,
+                    "version": r.info.version,
+                    "network": r.info.network,
+                    "channels": hex::encode_upper(&r.info.channels),
+                    "rtt_us": r.rtt.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                    "addresses_received": r.addresses,
+                }),
+                Err(Unreached::Refused { kind, detail }) => serde_json::json!({
+                    "reachable": false, "refused": true, "reason": kind, "detail": detail,
+                }),
+                Err(Unreached::Unreachable { kind, detail }) => serde_json::json!({
+                    "reachable": false, "refused": false, "reason": kind, "detail": detail,
+                }),
+            };
+            if let (Some(v), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+                v.extend(extra);
+            }
+            value
+        })
+        .collect();
+    let (total, reached, refused) = counts(found);
+    serde_json::json!({
+        "nodes": nodes,
+        "summary": {"found": total, "reached": reached, "refused": refused},
+    })
+    .to_string()
+}

@@ -1,0 +1,169 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `tmp2p crawl` over 10 local `tmp2p node` processes chained by bootstrap peers (node i
+//! knows only node i-1): the crawl, started at node 0, finds all 10 by PEX alone.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The node processes; every one is killed on drop, even when an assertion fails.
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tmp2p-crawl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Starts a node; returns its `id@127.0.0.1:port`. Its stdout lines go to `lines`, tagged
+/// with `index`.
+fn start_node(
+    nodes: &mut Nodes,
+    index: usize,
+    bootstrap: Option<&str>,
+    lines: &mpsc::Sender<(usize, String)>,
+) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tmp2p"));
+    command
+        .args(["node", "--listen", "127.0.0.1:0", "--moniker"])
+        .arg(format!("crawl-{index}"))
+        .arg("--home")
+        .arg(scratch(&index.to_string()));
+    if let Some(peer) = bootstrap {
+        command.args(["--bootstrap-peers", peer]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    nodes.0.push(child);
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // "node ID listening on ADDR"
+    let words: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"node"), "{first:?}");
+    let address = format!("{}@{}", words[1], words[4]);
+    let lines = lines.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send((index, line));
+        }
+    });
+    address
+}
+
+fn crawl(start: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(["crawl", start, "--json", "--timeout", "5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn reached_ids(v: &serde_json::Value) -> BTreeSet<String> {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["reachable"] == true)
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn crawl_finds_all_ten_chained_node_processes() {
+    let (lines_tx, lines) = mpsc::channel();
+    let mut nodes = Nodes(Vec::new());
+    let mut addresses: Vec<String> = Vec::new();
+    for i in 0..10 {
+        let address = start_node(
+            &mut nodes,
+            i,
+            addresses.last().map(String::as_str),
+            &lines_tx,
+        );
+        addresses.push(address);
+    }
+    let ids: BTreeSet<String> = addresses
+        .iter()
+        .map(|a| a.split('@').next().unwrap().to_owned())
+        .collect();
+    // Wait until every node has at least one peer up (node i reached node i-1).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut up = BTreeSet::new();
+    while up.len() < 10 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (index, line) = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("only nodes {up:?} have a peer up"));
+        if line.starts_with("peer ") && line.contains(" Up ") {
+            up.insert(index);
+        }
+    }
+    // The crawl may start before every answer is in: retry until the deadline.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let v = loop {
+        let v = crawl(&addresses[0]);
+        if reached_ids(&v) == ids || Instant::now() >= deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(reached_ids(&v), ids, "{v:#}");
+    assert_eq!(v["summary"]["reached"], 10);
+    assert_eq!(v["summary"]["refused"], 0);
+    let node = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["moniker"] == "crawl-3")
+        .unwrap();
+    assert_eq!(node["network"], "tmp2p-local");
+    // The echo channel 0x99 and PEX 0x00, in either order.
+    let channels = node["channels"].as_str().unwrap();
+    assert!(channels == "9900" || channels == "0099", "{channels}");
+    assert!(node["rtt_us"].is_u64());
+}
+
+#[test]
+fn crawl_reports_a_node_on_another_network_as_refused() {
+    let (lines_tx, _lines) = mpsc::channel();
+    let mut nodes = Nodes(Vec::new());
+    let address = start_node(&mut nodes, 100, None, &lines_tx);
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args([
+            "crawl",
+            &address,
+            "--network",
+            "elsewhere",
+            "--timeout",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("refused (Incompatible)"), "{stdout}");
+    assert!(
+        stdout.contains("found 1 nodes: 0 reached, 1 refused"),
+        "{stdout}"
+    );
+}
