@@ -14,6 +14,9 @@
 //!   measuring thread waits for each echo before the next send (sequential). Before the
 //!   criterion run, [`ROUND_TRIPS`] round trips are timed one by one and their min / p50 /
 //!   p99 / max are printed.
+//! - `smol_round_trip/plain_tcp_64B`: the transport bound of that round trip: 64 bytes
+//!   over a plain loopback `TcpStream` (`TCP_NODELAY`, blocking std I/O) to an echo
+//!   thread and back; its percentiles are printed too.
 //! - `smol_handshake/new_pair`: a new pair of nodes per handshake. `a` is built and
 //!   started (listening), `b` is built with `a` as its persistent peer; timed from `b`'s
 //!   `start()` until both nodes report the other `Up` (TCP connect, SecretConnection
@@ -33,6 +36,8 @@
 )]
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -299,6 +304,54 @@ fn traffic(c: &mut Criterion) {
     stop(a, b);
 }
 
+/// A loopback TCP connection whose far end, a thread, echoes every 64-byte message; the
+/// thread ends when the connection closes.
+fn tcp_echo() -> TcpStream {
+    let listener = TcpListener::bind(any_port()).unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut far, _) = listener.accept().unwrap();
+    std::thread::spawn(move || {
+        far.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 64];
+        while far.read_exact(&mut buf).is_ok() {
+            if far.write_all(&buf).is_err() {
+                return;
+            }
+        }
+    });
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+fn tcp_round_trip(stream: &mut TcpStream, message: &[u8; 64]) -> Duration {
+    let start = Instant::now();
+    stream.write_all(message).unwrap();
+    let mut back = [0u8; 64];
+    stream.read_exact(&mut back).unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(&back, message, "tcp echo differs");
+    elapsed
+}
+
+fn plain_tcp(c: &mut Criterion) {
+    let mut stream = tcp_echo();
+    let message = [0xa5; 64];
+    let times = (0..ROUND_TRIPS)
+        .map(|_| tcp_round_trip(&mut stream, &message))
+        .collect();
+    summary("plain TCP round trip, 64 B, sequential", times);
+    let mut group = configured(c, "smol_round_trip");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("plain_tcp_64B", |bench| {
+        bench.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| tcp_round_trip(&mut stream, &message))
+                .sum()
+        });
+    });
+    group.finish();
+}
+
 fn handshakes(c: &mut Criterion) {
     let (ka, kb) = keys();
     let times: Vec<Duration> = (0..HANDSHAKES)
@@ -332,5 +385,5 @@ fn handshakes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, traffic, handshakes);
+criterion_group!(benches, traffic, plain_tcp, handshakes);
 criterion_main!(benches);
