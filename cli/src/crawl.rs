@@ -98,16 +98,7 @@ pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
         "tmp2p-crawl".to_owned(),
         "tcp://0.0.0.0:0".to_owned(),
         COMETBFT_CHANNELS.to_vec(),
-    )
-    .or_else(|_| {
-        crate::our_node_info(
-            &key,
-            args.network.clone(),
-            "tmp2p-crawl".to_owned(),
-            "tcp://0.0.0.0:26656".to_owned(),
-            COMETBFT_CHANNELS.to_vec(),
-        )
-    })?;
+    )?;
     let timeout = Duration::from_secs(args.timeout);
     let config = PeerConfig {
         channels: COMETBFT_CHANNELS

@@ -141,6 +141,15 @@ fn crawl_finds_all_ten_chained_node_processes() {
     let channels = node["channels"].as_str().unwrap();
     assert!(channels == "9900" || channels == "0099", "{channels}");
     assert!(node["rtt_us"].is_u64());
+
+    // --max-nodes bounds what is queued: the start node plus two it learned.
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(["crawl", &addresses[0], "--json", "--max-nodes", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["found"], 3, "{v:#}");
 }
 
 #[test]
