@@ -17,10 +17,10 @@
 //! 4. Sleep until [`PexReactor::poll_timeout`] (re-read after every call), then call
 //!    [`PexReactor::handle_timeout`].
 //! 5. After every call drain [`PexReactor::poll_output`]: `Send` → `Router::send`;
-//!    `PeerError` → `Router::report_error` (via `PeerError::from`); `Disconnect` → a
-//!    graceful close of that peer (with the Router: `report_error` with a fatal
-//!    `PeerError`, whose `Close` action follows the already queued `Send`, and
-//!    `PeerConnection::close` flushes it); `Learned` is informational (crawlers).
+//!    `PeerError` → `Router::report_error` (via `PeerError::from`); `Disconnect` →
+//!    `Router::disconnect` (graceful: its `Close` action follows the already queued
+//!    `Send`, `PeerConnection::close` flushes it, and the peer's score is untouched);
+//!    `Learned` is informational (crawlers).
 //!
 //! The PeerManager is reached through [`PexPeers`], implemented for
 //! [`PeerManager`](crate::peer_manager::PeerManager) and for
