@@ -225,6 +225,10 @@ pub struct Router {
     started: bool,
     /// Reused list of an envelope's target connections (no allocation per send).
     targets: Vec<ConnectionId>,
+    /// Set at construction: the first `handle_timeout` is due at once, so peers loaded from
+    /// the store are dialed without waiting for another input (after the driver opened its
+    /// channels, which must come before any dial).
+    first_pass_due: Option<Instant>,
 }
 
 impl Router {
@@ -274,6 +278,7 @@ impl Router {
             rng,
             started: false,
             targets: Vec::new(),
+            first_pass_due: Some(now),
         };
         router.drain_peer_manager();
         Ok(router)
@@ -360,6 +365,9 @@ impl Router {
 
     /// The next instant at which [`Router::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.first_pass_due.is_some() {
+            return self.first_pass_due;
+        }
         let dial = self.dial_deadlines.first().map(|(at, _)| *at);
         match (dial, self.peers.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -369,6 +377,7 @@ impl Router {
 
     /// Timers: dial timeouts, retry backoffs, new dials.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.first_pass_due = None;
         while let Some(&(at, conn)) = self.dial_deadlines.first() {
             if at > now {
                 break;

@@ -531,6 +531,8 @@ fn dial_timeout_fails_the_dial() {
     else {
         panic!("no dial");
     };
+    assert_eq!(r.poll_timeout(), Some(net.now), "the first pass is due at once");
+    r.handle_timeout(net.now);
     assert_eq!(r.poll_timeout(), Some(net.now + Duration::from_secs(3)));
     r.handle_timeout(net.now + Duration::from_secs(3));
     let actions: Vec<_> = std::iter::from_fn(|| r.poll_action()).collect();
@@ -756,4 +758,49 @@ fn graceful_disconnect_flushes_what_was_sent_first() {
         net.nodes[0].router.add_peer(net.now, own),
         Err(RouterError::Peer(_))
     ));
+}
+
+#[test]
+fn stored_peers_are_dialed_on_the_first_timeout_after_a_restart() {
+    let net = Net::new(2, &[&[0x20]], |_| {});
+    let now = net.now;
+    let peer = net.address(1);
+    let mut pm = PeerManager::new(
+        net.id(0),
+        PeerManagerOptions::node_defaults(),
+        ClockAnchor {
+            instant: now,
+            since_unix_epoch: Duration::from_secs(1_700_000_000),
+        },
+    )
+    .unwrap();
+    pm.add(now, peer.clone()).unwrap();
+    let records = pm.records();
+    let mut router = Router::new(
+        RouterConfig::default(),
+        net.nodes[0].router.node_info().clone(),
+        ClockAnchor {
+            instant: now,
+            since_unix_epoch: Duration::from_secs(1_700_000_000),
+        },
+        now,
+        records,
+        Box::new(ChaCha20Rng::seed_from_u64(5)),
+    )
+    .unwrap();
+    // Channels can still be opened: nothing was dialed yet.
+    router.open_channel(descriptor(0x21, 1)).unwrap();
+    assert_eq!(
+        router.poll_timeout(),
+        Some(now),
+        "a first pass is due at once"
+    );
+    router.handle_timeout(now);
+    let dialed: Vec<_> = std::iter::from_fn(|| router.poll_action())
+        .filter_map(|a| match a {
+            RouterAction::Dial { address, .. } => Some(address),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dialed, vec![peer]);
 }
