@@ -29,6 +29,7 @@ mod engine;
 mod limits;
 pub mod network;
 pub mod node;
+pub mod pex;
 pub mod reactor;
 pub mod stamp;
 pub mod trace;
@@ -49,6 +50,7 @@ use tmp2p_core::{NodeId, NodeKey};
 
 pub use network::LinkParams;
 pub use node::{channel, NodeSpec, Received, SimNode, LISTEN_PORT};
+pub use pex::{PexLog, PexRole};
 pub use reactor::{Reactor, ReactorCtx, TypedReactor};
 pub use trace::Trace;
 
@@ -343,6 +345,7 @@ impl Sim {
             .iter()
             .map(|&p| self.address(p))
             .collect::<Result<_, _>>()?;
+        let pex = self.pex_for_start(i)?;
         let node = self.node_mut(i)?;
         if node.running.is_some() {
             return Err(SimError::WrongState {
@@ -391,6 +394,17 @@ impl Sim {
                 .open_channel(descriptor.clone())
                 .map_err(router_err)?;
         }
+        if pex.is_some()
+            && !node
+                .spec
+                .channels
+                .iter()
+                .any(|c| c.id == tmp2p_core::pex::PEX_CHANNEL)
+        {
+            router
+                .open_channel(tmp2p_core::pex::channel_descriptor())
+                .map_err(router_err)?;
+        }
         for address in boot {
             router.add_peer(now, address).map_err(router_err)?;
         }
@@ -402,7 +416,9 @@ impl Sim {
             router,
             conns: BTreeMap::new(),
             pending: Default::default(),
+            closing: Default::default(),
             rng: conn_rng,
+            pex,
         });
         tracing::debug!(node = i, "started");
         self.record("start", &[i as u64], &[]);

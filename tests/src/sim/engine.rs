@@ -37,10 +37,11 @@ impl Sim {
 
     fn node_timer(&self, i: usize) -> Option<Instant> {
         let running = self.nodes.get(i)?.running.as_ref()?;
+        let pex = running.pex.as_ref().and_then(|p| p.poll_timeout());
         running
             .conns
             .values()
-            .fold(running.router.poll_timeout(), |t, c| {
+            .fold(earliest(running.router.poll_timeout(), pex), |t, c| {
                 earliest(t, c.pc.poll_timeout())
             })
     }
@@ -98,6 +99,11 @@ impl Sim {
             if running.router.poll_timeout().is_some_and(|t| t <= now) {
                 running.router.handle_timeout(now);
             }
+            if let Some(pex) = running.pex.as_mut() {
+                if pex.poll_timeout().is_some_and(|t| t <= now) {
+                    pex.on_timeout(now, &mut running.router);
+                }
+            }
             for conn in running.conns.values_mut() {
                 if conn.pc.poll_timeout().is_some_and(|t| t <= now) {
                     conn.pc.handle_timeout(now);
@@ -120,6 +126,12 @@ impl Sim {
             .map_or_else(String::new, |r| {
                 if r.router.poll_timeout().is_some_and(|t| t <= now) {
                     "router".to_owned()
+                } else if r
+                    .pex
+                    .as_ref()
+                    .is_some_and(|p| p.poll_timeout().is_some_and(|t| t <= now))
+                {
+                    "pex".to_owned()
                 } else {
                     r.conns
                         .iter()
@@ -158,6 +170,7 @@ impl Sim {
                 progress = true;
                 self.on_action(i, action);
             }
+            progress |= self.carry_out_pex(i);
             progress |= self.flush_pending(i);
             progress |= self.pump_connections(i);
             progress |= self.dispatch(i);
@@ -194,12 +207,14 @@ impl Sim {
                 }
             }
             RouterAction::Close { conn } => {
-                if let Some(c) = self
-                    .nodes
-                    .get_mut(i)
-                    .and_then(|n| n.running.as_mut())
-                    .and_then(|r| r.conns.get_mut(&conn))
-                {
+                let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+                    return;
+                };
+                // The Close follows the Sends the router queued before it: while any of
+                // them waits in `pending`, the close waits too (`flush_pending`).
+                if r.pending.iter().any(|(c, _, _)| *c == conn) {
+                    r.closing.insert(conn);
+                } else if let Some(c) = r.conns.get_mut(&conn) {
                     c.pc.close();
                 }
             }
@@ -215,6 +230,14 @@ impl Sim {
                 let Some(node) = self.nodes.get_mut(i) else {
                     return;
                 };
+                if envelope.channel == tmp2p_core::pex::PEX_CHANNEL {
+                    if let Some(running) = node.running.as_mut() {
+                        if let Some(pex) = running.pex.as_mut() {
+                            pex.on_message(now, envelope, &mut running.router);
+                            return;
+                        }
+                    }
+                }
                 node.received_count += 1;
                 if node.record_messages {
                     if let Some(from) = envelope.from {
@@ -238,6 +261,11 @@ impl Sim {
                 self.record("update", &[i as u64, peer, update.status as u64], &[]);
                 let at = self.elapsed();
                 if let Some(node) = self.nodes.get_mut(i) {
+                    if let Some(running) = node.running.as_mut() {
+                        if let Some(pex) = running.pex.as_mut() {
+                            pex.on_peer_update(now, &update, &mut running.router);
+                        }
+                    }
                     node.updates.push((at, update));
                 }
             }
@@ -272,6 +300,19 @@ impl Sim {
             }
         }
         running.pending = kept;
+        let ready: Vec<ConnectionId> = running
+            .closing
+            .iter()
+            .copied()
+            .filter(|conn| !running.pending.iter().any(|(c, _, _)| c == conn))
+            .collect();
+        for conn in ready {
+            progress = true;
+            running.closing.remove(&conn);
+            if let Some(c) = running.conns.get_mut(&conn) {
+                c.pc.close();
+            }
+        }
         progress
     }
 
@@ -303,6 +344,13 @@ impl Sim {
                 while c.pc.poll_transmit(now, &mut out) {}
             }
             let (link, side) = (c.link, c.side);
+            let authenticated: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    PeerEvent::Authenticated { node_info, .. } => Some((**node_info).clone()),
+                    _ => None,
+                })
+                .collect();
             for event in events {
                 progress = true;
                 running.router.handle_connection_event(now, conn, event);
@@ -314,6 +362,7 @@ impl Sim {
                 progress = true;
                 self.transmit(link, side, out.freeze());
             }
+            self.pex_authenticated(i, link, side, authenticated);
             if closed {
                 self.record("closed", &[i as u64, link], &[]);
                 self.close_end(link, side);

@@ -15,6 +15,7 @@ use tmp2p_core::router::{ConnectionId, Envelope, Router, RouterConfig};
 use tmp2p_core::{NodeId, NodeKey};
 
 use super::network::LinkId;
+use super::pex::{PexRole, SimPex};
 use super::reactor::Reactor;
 
 /// The port every simulated node listens on.
@@ -88,8 +89,12 @@ pub(crate) struct Running {
     pub(crate) conns: BTreeMap<ConnectionId, SimConn>,
     /// `Send` actions not yet taken by their connection (its channel queue was full).
     pub(crate) pending: VecDeque<(ConnectionId, u8, Bytes)>,
+    /// `Close` actions waiting for their connection's `pending` sends to be taken.
+    pub(crate) closing: BTreeSet<ConnectionId>,
     /// Ephemeral keys of new connections.
     pub(crate) rng: ChaCha20Rng,
+    /// The PEX reactor (or flooder) of this incarnation, if the node has a PEX role.
+    pub(crate) pex: Option<SimPex>,
 }
 
 /// A simulated node.
@@ -108,6 +113,8 @@ pub struct SimNode {
     pub(crate) reactors: BTreeMap<u8, Box<dyn Reactor>>,
     pub(crate) paused: BTreeSet<u8>,
     pub(crate) inbox: BTreeMap<u8, VecDeque<Envelope>>,
+    /// What it runs on the PEX channel at every start (`Sim::enable_pex`).
+    pub(crate) pex_role: Option<PexRole>,
 }
 
 impl SimNode {
@@ -125,6 +132,7 @@ impl SimNode {
             reactors: BTreeMap::new(),
             paused: BTreeSet::new(),
             inbox: BTreeMap::new(),
+            pex_role: None,
         }
     }
 

@@ -1,0 +1,169 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! PEX in the deterministic simulator (issue #11): real PEX reactors on real routers over
+//! the simulated network. 50 nodes that know only one seed (or one bootstrap node) find
+//! each other and form a connected mesh within a bound of virtual time, the same way for
+//! the same seed; a peer that floods `PexRequest`s is cut off by each of its peers with
+//! the typed fatal reason while the others keep their connections and their exchanges.
+//!
+//! Run: `cargo test -p tmp2p-tests --test sim_pex`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
+use tmp2p_core::pex::{PexConfig, PexError};
+use tmp2p_tests::sim::{NodeSpec, PexRole, Sim};
+
+/// Nodes in the discovery tests.
+const NODES: usize = 50;
+/// How long discovery may take: ten PEX request intervals (30 s each).
+const DISCOVERY_BOUND: Duration = Duration::from_secs(300);
+
+fn ip(i: usize) -> IpAddr {
+    // Private addresses (strict mode keeps them between private peers), one /16 each.
+    IpAddr::from([10, (i % 200) as u8 + 1, (i / 200) as u8, 1])
+}
+
+/// Node indices connected to node `i` right now.
+fn connected(sim: &Sim, i: usize) -> BTreeSet<usize> {
+    sim.node(i)
+        .unwrap()
+        .connected()
+        .into_iter()
+        .map(|id| sim.index_of(id).unwrap())
+        .collect()
+}
+
+/// The nodes of `among` that a breadth-first walk over live connections reaches from
+/// `among`'s first node, never passing through a node outside `among`.
+fn reachable(sim: &Sim, among: &BTreeSet<usize>) -> BTreeSet<usize> {
+    let Some(&start) = among.iter().next() else {
+        return BTreeSet::new();
+    };
+    let mut seen = BTreeSet::from([start]);
+    let mut queue = VecDeque::from([start]);
+    while let Some(i) = queue.pop_front() {
+        for j in connected(sim, i) {
+            if among.contains(&j) && seen.insert(j) {
+                queue.push_back(j);
+            }
+        }
+    }
+    seen
+}
+
+/// Known peer addresses of node `i` (its PeerManager's store).
+fn known(sim: &Sim, i: usize) -> usize {
+    sim.node(i)
+        .unwrap()
+        .router()
+        .unwrap()
+        .peer_manager()
+        .peer_count()
+}
+
+/// Node 0 is the only node the others know; in `seed_mode` it runs PEX as a seed.
+fn discovery_network(seed: u64, seed_mode: bool) -> Sim {
+    let mut sim = Sim::new(seed);
+    for i in 0..NODES {
+        sim.add_node(NodeSpec::new(ip(i), &[]));
+    }
+    let seed_config = PexConfig {
+        seed_mode,
+        ..PexConfig::default()
+    };
+    sim.enable_pex(0, PexRole::Reactor(seed_config)).unwrap();
+    for i in 1..NODES {
+        sim.enable_pex(i, PexRole::Reactor(PexConfig::default()))
+            .unwrap();
+        sim.spec_mut(i).unwrap().boot_peers = vec![0];
+    }
+    sim.start_all().unwrap();
+    sim
+}
+
+/// What a discovery run ended with, to compare two runs.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    formed_at: Duration,
+    trace: u64,
+    known: Vec<usize>,
+}
+
+/// Runs until every node knows `min(max_outgoing, NODES - 1)` addresses and the nodes of
+/// `mesh` are one connected component (checked every virtual second), within the bound.
+fn discover(seed: u64, seed_mode: bool) -> (Sim, Outcome) {
+    let mut sim = discovery_network(seed, seed_mode);
+    let max_outgoing = usize::from(
+        sim.node(1)
+            .unwrap()
+            .spec()
+            .config
+            .peer_manager
+            .max_outgoing_connections,
+    );
+    let want_known = max_outgoing.min(NODES - 1);
+    // A seed disconnects every peer once it has answered: it is no part of the mesh.
+    let first = usize::from(seed_mode);
+    let mesh: BTreeSet<usize> = (first..NODES).collect();
+    let formed = |sim: &Sim| {
+        (0..NODES).all(|i| known(sim, i) >= want_known) && reachable(sim, &mesh) == mesh
+    };
+    while !formed(&sim) {
+        assert!(
+            sim.elapsed() < DISCOVERY_BOUND,
+            "seed {seed}: no mesh after {:?}; known {:?}; reachable {} of {}",
+            sim.elapsed(),
+            (0..NODES).map(|i| known(&sim, i)).collect::<Vec<_>>(),
+            reachable(&sim, &mesh).len(),
+            mesh.len()
+        );
+        sim.run_for(Duration::from_secs(1)).unwrap();
+    }
+    let outcome = Outcome {
+        formed_at: sim.elapsed(),
+        trace: sim.trace().hash(),
+        known: (0..NODES).map(|i| known(&sim, i)).collect(),
+    };
+    (sim, outcome)
+}
+
+#[test]
+fn fifty_nodes_knowing_one_seed_form_a_mesh_within_five_virtual_minutes() {
+    let (sim, outcome) = discover(11, true);
+    // The seed answered requests and crawled: it knows everyone, and it let its peers go.
+    assert_eq!(known(&sim, 0), NODES - 1);
+    let seed_log = sim.pex_log(0).unwrap();
+    assert!(
+        seed_log.disconnects.len() >= NODES - 1,
+        "the seed disconnected {} peers",
+        seed_log.disconnects.len()
+    );
+    for i in 1..NODES {
+        // Discovery went through PEX answers, and no honest peer was reported.
+        let log = sim.pex_log(i).unwrap();
+        assert!(!log.answers.is_empty(), "node {i} never got a PEX answer");
+        assert!(log.errors.is_empty(), "node {i}: {:?}", log.errors);
+        // More peers than the one it was told about.
+        assert!(
+            connected(&sim, i).len() >= 2,
+            "node {i}: {:?}",
+            connected(&sim, i)
+        );
+    }
+    // The same seed gives the same run.
+    let (_, again) = discover(11, true);
+    assert_eq!(outcome, again);
+}
+
+#[test]
+fn fifty_nodes_knowing_one_bootstrap_peer_form_a_mesh_within_five_virtual_minutes() {
+    let (sim, _) = discover(12, false);
+    // The bootstrap node is an ordinary member of the mesh.
+    assert!(!connected(&sim, 0).is_empty());
+    for i in 0..NODES {
+        let log = sim.pex_log(i).unwrap();
+        assert!(log.errors.is_empty(), "node {i}: {:?}", log.errors);
+    }
+}
