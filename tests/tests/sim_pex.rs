@@ -7,7 +7,7 @@
 //!
 //! Run: `cargo test -p tmp2p-tests --test sim_pex`.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -166,4 +166,143 @@ fn fifty_nodes_knowing_one_bootstrap_peer_form_a_mesh_within_five_virtual_minute
         let log = sim.pex_log(i).unwrap();
         assert!(log.errors.is_empty(), "node {i}: {:?}", log.errors);
     }
+}
+
+/// Honest nodes of the flooding test; the flooder is node `HONEST`.
+const HONEST: usize = 8;
+
+/// Pairs of honest nodes connected right now.
+fn honest_links(sim: &Sim) -> BTreeSet<(usize, usize)> {
+    (0..HONEST)
+        .flat_map(|i| {
+            connected(sim, i)
+                .into_iter()
+                .filter(|&j| j < HONEST)
+                .map(move |j| (i.min(j), i.max(j)))
+        })
+        .collect()
+}
+
+#[test]
+fn a_pex_request_flooder_is_cut_off_by_each_peer_and_nobody_else_is_affected() {
+    let mut sim = Sim::new(21);
+    for i in 0..=HONEST {
+        sim.add_node(NodeSpec::new(ip(i), &[]));
+    }
+    for i in 0..HONEST {
+        sim.enable_pex(i, PexRole::Reactor(PexConfig::default()))
+            .unwrap();
+        if i > 0 {
+            sim.spec_mut(i).unwrap().boot_peers = vec![0];
+        }
+    }
+    let flooder = HONEST;
+    sim.enable_pex(
+        flooder,
+        PexRole::Flooder {
+            every: Duration::from_secs(1),
+        },
+    )
+    .unwrap();
+    sim.spec_mut(flooder).unwrap().boot_peers = vec![0, 1, 2];
+    for i in 0..HONEST {
+        sim.start(i).unwrap();
+    }
+    sim.run_for(Duration::from_secs(40)).unwrap();
+    let before = honest_links(&sim);
+    let honest: BTreeSet<usize> = (0..HONEST).collect();
+    assert_eq!(reachable(&sim, &honest), honest, "the honest mesh formed");
+
+    let flood_start = sim.elapsed();
+    sim.start(flooder).unwrap();
+    sim.run_for(Duration::from_secs(90)).unwrap();
+    let end = sim.elapsed();
+    let flooder_id = sim.id(flooder).unwrap();
+
+    let mut cut_off_by = BTreeSet::new();
+    for i in 0..HONEST {
+        let node = sim.node(i).unwrap();
+        let log = sim.pex_log(i).unwrap();
+        // Every connection of the flooder to this node ends within a few seconds: its
+        // third request within 10 s is fatal.
+        let flooder_updates: Vec<(Duration, PeerStatus)> = node
+            .updates()
+            .iter()
+            .filter(|(_, u)| u.node_id == flooder_id)
+            .map(|(t, u)| (*t, u.status))
+            .collect();
+        let mut up_since = None;
+        for &(at, status) in &flooder_updates {
+            match status {
+                PeerStatus::Up => up_since = Some(at),
+                PeerStatus::Down => {
+                    let since = up_since.take().unwrap();
+                    assert!(
+                        at - since <= Duration::from_secs(5),
+                        "node {i} kept the flooder from {since:?} to {at:?}"
+                    );
+                }
+            }
+        }
+        if let Some(since) = up_since {
+            assert!(
+                end - since <= Duration::from_secs(5),
+                "node {i}: flooder still up"
+            );
+        }
+        if !flooder_updates.is_empty() {
+            // Connected to it at least once: it was cut off with the typed fatal reason.
+            assert!(
+                log.flagged_flooding(flooder_id),
+                "node {i}: {:?}",
+                log.errors
+            );
+            cut_off_by.insert(i);
+        }
+        // Nobody else was reported.
+        for (at, error) in &log.errors {
+            assert_eq!(error.node, flooder_id, "node {i} at {at:?}: {error:?}");
+            assert!(
+                matches!(error.error, PexError::RequestTooSoon { .. }),
+                "node {i}: {error:?}"
+            );
+        }
+        // No honest peer went down while the flooder was about.
+        let honest_downs: Vec<&(Duration, PeerUpdate)> = node
+            .updates()
+            .iter()
+            .filter(|(t, u)| {
+                *t >= flood_start
+                    && u.status == PeerStatus::Down
+                    && sim.index_of(u.node_id).is_some_and(|j| j < HONEST)
+            })
+            .collect();
+        assert!(honest_downs.is_empty(), "node {i}: {honest_downs:?}");
+        // Its exchanges with honest peers went on: answers came in a full request
+        // interval after the flood began.
+        let late_answers = log
+            .answers
+            .iter()
+            .filter(|(t, from, _)| {
+                *t > flood_start + Duration::from_secs(30)
+                    && sim.index_of(*from).is_some_and(|j| j < HONEST)
+            })
+            .count();
+        assert!(
+            late_answers > 0,
+            "node {i}: no PEX answer after the flood began"
+        );
+    }
+    // The flooder dialed three honest nodes; each cut it off.
+    assert!(
+        cut_off_by.is_superset(&BTreeSet::from([0, 1, 2])),
+        "{cut_off_by:?}"
+    );
+    // Every honest connection of before is still there.
+    let after = honest_links(&sim);
+    assert!(
+        before.is_subset(&after),
+        "lost {:?}",
+        before.difference(&after)
+    );
 }
