@@ -15,6 +15,8 @@
 //!   asks to be woken at or before `now` and then does nothing is a [`SimError::HotLoop`].
 //! - Every node's work runs in a `tracing` span `node{idx, inc}`.
 //! - Reactors ([`reactor`]) are closures or small structs over the typed-channel API.
+//! - PEX ([`pex`]): [`Sim::enable_pex`] runs the real PEX reactor (or a request flooder)
+//!   on a node's channel 0x00; `cargo test -p tmp2p-tests --test sim_pex`.
 //!
 //! Running: the scenario tests are `cargo test -p tmp2p-tests --test sim_scenarios`; the
 //! chaos runs `cargo test -p tmp2p-tests --test sim_fuzz` (6 seeds), the full count

@@ -306,3 +306,53 @@ fn a_pex_request_flooder_is_cut_off_by_each_peer_and_nobody_else_is_affected() {
         before.difference(&after)
     );
 }
+
+#[test]
+fn a_seed_answer_reaches_an_inbound_peer_before_the_seed_lets_it_go() {
+    let mut sim = Sim::new(31);
+    for i in 0..3 {
+        sim.add_node(NodeSpec::new(ip(i), &[]));
+    }
+    let seed_config = PexConfig {
+        seed_mode: true,
+        ..PexConfig::default()
+    };
+    sim.enable_pex(0, PexRole::Reactor(seed_config)).unwrap();
+    for i in 1..3 {
+        sim.enable_pex(i, PexRole::Reactor(PexConfig::default()))
+            .unwrap();
+        sim.spec_mut(i).unwrap().boot_peers = vec![0];
+    }
+    sim.start(0).unwrap();
+    sim.start(1).unwrap();
+    sim.run_for(Duration::from_secs(1)).unwrap();
+    // The seed learned node 1's listen address from its inbound connection.
+    assert!(sim
+        .node(0)
+        .unwrap()
+        .stored()
+        .contains_key(&sim.id(1).unwrap()));
+    sim.start(2).unwrap();
+    sim.run_for(Duration::from_millis(500)).unwrap();
+    let seed = sim.id(0).unwrap();
+    let node = sim.node(2).unwrap();
+    let first_down = node
+        .updates()
+        .iter()
+        .find(|(_, u)| u.node_id == seed && u.status == PeerStatus::Down)
+        .map(|(t, _)| *t)
+        .expect("the seed let node 2 go");
+    // Node 2 dialed the seed; the seed's answer (node 1) came before the disconnect.
+    let answer = sim
+        .pex_log(2)
+        .unwrap()
+        .answers
+        .iter()
+        .find(|(_, from, _)| *from == seed)
+        .copied();
+    assert!(
+        answer.is_some_and(|(t, _, n)| t <= first_down && n == 1),
+        "{answer:?}, down at {first_down:?}"
+    );
+    assert!(connected(&sim, 2).contains(&1));
+}
