@@ -155,7 +155,7 @@ impl PeerConnection {
         PeerConnection {
             phase: Phase::Secret,
             secret,
-            deadline: now + config.handshake_timeout,
+            deadline: crate::deadline::later(now, config.handshake_timeout),
             config,
             our_info,
             direction,

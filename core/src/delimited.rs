@@ -31,9 +31,11 @@ pub fn peek_prefix(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, Del
         if i == 9 && byte > 1 {
             return Err(DelimitedError::BadPrefix);
         }
+        // cannot panic: i < 10, so the shift is < 64 (and byte 10 only carries bit 63).
         value |= bits << (7 * i);
         if byte & 0x80 == 0 {
             return match usize::try_from(value) {
+                // cannot panic: i < 10.
                 Ok(len) if len <= max => Ok(Some((i + 1, len))),
                 _ => Err(DelimitedError::TooLarge { len: value, max }),
             };
@@ -49,7 +51,11 @@ pub fn peek_prefix(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, Del
 /// Like [`peek_prefix`], but only succeeds once the whole message has arrived:
 /// `Ok(Some((prefix_len, body_len)))` means `buf` holds all `prefix_len + body_len` bytes.
 pub fn peek_complete(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, DelimitedError> {
-    Ok(peek_prefix(buf, max)?.filter(|&(prefix, body)| buf.len() - prefix >= body))
+    Ok(peek_prefix(buf, max)?.filter(|&(prefix, body)| {
+        buf.len()
+            .checked_sub(prefix)
+            .is_some_and(|rest| rest >= body)
+    }))
 }
 
 #[cfg(test)]

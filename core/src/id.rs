@@ -40,7 +40,10 @@ impl NodeId {
     pub fn from_public_key(public_key: &[u8; 32]) -> Self {
         let digest = Sha256::digest(public_key);
         let mut id = [0u8; NODE_ID_BYTES];
-        id.copy_from_slice(&digest[..NODE_ID_BYTES]);
+        // The first 20 of SHA-256's 32 bytes.
+        id.iter_mut()
+            .zip(digest)
+            .for_each(|(out, byte)| *out = byte);
         NodeId(id)
     }
 

@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod connection;
+mod deadline;
 pub mod delimited;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -70,6 +70,7 @@ use rand_core::RngCore;
 use tmp2p_proto::p2p::{Message, NetAddress as ProtoNetAddress, PexAddrs, PexRequest};
 
 use crate::address::{AddressError, NetAddress, NodeAddress, ParsedNetAddress};
+use crate::deadline::later;
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_info::NodeInfo;
@@ -603,13 +604,6 @@ impl PexReactor {
         self.outputs
             .push_back(PexOutput::PeerError(PexPeerError { node, error }));
     }
-}
-
-/// `now + d`, saturating far in the future instead of overflowing.
-fn later(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(86_400 * 365)))
-        .unwrap_or(now)
 }
 
 #[cfg(test)]

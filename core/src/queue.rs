@@ -198,6 +198,7 @@ struct QosTable {
 }
 
 impl QosTable {
+    #[allow(clippy::indexing_slicing)] // a [_; 256] indexed by a u8 cannot go out of bounds
     fn new(channels: &[ChannelQos]) -> Self {
         let mut by_channel = Box::new(std::array::from_fn(|i| {
             ChannelQos::fallback(u8::try_from(i).unwrap_or(u8::MAX))
@@ -208,8 +209,8 @@ impl QosTable {
         Self { by_channel }
     }
 
+    #[allow(clippy::indexing_slicing)] // a [_; 256] indexed by a u8 cannot go out of bounds
     fn get(&self, channel: u8) -> ChannelQos {
-        // A [_; 256] indexed by a u8 cannot go out of bounds.
         self.by_channel[usize::from(channel)]
     }
 }

@@ -849,7 +849,7 @@ impl Router {
     /// Allocates a dialing connection (the caller counted it in `dials_in_flight`).
     fn start_dial(&mut self, now: Instant, address: NodeAddress, socket: SocketAddr) {
         self.started = true;
-        let deadline = now + self.config.dial_timeout;
+        let deadline = crate::deadline::later(now, self.config.dial_timeout);
         let conn = self.conns.insert(Conn {
             dialed: Some(address.clone()),
             ip: Some(socket.ip()),

@@ -13,6 +13,7 @@ impl V4Net {
         let IpAddr::V4(ip) = ip.to_canonical() else {
             return false;
         };
+        // cannot panic: prefix lengths are constants of the tables below, all <= 32.
         let mask = u32::MAX.checked_shl(32 - self.1).unwrap_or(0);
         u32::from(ip) & mask == u32::from(self.0) & mask
     }
@@ -25,6 +26,7 @@ impl V6Net {
         let IpAddr::V6(ip) = ip.to_canonical() else {
             return false;
         };
+        // cannot panic: prefix lengths are constants of the tables below, all <= 128.
         let mask = u128::MAX.checked_shl(128 - self.1).unwrap_or(0);
         u128::from(ip) & mask == u128::from(self.0) & mask
     }

@@ -3,6 +3,7 @@
 //! opaque URLs, userinfo, host with optional port, percent-escaping per component.
 
 use super::AddressError;
+use std::fmt::Write as _;
 
 /// Which URL component a string belongs to: each has its own escaping rules.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -140,6 +141,7 @@ fn parse_host(host: &str) -> Result<String, AddressError> {
         let Some(close) = host.rfind(']') else {
             return Err(AddressError::MissingBracket(host.to_owned()));
         };
+        // cannot panic: `close` indexes a byte of `host`, so `close + 1 <= host.len()`.
         let colon_port = host.get(close + 1..).unwrap_or_default();
         if !is_valid_optional_port(colon_port) {
             return Err(AddressError::InvalidPortSyntax(colon_port.to_owned()));
@@ -176,6 +178,7 @@ fn split_host_port(host_port: &str) -> (&str, &str) {
 pub(super) fn unescape(s: &str, component: Component) -> Result<String, AddressError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
+    // cannot panic (all `i + n` below): `i < bytes.len() <= isize::MAX`, so `i + 3` fits.
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
@@ -205,13 +208,11 @@ pub(super) fn unescape(s: &str, component: Component) -> Result<String, AddressE
 
 /// Percent-encodes `s` for `component`, with upper-case hex as Go does.
 pub(super) fn escape(s: &str, component: Component) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if needs_escape(b, component) {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
         } else {
             out.push(char::from(b));
         }
@@ -241,6 +242,7 @@ fn needs_escape(b: u8, component: Component) -> bool {
 }
 
 fn hex_value(b: u8) -> Option<u8> {
+    // cannot panic: each subtraction is guarded by its range pattern.
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

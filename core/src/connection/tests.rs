@@ -359,3 +359,23 @@ fn buffers_shrink_back_after_a_large_message() {
         b.conn.buffer_capacity()
     );
 }
+
+#[test]
+fn an_unrepresentable_handshake_timeout_does_not_panic() {
+    // `now + Duration::MAX` overflowed (and panicked) in PeerConnection::new.
+    let now = epoch();
+    let key = NodeKey::from_seed([7; 32]);
+    let config = PeerConfig {
+        handshake_timeout: Duration::MAX,
+        ..config()
+    };
+    let conn = PeerConnection::new(
+        now,
+        &key,
+        info(&key, "net", &CHANNELS),
+        Direction::Inbound,
+        config,
+        &mut ChaCha20Rng::seed_from_u64(7),
+    );
+    assert!(conn.poll_timeout().is_some_and(|at| at > now));
+}

@@ -70,6 +70,7 @@ impl Channel {
     /// `recently_sent / priority` compared without floating point: `Less` means `self`
     /// deserves the link before `other`.
     pub(crate) fn cmp_share(&self, other: &Self) -> std::cmp::Ordering {
+        // cannot panic: a product of two u64 values fits in a u128.
         let mine = u128::from(self.recently_sent) * u128::from(other.priority);
         let theirs = u128::from(other.recently_sent) * u128::from(self.priority);
         mine.cmp(&theirs)
@@ -101,6 +102,7 @@ impl Channel {
     /// One 2-second decay step: `recently_sent = floor(recently_sent × 0.8)`.
     pub(crate) fn decay(&mut self) {
         let v = self.recently_sent;
+        // cannot panic: v / 5 * 4 + (at most 3) <= v.
         self.recently_sent = v / 5 * 4 + v % 5 * 4 / 5;
     }
 

@@ -120,7 +120,8 @@ impl MConnection {
                     return self.fail(MConnError::MalformedLengthPrefix)
                 }
             };
-            // peek_complete guarantees the buffer holds prefix + body bytes.
+            // peek_complete guarantees the buffer holds prefix + body bytes (so the sum
+            // cannot overflow either).
             let mut frame = plaintext.split_to(prefix + body).freeze();
             frame.advance(prefix);
             if let Some(limit) = &mut self.recv_limit {
@@ -211,11 +212,11 @@ impl MConnection {
         let mut written = 0;
         if self.keepalive.take_ping(now) {
             out.extend_from_slice(&PING);
-            written += PING.len();
+            written += PING.len(); // cannot panic: written was 0
         }
         if self.keepalive.take_pong() {
             out.extend_from_slice(&PONG);
-            written += PONG.len();
+            written += PONG.len(); // cannot panic: written <= 3
         }
         if let Some(limit) = &mut self.send_limit {
             limit.roll_to(now);
@@ -242,7 +243,7 @@ impl MConnection {
             if let Some(limit) = &mut self.send_limit {
                 limit.record(n);
             }
-            written += n;
+            written = written.saturating_add(n);
             wrote_message = true;
         }
         if wrote_message {
@@ -283,6 +284,7 @@ impl MConnection {
             return self.fail(e);
         }
         if let Some(at) = self.next_decay.filter(|&at| now >= at) {
+            // cannot panic: DECAY_INTERVAL is a non-zero constant.
             let behind = now.saturating_duration_since(at).as_nanos() / DECAY_INTERVAL.as_nanos();
             let steps = u32::try_from(behind.saturating_add(1)).unwrap_or(u32::MAX);
             for _ in 0..steps.min(MAX_DECAY_STEPS) {

@@ -20,8 +20,9 @@ fn varint_len(value: usize) -> usize {
 }
 
 /// Length of the encoded `PacketMsg` body (proto3: zero channel, false eof, empty data
-/// are omitted).
+/// are omitted). Saturates at `usize::MAX` for absurd `data_len`.
 fn msg_body_len(channel: u8, eof: bool, data_len: usize) -> usize {
+    // cannot panic: a u8 channel's field takes at most 3 bytes.
     let channel_len = if channel == 0 {
         0
     } else {
@@ -31,15 +32,16 @@ fn msg_body_len(channel: u8, eof: bool, data_len: usize) -> usize {
     let data_field_len = if data_len == 0 {
         0
     } else {
-        1 + varint_len(data_len) + data_len
+        data_len.saturating_add(1 + varint_len(data_len))
     };
-    channel_len + eof_len + data_field_len
+    data_field_len.saturating_add(channel_len + eof_len)
 }
 
 /// Length of an encoded `Packet{PacketMsg{channel, eof, data}}` (without its delimiter).
+/// Saturates at `usize::MAX` for absurd `data_len`.
 fn msg_packet_len(channel: u8, eof: bool, data_len: usize) -> usize {
     let body = msg_body_len(channel, eof, data_len);
-    1 + varint_len(body) + body
+    body.saturating_add(1 + varint_len(body))
 }
 
 /// The largest packet (without its length prefix) a receiver accepts for a payload size:
@@ -55,6 +57,7 @@ pub fn chunk_size(channel: u8, payload: usize) -> usize {
     let max = max_packet_size(payload);
     let mut size = payload;
     while size > 1 && msg_packet_len(channel, true, size) > max {
+        // cannot panic: size > 1.
         size -= 1;
     }
     size
@@ -63,6 +66,7 @@ pub fn chunk_size(channel: u8, payload: usize) -> usize {
 /// Appends one delimited message chunk to `out`; returns the bytes written.
 pub(crate) fn write_msg(out: &mut BytesMut, channel: u8, eof: bool, data: &[u8]) -> usize {
     let body = msg_body_len(channel, eof, data.len());
+    // cannot panic: `data` is an in-memory slice, so these few-byte overheads fit.
     let packet = 1 + varint_len(body) + body;
     let total = varint_len(packet) + packet;
     out.reserve(total);
@@ -122,6 +126,13 @@ mod tests {
     use super::*;
     use quickcheck::quickcheck;
     use tmp2p_proto::p2p::PacketMsg;
+
+    #[test]
+    fn sizes_of_absurd_payloads_saturate_instead_of_overflowing() {
+        assert_eq!(max_packet_size(usize::MAX), usize::MAX);
+        assert_eq!(max_packet_size(usize::MAX - 5), usize::MAX);
+        assert!(chunk_size(0xff, usize::MAX - 5) <= usize::MAX - 5);
+    }
 
     fn prost_delimited(channel: u8, eof: bool, data: &[u8]) -> Vec<u8> {
         let packet = Packet {

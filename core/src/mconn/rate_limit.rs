@@ -22,7 +22,7 @@ impl RateLimit {
     /// `rate` is in bytes per second (validated above zero).
     pub(crate) fn new(rate: u64, now: Instant) -> Self {
         Self {
-            per_window: (rate / 10).max(1),
+            per_window: (rate / 10).max(1), // cannot panic: constant divisor
             start: now,
             used: 0,
         }
@@ -30,10 +30,12 @@ impl RateLimit {
 
     /// Moves the window forward to `now`, refilling the budget for every window passed.
     pub(crate) fn roll_to(&mut self, now: Instant) {
+        // cannot panic: WINDOW is a non-zero constant.
         let windows = now.saturating_duration_since(self.start).as_nanos() / WINDOW.as_nanos();
         if windows == 0 {
             return;
         }
+        // cannot panic: `WINDOW * n` runs only for n <= MAX_CARRIED_WINDOWS.
         let step = u32::try_from(windows)
             .ok()
             .filter(|&n| u128::from(n) <= MAX_CARRIED_WINDOWS)

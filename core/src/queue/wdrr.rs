@@ -111,6 +111,7 @@ impl WdrrQueue {
     }
 
     /// The lane of `channel`, created (at the end of the round) on first use.
+    #[allow(clippy::indexing_slicing)] // a [_; 256] indexed by a u8 cannot go out of bounds
     fn lane_index(&mut self, channel: u8) -> usize {
         let slot = &mut self.lane_of[usize::from(channel)];
         if let Some(index) = *slot {
@@ -158,6 +159,7 @@ impl WdrrQueue {
                     .bytes
                     .saturating_sub(planned_bytes.get(index).copied().unwrap_or(0));
                 // load / weight > heaviest.load / heaviest.weight, without division.
+                // cannot panic: a u64 times a u32 fits in a u128.
                 if u128::from(load as u64) * u128::from(heaviest.2)
                     > u128::from(heaviest.1 as u64) * u128::from(lane.weight)
                 {

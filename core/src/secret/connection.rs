@@ -19,6 +19,7 @@ use crate::key::{NodeKey, PublicKey};
 /// The 7 low-order X25519 u-coordinates (little-endian); X25519 ignores bit 255, so they
 /// are compared with that bit cleared. The all-zero DH check below catches every one of
 /// them as well; this list only names the failure earlier and more precisely.
+#[allow(clippy::indexing_slicing)] // const-evaluated: a bad index fails the build, not a run
 const LOW_ORDER_POINTS: [[u8; 32]; 7] = {
     let mut p = [[0u8; 32]; 7];
     p[1][0] = 1;
@@ -256,14 +257,16 @@ impl SecretConnection {
 
     fn handle_input_inner(&mut self, mut input: &[u8]) -> Result<(), SecretError> {
         if let Phase::AwaitKey { message, have, .. } = &mut self.phase {
-            let take = (KEY_MESSAGE_SIZE - *have).min(input.len());
+            let take = KEY_MESSAGE_SIZE.saturating_sub(*have).min(input.len());
             let (now, rest) = input.split_at(take);
-            if let Some(slot) = message.get_mut(*have..*have + take) {
+            // cannot panic: `have + take <= KEY_MESSAGE_SIZE`.
+            let end = *have + take;
+            if let Some(slot) = message.get_mut(*have..end) {
                 slot.copy_from_slice(now);
             }
-            *have += take;
+            *have = end;
             input = rest;
-            check_key_message_prefix(&message[..*have])?;
+            check_key_message_prefix(message.get(..end).unwrap_or_default())?;
             if *have < KEY_MESSAGE_SIZE {
                 return Ok(());
             }

@@ -28,6 +28,7 @@ impl NonceCounter {
         if self.exhausted {
             0
         } else {
+            // cannot panic: `next <= u64::MAX`, and the sum is at most 2^64 in a u128.
             u128::from(u64::MAX - self.next) + 1
         }
     }
@@ -71,6 +72,7 @@ impl FrameSealer {
     /// Seals `data` as ⌈len/1024⌉ frames appended to `out`, encrypting in place in `out`
     /// (one copy of `data`, no allocation when `out` has room). Zero bytes seal to nothing.
     /// Fails, writing nothing, if the send nonces would run out.
+    #[allow(clippy::indexing_slicing)] // `start` was `out.len()` before this frame was appended
     pub fn seal(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), SecretError> {
         let frames = data.len().div_ceil(DATA_MAX_SIZE);
         if (frames as u128) > self.nonce.remaining() {
@@ -85,7 +87,7 @@ impl FrameSealer {
             // chunk.len() <= 1024, so the cast is lossless.
             out.put_u32_le(chunk.len() as u32);
             out.extend_from_slice(chunk);
-            out.put_bytes(0, DATA_MAX_SIZE - chunk.len());
+            out.put_bytes(0, DATA_MAX_SIZE.saturating_sub(chunk.len()));
             let tag = self.cipher.seal(nonce, &mut out[start..]);
             out.extend_from_slice(&tag);
         }
@@ -127,8 +129,9 @@ impl FrameOpener {
             return Err(SecretError::Failed);
         }
         while !input.is_empty() {
-            let want = FRAME_SEALED_SIZE - self.partial_len;
+            let want = FRAME_SEALED_SIZE.saturating_sub(self.partial_len);
             let (now, rest) = input.split_at(want.min(input.len()));
+            // cannot panic: both terms are at most FRAME_SEALED_SIZE.
             let end = self.partial_len + now.len();
             if let Some(slot) = self.partial.get_mut(self.partial_len..end) {
                 slot.copy_from_slice(now);
