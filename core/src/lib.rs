@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// Remote input is hostile: library code indexes with `get`, or says why it cannot panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod address;
 pub mod connection;

@@ -570,7 +570,7 @@ impl Router {
             ..
         }) = self.conns.get_mut(conn)
         {
-            *credit = (*credit + 1).min(self.config.send_credit);
+            *credit = credit.saturating_add(1).min(self.config.send_credit);
         }
         self.pump(conn);
     }
@@ -786,7 +786,7 @@ impl Router {
             let Some(Queued { channel, message }) = queue.pop() else {
                 break;
             };
-            *credit -= 1;
+            *credit -= 1; // cannot panic: credit > 0
             self.actions.push_back(RouterAction::Send {
                 conn,
                 channel,
@@ -812,6 +812,7 @@ impl Router {
 
     fn try_dials(&mut self, now: Instant) {
         for _ in 0..DIALS_PER_PASS {
+            // cannot panic: both are counts of in-memory entries.
             if self.dials_in_flight >= self.config.max_concurrent_dials
                 || self.conns.len() + self.resolving.len() >= self.config.max_connections
             {
@@ -824,7 +825,7 @@ impl Router {
                 Ok(Resolution::Endpoints(endpoints)) => {
                     match endpoints.iter().find_map(|e| e.mconn_dial_addr().ok()) {
                         Some(socket) => {
-                            self.dials_in_flight += 1;
+                            self.dials_in_flight += 1; // cannot panic: < max_concurrent_dials
                             self.start_dial(now, address, socket);
                         }
                         None => {
@@ -834,7 +835,7 @@ impl Router {
                     }
                 }
                 Ok(Resolution::Lookup { .. }) => {
-                    self.dials_in_flight += 1;
+                    self.dials_in_flight += 1; // cannot panic: < max_concurrent_dials
                     self.resolving.insert(address.to_string());
                     self.actions.push_back(RouterAction::Resolve { address });
                 }

@@ -54,7 +54,7 @@ fn prefix_mask_u32(prefix: u8) -> u32 {
     match prefix {
         0 => 0,
         p if p >= 32 => u32::MAX,
-        p => u32::MAX << (32 - u32::from(p)),
+        p => u32::MAX << (32 - u32::from(p)), // cannot panic: 0 < p < 32
     }
 }
 
@@ -62,7 +62,7 @@ fn prefix_mask_u128(prefix: u8) -> u128 {
     match prefix {
         0 => 0,
         p if p >= 128 => u128::MAX,
-        p => u128::MAX << (128 - u32::from(p)),
+        p => u128::MAX << (128 - u32::from(p)), // cannot panic: 0 < p < 128
     }
 }
 

@@ -178,6 +178,7 @@ impl PeerManagerOptions {
                     max_peers: self.max_peers,
                 });
             }
+            // cannot panic: two u16 values summed in a u32.
             let needed = u32::from(self.max_connected) + u32::from(self.max_connected_upgrade);
             if needed > u32::from(self.max_peers) {
                 return Err(OptionsError::MaxPeersTooSmall {

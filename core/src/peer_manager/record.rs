@@ -118,6 +118,7 @@ impl ClockAnchor {
     /// The `Instant` of a wall-clock time, if the platform's `Instant` can represent it.
     pub fn instant(&self, at: Timestamp) -> Option<Instant> {
         let base = u64::try_from(self.since_unix_epoch.as_nanos()).unwrap_or(u64::MAX);
+        // cannot panic: each subtraction is guarded by the comparison.
         if at.0 >= base {
             self.instant.checked_add(Duration::from_nanos(at.0 - base))
         } else {
@@ -187,6 +188,7 @@ impl PeerRecord {
             u16::try_from(self.addresses.len()).map_err(|_| RecordError::TooManyAddresses {
                 found: self.addresses.len(),
             })?;
+        // cannot panic: the count fits a u16 (checked above).
         let mut out = Vec::with_capacity(42 + self.addresses.len() * 80);
         out.push(RECORD_VERSION);
         out.extend_from_slice(self.node_id.as_bytes());

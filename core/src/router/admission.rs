@@ -81,7 +81,7 @@ impl IncomingTracker {
                 window: self.window,
             });
         }
-        state.open += 1;
+        state.open += 1; // cannot panic: counts open connections, each one in memory
         state.last_accepted = Some(now);
         Ok(())
     }

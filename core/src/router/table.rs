@@ -45,7 +45,7 @@ impl<T> Table<T> {
     }
 
     pub(crate) fn insert(&mut self, value: T) -> ConnectionId {
-        self.len += 1;
+        self.len += 1; // cannot panic: counts values held in memory
         if let Some(index) = self.free.pop() {
             if let Some(slot) = self.slots.get_mut(index as usize) {
                 slot.value = Some(value);
@@ -91,7 +91,7 @@ impl<T> Table<T> {
             slot.generation = next;
             self.free.push(id.index);
         }
-        self.len -= 1;
+        self.len -= 1; // cannot panic: a value was just taken out
         Some(value)
     }
 
