@@ -531,7 +531,11 @@ fn dial_timeout_fails_the_dial() {
     else {
         panic!("no dial");
     };
-    assert_eq!(r.poll_timeout(), Some(net.now), "the first pass is due at once");
+    assert_eq!(
+        r.poll_timeout(),
+        Some(net.now),
+        "the first pass is due at once"
+    );
     r.handle_timeout(net.now);
     assert_eq!(r.poll_timeout(), Some(net.now + Duration::from_secs(3)));
     r.handle_timeout(net.now + Duration::from_secs(3));
