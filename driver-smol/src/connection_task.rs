@@ -1,20 +1,25 @@
 //! The task that owns one connection's `PeerConnection`: it feeds socket bytes, timers and
-//! the router's commands into the machine and carries its output to the socket (through a
-//! writer subtask, so reading never waits on writing) and its events to the router task.
+//! the router's commands into the machine and carries its output to the socket and its
+//! events to the router task. Socket reads and writes run inside this task (one poll
+//! races them against commands and the timer), so no message crosses a channel between
+//! the socket and the machine, and reading never waits on writing.
 //! After the `Closed` event it flushes what is left, half-closes the socket and lingers
 //! until the peer closes too (so unread bytes never turn the close into a reset).
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
 use std::net::Shutdown;
+use std::pin::Pin;
 use std::sync::Weak;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use async_net::TcpStream;
-use bytes::{Bytes, BytesMut};
-use futures_lite::future;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, Bytes, BytesMut};
+use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
 use tmp2p_core::connection::{PeerConnection, PeerEvent};
 use tmp2p_core::mconn::SendError;
@@ -23,14 +28,12 @@ use tmp2p_core::NodeKey;
 
 use crate::router_task::RouterInput;
 
-/// Socket writes in flight before the machine is asked for more output.
-const WRITES_IN_FLIGHT: usize = 2;
 /// Bytes gathered from `poll_transmit` into one socket write.
 const WRITE_BATCH: usize = 512 * 1024;
 /// Size of one socket read.
 const READ_SIZE: usize = 64 * 1024;
-/// Reads queued between the reader subtask and the machine.
-const READS_QUEUED: usize = 4;
+/// Commands taken from the router in one go before the socket is served again.
+const COMMAND_BATCH: usize = 256;
 /// How long a closed connection waits for the peer's EOF before dropping the socket.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -43,26 +46,11 @@ pub(crate) enum ConnCommand {
     Close,
 }
 
-/// Inputs of the connection task other than socket reads: router commands and the
-/// writer's progress. Unbounded: router commands are bounded by the router's send credit,
-/// writer notices by [`WRITES_IN_FLIGHT`].
+/// Inputs of the connection task other than the socket: router commands. Unbounded:
+/// they are bounded by the router's send credit.
 #[derive(Debug)]
 pub(crate) enum ConnInput {
     Command(ConnCommand),
-    Written,
-    WriteFailed(std::io::Error),
-    Finished,
-}
-
-enum ReadResult {
-    Data(Bytes),
-    Eof,
-    Failed(std::io::Error),
-}
-
-enum WriterCommand {
-    Write(Bytes),
-    Finish,
 }
 
 /// Everything a connection task needs.
@@ -76,10 +64,150 @@ pub(crate) struct ConnTask {
     pub(crate) executor: Weak<Executor<'static>>,
 }
 
+/// What woke the connection task.
 enum Wake {
-    Input(Option<ConnInput>),
-    Read(Option<ReadResult>),
+    /// The pending socket write finished.
+    Written,
+    WriteFailed(io::Error),
+    /// This many bytes were read into the read buffer.
+    Read(usize),
+    Eof,
+    ReadFailed(io::Error),
+    Input(ConnInput),
+    /// Every sender of the command channel is gone.
+    InputsClosed,
     Timer,
+}
+
+/// The socket side of the task: the stream, the write in progress (kept here, so a poll
+/// that is not completed loses nothing) and the read buffer.
+struct SocketIo {
+    stream: TcpStream,
+    /// The rest of the current write; empty when no write is in progress.
+    writing: Bytes,
+    read_buf: Vec<u8>,
+    /// Set after EOF or a read error: the socket is not read again.
+    read_done: bool,
+}
+
+impl SocketIo {
+    /// Pushes the write in progress as far as the socket takes it.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<()>>> {
+        while !self.writing.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.writing) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Some(Err(io::ErrorKind::WriteZero.into())));
+                }
+                Poll::Ready(Ok(n)) => self.writing.advance(n.min(self.writing.len())),
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(error))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    /// Waits for the first of: the write finishing, a read, a command, the timer.
+    fn poll_wake(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut inputs: Option<Pin<&mut Receiver<ConnInput>>>,
+        inputs_first: bool,
+        timer: Option<&mut Timer>,
+    ) -> Poll<Wake> {
+        if !self.writing.is_empty() {
+            match self.poll_write(cx) {
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Wake::WriteFailed(error)),
+                Poll::Ready(_) => return Poll::Ready(Wake::Written),
+                Poll::Pending => {}
+            }
+        }
+        if inputs_first {
+            if let Some(wake) = poll_inputs(cx, inputs.take()) {
+                return Poll::Ready(wake);
+            }
+        }
+        if !self.read_done {
+            match Pin::new(&mut self.stream).poll_read(cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Wake::Eof),
+                Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Read(n)),
+                Poll::Ready(Err(error)) => return Poll::Ready(Wake::ReadFailed(error)),
+                Poll::Pending => {}
+            }
+        }
+        if let Some(wake) = poll_inputs(cx, inputs) {
+            return Poll::Ready(wake);
+        }
+        if let Some(timer) = timer {
+            if Pin::new(timer).poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// Polls the command channel, when there is one to poll.
+fn poll_inputs(
+    cx: &mut Context<'_>,
+    inputs: Option<Pin<&mut Receiver<ConnInput>>>,
+) -> Option<Wake> {
+    match inputs?.poll_next(cx) {
+        Poll::Ready(Some(input)) => Some(Wake::Input(input)),
+        Poll::Ready(None) => Some(Wake::InputsClosed),
+        Poll::Pending => None,
+    }
+}
+
+/// The machine's send side: messages it handed back as full wait here, in order.
+struct Sending {
+    conn: ConnectionId,
+    blocked: VecDeque<(u8, Bytes)>,
+}
+
+impl Sending {
+    /// Hands one router `Send` to the machine (behind any blocked ones); confirms it to
+    /// the router when taken.
+    async fn send(
+        &mut self,
+        pc: &mut PeerConnection,
+        now: Instant,
+        channel: u8,
+        message: Bytes,
+        router: &Sender<RouterInput>,
+    ) {
+        if !self.blocked.is_empty() {
+            self.blocked.push_back((channel, message));
+            return;
+        }
+        match pc.send(now, channel, message) {
+            Ok(()) => accepted(self.conn, router).await,
+            Err(SendError::Full(message)) => self.blocked.push_back((channel, message)),
+            Err(error) => tracing::debug!(channel, %error, "message not sent"),
+        }
+    }
+
+    /// The connection transmitted: retries what it handed back as full.
+    async fn retry(&mut self, pc: &mut PeerConnection, now: Instant, router: &Sender<RouterInput>) {
+        while let Some((channel, message)) = self.blocked.pop_front() {
+            match pc.send(now, channel, message) {
+                Ok(()) => accepted(self.conn, router).await,
+                Err(SendError::Full(message)) => {
+                    self.blocked.push_front((channel, message));
+                    return;
+                }
+                Err(error) => tracing::debug!(channel, %error, "message not sent"),
+            }
+        }
+    }
+}
+
+/// Confirms one taken message to the router, without a wake-up when there is room.
+async fn accepted(conn: ConnectionId, router: &Sender<RouterInput>) {
+    if let Err(async_channel::TrySendError::Full(input)) =
+        router.try_send(RouterInput::Accepted(conn))
+    {
+        let _ = router.send(input).await;
+    }
 }
 
 impl ConnTask {
@@ -94,13 +222,15 @@ impl ConnTask {
             router,
             executor,
         } = self;
+        // No subtask needs a sender of our own command channel any more.
+        drop(inputs_tx);
+        // The receiver's listener must not move while registered.
+        let mut inputs = std::pin::pin!(inputs);
+        drop(executor);
         let conn = params.conn;
         // Packets are batched by the machine, never by Nagle: without this, a small write
         // waiting for an ACK stalled about 1 in 200 handshakes by 40 ms.
         let _ = stream.set_nodelay(true);
-        let Some(executor) = executor.upgrade() else {
-            return;
-        };
         let mut pc = PeerConnection::new(
             Instant::now(),
             &key,
@@ -110,18 +240,33 @@ impl ConnTask {
             &mut rand_core::OsRng,
         );
         drop(key);
-        let (read_tx, reads) = async_channel::bounded(READS_QUEUED);
-        let reader = executor.spawn(read_loop(stream.clone(), read_tx));
-        let (write_tx, write_rx) = async_channel::unbounded();
-        let writer = executor.spawn(write_loop(stream, write_rx, inputs_tx));
-        drop(executor);
-        let mut in_flight = 0usize;
-        let mut blocked: VecDeque<(u8, Bytes)> = VecDeque::new();
-        let mut eof_seen = false;
+        let mut io = SocketIo {
+            stream,
+            writing: Bytes::new(),
+            read_buf: vec![0u8; READ_SIZE],
+            read_done: false,
+        };
+        let mut sending = Sending {
+            conn,
+            blocked: VecDeque::new(),
+        };
+        let mut inputs_open = true;
+        let mut timer = Timer::never();
+        let mut armed: Option<Instant> = None;
+        let mut out = BytesMut::new();
+        // Alternates between commands and reads first, so neither starves the other.
+        let mut inputs_first = false;
 
         loop {
             let now = Instant::now();
-            in_flight += transmit(&mut pc, now, &write_tx, in_flight);
+            if io.writing.is_empty() {
+                while out.len() < WRITE_BATCH && pc.poll_transmit(now, &mut out) {}
+                if !out.is_empty() {
+                    io.writing = out.split().freeze();
+                    // The machine transmitted: what it handed back as full may fit now.
+                    sending.retry(&mut pc, now, &router).await;
+                }
+            }
             let mut closed = false;
             while let Some(event) = pc.poll_event() {
                 closed |= matches!(event, PeerEvent::Closed { .. });
@@ -146,198 +291,100 @@ impl ConnTask {
             if closed {
                 break;
             }
-            let timer = pc.poll_timeout();
-            let wake = future::or(
-                future::or(async { Wake::Input(inputs.recv().await.ok()) }, async {
-                    if eof_seen {
-                        future::pending::<()>().await;
-                    }
-                    Wake::Read(reads.recv().await.ok())
-                }),
-                async {
-                    match timer {
-                        Some(at) => Timer::at(at).await,
-                        None => future::pending().await,
-                    };
-                    Wake::Timer
-                },
-            )
+            let deadline = pc.poll_timeout();
+            if deadline != armed {
+                match deadline {
+                    Some(at) => timer.set_at(at),
+                    None => timer = Timer::never(),
+                }
+                armed = deadline;
+            }
+            inputs_first = !inputs_first;
+            let wake = future::poll_fn(|cx| {
+                let inputs = inputs_open.then_some(inputs.as_mut());
+                io.poll_wake(cx, inputs, inputs_first, Some(&mut timer))
+            })
             .await;
             let now = Instant::now();
             match wake {
-                Wake::Input(Some(ConnInput::Command(ConnCommand::Send { channel, message }))) => {
-                    if blocked.is_empty() {
-                        send_one(&mut pc, now, conn, channel, message, &mut blocked, &router).await;
-                    } else {
-                        blocked.push_back((channel, message));
-                    }
-                }
-                Wake::Input(Some(ConnInput::Command(ConnCommand::Close))) => pc.close(),
-                Wake::Input(Some(ConnInput::Written)) => {
-                    in_flight = in_flight.saturating_sub(1);
-                    // The connection transmitted: retry what it handed back as full.
-                    let retry = std::mem::take(&mut blocked);
-                    for (channel, message) in retry {
-                        if blocked.is_empty() {
-                            send_one(&mut pc, now, conn, channel, message, &mut blocked, &router)
-                                .await;
-                        } else {
-                            blocked.push_back((channel, message));
-                        }
-                    }
-                }
-                Wake::Input(Some(ConnInput::WriteFailed(error))) => {
+                Wake::Written => {}
+                Wake::WriteFailed(error) => {
                     tracing::debug!(%error, "socket write failed");
+                    io.writing = Bytes::new();
                     pc.handle_eof();
                 }
-                Wake::Input(Some(ConnInput::Finished)) | Wake::Input(None) => {}
-                Wake::Read(Some(ReadResult::Data(bytes))) => {
-                    if let Err(error) = pc.handle_input(now, &bytes) {
+                Wake::Read(n) => {
+                    if let Err(error) =
+                        pc.handle_input(now, io.read_buf.get(..n).unwrap_or_default())
+                    {
                         tracing::debug!(%error, "connection failed on input");
                     }
                 }
-                Wake::Read(Some(ReadResult::Eof)) | Wake::Read(None) => {
-                    eof_seen = true;
+                Wake::Eof => {
+                    io.read_done = true;
                     pc.handle_eof();
                 }
-                Wake::Read(Some(ReadResult::Failed(error))) => {
+                Wake::ReadFailed(error) => {
                     tracing::debug!(%error, "socket read failed");
-                    eof_seen = true;
+                    io.read_done = true;
                     pc.handle_eof();
                 }
-                Wake::Timer => pc.handle_timeout(now),
+                Wake::Input(input) => {
+                    // Take every command already queued: one wake-up, many messages.
+                    let mut next = Some(input);
+                    let mut taken = 0;
+                    while let Some(ConnInput::Command(command)) = next {
+                        match command {
+                            ConnCommand::Send { channel, message } => {
+                                sending.send(&mut pc, now, channel, message, &router).await;
+                            }
+                            ConnCommand::Close => pc.close(),
+                        }
+                        taken += 1;
+                        next = if taken < COMMAND_BATCH {
+                            inputs.try_recv().ok()
+                        } else {
+                            None
+                        };
+                    }
+                }
+                Wake::InputsClosed => inputs_open = false,
+                Wake::Timer => {
+                    // A fired timer stays fired: re-arm on the next deadline.
+                    armed = None;
+                    timer = Timer::never();
+                    pc.handle_timeout(now);
+                }
             }
         }
 
         // Closed: flush the rest, half-close, and linger for the peer's EOF.
         let now = Instant::now();
-        let mut out = BytesMut::new();
         while pc.poll_transmit(now, &mut out) {}
-        if !out.is_empty() {
-            let _ = write_tx.send(WriterCommand::Write(out.freeze())).await;
-        }
-        let _ = write_tx.send(WriterCommand::Finish).await;
-        let deadline = Instant::now() + LINGER;
+        let mut rest = BytesMut::from(io.writing.as_ref());
+        rest.extend_from_slice(&out);
+        io.writing = rest.freeze();
+        drop(pc);
+        let mut timer = Timer::at(Instant::now() + LINGER);
         let mut finished = false;
         loop {
-            let wake = future::or(
-                future::or(async { Wake::Input(inputs.recv().await.ok()) }, async {
-                    if eof_seen {
-                        future::pending::<()>().await;
-                    }
-                    Wake::Read(reads.recv().await.ok())
-                }),
-                async {
-                    Timer::at(deadline).await;
-                    Wake::Timer
-                },
-            )
-            .await;
+            if !finished && io.writing.is_empty() {
+                let _ = future::poll_fn(|cx| Pin::new(&mut io.stream).poll_flush(cx)).await;
+                let _ = io.stream.shutdown(Shutdown::Write);
+                finished = true;
+            }
+            if finished && io.read_done {
+                break;
+            }
+            let wake = future::poll_fn(|cx| io.poll_wake(cx, None, false, Some(&mut timer))).await;
             match wake {
-                Wake::Input(Some(ConnInput::Finished)) => {
-                    finished = true;
-                    if eof_seen {
-                        break;
-                    }
-                }
-                Wake::Input(Some(ConnInput::WriteFailed(_))) | Wake::Input(None) => break,
-                Wake::Input(Some(_)) | Wake::Read(Some(ReadResult::Data(_))) => {}
-                Wake::Read(_) => {
-                    eof_seen = true;
-                    if finished {
-                        break;
-                    }
-                }
+                Wake::Written | Wake::Read(_) | Wake::Input(_) | Wake::InputsClosed => {}
+                Wake::WriteFailed(_) => break,
+                Wake::Eof | Wake::ReadFailed(_) => io.read_done = true,
                 Wake::Timer => {
                     tracing::debug!("peer did not close within the linger time");
                     break;
                 }
-            }
-        }
-        drop(reader);
-        drop(writer);
-    }
-}
-
-/// Gathers the machine's output into socket writes while fewer than
-/// [`WRITES_IN_FLIGHT`] are pending; returns how many writes it queued.
-fn transmit(
-    pc: &mut PeerConnection,
-    now: Instant,
-    write_tx: &Sender<WriterCommand>,
-    in_flight: usize,
-) -> usize {
-    let mut queued = 0;
-    while in_flight + queued < WRITES_IN_FLIGHT {
-        let mut out = BytesMut::new();
-        while out.len() < WRITE_BATCH && pc.poll_transmit(now, &mut out) {}
-        if out.is_empty() {
-            break;
-        }
-        if write_tx
-            .try_send(WriterCommand::Write(out.freeze()))
-            .is_err()
-        {
-            break;
-        }
-        queued += 1;
-    }
-    queued
-}
-
-/// Hands one router `Send` to the machine; confirms it to the router when taken.
-async fn send_one(
-    pc: &mut PeerConnection,
-    now: Instant,
-    conn: ConnectionId,
-    channel: u8,
-    message: Bytes,
-    blocked: &mut VecDeque<(u8, Bytes)>,
-    router: &Sender<RouterInput>,
-) {
-    match pc.send(now, channel, message) {
-        Ok(()) => {
-            let _ = router.send(RouterInput::Accepted(conn)).await;
-        }
-        Err(SendError::Full(message)) => blocked.push_back((channel, message)),
-        Err(error) => tracing::debug!(channel, %error, "message not sent"),
-    }
-}
-
-async fn read_loop(mut stream: TcpStream, reads: Sender<ReadResult>) {
-    let mut buf = vec![0u8; READ_SIZE];
-    loop {
-        let result = match stream.read(&mut buf).await {
-            Ok(0) => ReadResult::Eof,
-            Ok(n) => ReadResult::Data(Bytes::copy_from_slice(buf.get(..n).unwrap_or_default())),
-            Err(error) => ReadResult::Failed(error),
-        };
-        let last = !matches!(result, ReadResult::Data(_));
-        if reads.send(result).await.is_err() || last {
-            return;
-        }
-    }
-}
-
-async fn write_loop(
-    mut stream: TcpStream,
-    commands: Receiver<WriterCommand>,
-    notices: Sender<ConnInput>,
-) {
-    while let Ok(command) = commands.recv().await {
-        match command {
-            WriterCommand::Write(bytes) => {
-                if let Err(error) = stream.write_all(&bytes).await {
-                    let _ = notices.send(ConnInput::WriteFailed(error)).await;
-                    return;
-                }
-                let _ = notices.send(ConnInput::Written).await;
-            }
-            WriterCommand::Finish => {
-                let _ = stream.flush().await;
-                let _ = stream.shutdown(Shutdown::Write);
-                let _ = notices.send(ConnInput::Finished).await;
-                return;
             }
         }
     }

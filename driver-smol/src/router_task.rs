@@ -30,6 +30,8 @@ use crate::envelope::AppCommand;
 use crate::pex_driver::PexDriver;
 use crate::store_task::StoreRequest;
 
+/// Queued inputs and commands handled after a wake-up before the task yields again.
+const WAKE_BATCH: usize = 256;
 /// How long the stop waits past its deadline for connections to report `Closed`.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
@@ -161,29 +163,19 @@ impl RouterTask {
             )
             .await;
             let now = Instant::now();
-            match wake {
-                Wake::Input(input) => self.on_input(now, input, &mut conns, stopping.is_some()),
-                Wake::Command(None) => commands_open = false,
-                Wake::Command(Some(AppCommand::Stop(reply))) => match &mut stopping {
-                    Some(stop) => stop.replies.push(reply),
-                    None => {
-                        tracing::info!("stopping: flushing queued messages");
-                        // Dropping the accept loop's task cancels it: no new connections.
-                        self.listener = None;
-                        stopping = Some(Stopping {
-                            replies: vec![reply],
-                            deadline: now + self.stop_timeout,
-                            closing: false,
-                        });
-                    }
-                },
-                Wake::Command(Some(command)) => self.on_command(now, command),
-                Wake::Timer => {
-                    self.router.handle_timeout(now);
-                    if let Some(pex) = &mut self.pex {
-                        pex.on_timeout(now, &mut self.router);
-                    }
-                }
+            self.on_wake(now, wake, &mut conns, &mut stopping, &mut commands_open);
+            // Take what else is already queued: one wake-up, many messages.
+            for _ in 0..WAKE_BATCH {
+                let wake = match self.inputs.try_recv() {
+                    Ok(input) => Wake::Input(input),
+                    Err(_) if !commands_open => break,
+                    Err(_) => match self.commands.try_recv() {
+                        Ok(command) => Wake::Command(Some(command)),
+                        Err(async_channel::TryRecvError::Closed) => Wake::Command(None),
+                        Err(async_channel::TryRecvError::Empty) => break,
+                    },
+                };
+                self.on_wake(now, wake, &mut conns, &mut stopping, &mut commands_open);
             }
         }
         // Last store operations (the disconnections), then sync.
@@ -196,6 +188,41 @@ impl RouterTask {
         if let Some(stop) = stopping {
             for reply in stop.replies {
                 let _ = reply.try_send(());
+            }
+        }
+    }
+
+    /// Handles one wake-up of the router task.
+    fn on_wake(
+        &mut self,
+        now: Instant,
+        wake: Wake,
+        conns: &mut BTreeMap<ConnectionId, ConnEntry>,
+        stopping: &mut Option<Stopping>,
+        commands_open: &mut bool,
+    ) {
+        match wake {
+            Wake::Input(input) => self.on_input(now, input, conns, stopping.is_some()),
+            Wake::Command(None) => *commands_open = false,
+            Wake::Command(Some(AppCommand::Stop(reply))) => match stopping {
+                Some(stop) => stop.replies.push(reply),
+                None => {
+                    tracing::info!("stopping: flushing queued messages");
+                    // Dropping the accept loop's task cancels it: no new connections.
+                    self.listener = None;
+                    *stopping = Some(Stopping {
+                        replies: vec![reply],
+                        deadline: now + self.stop_timeout,
+                        closing: false,
+                    });
+                }
+            },
+            Wake::Command(Some(command)) => self.on_command(now, command),
+            Wake::Timer => {
+                self.router.handle_timeout(now);
+                if let Some(pex) = &mut self.pex {
+                    pex.on_timeout(now, &mut self.router);
+                }
             }
         }
     }
