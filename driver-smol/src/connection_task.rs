@@ -40,7 +40,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// What the router task tells a connection.
 #[derive(Debug)]
 pub(crate) enum ConnCommand {
-    /// Hand this message to `PeerConnection::send` (confirm with `RouterInput::Accepted`).
+    /// Hand this message to `PeerConnection::send` (confirmed, in batches, with `RouterInput::Accepted`).
     Send { channel: u8, message: Bytes },
     /// Close gracefully.
     Close,
@@ -158,55 +158,64 @@ fn poll_inputs(
     }
 }
 
-/// The machine's send side: messages it handed back as full wait here, in order.
+/// The machine's send side: messages it handed back as full wait here, in order, and
+/// messages it took are counted until [`Sending::confirm`] tells the router.
 struct Sending {
     conn: ConnectionId,
     blocked: VecDeque<(u8, Bytes)>,
+    /// Messages taken and not yet confirmed to the router.
+    taken: usize,
 }
 
 impl Sending {
-    /// Hands one router `Send` to the machine (behind any blocked ones); confirms it to
-    /// the router when taken.
-    async fn send(
+    /// Hands one router `Send` to the machine (behind any blocked ones).
+    fn send(&mut self, pc: &mut PeerConnection, now: Instant, channel: u8, message: Bytes) {
+        if !self.blocked.is_empty() {
+            self.blocked.push_back((channel, message));
+            return;
+        }
+        self.offer(pc, now, channel, message);
+    }
+
+    /// The connection transmitted: retries what it handed back as full.
+    fn retry(&mut self, pc: &mut PeerConnection, now: Instant) {
+        while let Some((channel, message)) = self.blocked.pop_front() {
+            if !self.offer(pc, now, channel, message) {
+                return;
+            }
+        }
+    }
+
+    /// Offers one message to the machine; `false` when it is full (the message waits
+    /// at the front of the blocked queue).
+    fn offer(
         &mut self,
         pc: &mut PeerConnection,
         now: Instant,
         channel: u8,
         message: Bytes,
-        router: &Sender<RouterInput>,
-    ) {
-        if !self.blocked.is_empty() {
-            self.blocked.push_back((channel, message));
-            return;
-        }
+    ) -> bool {
         match pc.send(now, channel, message) {
-            Ok(()) => accepted(self.conn, router).await,
-            Err(SendError::Full(message)) => self.blocked.push_back((channel, message)),
+            Ok(()) => self.taken = self.taken.saturating_add(1),
+            Err(SendError::Full(message)) => {
+                self.blocked.push_front((channel, message));
+                return false;
+            }
             Err(error) => tracing::debug!(channel, %error, "message not sent"),
         }
+        true
     }
 
-    /// The connection transmitted: retries what it handed back as full.
-    async fn retry(&mut self, pc: &mut PeerConnection, now: Instant, router: &Sender<RouterInput>) {
-        while let Some((channel, message)) = self.blocked.pop_front() {
-            match pc.send(now, channel, message) {
-                Ok(()) => accepted(self.conn, router).await,
-                Err(SendError::Full(message)) => {
-                    self.blocked.push_front((channel, message));
-                    return;
-                }
-                Err(error) => tracing::debug!(channel, %error, "message not sent"),
-            }
+    /// Tells the router how many messages were taken since the last call, in one message
+    /// (one channel operation and at most one wake-up for a whole batch).
+    async fn confirm(&mut self, router: &Sender<RouterInput>) {
+        if self.taken == 0 {
+            return;
         }
-    }
-}
-
-/// Confirms one taken message to the router, without a wake-up when there is room.
-async fn accepted(conn: ConnectionId, router: &Sender<RouterInput>) {
-    if let Err(async_channel::TrySendError::Full(input)) =
-        router.try_send(RouterInput::Accepted(conn))
-    {
-        let _ = router.send(input).await;
+        let input = RouterInput::Accepted(self.conn, std::mem::take(&mut self.taken));
+        if let Err(async_channel::TrySendError::Full(input)) = router.try_send(input) {
+            let _ = router.send(input).await;
+        }
     }
 }
 
@@ -249,6 +258,7 @@ impl ConnTask {
         let mut sending = Sending {
             conn,
             blocked: VecDeque::new(),
+            taken: 0,
         };
         let mut inputs_open = true;
         let mut timer = Timer::never();
@@ -264,9 +274,11 @@ impl ConnTask {
                 if !out.is_empty() {
                     io.writing = out.split().freeze();
                     // The machine transmitted: what it handed back as full may fit now.
-                    sending.retry(&mut pc, now, &router).await;
+                    sending.retry(&mut pc, now);
                 }
             }
+            // Before the socket write: the router refills while this task writes.
+            sending.confirm(&router).await;
             let mut closed = false;
             while let Some(event) = pc.poll_event() {
                 closed |= matches!(event, PeerEvent::Closed { .. });
@@ -291,13 +303,14 @@ impl ConnTask {
             if closed {
                 break;
             }
-            let deadline = pc.poll_timeout();
-            if deadline != armed {
-                match deadline {
-                    Some(at) => timer.set_at(at),
-                    None => timer = Timer::never(),
+            // Re-arming a timer wakes the reactor thread, and the deadline moves with
+            // almost every message: re-arm only for an earlier one. A timer that fires
+            // before the machine's deadline costs one idle `handle_timeout`.
+            if let Some(at) = pc.poll_timeout() {
+                if armed.is_none_or(|armed_at| at < armed_at) {
+                    timer.set_at(at);
+                    armed = Some(at);
                 }
-                armed = deadline;
             }
             inputs_first = !inputs_first;
             let wake = future::poll_fn(|cx| {
@@ -336,7 +349,7 @@ impl ConnTask {
                     while let Some(ConnInput::Command(command)) = next {
                         match command {
                             ConnCommand::Send { channel, message } => {
-                                sending.send(&mut pc, now, channel, message, &router).await;
+                                sending.send(&mut pc, now, channel, message);
                             }
                             ConnCommand::Close => pc.close(),
                         }

@@ -39,8 +39,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 pub(crate) enum RouterInput {
     /// An event of a connection's `PeerConnection`.
     Connection(ConnectionId, PeerEvent),
-    /// The connection took one `Send`.
-    Accepted(ConnectionId),
+    /// The connection took this many `Send`s.
+    Accepted(ConnectionId, usize),
     /// A TCP connect finished.
     Dialed {
         conn: ConnectionId,
@@ -261,11 +261,13 @@ impl RouterTask {
                 }
                 self.router.handle_connection_event(now, conn, event);
             }
-            RouterInput::Accepted(conn) => {
+            RouterInput::Accepted(conn, taken) => {
                 if let Some(entry) = conns.get_mut(&conn) {
-                    entry.outstanding = entry.outstanding.saturating_sub(1);
+                    entry.outstanding = entry.outstanding.saturating_sub(taken);
                 }
-                self.router.message_accepted(conn);
+                for _ in 0..taken {
+                    self.router.message_accepted(conn);
+                }
             }
             RouterInput::Dialed {
                 conn,
