@@ -280,6 +280,7 @@ impl ConnTask {
             // Before the socket write: the router refills while this task writes.
             sending.confirm(&router).await;
             let mut closed = false;
+            let mut events = Vec::new();
             while let Some(event) = pc.poll_event() {
                 closed |= matches!(event, PeerEvent::Closed { .. });
                 match &event {
@@ -291,8 +292,13 @@ impl ConnTask {
                     PeerEvent::Closed { reason } => tracing::debug!(?reason, "connection closed"),
                     _ => {}
                 }
+                events.push(event);
+            }
+            // Every event of this turn in one message: one channel operation per batch.
+            if !events.is_empty() {
+                let batch = std::mem::take(&mut events);
                 if router
-                    .send(RouterInput::Connection(conn, event))
+                    .send(RouterInput::Connection(conn, batch))
                     .await
                     .is_err()
                 {

@@ -37,8 +37,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// What reaches the router task from connections, dials, lookups and the accept loop.
 pub(crate) enum RouterInput {
-    /// An event of a connection's `PeerConnection`.
-    Connection(ConnectionId, PeerEvent),
+    /// Events of a connection's `PeerConnection`, in order.
+    Connection(ConnectionId, Vec<PeerEvent>),
     /// The connection took this many `Send`s.
     Accepted(ConnectionId, usize),
     /// A TCP connect finished.
@@ -250,16 +250,18 @@ impl RouterTask {
         stopping: bool,
     ) {
         match input {
-            RouterInput::Connection(conn, event) => {
-                if matches!(event, PeerEvent::Closed { .. }) {
-                    conns.remove(&conn);
+            RouterInput::Connection(conn, events) => {
+                for event in events {
+                    if matches!(event, PeerEvent::Closed { .. }) {
+                        conns.remove(&conn);
+                    }
+                    if let (Some(pex), PeerEvent::Authenticated { node_info, .. }) =
+                        (&mut self.pex, &event)
+                    {
+                        pex.on_authenticated(node_info, conns.get(&conn).map(|c| c.remote.ip()));
+                    }
+                    self.router.handle_connection_event(now, conn, event);
                 }
-                if let (Some(pex), PeerEvent::Authenticated { node_info, .. }) =
-                    (&mut self.pex, &event)
-                {
-                    pex.on_authenticated(node_info, conns.get(&conn).map(|c| c.remote.ip()));
-                }
-                self.router.handle_connection_event(now, conn, event);
             }
             RouterInput::Accepted(conn, taken) => {
                 if let Some(entry) = conns.get_mut(&conn) {
