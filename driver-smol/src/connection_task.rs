@@ -40,8 +40,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// What the router task tells a connection.
 #[derive(Debug)]
 pub(crate) enum ConnCommand {
-    /// Hand this message to `PeerConnection::send` (confirmed, in batches, with `RouterInput::Accepted`).
-    Send { channel: u8, message: Bytes },
+    /// Hand these messages, in order, to `PeerConnection::send` (confirmed, in batches,
+    /// with `RouterInput::Accepted`).
+    Send(Vec<(u8, Bytes)>),
     /// Close gracefully.
     Close,
 }
@@ -354,8 +355,10 @@ impl ConnTask {
                     let mut taken = 0;
                     while let Some(ConnInput::Command(command)) = next {
                         match command {
-                            ConnCommand::Send { channel, message } => {
-                                sending.send(&mut pc, now, channel, message);
+                            ConnCommand::Send(messages) => {
+                                for (channel, message) in messages {
+                                    sending.send(&mut pc, now, channel, message);
+                                }
                             }
                             ConnCommand::Close => pc.close(),
                         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender, TrySendError};
 use async_io::Timer;
 use async_net::TcpStream;
+use bytes::Bytes;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
@@ -66,10 +67,28 @@ pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send>;
 
 struct ConnEntry {
     inputs: Sender<ConnInput>,
+    /// Messages for the connection gathered while draining the router's actions, handed
+    /// over in one command (one channel operation, at most one wake-up).
+    unsent: Vec<(u8, Bytes)>,
     /// The peer's socket address.
     remote: SocketAddr,
     /// `Send`s handed to the connection and not yet confirmed.
     outstanding: usize,
+}
+
+impl ConnEntry {
+    /// Hands the gathered messages to the connection task.
+    fn hand_over(&mut self) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        let messages = std::mem::take(&mut self.unsent);
+        let count = messages.len();
+        let command = ConnCommand::Send(messages);
+        if self.inputs.try_send(ConnInput::Command(command)).is_ok() {
+            self.outstanding = self.outstanding.saturating_add(count);
+        }
+    }
 }
 
 struct Stopping {
@@ -332,6 +351,7 @@ impl RouterTask {
             conn,
             ConnEntry {
                 inputs: inputs_tx,
+                unsent: Vec::new(),
                 remote,
                 outstanding: 0,
             },
@@ -341,8 +361,10 @@ impl RouterTask {
     /// Carries out every pending action; store operations go out as one batch.
     fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
         let mut batch: Vec<StoreOp> = Vec::new();
+        // Connections with messages gathered in `ConnEntry::unsent`.
+        let mut touched: Vec<ConnectionId> = Vec::new();
+        let now = Instant::now();
         loop {
-            let now = Instant::now();
             // PEX outputs become Router calls, whose actions are carried out below.
             if let Some(pex) = &mut self.pex {
                 pex.carry_out(now, &mut self.router);
@@ -369,14 +391,15 @@ impl RouterTask {
                     message,
                 } => {
                     if let Some(entry) = conns.get_mut(&conn) {
-                        let command = ConnCommand::Send { channel, message };
-                        if entry.inputs.try_send(ConnInput::Command(command)).is_ok() {
-                            entry.outstanding += 1;
+                        if entry.unsent.is_empty() {
+                            touched.push(conn);
                         }
+                        entry.unsent.push((channel, message));
                     }
                 }
                 RouterAction::Close { conn } => {
-                    if let Some(entry) = conns.get(&conn) {
+                    if let Some(entry) = conns.get_mut(&conn) {
+                        entry.hand_over();
                         let _ = entry
                             .inputs
                             .try_send(ConnInput::Command(ConnCommand::Close));
@@ -399,6 +422,11 @@ impl RouterTask {
                         });
                 }
                 RouterAction::Store(op) => batch.push(op),
+            }
+        }
+        for conn in touched {
+            if let Some(entry) = conns.get_mut(&conn) {
+                entry.hand_over();
             }
         }
         if !batch.is_empty() {
