@@ -302,9 +302,6 @@ impl PexReactor {
                 self.peers.remove(&node);
             }
             PeerStatus::Up => {
-                if self.config.seed_mode {
-                    peers.raise_disconnect_cooldown(self.config.seed_recrawl_interval);
-                }
                 if !update.channels.contains(&u16::from(PEX_CHANNEL)) {
                     tracing::debug!(peer = %node, "peer has no PEX channel");
                     self.peers.remove(&node);
