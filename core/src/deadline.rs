@@ -18,10 +18,7 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)] // a test needs some real Instant to start from
-    fn epoch() -> Instant {
-        Instant::now()
-    }
+    use crate::test_clock::epoch;
 
     #[test]
     fn adds_representable_durations_exactly() {

@@ -112,8 +112,7 @@ pub fn mconn_packet_decoder(data: &[u8]) {
 pub fn peer_connection_after_handshake(data: &[u8]) {
     // Core reads no clock in its machines; this fuzz-only entry point needs one arbitrary
     // starting instant, and the outcome does not depend on which.
-    #[allow(clippy::disallowed_methods)]
-    let now = std::time::Instant::now();
+    let now = crate::test_clock::epoch();
     crate::connection::fuzz_after_handshake(data, now);
 }
 
@@ -128,8 +127,7 @@ pub fn pex_message(data: &[u8]) {
     };
     use crate::pex::{PexConfig, PexReactor};
 
-    #[allow(clippy::disallowed_methods)]
-    let now = std::time::Instant::now();
+    let now = crate::test_clock::epoch();
     let clock = ClockAnchor {
         instant: now,
         since_unix_epoch: std::time::Duration::from_secs(1_700_000_000),

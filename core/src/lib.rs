@@ -26,6 +26,8 @@ pub mod pex;
 pub mod queue;
 pub mod router;
 pub mod secret;
+#[cfg(any(test, feature = "fuzzing"))]
+mod test_clock;
 pub mod typed;
 
 pub use id::NodeId;

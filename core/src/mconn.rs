@@ -26,8 +26,6 @@ mod rate_limit;
 mod tests;
 
 use std::time::Duration;
-#[cfg(any(test, feature = "fuzzing"))]
-use std::time::Instant;
 
 use bytes::Bytes;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -141,8 +139,7 @@ pub enum SendError {
 pub fn fuzz_packet_decoder(data: &[u8]) {
     // The machine only compares instants it was given, so any starting point is as
     // deterministic as another; this body is a driver, compiled for tests and fuzzing only.
-    #[allow(clippy::disallowed_methods)]
-    let now = Instant::now();
+    let now = crate::test_clock::epoch();
     let channels = [0x00u8, 0x20, 0x80, 0xff]
         .iter()
         .map(|&id| ChannelDescriptor {

@@ -5,11 +5,7 @@ use crate::node_info::ProtocolVersions;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-/// Core reads no clock; tests need one arbitrary instant to start from.
-#[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
-    Instant::now()
-}
+use crate::test_clock::epoch;
 
 const CHANNELS: [u8; 3] = [0x20, 0x21, 0x30];
 

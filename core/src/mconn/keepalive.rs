@@ -104,10 +104,7 @@ impl Keepalive {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)] // a test needs some real Instant to start from
-    fn epoch() -> Instant {
-        Instant::now()
-    }
+    use crate::test_clock::epoch;
 
     const SEC: Duration = Duration::from_secs(1);
 

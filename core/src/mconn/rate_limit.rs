@@ -77,10 +77,7 @@ impl RateLimit {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)] // a test needs some real Instant to start from
-    fn epoch() -> Instant {
-        Instant::now()
-    }
+    use crate::test_clock::epoch;
 
     #[test]
     fn cometbft_rate_allows_512000_bytes_per_window() {

@@ -13,11 +13,7 @@ use crate::delimited::peek_complete;
 
 const CAPACITY: usize = 4 << 20;
 
-/// Where virtual time starts; the machine itself never reads a clock.
-#[allow(clippy::disallowed_methods)] // a test needs some real Instant to start from
-fn epoch() -> Instant {
-    Instant::now()
-}
+use crate::test_clock::epoch;
 
 fn descriptors(channels: &[(u8, u32)]) -> Vec<ChannelDescriptor> {
     channels

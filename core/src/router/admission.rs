@@ -116,10 +116,7 @@ impl IncomingTracker {
 mod tests {
     use super::*;
 
-    #[allow(clippy::disallowed_methods)]
-    fn epoch() -> Instant {
-        Instant::now()
-    }
+    use crate::test_clock::epoch;
 
     /// protocol.md §7.6 TestConnTracker, in our form.
     #[test]

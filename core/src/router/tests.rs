@@ -14,10 +14,7 @@ use crate::mconn::SendError;
 use crate::node_info::ProtocolVersions;
 use crate::peer_manager::PeerUpdate;
 
-#[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
-    Instant::now()
-}
+use crate::test_clock::epoch;
 
 fn ip_of(i: usize) -> IpAddr {
     IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8 + 1])
