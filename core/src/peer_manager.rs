@@ -291,6 +291,19 @@ impl PeerManager {
         self.subscriptions.poll(id)
     }
 
+    /// How long a disconnected peer waits before it is dialed again.
+    pub fn disconnect_cooldown_period(&self) -> std::time::Duration {
+        self.options.disconnect_cooldown_period
+    }
+
+    /// Raises the redial cooldown to at least `at_least` (never lowers it). A PEX seed uses
+    /// it so that the peers it crawls and disconnects are not redialed every few seconds.
+    pub fn raise_disconnect_cooldown(&mut self, at_least: std::time::Duration) {
+        if at_least > self.options.disconnect_cooldown_period {
+            self.options.disconnect_cooldown_period = at_least;
+        }
+    }
+
     /// The peer's current score, if it is known.
     pub fn score(&self, id: NodeId) -> Option<i16> {
         self.peers.get(&id).map(Peer::score)

@@ -54,7 +54,9 @@
 //! - Seed mode: an inbound peer is never asked; its request is answered, then a
 //!   `Disconnect` is output. An outbound peer is asked once (whatever the ratio, to keep the
 //!   store fresh while the Router dials stored peers in turn) and disconnected after its
-//!   answer (or its timeout).
+//!   answer (or its timeout). A seed raises the PeerManager's redial cooldown to
+//!   [`PexConfig::seed_recrawl_interval`] (default 2 min), so a crawled peer is not redialed
+//!   and re-asked every few seconds (CometBFT seeds re-crawl a peer every few minutes).
 
 pub mod addrbook;
 mod config;
@@ -302,6 +304,9 @@ impl PexReactor {
                 self.peers.remove(&node);
             }
             PeerStatus::Up => {
+                if self.config.seed_mode {
+                    peers.raise_disconnect_cooldown(self.config.seed_recrawl_interval);
+                }
                 if !update.channels.contains(&u16::from(PEX_CHANNEL)) {
                     tracing::debug!(peer = %node, "peer has no PEX channel");
                     self.peers.remove(&node);

@@ -1,11 +1,12 @@
 //! Routers with PEX reactors, joined in memory by real `PeerConnection`s, in virtual time:
 //! four nodes in a line (0 knows 1, 1 knows 2, 2 knows 3) all learn each other; three
 //! nodes that know only a seed learn each other from it, and the seed drops them after
-//! answering. The small driver here does what a real one does for each `RouterAction`
-//! and `PexOutput`.
+//! answering; a seed does not redial a peer it crawled within its re-crawl interval. The
+//! small driver here does what a real one does for each `RouterAction` and `PexOutput`
+//! (in order: a `Close` never overtakes the messages queued before it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -37,18 +38,27 @@ fn address_of(i: usize) -> NodeAddress {
     NodeAddress::parse(&format!("{}@{}:26656", key_of(i).node_id(), ip_of(i))).unwrap()
 }
 
+/// What the driver still has to hand a connection, in the Router's order: a `Close` must
+/// not overtake the messages queued before it (a seed's answer precedes its disconnect).
+enum Outgoing {
+    Message(u8, Bytes),
+    Close,
+}
+
 struct Node {
     key: NodeKey,
     router: Router,
     pex: PexReactor,
     conns: BTreeMap<ConnectionId, PeerConnection>,
-    pending: VecDeque<(ConnectionId, u8, Bytes)>,
+    pending: VecDeque<(ConnectionId, Outgoing)>,
     rng: ChaCha20Rng,
     peer_errors: Vec<PeerError>,
     /// Node info of authenticated peers, for `PexReactor::handle_peer_info`.
     infos: BTreeMap<NodeId, NodeInfo>,
     /// Seed mode: peers we asked the router to drop.
     disconnected: Vec<NodeId>,
+    /// Every dial this node's router started: when, and to which IP.
+    dials: Vec<(Instant, IpAddr)>,
 }
 
 struct Net {
@@ -100,6 +110,7 @@ impl Net {
                     peer_errors: vec![],
                     infos: BTreeMap::new(),
                     disconnected: vec![],
+                    dials: vec![],
                 }
             })
             .collect();
@@ -137,6 +148,7 @@ impl Net {
             let now = self.now;
             match action {
                 RouterAction::Dial { conn, socket, .. } => {
+                    self.nodes[i].dials.push((now, socket.ip()));
                     let target = (0..N).find(|&t| ip_of(t) == socket.ip());
                     self.next_port += 1;
                     let from = SocketAddr::new(ip_of(i), self.next_port);
@@ -159,11 +171,11 @@ impl Net {
                     conn,
                     channel,
                     message,
-                } => self.nodes[i].pending.push_back((conn, channel, message)),
+                } => self.nodes[i]
+                    .pending
+                    .push_back((conn, Outgoing::Message(channel, message))),
                 RouterAction::Close { conn } => {
-                    if let Some(pc) = self.nodes[i].conns.get_mut(&conn) {
-                        pc.close();
-                    }
+                    self.nodes[i].pending.push_back((conn, Outgoing::Close));
                 }
                 RouterAction::Deliver(envelope) => {
                     let node = &mut self.nodes[i];
@@ -204,28 +216,33 @@ impl Net {
                 }
                 PexOutput::Disconnect { node: peer } => {
                     node.disconnected.push(peer);
-                    node.router.report_error(
-                        now,
-                        PeerError {
-                            node: peer,
-                            reason: "seed: done".into(),
-                            fatal: true,
-                        },
-                    );
+                    // Graceful, as the pex module docs ask: the answer queued before it
+                    // still goes out, and the peer's score is untouched.
+                    let _ = node.router.disconnect(peer);
                 }
                 PexOutput::Learned { .. } => {}
             }
         }
         let mut retry = VecDeque::new();
-        while let Some((conn, channel, message)) = node.pending.pop_front() {
-            match node
-                .conns
-                .get_mut(&conn)
-                .map(|pc| pc.send(now, channel, message))
-            {
-                Some(Ok(())) => node.router.message_accepted(conn),
-                Some(Err(SendError::Full(m))) => retry.push_back((conn, channel, m)),
-                _ => {}
+        let mut blocked = BTreeSet::new();
+        while let Some((conn, outgoing)) = node.pending.pop_front() {
+            if blocked.contains(&conn) {
+                retry.push_back((conn, outgoing));
+                continue;
+            }
+            let Some(pc) = node.conns.get_mut(&conn) else {
+                continue;
+            };
+            match outgoing {
+                Outgoing::Message(channel, message) => match pc.send(now, channel, message) {
+                    Ok(()) => node.router.message_accepted(conn),
+                    Err(SendError::Full(m)) => {
+                        blocked.insert(conn);
+                        retry.push_back((conn, Outgoing::Message(channel, m)));
+                    }
+                    Err(_) => {}
+                },
+                Outgoing::Close => pc.close(),
             }
         }
         node.pending = retry;
@@ -408,4 +425,38 @@ fn nodes_that_know_only_a_seed_learn_each_other_and_the_seed_drops_them() {
         assert!(seed.disconnected.contains(&net.nodes[i].key.node_id()));
     }
     assert!(net.all_know(1..N));
+}
+
+#[test]
+fn a_seed_does_not_redial_a_peer_it_crawled_within_its_recrawl_interval() {
+    let mut net = Net::new(|i| PexConfig {
+        seed_mode: i == 0,
+        ..PexConfig::default()
+    });
+    let interval = net.nodes[0].pex.config().seed_recrawl_interval;
+    let now = net.now;
+    net.nodes[0].router.add_peer(now, address_of(1)).unwrap();
+    let start = net.now;
+    net.settle();
+    while net.now < start + interval {
+        net.advance();
+        net.settle();
+    }
+    let seed = &net.nodes[0];
+    // Crawled at once (asked, answered, dropped) ...
+    assert!(
+        seed.disconnected.contains(&net.nodes[1].key.node_id()),
+        "{:?}",
+        seed.disconnected
+    );
+    // ... and not dialed again within the interval (with the PeerManager's 2 s cooldown
+    // alone it would be redialed and re-asked every 2 s).
+    let redials: Vec<Duration> = seed
+        .dials
+        .iter()
+        .filter(|&&(at, ip)| ip == ip_of(1) && at < start + interval)
+        .map(|&(at, _)| at - start)
+        .collect();
+    assert_eq!(redials, vec![Duration::ZERO], "seed dials of node 1");
+    assert!(seed.peer_errors.is_empty(), "{:?}", seed.peer_errors);
 }

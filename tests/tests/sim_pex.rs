@@ -356,3 +356,17 @@ fn a_seed_answer_reaches_an_inbound_peer_before_the_seed_lets_it_go() {
     );
     assert!(connected(&sim, 2).contains(&1));
 }
+
+#[test]
+fn a_seed_does_not_reconnect_to_every_peer_every_few_seconds() {
+    // Before the seed re-crawl interval the seed redialed and re-asked each of its 49 peers
+    // every 2 s (the PeerManager's redial cooldown): ~2 900 connections in 120 s.
+    let mut sim = discovery_network(11, true);
+    sim.run_for(Duration::from_secs(120)).unwrap();
+    assert_eq!(known(&sim, 0), NODES - 1);
+    let dropped = sim.pex_log(0).unwrap().disconnects.len();
+    assert!(
+        dropped < 10 * (NODES - 1),
+        "the seed let {dropped} connections go in 120 virtual s"
+    );
+}

@@ -24,6 +24,10 @@ pub struct PexConfig {
     pub strict: bool,
     /// Seed mode (see the module docs).
     pub seed_mode: bool,
+    /// Seed mode: least time before a crawled (and then disconnected) peer is dialed and
+    /// asked again (default 2 min). The reactor raises the PeerManager's redial cooldown to
+    /// it; without that a seed would reconnect to every peer each cooldown (2 s).
+    pub seed_recrawl_interval: Duration,
 }
 
 impl Default for PexConfig {
@@ -36,6 +40,7 @@ impl Default for PexConfig {
             full_ratio: 0.95,
             strict: true,
             seed_mode: false,
+            seed_recrawl_interval: Duration::from_secs(120),
         }
     }
 }

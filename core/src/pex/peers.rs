@@ -1,7 +1,7 @@
 //! [`PexPeers`]: what the PEX reactor needs from the PeerManager, implemented for the
 //! [`PeerManager`] itself and for the [`Router`] that owns one.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
@@ -37,6 +37,8 @@ pub trait PexPeers {
 
     /// The peer's stored addresses.
     fn known_addresses(&self, id: NodeId) -> Vec<NodeAddress>;
+    /// Raise the redial cooldown of disconnected peers to at least `at_least`.
+    fn raise_disconnect_cooldown(&mut self, at_least: Duration);
 }
 
 impl PexPeers for PeerManager {
@@ -67,6 +69,10 @@ impl PexPeers for PeerManager {
 
     fn known_addresses(&self, id: NodeId) -> Vec<NodeAddress> {
         self.addresses(id)
+    }
+
+    fn raise_disconnect_cooldown(&mut self, at_least: Duration) {
+        PeerManager::raise_disconnect_cooldown(self, at_least);
     }
 }
 
@@ -100,5 +106,9 @@ impl PexPeers for Router {
 
     fn known_addresses(&self, id: NodeId) -> Vec<NodeAddress> {
         self.peer_manager().addresses(id)
+    }
+
+    fn raise_disconnect_cooldown(&mut self, at_least: Duration) {
+        self.peer_manager_mut().raise_disconnect_cooldown(at_least);
     }
 }

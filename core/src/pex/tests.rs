@@ -576,8 +576,14 @@ fn seed_mode_answers_inbound_peers_then_disconnects_them_and_crawls_outbound_one
     for i in 10..12 {
         f.pm.add(f.now, addr(i, &format!("8.8.{i}.1"))).unwrap();
     }
+    assert!(f.pm.disconnect_cooldown_period() < Duration::from_secs(120));
     f.inbound(1, "8.8.8.1");
     assert!(f.outputs().is_empty(), "a seed never asks an inbound peer");
+    assert_eq!(
+        f.pm.disconnect_cooldown_period(),
+        Duration::from_secs(120),
+        "a seed does not redial the peers it crawled for the re-crawl interval"
+    );
     f.deliver(1, request());
     let out = f.outputs();
     assert!(matches!(&out[0], PexOutput::Send(_)));
