@@ -16,8 +16,10 @@
 //!    queued messages first), then close the socket.
 
 mod error;
+mod outbox;
 
 pub use error::{ConnectionError, FailureKind};
+pub use outbox::Outbox;
 
 use std::time::{Duration, Instant};
 

@@ -417,8 +417,7 @@ impl Sim {
         node.running = Some(Running {
             router,
             conns: BTreeMap::new(),
-            pending: Default::default(),
-            closing: Default::default(),
+            outboxes: Default::default(),
             rng: conn_rng,
             pex,
         });

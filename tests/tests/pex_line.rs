@@ -6,16 +6,15 @@
 //! (in order: a `Close` never overtakes the messages queued before it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::connection::{PeerConnection, PeerEvent};
-use tmp2p_core::mconn::SendError;
+use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent};
 use tmp2p_core::node_info::{NodeInfo, ProtocolVersions};
 use tmp2p_core::peer_manager::ClockAnchor;
 use tmp2p_core::pex::{self, PexConfig, PexOutput, PexReactor, PEX_CHANNEL};
@@ -38,19 +37,14 @@ fn address_of(i: usize) -> NodeAddress {
     NodeAddress::parse(&format!("{}@{}:26656", key_of(i).node_id(), ip_of(i))).unwrap()
 }
 
-/// What the driver still has to hand a connection, in the Router's order: a `Close` must
-/// not overtake the messages queued before it (a seed's answer precedes its disconnect).
-enum Outgoing {
-    Message(u8, Bytes),
-    Close,
-}
-
 struct Node {
     key: NodeKey,
     router: Router,
     pex: PexReactor,
     conns: BTreeMap<ConnectionId, PeerConnection>,
-    pending: VecDeque<(ConnectionId, Outgoing)>,
+    /// The Router's sends and closes per connection, in its order (a seed's answer must
+    /// go out before its disconnect).
+    outboxes: BTreeMap<ConnectionId, Outbox>,
     rng: ChaCha20Rng,
     peer_errors: Vec<PeerError>,
     /// Node info of authenticated peers, for `PexReactor::handle_peer_info`.
@@ -105,7 +99,7 @@ impl Net {
                     router,
                     pex: PexReactor::new(pex_config(i)).unwrap(),
                     conns: BTreeMap::new(),
-                    pending: VecDeque::new(),
+                    outboxes: BTreeMap::new(),
                     rng: ChaCha20Rng::seed_from_u64(100 + i as u64),
                     peer_errors: vec![],
                     infos: BTreeMap::new(),
@@ -172,10 +166,16 @@ impl Net {
                     channel,
                     message,
                 } => self.nodes[i]
-                    .pending
-                    .push_back((conn, Outgoing::Message(channel, message))),
+                    .outboxes
+                    .entry(conn)
+                    .or_default()
+                    .push_send(channel, message),
                 RouterAction::Close { conn } => {
-                    self.nodes[i].pending.push_back((conn, Outgoing::Close));
+                    self.nodes[i]
+                        .outboxes
+                        .entry(conn)
+                        .or_default()
+                        .request_close();
                 }
                 RouterAction::Deliver(envelope) => {
                     let node = &mut self.nodes[i];
@@ -223,29 +223,16 @@ impl Net {
                 PexOutput::Learned { .. } => {}
             }
         }
-        let mut retry = VecDeque::new();
-        let mut blocked = BTreeSet::new();
-        while let Some((conn, outgoing)) = node.pending.pop_front() {
-            if blocked.contains(&conn) {
-                retry.push_back((conn, outgoing));
-                continue;
-            }
-            let Some(pc) = node.conns.get_mut(&conn) else {
-                continue;
-            };
-            match outgoing {
-                Outgoing::Message(channel, message) => match pc.send(now, channel, message) {
-                    Ok(()) => node.router.message_accepted(conn),
-                    Err(SendError::Full(m)) => {
-                        blocked.insert(conn);
-                        retry.push_back((conn, Outgoing::Message(channel, m)));
-                    }
-                    Err(_) => {}
-                },
-                Outgoing::Close => pc.close(),
+        for (conn, outbox) in &mut node.outboxes {
+            if let Some(pc) = node.conns.get_mut(conn) {
+                for _ in 0..outbox.flush(now, pc) {
+                    node.router.message_accepted(*conn);
+                }
             }
         }
-        node.pending = retry;
+        let conns = &node.conns;
+        node.outboxes
+            .retain(|conn, outbox| !outbox.is_empty() && conns.contains_key(conn));
         busy
     }
 

@@ -1,16 +1,15 @@
 //! Routers wired together in memory: real PeerConnections (real crypto, real framing)
 //! joined by a tiny in-test byte pipe, with the driver's duties done by a small harness.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
-use crate::connection::PeerConnection;
+use crate::connection::{Outbox, PeerConnection};
 use crate::key::NodeKey;
-use crate::mconn::SendError;
 use crate::node_info::ProtocolVersions;
 use crate::peer_manager::PeerUpdate;
 
@@ -24,13 +23,11 @@ struct Node {
     key: NodeKey,
     router: Router,
     conns: BTreeMap<ConnectionId, PeerConnection>,
-    pending: VecDeque<(ConnectionId, u8, Bytes)>,
+    /// The Router's sends and closes per connection, in order.
+    outboxes: BTreeMap<ConnectionId, Outbox>,
     delivered: Vec<Envelope>,
     updates: Vec<PeerUpdate>,
     closed: Vec<ConnectionId>,
-    /// Connections to close once their pending sends are handed over (a driver keeps the
-    /// order of `Send` then `Close`).
-    to_close: Vec<ConnectionId>,
 }
 
 struct Net {
@@ -97,11 +94,10 @@ impl Net {
                 key,
                 router,
                 conns: BTreeMap::new(),
-                pending: VecDeque::new(),
+                outboxes: BTreeMap::new(),
                 delivered: vec![],
                 updates: vec![],
                 closed: vec![],
-                to_close: vec![],
             });
         }
         Net {
@@ -170,35 +166,36 @@ impl Net {
                         conn,
                         channel,
                         message,
-                    } => {
-                        self.nodes[i].pending.push_back((conn, channel, message));
+                    } => self.nodes[i]
+                        .outboxes
+                        .entry(conn)
+                        .or_default()
+                        .push_send(channel, message),
+                    RouterAction::Close { conn } => {
+                        self.nodes[i]
+                            .outboxes
+                            .entry(conn)
+                            .or_default()
+                            .request_close();
                     }
-                    RouterAction::Close { conn } => self.nodes[i].to_close.push(conn),
                     RouterAction::Deliver(env) => self.nodes[i].delivered.push(env),
                     RouterAction::PeerUpdate(u) => self.nodes[i].updates.push(u),
                     RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
                 }
             }
-            // Hand queued sends to their connections.
+            // Hand queued sends (and then closes) to their connections.
             let now = self.now;
             let node = &mut self.nodes[i];
-            let mut retry = VecDeque::new();
-            while let Some((conn, ch, msg)) = node.pending.pop_front() {
-                match node.conns.get_mut(&conn).map(|pc| pc.send(now, ch, msg)) {
-                    Some(Ok(())) => node.router.message_accepted(conn),
-                    Some(Err(SendError::Full(m))) => retry.push_back((conn, ch, m)),
-                    _ => {}
+            for (conn, outbox) in &mut node.outboxes {
+                if let Some(pc) = node.conns.get_mut(conn) {
+                    for _ in 0..outbox.flush(now, pc) {
+                        node.router.message_accepted(*conn);
+                    }
                 }
             }
-            node.pending = retry;
-            let to_close = std::mem::take(&mut node.to_close);
-            for conn in to_close {
-                if node.pending.iter().any(|(c, _, _)| *c == conn) {
-                    node.to_close.push(conn);
-                } else if let Some(pc) = node.conns.get_mut(&conn) {
-                    pc.close();
-                }
-            }
+            let conns = &node.conns;
+            node.outboxes
+                .retain(|conn, outbox| !outbox.is_empty() && conns.contains_key(conn));
         }
         busy
     }

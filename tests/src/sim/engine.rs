@@ -2,12 +2,10 @@
 //! `PeerEvent`, for every node, in a deterministic order; and the step
 //! that advances virtual time to the next event or timer, with the hot-loop check.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tmp2p_core::connection::PeerEvent;
-use tmp2p_core::mconn::SendError;
 use tmp2p_core::router::{ConnectionId, RouterAction};
 
 use super::node::Received;
@@ -203,20 +201,19 @@ impl Sim {
                 message,
             } => {
                 if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
-                    r.pending.push_back((conn, channel, message));
+                    r.outboxes
+                        .entry(conn)
+                        .or_default()
+                        .push_send(channel, message);
                 }
             }
             RouterAction::Close { conn } => {
                 let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
                     return;
                 };
-                // The Close follows the Sends the router queued before it: while any of
-                // them waits in `pending`, the close waits too (`flush_pending`).
-                if r.pending.iter().any(|(c, _, _)| *c == conn) {
-                    r.closing.insert(conn);
-                } else if let Some(c) = r.conns.get_mut(&conn) {
-                    c.pc.close();
-                }
+                // The Close follows the Sends the router queued before it
+                // (`flush_pending` hands them over first).
+                r.outboxes.entry(conn).or_default().request_close();
             }
             RouterAction::Deliver(envelope) => {
                 let from = envelope.from.and_then(|id| self.index_of(id));
@@ -283,36 +280,23 @@ impl Sim {
             return false;
         };
         let mut progress = false;
-        let mut kept = VecDeque::new();
-        while let Some((conn, channel, message)) = running.pending.pop_front() {
-            match running
-                .conns
-                .get_mut(&conn)
-                .map(|c| c.pc.send(now, channel, message))
-            {
-                Some(Ok(())) => {
-                    progress = true;
-                    running.router.message_accepted(conn);
+        for (conn, outbox) in &mut running.outboxes {
+            let before = (outbox.len(), outbox.is_empty());
+            if let Some(c) = running.conns.get_mut(conn) {
+                for _ in 0..outbox.flush(now, &mut c.pc) {
+                    running.router.message_accepted(*conn);
                 }
-                Some(Err(SendError::Full(message))) => kept.push_back((conn, channel, message)),
-                // The connection is gone or closing: its Closed event tells the router.
-                _ => progress = true,
             }
+            progress |= before != (outbox.len(), outbox.is_empty());
         }
-        running.pending = kept;
-        let ready: Vec<ConnectionId> = running
-            .closing
-            .iter()
-            .copied()
-            .filter(|conn| !running.pending.iter().any(|(c, _, _)| c == conn))
-            .collect();
-        for conn in ready {
-            progress = true;
-            running.closing.remove(&conn);
-            if let Some(c) = running.conns.get_mut(&conn) {
-                c.pc.close();
-            }
-        }
+        // Drop finished outboxes, and those of connections that are gone (their Closed
+        // event tells the router); dropping undelivered work counts as progress.
+        let conns = &running.conns;
+        running.outboxes.retain(|conn, outbox| {
+            let gone = !conns.contains_key(conn);
+            progress |= gone && !outbox.is_empty();
+            !outbox.is_empty() && !gone
+        });
         progress
     }
 

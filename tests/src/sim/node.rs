@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
+use tmp2p_core::connection::Outbox;
 use tmp2p_core::connection::PeerConnection;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::peer_manager::{PeerRecord, PeerUpdate, StoreOp};
@@ -87,10 +88,9 @@ pub(crate) struct SimConn {
 pub(crate) struct Running {
     pub(crate) router: Router,
     pub(crate) conns: BTreeMap<ConnectionId, SimConn>,
-    /// `Send` actions not yet taken by their connection (its channel queue was full).
-    pub(crate) pending: VecDeque<(ConnectionId, u8, Bytes)>,
-    /// `Close` actions waiting for their connection's `pending` sends to be taken.
-    pub(crate) closing: BTreeSet<ConnectionId>,
+    /// The Router's `Send` and `Close` actions per connection, handed over in its order
+    /// (a close waits for the sends queued before it; a full channel queue keeps the rest).
+    pub(crate) outboxes: BTreeMap<ConnectionId, Outbox>,
     /// Ephemeral keys of new connections.
     pub(crate) rng: ChaCha20Rng,
     /// The PEX reactor (or flooder) of this incarnation, if the node has a PEX role.
