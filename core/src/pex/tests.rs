@@ -8,10 +8,7 @@ use crate::address::NetAddress;
 use crate::peer_manager::{ClockAnchor, PeerManager, PeerManagerOptions};
 use crate::typed::ChannelCodec;
 
-#[allow(clippy::disallowed_methods)]
-fn epoch() -> Instant {
-    Instant::now()
-}
+use crate::test_clock::epoch;
 
 fn id(i: u8) -> NodeId {
     NodeId::from_public_key(&[i; 32])
