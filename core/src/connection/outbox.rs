@@ -1,8 +1,9 @@
 //! [`Outbox`]: the Router's `Send` and `Close` actions for one connection, handed to its
-//! `PeerConnection` in the order the Router issued them. A driver (or a test harness) keeps
-//! one per connection; it is the shared answer to two easy mistakes: closing a connection
-//! before the messages queued ahead of the close were handed over, and losing a message the
-//! connection refused as full.
+//! `PeerConnection` in the order the Router issued them on each channel. Both drivers and
+//! the test harnesses keep one per connection; it is the shared answer to three easy
+//! mistakes: closing a connection before the messages queued ahead of the close were
+//! handed over, losing a message the connection refused as full, and letting one channel's
+//! full queue hold back the messages of every other channel (head-of-line blocking).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -16,7 +17,26 @@ use crate::mconn::SendError;
 #[derive(Debug, Default)]
 pub struct Outbox {
     messages: VecDeque<(u8, Bytes)>,
+    /// Scratch for [`Outbox::flush`] (kept to reuse its allocation).
+    kept: VecDeque<(u8, Bytes)>,
     close_requested: bool,
+}
+
+/// Channels whose queue refused a message during one flush (one bit per channel id).
+#[derive(Default)]
+struct FullChannels([u64; 4]);
+
+impl FullChannels {
+    fn insert(&mut self, id: u8) {
+        if let Some(word) = self.0.get_mut(usize::from(id / 64)) {
+            *word |= 1 << (id % 64);
+        }
+    }
+    fn contains(&self, id: u8) -> bool {
+        self.0
+            .get(usize::from(id / 64))
+            .is_some_and(|word| word & (1 << (id % 64)) != 0)
+    }
 }
 
 impl Outbox {
@@ -36,23 +56,32 @@ impl Outbox {
         self.close_requested = true;
     }
 
-    /// Hands queued messages to `conn` in order until it refuses one as full (that one is
-    /// kept for the next call), then closes the connection if a close was requested and
-    /// nothing is left ahead of it. Returns how many messages the connection took: report
-    /// each with `Router::message_accepted`. Messages a closed connection refuses are
-    /// dropped (the Router learns of the close from the connection's `Closed` event).
+    /// Hands queued messages to `conn` in order. A message its channel's queue refuses as
+    /// full is kept, with every later message of that channel (each channel keeps its
+    /// order); other channels go on. Then closes the connection if a close was requested
+    /// and nothing is left ahead of it. Returns how many messages the connection took:
+    /// report each with `Router::message_accepted`. Messages a closed connection refuses
+    /// are dropped (the Router learns of the close from the connection's `Closed` event).
     pub fn flush(&mut self, now: Instant, conn: &mut PeerConnection) -> usize {
         let mut taken = 0;
+        let mut full = FullChannels::default();
+        let mut kept = std::mem::take(&mut self.kept);
         while let Some((channel, message)) = self.messages.pop_front() {
+            if full.contains(channel) {
+                kept.push_back((channel, message));
+                continue;
+            }
             match conn.send(now, channel, message) {
                 Ok(()) => taken += 1,
                 Err(SendError::Full(message)) => {
-                    self.messages.push_front((channel, message));
-                    break;
+                    full.insert(channel);
+                    kept.push_back((channel, message));
                 }
                 Err(SendError::UnknownChannel(_) | SendError::Closed) => {}
             }
         }
+        // `messages` is empty now: what was kept becomes the queue, in order.
+        self.kept = std::mem::replace(&mut self.messages, kept);
         if self.close_requested && self.messages.is_empty() {
             self.close_requested = false;
             conn.close();
@@ -83,6 +112,15 @@ mod tests {
 
     /// Two authenticated connections whose channel 0x20 queues hold `capacity` messages.
     fn active_pair(now: Instant, capacity: usize) -> (PeerConnection, PeerConnection) {
+        active_pair_with(now, capacity, &[0x20])
+    }
+
+    /// Two authenticated connections on `channels`, each queue holding `capacity` messages.
+    fn active_pair_with(
+        now: Instant,
+        capacity: usize,
+        channels: &[u8],
+    ) -> (PeerConnection, PeerConnection) {
         let make = |seed: u8| {
             let key = NodeKey::from_seed([seed; 32]);
             let info = NodeInfo {
@@ -95,18 +133,21 @@ mod tests {
                 listen_addr: "tcp://127.0.0.1:26656".into(),
                 network: "net".into(),
                 version: "1".into(),
-                channels: vec![0x20],
+                channels: channels.to_vec(),
                 moniker: "m".into(),
                 tx_index: String::new(),
                 rpc_address: String::new(),
             };
             let config = PeerConfig {
-                channels: vec![ChannelDescriptor {
-                    id: 0x20,
-                    priority: 1,
-                    send_queue_capacity: capacity,
-                    recv_message_capacity: 1 << 16,
-                }],
+                channels: channels
+                    .iter()
+                    .map(|&id| ChannelDescriptor {
+                        id,
+                        priority: 1,
+                        send_queue_capacity: capacity,
+                        recv_message_capacity: 1 << 16,
+                    })
+                    .collect(),
                 ..PeerConfig::default()
             };
             let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(u64::from(seed));
@@ -127,6 +168,45 @@ mod tests {
         }
         assert!(a.is_active() && b.is_active());
         (a, b)
+    }
+
+    #[test]
+    fn a_full_channel_does_not_hold_back_another() {
+        let now = epoch();
+        let (mut a, _b) = active_pair_with(now, 2, &[0x20, 0x21]);
+        let mut outbox = Outbox::new();
+        for i in 0..4u8 {
+            outbox.push_send(0x20, Bytes::from(vec![i; 10]));
+        }
+        outbox.push_send(0x21, Bytes::from_static(b"other"));
+        // 0x20 takes 2 of its 4; 0x21's message, behind them, still goes.
+        assert_eq!(outbox.flush(now, &mut a), 3);
+        assert_eq!(outbox.len(), 2);
+    }
+
+    #[test]
+    fn each_channel_keeps_its_order_across_flushes() {
+        let now = epoch();
+        let (mut a, mut b) = active_pair_with(now, 1, &[0x20, 0x21]);
+        let mut outbox = Outbox::new();
+        for i in 0..6u8 {
+            outbox.push_send(0x20 + (i % 2), Bytes::from(vec![i; 4]));
+        }
+        let mut got: Vec<(u8, u8)> = Vec::new();
+        for _ in 0..20 {
+            outbox.flush(now, &mut a);
+            let mut wire = bytes::BytesMut::new();
+            while a.poll_transmit(now, &mut wire) {}
+            let _ = b.handle_input(now, &wire);
+            while let Some(e) = b.poll_event() {
+                if let PeerEvent::Message { channel, message } = e {
+                    got.push((channel, message[0]));
+                }
+            }
+        }
+        let on = |c: u8| -> Vec<u8> { got.iter().filter(|m| m.0 == c).map(|m| m.1).collect() };
+        assert_eq!(on(0x20), vec![0, 2, 4]);
+        assert_eq!(on(0x21), vec![1, 3, 5]);
     }
 
     #[test]
