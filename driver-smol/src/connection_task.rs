@@ -1,12 +1,13 @@
 //! The task that owns one connection's `PeerConnection`: it feeds socket bytes, timers and
-//! the router's commands into the machine and carries its output to the socket and its
-//! events to the router task. Socket reads and writes run inside this task (one poll
-//! races them against commands and the timer), so no message crosses a channel between
-//! the socket and the machine, and reading never waits on writing.
+//! the router's commands into the machine and carries its output to the socket, the
+//! application's inbound messages to their channels (once the router routed the peer; a
+//! full channel pauses reading: see `inbound`) and its other events to the router task.
+//! Socket reads and writes run inside this task (one poll races them against commands,
+//! room in a full channel and the timer), so no message crosses a channel between the
+//! socket and the machine, and reading never waits on writing.
 //! After the `Closed` event it flushes what is left, half-closes the socket and lingers
 //! until the peer closes too (so unread bytes never turn the close into a reset).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
@@ -21,11 +22,11 @@ use async_net::TcpStream;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
-use tmp2p_core::connection::{PeerConnection, PeerEvent};
-use tmp2p_core::mconn::SendError;
+use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
-use tmp2p_core::NodeKey;
+use tmp2p_core::{NodeId, NodeKey};
 
+use crate::inbound::{AppChannels, Inbound};
 use crate::router_task::RouterInput;
 
 /// Bytes gathered from `poll_transmit` into one socket write.
@@ -34,7 +35,8 @@ const WRITE_BATCH: usize = 512 * 1024;
 const READ_SIZE: usize = 64 * 1024;
 /// Commands taken from the router in one go before the socket is served again.
 const COMMAND_BATCH: usize = 256;
-/// How long a closed connection waits for the peer's EOF before dropping the socket.
+/// How long a closed connection waits for the peer's EOF before dropping the socket, and
+/// at most for room in the application's channels for the messages it still holds.
 const LINGER: Duration = Duration::from_secs(2);
 
 /// What the router task tells a connection.
@@ -43,6 +45,8 @@ pub(crate) enum ConnCommand {
     /// Hand these messages, in order, to `PeerConnection::send` (confirmed, in batches,
     /// with `RouterInput::Accepted`).
     Send(Vec<(u8, Bytes)>),
+    /// The router routed the connection to this peer: deliver its messages.
+    Routed(NodeId),
     /// Close gracefully.
     Close,
 }
@@ -63,6 +67,7 @@ pub(crate) struct ConnTask {
     pub(crate) inputs_tx: Sender<ConnInput>,
     pub(crate) router: Sender<RouterInput>,
     pub(crate) executor: Weak<Executor<'static>>,
+    pub(crate) app_channels: AppChannels,
 }
 
 /// What woke the connection task.
@@ -77,6 +82,8 @@ enum Wake {
     Input(ConnInput),
     /// Every sender of the command channel is gone.
     InputsClosed,
+    /// A full application channel took the message waiting for it.
+    Room,
     Timer,
 }
 
@@ -108,11 +115,13 @@ impl SocketIo {
     }
 
     /// Waits for the first of: the write finishing, a read, a command, the timer.
+    /// With `inbound`, the socket is read only while it delivers freely.
     fn poll_wake(
         &mut self,
         cx: &mut Context<'_>,
         mut inputs: Option<Pin<&mut Receiver<ConnInput>>>,
         inputs_first: bool,
+        inbound: Option<&mut Inbound>,
         timer: Option<&mut Timer>,
     ) -> Poll<Wake> {
         if !self.writing.is_empty() {
@@ -127,7 +136,14 @@ impl SocketIo {
                 return Poll::Ready(wake);
             }
         }
-        if !self.read_done {
+        let mut reading = !self.read_done;
+        if let Some(inbound) = inbound {
+            if inbound.poll_room(cx).is_ready() {
+                return Poll::Ready(Wake::Room);
+            }
+            reading &= !inbound.is_blocked();
+        }
+        if reading {
             match Pin::new(&mut self.stream).poll_read(cx, &mut self.read_buf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Wake::Eof),
                 Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Read(n)),
@@ -159,52 +175,22 @@ fn poll_inputs(
     }
 }
 
-/// The machine's send side: messages it handed back as full wait here, in order, and
-/// messages it took are counted until [`Sending::confirm`] tells the router.
+/// The machine's send side: the router's sends and close wait in the core's `Outbox`
+/// (per channel, in order) until the machine takes them, and messages it took are counted
+/// until [`Sending::confirm`] tells the router.
 struct Sending {
     conn: ConnectionId,
-    blocked: VecDeque<(u8, Bytes)>,
+    outbox: Outbox,
     /// Messages taken and not yet confirmed to the router.
     taken: usize,
 }
 
 impl Sending {
-    /// Hands one router `Send` to the machine (behind any blocked ones).
-    fn send(&mut self, pc: &mut PeerConnection, now: Instant, channel: u8, message: Bytes) {
-        if !self.blocked.is_empty() {
-            self.blocked.push_back((channel, message));
-            return;
-        }
-        self.offer(pc, now, channel, message);
-    }
-
-    /// The connection transmitted: retries what it handed back as full.
-    fn retry(&mut self, pc: &mut PeerConnection, now: Instant) {
-        while let Some((channel, message)) = self.blocked.pop_front() {
-            if !self.offer(pc, now, channel, message) {
-                return;
-            }
-        }
-    }
-
-    /// Offers one message to the machine; `false` when it is full (the message waits
-    /// at the front of the blocked queue).
-    fn offer(
-        &mut self,
-        pc: &mut PeerConnection,
-        now: Instant,
-        channel: u8,
-        message: Bytes,
-    ) -> bool {
-        match pc.send(now, channel, message) {
-            Ok(()) => self.taken = self.taken.saturating_add(1),
-            Err(SendError::Full(message)) => {
-                self.blocked.push_front((channel, message));
-                return false;
-            }
-            Err(error) => tracing::debug!(channel, %error, "message not sent"),
-        }
-        true
+    /// Hands what the machine takes to it; returns whether it took any.
+    fn flush(&mut self, pc: &mut PeerConnection, now: Instant) -> bool {
+        let taken = self.outbox.flush(now, pc);
+        self.taken = self.taken.saturating_add(taken);
+        taken > 0
     }
 
     /// Tells the router how many messages were taken since the last call, in one message
@@ -231,6 +217,7 @@ impl ConnTask {
             inputs_tx,
             router,
             executor,
+            app_channels,
         } = self;
         // No subtask needs a sender of our own command channel any more.
         drop(inputs_tx);
@@ -256,9 +243,10 @@ impl ConnTask {
             read_buf: vec![0u8; READ_SIZE],
             read_done: false,
         };
+        let mut inbound = Inbound::new(app_channels);
         let mut sending = Sending {
             conn,
-            blocked: VecDeque::new(),
+            outbox: Outbox::new(),
             taken: 0,
         };
         let mut inputs_open = true;
@@ -271,11 +259,16 @@ impl ConnTask {
         loop {
             let now = Instant::now();
             if io.writing.is_empty() {
-                while out.len() < WRITE_BATCH && pc.poll_transmit(now, &mut out) {}
+                // Seal up to a whole write batch: as the machine's queues drain, what it
+                // handed back as full goes in too, so one write carries all of it.
+                loop {
+                    while out.len() < WRITE_BATCH && pc.poll_transmit(now, &mut out) {}
+                    if out.len() >= WRITE_BATCH || !sending.flush(&mut pc, now) {
+                        break;
+                    }
+                }
                 if !out.is_empty() {
                     io.writing = out.split().freeze();
-                    // The machine transmitted: what it handed back as full may fit now.
-                    sending.retry(&mut pc, now);
                 }
             }
             // Before the socket write: the router refills while this task writes.
@@ -284,6 +277,15 @@ impl ConnTask {
             let mut events = Vec::new();
             while let Some(event) = pc.poll_event() {
                 closed |= matches!(event, PeerEvent::Closed { .. });
+                let event = match event {
+                    PeerEvent::Message { channel, message } => {
+                        match inbound.take(channel, message) {
+                            Ok(()) => continue,
+                            Err(message) => PeerEvent::Message { channel, message },
+                        }
+                    }
+                    event => event,
+                };
                 match &event {
                     PeerEvent::Authenticated { node_info, .. } => {
                         let peer = tracing::field::display(node_info.node_id);
@@ -294,6 +296,15 @@ impl ConnTask {
                     _ => {}
                 }
                 events.push(event);
+            }
+            if let Some(error) = inbound.deliver() {
+                if router.send(RouterInput::Undecodable(error)).await.is_err() {
+                    return;
+                }
+            }
+            if closed {
+                // What the application has not taken yet still goes to it, for a while.
+                deliver_before_close(&mut inbound).await;
             }
             // Every event of this turn in one message: one channel operation per batch.
             if !events.is_empty() {
@@ -322,7 +333,13 @@ impl ConnTask {
             inputs_first = !inputs_first;
             let wake = future::poll_fn(|cx| {
                 let inputs = inputs_open.then_some(inputs.as_mut());
-                io.poll_wake(cx, inputs, inputs_first, Some(&mut timer))
+                io.poll_wake(
+                    cx,
+                    inputs,
+                    inputs_first,
+                    Some(&mut inbound),
+                    Some(&mut timer),
+                )
             })
             .await;
             let now = Instant::now();
@@ -352,25 +369,29 @@ impl ConnTask {
                 Wake::Input(input) => {
                     // Take every command already queued: one wake-up, many messages.
                     let mut next = Some(input);
-                    let mut taken = 0;
+                    let mut commands = 0;
                     while let Some(ConnInput::Command(command)) = next {
                         match command {
                             ConnCommand::Send(messages) => {
                                 for (channel, message) in messages {
-                                    sending.send(&mut pc, now, channel, message);
+                                    sending.outbox.push_send(channel, message);
                                 }
                             }
-                            ConnCommand::Close => pc.close(),
+                            ConnCommand::Routed(peer) => inbound.routed(peer),
+                            // After the sends queued before it are handed over.
+                            ConnCommand::Close => sending.outbox.request_close(),
                         }
-                        taken += 1;
-                        next = if taken < COMMAND_BATCH {
+                        commands += 1;
+                        next = if commands < COMMAND_BATCH {
                             inputs.try_recv().ok()
                         } else {
                             None
                         };
                     }
+                    sending.flush(&mut pc, now);
                 }
                 Wake::InputsClosed => inputs_open = false,
+                Wake::Room => {}
                 Wake::Timer => {
                     // A fired timer stays fired: re-arm on the next deadline.
                     armed = None;
@@ -398,9 +419,14 @@ impl ConnTask {
             if finished && io.read_done {
                 break;
             }
-            let wake = future::poll_fn(|cx| io.poll_wake(cx, None, false, Some(&mut timer))).await;
+            let wake =
+                future::poll_fn(|cx| io.poll_wake(cx, None, false, None, Some(&mut timer))).await;
             match wake {
-                Wake::Written | Wake::Read(_) | Wake::Input(_) | Wake::InputsClosed => {}
+                Wake::Written
+                | Wake::Read(_)
+                | Wake::Input(_)
+                | Wake::InputsClosed
+                | Wake::Room => {}
                 Wake::WriteFailed(_) => break,
                 Wake::Eof | Wake::ReadFailed(_) => io.read_done = true,
                 Wake::Timer => {
@@ -408,6 +434,38 @@ impl ConnTask {
                     break;
                 }
             }
+        }
+    }
+}
+
+/// Delivers the messages a closing connection still holds, waiting at most [`LINGER`] for
+/// room in full channels; what does not fit by then is dropped with a warning.
+async fn deliver_before_close(inbound: &mut Inbound) {
+    let deadline = Instant::now() + LINGER;
+    let mut timer = Timer::at(deadline);
+    loop {
+        // An undecodable message here needs no report: the connection is gone.
+        let _ = inbound.deliver();
+        if inbound.is_empty() {
+            return;
+        }
+        if !inbound.waits_for_room() {
+            // Held for a routing verdict that will not come: the peer was never routed.
+            inbound.discard();
+            return;
+        }
+        let room = future::poll_fn(|cx| match inbound.poll_room(cx) {
+            Poll::Ready(()) => Poll::Ready(true),
+            Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| false),
+        })
+        .await;
+        if !room {
+            let dropped = inbound.discard();
+            tracing::warn!(
+                dropped,
+                "application did not take the last inbound messages"
+            );
+            return;
         }
     }
 }
@@ -441,7 +499,8 @@ mod tests {
             while !io.writing.is_empty() {
                 let mut timer = Timer::after(Duration::from_millis(1));
                 let wake =
-                    future::poll_fn(|cx| io.poll_wake(cx, None, false, Some(&mut timer))).await;
+                    future::poll_fn(|cx| io.poll_wake(cx, None, false, None, Some(&mut timer)))
+                        .await;
                 match wake {
                     Wake::Timer => interrupted += 1,
                     Wake::Written => {}

@@ -148,8 +148,9 @@ pub struct Channel<M> {
     /// The channel id.
     pub id: u8,
     /// Decoded inbound messages (`from` set). Bounded: when the application does not keep
-    /// up, the router drops new messages for this channel with a warning rather than stall
-    /// every peer.
+    /// up, each connection with a message for this channel stops reading from its peer
+    /// until there is room (TCP backpressure; nothing taken off the wire is dropped). A
+    /// peer that waits too long for our pongs meanwhile may close the connection.
     pub inbound: Receiver<Envelope<M>>,
     /// Outbound messages.
     pub outbound: ChannelSender<M>,

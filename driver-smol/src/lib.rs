@@ -30,6 +30,7 @@ mod connection_task;
 pub mod echo;
 mod envelope;
 mod error;
+mod inbound;
 mod node;
 mod pex_driver;
 mod router_task;

@@ -24,8 +24,9 @@ use tmp2p_store::PeerStore;
 
 use crate::envelope::{AppCommand, Channel, ChannelSender, Envelope, ErrorSender};
 use crate::error::DriverError;
+use crate::inbound::{Deliverer, Delivery};
 use crate::pex_driver::PexDriver;
-use crate::router_task::{accept_loop, Deliverer, Delivery, RouterTask};
+use crate::router_task::{accept_loop, RouterTask};
 use crate::store_task::{run_store, StoreRequest};
 
 /// Settings of the driver itself (the protocol settings are in [`NodeConfig`]).
@@ -37,8 +38,9 @@ pub struct DriverOptions {
     /// Application commands (sends, errors, ...) queued for the router task; a full queue
     /// makes senders wait.
     pub command_capacity: usize,
-    /// Inbound messages buffered per channel for the application; beyond it new messages
-    /// are dropped with a warning.
+    /// Inbound messages buffered per channel for the application. When a channel is full,
+    /// a connection with a message for it stops reading its socket until there is room
+    /// (TCP backpressure towards that peer; the others go on).
     pub inbound_capacity: usize,
     /// Peer updates buffered per subscriber; beyond it updates are dropped with a warning.
     pub subscriber_capacity: usize,
@@ -194,7 +196,12 @@ impl NodeBuilder {
                     message,
                 }) {
                     Ok(()) => Delivery::Delivered,
-                    Err(TrySendError::Full(_)) => Delivery::Full,
+                    Err(TrySendError::Full(envelope)) => {
+                        let inbound_tx = inbound_tx.clone();
+                        Delivery::Full(Box::pin(
+                            async move { inbound_tx.send(envelope).await.is_ok() },
+                        ))
+                    }
                     Err(TrySendError::Closed(_)) => Delivery::Closed,
                 },
                 Err(error) => Delivery::Undecodable(error),
@@ -303,7 +310,7 @@ impl NodeBuilder {
             inputs,
             inputs_tx,
             commands,
-            deliverers,
+            app_channels: Arc::new(deliverers),
             subscribers,
             store: store_tx,
             listener: Some(accept),

@@ -1,8 +1,10 @@
 //! The task that owns the Router (no lock around it: everything reaches it as a message).
 //! It carries out every `RouterAction` (dials, DNS lookups, sends and closes to connection
-//! tasks, deliveries to channels, peer updates to subscribers, store batches to the store
-//! task), feeds it connection events, accepted sockets and application commands, arms its
-//! timer, and runs the graceful stop: wait until every routed message is handed to its
+//! tasks, PEX deliveries to the PEX reactor, peer updates to subscribers, store batches to
+//! the store task), feeds it connection events, accepted sockets and application commands,
+//! tells each connection task when its peer is routed (from then on that task delivers the
+//! application's inbound messages itself: see `inbound`), arms its timer, and runs the
+//! graceful stop: wait until every routed message is handed to its
 //! connection, close every connection (each flushes its queue), wait for their `Closed`
 //! events, sync the store.
 
@@ -22,12 +24,12 @@ use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::peer_manager::{PeerUpdate, StoreOp};
 use tmp2p_core::pex::PEX_CHANNEL;
 use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError, Router, RouterAction};
-use tmp2p_core::typed::UndecodableMessage;
 use tmp2p_core::NodeKey;
 use tracing::Instrument;
 
 use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
 use crate::envelope::AppCommand;
+use crate::inbound::AppChannels;
 use crate::pex_driver::PexDriver;
 use crate::store_task::StoreRequest;
 
@@ -52,18 +54,9 @@ pub(crate) enum RouterInput {
     Incoming(TcpStream, SocketAddr),
     /// A DNS lookup finished (no IPs: it did not resolve).
     Resolved(NodeAddress, Vec<IpAddr>),
+    /// A connection task found an inbound message that does not decode.
+    Undecodable(PeerError),
 }
-
-/// The outcome of handing an inbound envelope to its channel.
-pub(crate) enum Delivery {
-    Delivered,
-    Undecodable(UndecodableMessage),
-    Full,
-    Closed,
-}
-
-/// Decodes an inbound envelope and offers it to the channel's receiver.
-pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send>;
 
 struct ConnEntry {
     inputs: Sender<ConnInput>,
@@ -105,7 +98,8 @@ pub(crate) struct RouterTask {
     pub(crate) inputs: Receiver<RouterInput>,
     pub(crate) inputs_tx: Sender<RouterInput>,
     pub(crate) commands: Receiver<AppCommand>,
-    pub(crate) deliverers: BTreeMap<u8, Deliverer>,
+    /// The application's channels, handed to every connection task.
+    pub(crate) app_channels: AppChannels,
     pub(crate) subscribers: Vec<Sender<PeerUpdate>>,
     pub(crate) store: Sender<StoreRequest>,
     pub(crate) listener: Option<Task<()>>,
@@ -279,9 +273,19 @@ impl RouterTask {
                     {
                         pex.on_authenticated(node_info, conns.get(&conn).map(|c| c.remote.ip()));
                     }
+                    let authenticated = matches!(event, PeerEvent::Authenticated { .. });
                     self.router.handle_connection_event(now, conn, event);
+                    if authenticated {
+                        if let (Some(node), Some(entry)) =
+                            (self.router.routed_peer(conn), conns.get(&conn))
+                        {
+                            let routed = ConnInput::Command(ConnCommand::Routed(node));
+                            let _ = entry.inputs.try_send(routed);
+                        }
+                    }
                 }
             }
+            RouterInput::Undecodable(error) => self.router.report_error(now, error),
             RouterInput::Accepted(conn, taken) => {
                 if let Some(entry) = conns.get_mut(&conn) {
                     entry.outstanding = entry.outstanding.saturating_sub(taken);
@@ -345,6 +349,7 @@ impl RouterTask {
             inputs_tx: inputs_tx.clone(),
             router: self.inputs_tx.clone(),
             executor: std::sync::Arc::downgrade(&executor),
+            app_channels: std::sync::Arc::clone(&self.app_channels),
         };
         executor.spawn(task.run().instrument(span)).detach();
         conns.insert(
@@ -434,36 +439,17 @@ impl RouterTask {
         }
     }
 
+    /// A message the router delivers here: PEX (application channels are delivered by the
+    /// connection tasks).
     fn deliver(&mut self, now: Instant, envelope: router::Envelope) {
-        let channel = envelope.channel;
-        if channel == PEX_CHANNEL {
-            if let Some(pex) = &mut self.pex {
+        match &mut self.pex {
+            Some(pex) if envelope.channel == PEX_CHANNEL => {
                 pex.on_message(now, envelope, &mut self.router);
-                return;
             }
-        }
-        let Some(deliverer) = self.deliverers.get(&channel) else {
-            tracing::debug!(channel, "no receiver for channel: dropped");
-            return;
-        };
-        match deliverer(envelope) {
-            Delivery::Delivered => {}
-            Delivery::Undecodable(error) => {
-                self.router.report_error(
-                    now,
-                    PeerError {
-                        node: error.from,
-                        reason: error.to_string(),
-                        fatal: true,
-                    },
-                );
-            }
-            Delivery::Full => {
-                tracing::warn!(channel, "inbound channel full: message dropped");
-            }
-            Delivery::Closed => {
-                tracing::debug!(channel, "inbound receiver dropped: message dropped");
-            }
+            _ => tracing::debug!(
+                channel = envelope.channel,
+                "no receiver for channel: dropped"
+            ),
         }
     }
 

@@ -38,6 +38,8 @@
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -68,7 +70,7 @@ const STALL: Duration = Duration::from_secs(30);
 
 /// Runs `fut` on this thread, failing loudly instead of hanging if it stalls.
 fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    smol::block_on(future::or(fut, async {
+    future::block_on(future::or(fut, async {
         Timer::after(STALL).await;
         panic!("stalled for {STALL:?}: {what}");
     }))
@@ -103,8 +105,20 @@ fn build(
 ) -> (NodeBuilder, Channel<Bytes>, Channel<Bytes>, PeerUpdates) {
     let mut config = NodeConfig::new("smol-bench", any_port());
     config.persistent_peers = peers;
-    let mut builder =
-        NodeBuilder::new(config, key.clone(), Box::new(MemoryPeerStore::new())).unwrap();
+    if let Ok(t) = std::env::var("SMOL_CREDIT") {
+        config.router.send_credit = t.parse().unwrap();
+    }
+    let mut options = tmp2p_driver_smol::DriverOptions::default();
+    if let Ok(t) = std::env::var("SMOL_THREADS") {
+        options.threads = t.parse().unwrap();
+    }
+    let mut builder = NodeBuilder::with_options(
+        config,
+        key.clone(),
+        Box::new(MemoryPeerStore::new()),
+        options,
+    )
+    .unwrap();
     let flow = builder.open_raw_channel(descriptor(FLOW)).unwrap();
     let echo = builder.open_raw_channel(descriptor(ECHO)).unwrap();
     let updates = builder.subscribe();
@@ -195,6 +209,88 @@ async fn one_way(a: &Node, b: &Node, to: NodeId, message: &Bytes, total: usize) 
     start.elapsed()
 }
 
+/// [`one_way`] with the application as ADR 062 runs its reactors: a sending task on `a`'s
+/// executor and a receiving task on `b`'s. The receiver publishes its count and signals
+/// the sender, which waits only when `window` messages are in flight.
+async fn one_way_on_nodes(
+    a: &Node,
+    b: &Node,
+    to: NodeId,
+    message: &Bytes,
+    total: usize,
+) -> Duration {
+    let window = window(message.len());
+    let received = Arc::new(AtomicUsize::new(0));
+    let (progress_tx, progress) = smol::channel::bounded::<()>(1);
+    let inbound = b.flow.inbound.clone();
+    let outbound = a.flow.outbound.clone();
+    let len = message.len();
+    let message = message.clone();
+    let start = Instant::now();
+    let receiver = b.handle.spawn({
+        let received = Arc::clone(&received);
+        async move {
+            let mut count = 0;
+            while count < total {
+                let envelope = inbound.recv().await.unwrap();
+                assert_eq!(envelope.message.len(), len);
+                count += 1;
+                while count < total {
+                    let Ok(envelope) = inbound.try_recv() else {
+                        break;
+                    };
+                    assert_eq!(envelope.message.len(), len);
+                    count += 1;
+                }
+                received.store(count, Ordering::Release);
+                let _ = progress_tx.try_send(());
+            }
+        }
+    });
+    let sender = a.handle.spawn(async move {
+        let mut sent = 0usize;
+        while sent < total {
+            while sent < total && sent - received.load(Ordering::Acquire) < window {
+                outbound
+                    .send(Envelope::to_peer(to, message.clone()))
+                    .await
+                    .unwrap();
+                sent += 1;
+            }
+            if sent < total {
+                progress.recv().await.unwrap();
+            }
+        }
+    });
+    sender.await;
+    receiver.await;
+    start.elapsed()
+}
+
+/// `count` sequential round trips by a task on `a`'s executor (how a reactor would do
+/// them); returns each one's time.
+async fn round_trips_on_node(a: &Node, to: NodeId, message: &Bytes, count: usize) -> Vec<Duration> {
+    let echo = a.echo.as_ref().unwrap();
+    let (inbound, outbound) = (echo.inbound.clone(), echo.outbound.clone());
+    let message = message.clone();
+    a.handle
+        .spawn(async move {
+            let mut times = Vec::with_capacity(count);
+            for _ in 0..count {
+                let start = Instant::now();
+                outbound
+                    .send(Envelope::to_peer(to, message.clone()))
+                    .await
+                    .unwrap();
+                let envelope = inbound.recv().await.unwrap();
+                times.push(start.elapsed());
+                assert_eq!(envelope.message, message, "echo differs");
+            }
+            times
+        })
+        .await
+}
+
 /// One 64-byte round trip a → b → a on the echo channel.
 async fn round_trip(a: &Node, to: NodeId, message: &Bytes) -> Duration {
     let start = Instant::now();
@@ -271,6 +367,14 @@ fn traffic(c: &mut Criterion) {
             bench.iter_custom(|iters| {
                 within(
                     "one-way messages (one was lost?)",
+                    one_way_on_nodes(&a, &b, to, &message, count * iters as usize),
+                )
+            });
+        });
+        group.bench_function(format!("{name}_from_thread"), |bench| {
+            bench.iter_custom(|iters| {
+                within(
+                    "one-way messages (one was lost?)",
                     one_way(&a, &b, to, &message, count * iters as usize),
                 )
             });
@@ -279,6 +383,11 @@ fn traffic(c: &mut Criterion) {
     group.finish();
 
     let message = Bytes::from(vec![0xa5; 64]);
+    let times = within(
+        "round trips",
+        round_trips_on_node(&a, to, &message, ROUND_TRIPS),
+    );
+    summary("smol round trip, 64 B, sequential, task on the node", times);
     let times = within("round trips", async {
         let mut times = Vec::with_capacity(ROUND_TRIPS);
         for _ in 0..ROUND_TRIPS {
@@ -286,10 +395,22 @@ fn traffic(c: &mut Criterion) {
         }
         times
     });
-    summary("smol round trip, 64 B, sequential", times);
+    summary(
+        "smol round trip, 64 B, sequential, from a foreign thread",
+        times,
+    );
     let mut group = configured(c, "smol_round_trip");
     group.throughput(Throughput::Elements(1));
     group.bench_function("64B", |bench| {
+        bench.iter_custom(|iters| {
+            let times = within(
+                "round trips",
+                round_trips_on_node(&a, to, &message, iters as usize),
+            );
+            times.iter().sum()
+        });
+    });
+    group.bench_function("64B_from_thread", |bench| {
         bench.iter_custom(|iters| {
             within("round trips", async {
                 let mut total = Duration::ZERO;

@@ -1,0 +1,165 @@
+//! Inbound delivery from the connection tasks. Each connection task decodes the messages of
+//! the application's channels and offers them to those channels' bounded receivers itself,
+//! with no hop through the router task. A full receiver makes that one connection stop
+//! reading its socket until there is room (TCP backpressure towards that peer, the same
+//! semantics as the mio driver): nothing taken off the wire is dropped, and the other
+//! connections go on.
+//!
+//! The router still decides who is a peer: a connection holds the application messages that
+//! follow its `Authenticated` event (and reads nothing more) until the router task says the
+//! peer is routed ([`Inbound::routed`]); if the router refuses the peer, they are dropped
+//! with the connection. PEX messages (and any channel the application did not open) go to
+//! the router task as before.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tmp2p_core::router::{self, PeerError};
+use tmp2p_core::typed::UndecodableMessage;
+use tmp2p_core::NodeId;
+
+/// Waits for room in a full receiver and delivers the message it holds; `false` when the
+/// receiver was dropped meanwhile.
+pub(crate) type WaitForRoom = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// The outcome of offering an inbound envelope to its channel.
+pub(crate) enum Delivery {
+    Delivered,
+    Undecodable(UndecodableMessage),
+    /// The receiver is full: awaiting the future delivers the (decoded) message.
+    Full(WaitForRoom),
+    /// The application dropped the receiver.
+    Closed,
+}
+
+/// Decodes an inbound envelope and offers it to its channel's receiver.
+pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send + Sync>;
+
+/// The application's channels, shared by every connection task.
+pub(crate) type AppChannels = Arc<BTreeMap<u8, Deliverer>>;
+
+/// One connection's inbound side: held messages, the delivery waiting for room, and the
+/// complaints to pass to the router.
+pub(crate) struct Inbound {
+    channels: AppChannels,
+    /// The routed peer, once the router task said so.
+    peer: Option<NodeId>,
+    /// Messages not yet delivered, in arrival order.
+    held: VecDeque<(u8, Bytes)>,
+    /// The delivery waiting for room in a full receiver.
+    waiting: Option<WaitForRoom>,
+    /// Set after an undecodable message: the peer is being evicted, nothing more of it
+    /// reaches the application.
+    poisoned: bool,
+}
+
+impl Inbound {
+    /// The inbound side of a new connection.
+    pub(crate) fn new(channels: AppChannels) -> Self {
+        Inbound {
+            channels,
+            peer: None,
+            held: VecDeque::new(),
+            waiting: None,
+            poisoned: false,
+        }
+    }
+
+    /// Takes a message if its channel is an application channel; otherwise hands it back
+    /// (it is for the router task).
+    pub(crate) fn take(&mut self, channel: u8, message: Bytes) -> Result<(), Bytes> {
+        if !self.channels.contains_key(&channel) {
+            return Err(message);
+        }
+        if !self.poisoned {
+            self.held.push_back((channel, message));
+        }
+        Ok(())
+    }
+
+    /// The router routed the connection to `peer`: held messages may go out.
+    pub(crate) fn routed(&mut self, peer: NodeId) {
+        self.peer = Some(peer);
+    }
+
+    /// Whether the socket must not be read: messages are waiting for the router's verdict or
+    /// for room in a receiver.
+    pub(crate) fn is_blocked(&self) -> bool {
+        !self.held.is_empty() || self.waiting.is_some()
+    }
+
+    /// Whether anything is left to deliver.
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.is_blocked()
+    }
+
+    /// Whether a delivery waits for room (held messages without one wait for the router).
+    pub(crate) fn waits_for_room(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Delivers held messages until one finds its receiver full; returns the peer error to
+    /// report when a message did not decode.
+    pub(crate) fn deliver(&mut self) -> Option<PeerError> {
+        let peer = self.peer?;
+        while self.waiting.is_none() {
+            let (channel, message) = self.held.pop_front()?;
+            let Some(deliverer) = self.channels.get(&channel) else {
+                continue;
+            };
+            match deliverer(router::Envelope {
+                from: Some(peer),
+                to: None,
+                channel,
+                message,
+            }) {
+                Delivery::Delivered => {}
+                Delivery::Full(wait) => self.waiting = Some(wait),
+                Delivery::Closed => {
+                    tracing::debug!(channel, "inbound receiver dropped: message dropped");
+                }
+                Delivery::Undecodable(error) => {
+                    self.poisoned = true;
+                    self.held.clear();
+                    return Some(PeerError {
+                        node: error.from,
+                        reason: error.to_string(),
+                        fatal: true,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// Polls the delivery waiting for room: ready once it is done (delivered or the
+    /// receiver dropped); pending (forever) when nothing waits.
+    pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(waiting) = &mut self.waiting else {
+            return Poll::Pending;
+        };
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(delivered) => {
+                if !delivered {
+                    tracing::debug!("inbound receiver dropped: message dropped");
+                }
+                self.waiting = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Drops what is left (the connection is gone before it could be delivered); returns
+    /// how many messages that was.
+    pub(crate) fn discard(&mut self) -> usize {
+        let count = self.held.len() + usize::from(self.waiting.is_some());
+        self.held.clear();
+        self.waiting = None;
+        count
+    }
+}
