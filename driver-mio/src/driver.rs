@@ -426,9 +426,10 @@ impl Driver {
             if connecting {
                 self.remove(slot, now);
             } else if let Some(link) = self.links.get_mut(slot) {
-                link.close();
+                link.request_close();
                 link.linger_until
                     .get_or_insert(now + self.limits.close_linger);
+                self.hand_over(slot, now);
                 self.enqueue(slot);
             }
         }
@@ -496,7 +497,7 @@ impl Driver {
             link.timer = None;
             if link.linger_until.is_some_and(|until| until <= now) {
                 tracing::debug!(%conn, "flush after close timed out");
-                link.dead = true;
+                link.give_up();
             }
             if let Stage::Open(pc) = &mut link.stage {
                 pc.handle_timeout(now);
@@ -518,14 +519,11 @@ impl Driver {
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;
                     };
-                    let taken = self
-                        .links
-                        .get_mut(slot)
-                        .is_some_and(|link| link.send(now, channel, message));
-                    self.enqueue(slot);
-                    if taken {
-                        self.router.message_accepted(conn);
+                    if let Some(link) = self.links.get_mut(slot) {
+                        link.push_send(channel, message);
                     }
+                    self.hand_over(slot, now);
+                    self.enqueue(slot);
                 }
                 RouterAction::Close { conn } => {
                     let Some(&slot) = self.by_conn.get(&conn) else {
@@ -538,7 +536,9 @@ impl Driver {
                     if connecting {
                         self.remove(slot, now);
                     } else if let Some(link) = self.links.get_mut(slot) {
-                        link.close();
+                        // After the sends queued before it are handed over.
+                        link.request_close();
+                        self.hand_over(slot, now);
                         self.enqueue(slot);
                     }
                 }

@@ -1,9 +1,8 @@
 //! One TCP connection on the loop thread: the mio socket, its `PeerConnection`, the sealed
-//! bytes not yet written (partial writes are kept), messages the connection refused while
-//! its channel queue was full, readiness flags (mio is edge-triggered) and the interest
-//! derived from all of that.
+//! bytes not yet written (partial writes are kept), the router's sends and close waiting in
+//! the core's [`Outbox`], readiness flags (mio is edge-triggered) and the interest derived
+//! from all of that.
 
-use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -11,8 +10,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use tmp2p_core::connection::{PeerConnection, PeerEvent};
-use tmp2p_core::mconn::SendError;
+use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent};
 use tmp2p_core::router::ConnectionId;
 
 /// An emptied output buffer larger than this is released, so an idle connection that once
@@ -55,9 +53,9 @@ pub(crate) struct Link {
     pub(crate) stage: Stage,
     /// Sealed bytes taken from the machine, not yet accepted by the socket.
     out: BytesMut,
-    /// `Send`s the connection refused (channel queue full), in order, retried after it
-    /// transmits.
-    blocked: VecDeque<(u8, Bytes)>,
+    /// The router's `Send`s and `Close` not yet handed to the machine (per-channel order; a
+    /// close waits for the sends before it).
+    outbox: Outbox,
     /// The socket may have bytes to read (cleared on `WouldBlock`).
     pub(crate) readable: bool,
     /// The socket may accept bytes (cleared on `WouldBlock`).
@@ -94,7 +92,7 @@ impl Link {
             token,
             stage,
             out: BytesMut::new(),
-            blocked: VecDeque::new(),
+            outbox: Outbox::new(),
             readable: open,
             writable: open,
             read_eof: false,
@@ -205,56 +203,39 @@ impl Link {
         }
     }
 
-    /// Hands a `Send` to the machine (behind any earlier refused ones). Returns whether the
-    /// machine took it now.
-    pub(crate) fn send(&mut self, now: Instant, channel: u8, message: Bytes) -> bool {
-        let Stage::Open(pc) = &mut self.stage else {
-            return false;
-        };
-        if !self.blocked.is_empty() {
-            self.blocked.push_back((channel, message));
-            return false;
-        }
-        match pc.send(now, channel, message) {
-            Ok(()) => true,
-            Err(SendError::Full(message)) => {
-                self.blocked.push_back((channel, message));
-                false
-            }
-            Err(error) => {
-                tracing::debug!(conn = %self.conn, %error, "send dropped");
-                false
+    /// Queues a router `Send` for [`Link::flush_outbox`]. A link still connecting has no
+    /// machine to take it: the message is dropped (the router only sends to routed peers).
+    pub(crate) fn push_send(&mut self, channel: u8, message: Bytes) {
+        match self.stage {
+            Stage::Open(_) => self.outbox.push_send(channel, message),
+            Stage::Connecting { .. } => {
+                tracing::debug!(conn = %self.conn, "send to a connecting link dropped");
             }
         }
     }
 
-    /// Retries refused sends in order; returns how many the machine took.
-    pub(crate) fn retry_blocked(&mut self, now: Instant) -> usize {
-        let Stage::Open(pc) = &mut self.stage else {
-            return 0;
-        };
-        let mut taken = 0;
-        while let Some((channel, message)) = self.blocked.pop_front() {
-            match pc.send(now, channel, message) {
-                Ok(()) => taken += 1,
-                Err(SendError::Full(message)) => {
-                    self.blocked.push_front((channel, message));
-                    break;
-                }
-                Err(error) => {
-                    tracing::debug!(conn = %self.conn, %error, "queued send dropped");
-                    self.blocked.clear();
-                    break;
-                }
-            }
-        }
-        taken
+    /// Queues a graceful close: it takes effect in [`Link::flush_outbox`] once every send
+    /// queued before it was handed over (the machine then still flushes its queues).
+    pub(crate) fn request_close(&mut self) {
+        self.outbox.request_close();
     }
 
-    /// Closes the machine gracefully (queued messages are still flushed).
-    pub(crate) fn close(&mut self) {
-        if let Stage::Open(pc) = &mut self.stage {
-            pc.close();
+    /// Hands queued sends (and then a requested close) to the machine; returns how many
+    /// messages it took, each to be reported with `Router::message_accepted`.
+    pub(crate) fn flush_outbox(&mut self, now: Instant) -> usize {
+        match &mut self.stage {
+            Stage::Open(pc) if !self.outbox.is_empty() => self.outbox.flush(now, pc),
+            _ => 0,
+        }
+    }
+
+    /// The flush deadline passed: the socket is treated as failed, so the machine closes
+    /// (if it had not) and nothing more is written or handed over.
+    pub(crate) fn give_up(&mut self) {
+        self.outbox = Outbox::new();
+        match &mut self.stage {
+            Stage::Open(pc) => fail_socket(&mut self.dead, &mut self.out, pc),
+            Stage::Connecting { .. } => self.dead = true,
         }
     }
 

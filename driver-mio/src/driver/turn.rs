@@ -1,5 +1,6 @@
 //! One connection's turn on the loop: read within its budget (unless inbound room ran
-//! out), hand its events to the router, retry refused sends, write within its budget,
+//! out), hand its events to the router, hand queued sends and a close to its machine (the
+//! core's `Outbox`), write within its budget,
 //! re-derive its socket interest and timer, and remove it once it is over.
 
 use std::time::Instant;
@@ -37,12 +38,12 @@ impl Driver {
             }
         }
         self.drain_link_events(slot, now);
-        self.retry_blocked(slot, now);
+        self.flush_outbox(slot, now);
         if let Some(link) = self.links.get_mut(slot) {
             more |= link.write(now, self.limits.write_budget);
         }
         // Messages the machine takes now were not written this turn: come back for them.
-        more |= self.retry_blocked(slot, now) > 0;
+        more |= self.flush_outbox(slot, now) > 0;
         self.drain_link_events(slot, now);
         let may_read = !self.reading_paused();
         let Some(link) = self.links.get_mut(slot) else {
@@ -59,18 +60,27 @@ impl Driver {
         more
     }
 
-    /// Hands refused sends to the machine again; returns how many it took.
-    pub(super) fn retry_blocked(&mut self, slot: usize, now: Instant) -> usize {
+    /// Hands the link's queued sends (and a close behind them) to its machine, reporting
+    /// each message taken to the router; returns how many it took.
+    pub(super) fn flush_outbox(&mut self, slot: usize, now: Instant) -> usize {
+        let taken = self.hand_over(slot, now);
+        if taken > 0 {
+            self.run_actions(now);
+        }
+        taken
+    }
+
+    /// [`Link::flush_outbox`](crate::link::Link::flush_outbox) plus one
+    /// `Router::message_accepted` per message taken; the router's resulting actions are left
+    /// for the caller's action loop. Returns how many the machine took.
+    pub(super) fn hand_over(&mut self, slot: usize, now: Instant) -> usize {
         let Some(link) = self.links.get_mut(slot) else {
             return 0;
         };
         let conn = link.conn;
-        let taken = link.retry_blocked(now);
+        let taken = link.flush_outbox(now);
         for _ in 0..taken {
             self.router.message_accepted(conn);
-        }
-        if taken > 0 {
-            self.run_actions(now);
         }
         taken
     }
