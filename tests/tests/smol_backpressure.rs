@@ -1,0 +1,169 @@
+//! The smol driver when the application falls behind, over real loopback TCP: a full
+//! inbound channel makes the connections with messages for it stop reading (TCP
+//! backpressure) instead of dropping, so every message still arrives, in order, once the
+//! application reads again; meanwhile other peers' messages on other channels go on.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::future;
+use smol::Timer;
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_driver_smol::{Channel, DriverOptions, Envelope, NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_store::MemoryPeerStore;
+
+const WAIT: Duration = Duration::from_secs(30);
+/// The channel the application stops reading.
+const SLOW: u8 = 0x30;
+/// The channel it keeps reading.
+const LIVE: u8 = 0x31;
+/// Inbound capacity of the receiving node: far below what is sent to it.
+const CAPACITY: usize = 4;
+
+fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    smol::block_on(future::or(fut, async {
+        Timer::after(WAIT).await;
+        panic!("timed out after {WAIT:?} waiting for {what}");
+    }))
+}
+
+fn descriptor(id: u8) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority: 5,
+        send_queue_capacity: 16,
+        recv_message_capacity: 1 << 20,
+    }
+}
+
+struct Node {
+    handle: NodeHandle,
+    slow: Channel<Bytes>,
+    live: Channel<Bytes>,
+    updates: PeerUpdates,
+}
+
+fn start(key: &NodeKey, peers: Vec<NodeAddress>, inbound_capacity: usize) -> Node {
+    let mut config = NodeConfig::new("smol-backpressure", "127.0.0.1:0".parse().unwrap());
+    config.persistent_peers = peers;
+    let options = DriverOptions {
+        inbound_capacity,
+        ..DriverOptions::default()
+    };
+    let mut builder = NodeBuilder::with_options(
+        config,
+        key.clone(),
+        Box::new(MemoryPeerStore::new()),
+        options,
+    )
+    .unwrap();
+    let slow = builder.open_raw_channel(descriptor(SLOW)).unwrap();
+    let live = builder.open_raw_channel(descriptor(LIVE)).unwrap();
+    let updates = builder.subscribe();
+    let handle = smol::block_on(builder.start()).unwrap();
+    Node {
+        handle,
+        slow,
+        live,
+        updates,
+    }
+}
+
+async fn wait_up(updates: &PeerUpdates, expected: &BTreeSet<NodeId>) {
+    let mut up = BTreeSet::new();
+    while !expected.is_subset(&up) {
+        let update = updates.recv().await.unwrap();
+        if update.status == PeerStatus::Up {
+            up.insert(update.node_id);
+        }
+    }
+}
+
+/// A numbered message of `size` bytes.
+fn numbered(n: usize, size: usize) -> Bytes {
+    let mut message = vec![(n % 251) as u8; size];
+    message[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    Bytes::from(message)
+}
+
+fn number(message: &[u8]) -> u64 {
+    u64::from_be_bytes(message[..8].try_into().unwrap())
+}
+
+#[test]
+fn a_full_channel_pauses_its_senders_and_loses_nothing_while_others_go_on() {
+    const FLOOD: usize = 600;
+    const SIZE: usize = 4000;
+    const OTHERS: usize = 50;
+    let (ka, kb, kc) = (
+        NodeKey::from_seed([0x51; 32]),
+        NodeKey::from_seed([0x52; 32]),
+        NodeKey::from_seed([0x53; 32]),
+    );
+    let b = start(&kb, vec![], CAPACITY);
+    let to_b = || {
+        let at = b.handle.local_addr();
+        vec![NodeAddress::parse(&format!("{}@{at}", kb.node_id())).unwrap()]
+    };
+    let a = start(&ka, to_b(), 1024);
+    let c = start(&kc, to_b(), 1024);
+    within(
+        "b to see a and c",
+        wait_up(&b.updates, &BTreeSet::from([ka.node_id(), kc.node_id()])),
+    );
+    within("a and c to see b", async {
+        let only_b = BTreeSet::from([kb.node_id()]);
+        wait_up(&a.updates, &only_b).await;
+        wait_up(&c.updates, &only_b).await;
+    });
+
+    // a floods the channel b's application does not read: 150 times its capacity.
+    within("a's sends to be accepted", async {
+        for n in 0..FLOOD {
+            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, SIZE));
+            a.slow.outbound.send(envelope).await.unwrap();
+        }
+    });
+    // Give the flood time to fill b's channel and stall a's connection.
+    within(
+        "the flood to arrive",
+        Timer::after(Duration::from_millis(300)),
+    );
+    assert_eq!(b.slow.inbound.len(), CAPACITY, "the slow channel is full");
+
+    // c's messages on the other channel still arrive while a's connection is stalled.
+    within("c's messages on the live channel", async {
+        for n in 0..OTHERS {
+            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, 100));
+            c.live.outbound.send(envelope).await.unwrap();
+        }
+        for n in 0..OTHERS {
+            let envelope = b.live.inbound.recv().await.unwrap();
+            assert_eq!(envelope.from, Some(kc.node_id()));
+            assert_eq!(number(&envelope.message), n as u64);
+        }
+    });
+
+    // b reads again: every flooded message arrives, once, in order.
+    within(&format!("all {FLOOD} flooded messages"), async {
+        for n in 0..FLOOD {
+            let envelope = b.slow.inbound.recv().await.unwrap();
+            assert_eq!(envelope.from, Some(ka.node_id()));
+            assert_eq!(envelope.message.len(), SIZE);
+            assert_eq!(number(&envelope.message), n as u64, "message {n} in order");
+        }
+    });
+    assert!(b.slow.inbound.is_empty(), "nothing extra");
+    within("stop", async {
+        a.handle.stop().await;
+        c.handle.stop().await;
+        b.handle.stop().await;
+    });
+}
