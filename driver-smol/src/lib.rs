@@ -20,6 +20,12 @@
 //! parallel), one task owns the peer store, one accepts TCP connections (admission runs in
 //! the router before any handshake work). Timers come from async-io, DNS from async-net.
 //!
+//! Inbound messages go from each connection task straight to the application's channels
+//! once the router has routed the peer. When the application falls behind and a channel is
+//! full, the connections with messages for it stop reading their sockets until there is
+//! room: TCP backpressure towards those peers, nothing dropped, other connections and
+//! channels unaffected (the mio driver behaves the same way).
+//!
 //! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's
 //! `PexReactor` inside the router task (seed mode is a [`PexConfig`] flag).
 #![forbid(unsafe_code)]
