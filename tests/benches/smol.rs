@@ -1,19 +1,25 @@
-//! The smol driver over loopback TCP (issue #9): two smol nodes, each with the default
-//! `DriverOptions` (two executor threads) and a default `NodeConfig`, connected by one
-//! authenticated connection (`ring` AEAD).
+//! The smol driver over loopback TCP (issue #9): two smol nodes in this process, each with
+//! a default `NodeConfig` and the default `DriverOptions` (two executor threads each),
+//! connected by one authenticated connection (`ring` AEAD). Two knobs for experiments:
+//! `SMOL_THREADS=n` sets `DriverOptions::threads` of both nodes (`SMOL_THREADS=1` gives each
+//! node one of this machine's two cores instead of four executor threads sharing them) and
+//! `SMOL_CREDIT=n` sets `RouterConfig::send_credit`.
 //!
-//! - `smol_one_way/{1000B,1MiB}`: node `a` sends messages on a raw channel to node `b`;
-//!   the measuring thread (the application of both nodes) sends and counts what `b`
-//!   delivers on its inbound channel. At most 512 (1000 B) or 8 (1 MiB) messages are in
-//!   flight (sent but not yet delivered), so no queue along the way (command queue,
-//!   per-peer QoS queue, inbound channel) can overflow and drop one: every message is
-//!   delivered.
-//!   1000 B is reported in messages/s, 1 MiB in MB/s (10^6 B/s) of message bytes.
-//! - `smol_round_trip/64B`: `a` sends 64 bytes on a second raw channel to `b`, whose raw
-//!   echo reactor (`echo::run_raw_echo`, a task on `b`'s executor) sends them back; the
-//!   measuring thread waits for each echo before the next send (sequential). Before the
-//!   criterion run, [`ROUND_TRIPS`] round trips are timed one by one and their min / p50 /
-//!   p99 / max are printed.
+//! The application runs two ways: as tasks on the nodes' executors (how ADR 062 runs its
+//! reactors, and how `echo::run_echo` runs), and from a foreign thread (this bench's main
+//! thread, which then pays a thread wake-up to reach a node and one to be reached).
+//!
+//! - `smol_one_way/{1000B,1MiB}`: a task on `a` sends messages on a raw channel to `b`, a
+//!   task on `b` counts what `b` delivers; `.._from_thread`: the main thread does both. At
+//!   most 512 (1000 B) or 8 (1 MiB) messages are in flight (sent but not yet delivered),
+//!   so no queue along the way (command queue, per-peer QoS queue) can overflow and drop
+//!   one: every message is delivered. 1000 B is reported in messages/s, 1 MiB in MB/s
+//!   (10^6 B/s) of message bytes.
+//! - `smol_round_trip/64B`: a task on `a` sends 64 bytes on a second raw channel to `b`,
+//!   whose raw echo reactor (`echo::run_raw_echo`, a task on `b`'s executor) sends them
+//!   back, and waits for each echo before the next send (sequential); `64B_from_thread`:
+//!   the main thread does it. Before the criterion run, [`ROUND_TRIPS`] round trips of each
+//!   kind are timed one by one and their min / p50 / p99 / max are printed.
 //! - `smol_round_trip/plain_tcp_64B`: the transport bound of that round trip: 64 bytes
 //!   over a plain loopback `TcpStream` (`TCP_NODELAY`, blocking std I/O) to an echo
 //!   thread and back; its percentiles are printed too.
@@ -21,8 +27,12 @@
 //!   started (listening), `b` is built with `a` as its persistent peer; timed from `b`'s
 //!   `start()` until both nodes report the other `Up` (TCP connect, SecretConnection
 //!   handshake, NodeInfo exchange, router admission on both ends; `start()` itself spawns
-//!   `b`'s two executor threads). Stopping both nodes is outside the timing. Before the
+//!   `b`'s executor threads). Stopping both nodes is outside the timing. Before the
 //!   criterion run, [`HANDSHAKES`] are timed one by one and printed (mean, p50, p99).
+//!
+//! The main thread waits with `futures_lite::future::block_on`, which does not drive
+//! async-io's reactor: otherwise it would take socket events meant for the nodes' threads
+//! and hand each on with one more thread wake-up.
 //!
 //! The anchors run in the same command (see BENCHMARKS.md, "smol driver"): the in-memory
 //! PeerConnection pair (`core/benches/peer_connection.rs`) and the SecretConnection
