@@ -136,6 +136,7 @@ impl Driver {
                 addr: config.listen,
                 source,
             })?;
+        set_backlog(&listener, limits.listen_backlog);
         let local_addr = listener.local_addr()?;
         let registry = registry.try_clone()?;
         registry.register(&mut listener, tokens.listener(), Interest::READABLE)?;
@@ -565,6 +566,20 @@ impl Driver {
         self.store_ops.clear();
     }
 }
+
+/// Raises the listener's backlog from mio's fixed 128 (calling `listen(2)` again on a
+/// listening socket only changes its backlog). A failure leaves mio's backlog in place.
+#[cfg(unix)]
+fn set_backlog(listener: &TcpListener, backlog: u32) {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    if let Err(error) = rustix::net::listen(listener, backlog) {
+        tracing::warn!(%error, backlog, "cannot raise the listen backlog");
+    }
+}
+
+/// Other platforms keep mio's backlog.
+#[cfg(not(unix))]
+fn set_backlog(_listener: &TcpListener, _backlog: u32) {}
 
 /// A notifier that wakes `waker`.
 pub fn waker_notify(waker: Arc<Waker>) -> Notify {
