@@ -6,3 +6,4 @@ pub mod blocking_peer;
 pub mod blocking_secret;
 pub mod reference_peer;
 pub mod sim;
+pub mod smol_support;

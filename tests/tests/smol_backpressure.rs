@@ -5,43 +5,24 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
 use smol::Timer;
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_driver_smol::{Channel, DriverOptions, Envelope, NodeBuilder, NodeHandle, PeerUpdates};
 use tmp2p_store::MemoryPeerStore;
+use tmp2p_tests::smol_support::{descriptor, within};
 
-const WAIT: Duration = Duration::from_secs(30);
 /// The channel the application stops reading.
 const SLOW: u8 = 0x30;
 /// The channel it keeps reading.
 const LIVE: u8 = 0x31;
 /// Inbound capacity of the receiving node: far below what is sent to it.
 const CAPACITY: usize = 4;
-
-fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    smol::block_on(future::or(fut, async {
-        Timer::after(WAIT).await;
-        panic!("timed out after {WAIT:?} waiting for {what}");
-    }))
-}
-
-fn descriptor(id: u8) -> ChannelDescriptor {
-    ChannelDescriptor {
-        id,
-        priority: 5,
-        send_queue_capacity: 16,
-        recv_message_capacity: 1 << 20,
-    }
-}
 
 struct Node {
     handle: NodeHandle,

@@ -4,14 +4,11 @@
 //! two channels, and the node's peer update.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
-use smol::Timer;
 use tendermint_proto::v0_38::p2p::{DefaultNodeInfo, DefaultNodeInfoOther, ProtocolVersion};
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
@@ -24,18 +21,12 @@ use tmp2p_driver_smol::{Envelope, NodeBuilder};
 use tmp2p_proto::echo::EchoMessage;
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
+use tmp2p_tests::smol_support::within;
 
 const WAIT: Duration = Duration::from_secs(20);
 const CHANNELS: [u8; 2] = [0x20, 0x21];
 const THEIR_SEED: [u8; 32] = [0x42; 32];
 const NETWORK: &str = "smol-interop";
-
-fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    smol::block_on(future::or(fut, async {
-        Timer::after(WAIT).await;
-        panic!("timed out after {WAIT:?} waiting for {what}");
-    }))
-}
 
 fn their_info() -> DefaultNodeInfo {
     DefaultNodeInfo {

@@ -4,16 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
-use smol::Timer;
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::typed::echo::EchoInner;
@@ -22,27 +18,10 @@ use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_driver_smol::{echo, Channel, Envelope, NodeBuilder, NodeHandle, PeerUpdates};
 use tmp2p_proto::echo::{EchoMessage, Ping};
 use tmp2p_store::{MemoryPeerStore, PeerStore, RedbPeerStore};
+use tmp2p_tests::smol_support::{descriptor, within, WAIT};
 
-const WAIT: Duration = Duration::from_secs(30);
 const ECHO: u8 = 0x20;
 const RAW: u8 = 0x21;
-
-/// Runs `fut` to completion or fails the test naming `what`.
-fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    smol::block_on(future::or(fut, async {
-        Timer::after(WAIT).await;
-        panic!("timed out after {WAIT:?} waiting for {what}");
-    }))
-}
-
-fn descriptor(id: u8) -> ChannelDescriptor {
-    ChannelDescriptor {
-        id,
-        priority: 5,
-        send_queue_capacity: 16,
-        recv_message_capacity: 1 << 20,
-    }
-}
 
 /// Free loopback ports (bound then released; the OS does not hand them out again at once).
 fn free_ports(n: usize) -> Vec<SocketAddr> {
