@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 pub mod address;
+mod channel_set;
 pub mod connection;
 mod deadline;
 pub mod delimited;

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use rand_core::RngCore;
 
 use crate::address::{NodeAddress, Resolution};
+use crate::channel_set::ChannelSet;
 use crate::connection::{Direction, PeerConfig, PeerEvent};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
@@ -153,30 +154,6 @@ pub struct ConnectionParams {
     pub node_info: NodeInfo,
     /// Connection settings, with the opened channels.
     pub config: PeerConfig,
-}
-
-/// A set of channel ids (one bit per u8).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct ChannelSet([u64; 4]);
-
-impl ChannelSet {
-    fn from_ids(ids: &[u8]) -> Self {
-        let mut set = ChannelSet::default();
-        for &id in ids {
-            set.insert(id);
-        }
-        set
-    }
-    fn insert(&mut self, id: u8) {
-        if let Some(word) = self.0.get_mut(usize::from(id / 64)) {
-            *word |= 1 << (id % 64);
-        }
-    }
-    fn contains(&self, id: u8) -> bool {
-        self.0
-            .get(usize::from(id / 64))
-            .is_some_and(|word| word & (1 << (id % 64)) != 0)
-    }
 }
 
 enum Phase {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::PeerConnection;
+use crate::channel_set::ChannelSet;
 use crate::mconn::SendError;
 
 /// Ordered `Send`s and an optional trailing `Close` for one connection.
@@ -20,23 +21,6 @@ pub struct Outbox {
     /// Scratch for [`Outbox::flush`] (kept to reuse its allocation).
     kept: VecDeque<(u8, Bytes)>,
     close_requested: bool,
-}
-
-/// Channels whose queue refused a message during one flush (one bit per channel id).
-#[derive(Default)]
-struct FullChannels([u64; 4]);
-
-impl FullChannels {
-    fn insert(&mut self, id: u8) {
-        if let Some(word) = self.0.get_mut(usize::from(id / 64)) {
-            *word |= 1 << (id % 64);
-        }
-    }
-    fn contains(&self, id: u8) -> bool {
-        self.0
-            .get(usize::from(id / 64))
-            .is_some_and(|word| word & (1 << (id % 64)) != 0)
-    }
 }
 
 impl Outbox {
@@ -64,7 +48,8 @@ impl Outbox {
     /// are dropped (the Router learns of the close from the connection's `Closed` event).
     pub fn flush(&mut self, now: Instant, conn: &mut PeerConnection) -> usize {
         let mut taken = 0;
-        let mut full = FullChannels::default();
+        // Channels whose queue refused a message in this flush.
+        let mut full = ChannelSet::default();
         let mut kept = std::mem::take(&mut self.kept);
         while let Some((channel, message)) = self.messages.pop_front() {
             if full.contains(channel) {
