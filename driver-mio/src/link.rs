@@ -17,6 +17,11 @@ use tmp2p_core::router::ConnectionId;
 /// carried a burst goes back to a small footprint.
 const IDLE_OUTPUT_LIMIT: usize = 16 * 1024;
 
+/// Whether a read that returns fewer bytes than asked means the socket is drained. True
+/// for epoll and kqueue, whose edge-triggered readiness fires again on every arrival (tokio
+/// relies on the same); mio's Windows backend gives no such promise.
+const SHORT_READ_DRAINS: bool = !cfg!(windows);
+
 /// The socket is unusable: the machine closes (its `Closed` event follows) and nothing more
 /// is written.
 fn fail_socket(dead: &mut bool, out: &mut BytesMut, pc: &mut PeerConnection) {
@@ -140,6 +145,12 @@ impl Link {
                             tracing::debug!(conn = %self.conn, %error, "connection failed on input");
                         }
                     }
+                    if SHORT_READ_DRAINS && n < want {
+                        // The socket held less than we asked for: it is empty now, and
+                        // bytes arriving later raise a new edge. Saves the read that
+                        // would only return `WouldBlock`.
+                        self.readable = false;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -257,9 +268,9 @@ impl Link {
         }
     }
 
-    /// Derives socket interest from the machine state: readable while the machine wants
-    /// input and the application has room (`may_read`), writable while bytes wait for a
-    /// `WouldBlock`ed socket. Registers, reregisters or deregisters to match.
+    /// Derives socket interest from the machine state: readable (and writable) while the
+    /// machine wants input and the application has room (`may_read`); otherwise writable
+    /// while bytes wait for a `WouldBlock`ed socket. Registers, reregisters or deregisters to match.
     pub(crate) fn update_interest(
         &mut self,
         registry: &Registry,
@@ -271,8 +282,11 @@ impl Link {
                 let read = may_read && self.wants_read();
                 let write = !self.writable && !self.dead;
                 match (read, write) {
-                    (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-                    (true, false) => Some(Interest::READABLE),
+                    // A reading link keeps write interest too: edge-triggered writability
+                    // only fires after a write found the socket full, so it costs no
+                    // wake-ups, and the interest need not change (one `epoll_ctl` per
+                    // change) each time a write blocks or the socket drains.
+                    (true, _) => Some(Interest::READABLE | Interest::WRITABLE),
                     (false, true) => Some(Interest::WRITABLE),
                     (false, false) => None,
                 }

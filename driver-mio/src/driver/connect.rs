@@ -137,13 +137,17 @@ impl Driver {
             &mut OsRng,
         );
         let slot = entry.key();
-        entry.insert(Link::new(
+        let link = entry.insert(Link::new(
             params.conn,
             stream,
             token,
             Stage::Open(Box::new(pc)),
             interest,
         ));
+        // The dialer speaks when it has its own key ready, rarely before we accept: wait
+        // for the readiness event (registration reports bytes already there) instead of a
+        // read that would find nothing. Our first bytes go out on this turn.
+        link.readable = false;
         self.by_conn.insert(params.conn, slot);
         self.enqueue(slot);
     }

@@ -25,16 +25,9 @@ impl Driver {
         let paused = self.reading_paused();
         let mut more = false;
         if let Some(link) = self.links.get_mut(slot) {
-            if link.wants_read() && link.readable {
-                if paused {
-                    if !link.parked {
-                        link.parked = true;
-                        self.parked.push(slot);
-                    }
-                } else {
-                    let budget = self.limits.read_budget;
-                    more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
-                }
+            if !paused && link.wants_read() && link.readable {
+                let budget = self.limits.read_budget;
+                more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
             }
         }
         self.drain_link_events(slot, now);
@@ -52,6 +45,13 @@ impl Driver {
         if link.finished() {
             self.remove(slot, now);
             return false;
+        }
+        if !may_read && link.wants_read() && !link.parked {
+            // Its interest drops reading below (whether or not bytes are known to wait):
+            // parked links are revisited, and their interest re-derived, once the
+            // application makes room.
+            link.parked = true;
+            self.parked.push(slot);
         }
         if let Err(error) = link.update_interest(&self.registry, may_read) {
             tracing::warn!(conn = %link.conn, %error, "cannot update socket interest");
