@@ -311,7 +311,7 @@ impl PeerManager {
 
     /// Known peers, best first.
     pub fn ranked_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.ranked.iter().map(|(_, id)| *id)
+        self.ranked.iter().map(|(_, _, id)| *id)
     }
 
     /// The known addresses of a peer.
@@ -479,7 +479,7 @@ impl PeerManager {
     }
 
     fn new_peer(&self, id: NodeId) -> Peer {
-        let mut peer = Peer::new(id);
+        let mut peer = Peer::new(id, peer::tie_break(self.self_id, id));
         peer.persistent = self.options.persistent_peers.contains(&id);
         peer.private = self.options.private_peers.contains(&id);
         peer.group_exempt = self.is_group_exempt(id);
@@ -537,7 +537,7 @@ impl PeerManager {
             return;
         }
         while self.peers.len() > max {
-            let victim = self.ranked.iter().rev().map(|(_, id)| *id).find(|id| {
+            let victim = self.ranked.iter().rev().map(|(_, _, id)| *id).find(|id| {
                 !self.dialing.contains_key(id)
                     && !self.connected.contains_key(id)
                     && !self.peers.get(id).is_some_and(|p| p.persistent)

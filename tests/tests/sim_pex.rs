@@ -370,3 +370,32 @@ fn a_seed_does_not_reconnect_to_every_peer_every_few_seconds() {
         "the seed let {dropped} connections go in 120 virtual s"
     );
 }
+
+/// After seed-mode discovery, the connections of the 49 mesh nodes are spread out: with
+/// every node dialing its 12 outgoing peers in its own order among equals, there is no hub
+/// that every node dialed first and few nodes that nobody dialed. (Ranked by node id, every
+/// node dialed the same lowest ids first: with seed 11, six nodes ended connected to all 48
+/// others and seventeen had no inbound connection at all.)
+#[test]
+fn discovery_spreads_connections_instead_of_growing_hubs() {
+    for seed in [11, 12] {
+        let (mut sim, _) = discover(seed, true);
+        sim.run_for(Duration::from_secs(60)).unwrap();
+        let max_out = usize::from(
+            sim.node(1)
+                .unwrap()
+                .spec()
+                .config
+                .peer_manager
+                .max_outgoing_connections,
+        );
+        let degrees: Vec<usize> = (1..NODES).map(|i| connected(&sim, i).len()).collect();
+        let hubs = degrees.iter().filter(|&&d| d >= NODES - 2).count();
+        let undialed = degrees.iter().filter(|&&d| d <= max_out).count();
+        assert!(hubs <= 2, "seed {seed}: {hubs} hubs; degrees {degrees:?}");
+        assert!(
+            undialed <= 5,
+            "seed {seed}: {undialed} nodes nobody dialed; degrees {degrees:?}"
+        );
+    }
+}

@@ -41,13 +41,13 @@ impl PeerManager {
         if eligible > room {
             let mut walk = self.ranked.iter();
             while out.len() < limit {
-                let Some((_, id)) = walk.nth(geometric_skip(rng)) else {
+                let Some((_, _, id)) = walk.nth(geometric_skip(rng)) else {
                     break;
                 };
                 self.take(*id, to, limit, &mut out, &mut taken);
             }
         }
-        for (_, id) in &self.ranked {
+        for (_, _, id) in &self.ranked {
             if out.len() >= limit {
                 break;
             }

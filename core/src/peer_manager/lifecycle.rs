@@ -40,7 +40,7 @@ impl PeerManager {
         }
         let group_cap = u32::from(self.options.max_connected_per_ip_group);
         let mut choice = None;
-        for (_, id) in &self.dialable {
+        for (_, _, id) in &self.dialable {
             let Some(peer) = self.peers.get(id) else {
                 continue;
             };
@@ -302,7 +302,7 @@ impl PeerManager {
             .connected_ranked
             .iter()
             .rev()
-            .map(|(_, id)| *id)
+            .map(|(_, _, id)| *id)
             .find(|id| !self.evicting.contains(id))?;
         self.evicting.insert(lowest);
         Some(lowest)
@@ -395,7 +395,7 @@ impl PeerManager {
         if let Some(claimed) = self.upgrading_to.get(&id) {
             return Some(*claimed);
         }
-        for (rank, candidate) in self.connected_ranked.iter().rev() {
+        for (rank, _, candidate) in self.connected_ranked.iter().rev() {
             if rank.0 >= score {
                 return None;
             }

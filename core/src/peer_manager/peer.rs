@@ -16,8 +16,29 @@ pub const PEER_SCORE_PERSISTENT: i16 = i16::MAX;
 /// The highest score a non-persistent peer can reach.
 pub const MAX_PEER_SCORE_NOT_PERSISTENT: i16 = i16::MAX - 1;
 
-/// Orders peers best first; ties broken by node id so the order is deterministic.
-pub(super) type RankKey = (Reverse<i16>, NodeId);
+/// Orders peers best first. Ties are broken by a per-node order ([`tie_break`]), then by
+/// node id so the order is total and deterministic.
+pub(super) type RankKey = (Reverse<i16>, u64, NodeId);
+
+/// The order in which node `own` ranks peers of equal score: a mix of both ids, so it is
+/// fixed for one node (deterministic, no RNG needed) but differs from node to node. Ranked
+/// by id alone, every node that learned the same addresses (from the same seed, say) would
+/// dial them in the same order and the network would grow into a hub around the lowest ids;
+/// v0.35 breaks score ties by map order, which is random.
+pub(super) fn tie_break(own: NodeId, peer: NodeId) -> u64 {
+    let word = |id: NodeId| {
+        let mut bytes = [0u8; 8];
+        for (to, from) in bytes.iter_mut().zip(id.as_bytes()) {
+            *to = *from;
+        }
+        u64::from_le_bytes(bytes)
+    };
+    // The SplitMix64 finalizer: every input bit moves every output bit.
+    let mut z = word(own) ^ word(peer);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// Where a peer sits in the dialing indexes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +102,14 @@ pub(super) struct Peer {
     pub(super) group_exempt: bool,
     pub(super) fixed_score: Option<i16>,
     pub(super) rank: RankKey,
+    /// This peer's place among peers of equal score ([`tie_break`]).
+    pub(super) tie_break: u64,
     pub(super) slot: DialSlot,
 }
 
 impl Peer {
-    pub(super) fn new(id: NodeId) -> Self {
+    /// A peer with no address yet, ranked among equals by `tie_break`.
+    pub(super) fn new(id: NodeId, tie_break: u64) -> Self {
         Peer {
             id,
             addresses: BTreeMap::new(),
@@ -97,7 +121,8 @@ impl Peer {
             private: false,
             group_exempt: false,
             fixed_score: None,
-            rank: (Reverse(0), id),
+            rank: (Reverse(0), tie_break, id),
+            tie_break,
             slot: DialSlot::Idle,
         }
     }
@@ -125,7 +150,7 @@ impl Peer {
     }
 
     pub(super) fn rank_key(&self) -> RankKey {
-        (Reverse(self.score()), self.id)
+        (Reverse(self.score()), self.tie_break, self.id)
     }
 
     /// When the peer may next be dialed: its earliest ready address, but not before the
@@ -177,7 +202,7 @@ mod tests {
     use super::*;
 
     fn peer_with_failures(mutable: i16, failures: u32) -> Peer {
-        let mut p = Peer::new(NodeId::from_bytes([1; 20]));
+        let mut p = Peer::new(NodeId::from_bytes([1; 20]), 0);
         p.mutable_score = mutable;
         let addr = NodeAddress::parse(&format!("{}@1.2.3.4:1", p.id)).unwrap();
         let mut a = AddressState::new(addr, None);
