@@ -14,7 +14,9 @@
 //! Channels are opened on the [`NodeBuilder`], before [`NodeBuilder::start`]: they are
 //! advertised in our NodeInfo, so they are fixed once the first connection starts.
 //!
-//! Inside, tasks run on an executor with [`DriverOptions::threads`] threads: one router
+//! Inside, tasks run on an executor of the node's own with [`DriverOptions::threads`]
+//! threads ([`NodeBuilder::start`]) or on the application's executor
+//! ([`NodeBuilder::start_on`]: the application runs it, beside its own tasks): one router
 //! task owns the Router (everything reaches it by message, no lock), one task per
 //! connection owns that connection's `PeerConnection` (so handshakes and AEAD run in
 //! parallel), one task owns the peer store, one accepts TCP connections (admission runs in

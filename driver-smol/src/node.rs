@@ -250,13 +250,47 @@ impl NodeBuilder {
         rx
     }
 
-    /// Starts the node: executor threads, store task, router task (which dials the
-    /// configured persistent and bootstrap peers and the stored ones) and the accept loop.
+    /// Starts the node on an executor of its own with [`DriverOptions::threads`] threads:
+    /// store task, router task (which dials the configured persistent and bootstrap peers
+    /// and the stored ones) and the accept loop.
     ///
     /// # Errors
     /// [`DriverError::Thread`], [`DriverError::Bind`] (the listener cannot be made
     /// non-blocking), [`DriverError::Router`] (a configured peer is refused).
     pub async fn start(self) -> Result<NodeHandle, DriverError> {
+        let executor = Arc::new(Executor::new());
+        let (shutdown, shutdown_rx) = async_channel::bounded::<()>(1);
+        let mut threads = Vec::new();
+        for i in 0..self.options.threads {
+            let executor = Arc::clone(&executor);
+            let shutdown_rx = shutdown_rx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("tmp2p-smol-{i}"))
+                .spawn(move || {
+                    smol::block_on(executor.run(async {
+                        let _ = shutdown_rx.recv().await;
+                    }))
+                })
+                .map_err(DriverError::Thread)?;
+            threads.push(thread);
+        }
+        let mut handle = self.start_on(executor).await?;
+        handle.threads = threads;
+        handle.shutdown = Some(shutdown);
+        Ok(handle)
+    }
+
+    /// Starts the node's tasks on `executor`, which the caller runs (on as many threads as
+    /// it likes, beside its own tasks): for applications that already have a smol executor,
+    /// or several nodes in one process sharing the cores. [`DriverOptions::threads`] is not
+    /// used. The node's tasks end with [`NodeHandle::stop`]; the executor goes on.
+    ///
+    /// # Errors
+    /// As [`NodeBuilder::start`], without [`DriverError::Thread`].
+    pub async fn start_on(
+        self,
+        executor: Arc<Executor<'static>>,
+    ) -> Result<NodeHandle, DriverError> {
         let NodeBuilder {
             config,
             key,
@@ -280,23 +314,6 @@ impl NodeBuilder {
                 addr: local_addr,
                 source,
             })?;
-
-        let executor = Arc::new(Executor::new());
-        let (shutdown, shutdown_rx) = async_channel::bounded::<()>(1);
-        let mut threads = Vec::new();
-        for i in 0..options.threads {
-            let executor = Arc::clone(&executor);
-            let shutdown_rx = shutdown_rx.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("tmp2p-smol-{i}"))
-                .spawn(move || {
-                    smol::block_on(executor.run(async {
-                        let _ = shutdown_rx.recv().await;
-                    }))
-                })
-                .map_err(DriverError::Thread)?;
-            threads.push(thread);
-        }
 
         let (store_tx, store_rx) = async_channel::unbounded::<StoreRequest>();
         executor.spawn(run_store(store, store_rx)).detach();
@@ -328,8 +345,8 @@ impl NodeBuilder {
             subscriber_capacity: options.subscriber_capacity,
             executor,
             router_task: Some(router_task),
-            threads,
-            shutdown: Some(shutdown),
+            threads: Vec::new(),
+            shutdown: None,
         })
     }
 }
@@ -389,8 +406,10 @@ impl NodeHandle {
         rx.recv().await.map_err(|_| DriverError::Stopped)
     }
 
-    /// Runs `future` on the node's executor threads (e.g. a reactor such as
-    /// [`crate::echo::run_echo`]); it is dropped when the node stops.
+    /// Runs `future` on the node's executor (e.g. a reactor such as
+    /// [`crate::echo::run_echo`]). On an executor of the node's own (see
+    /// [`NodeBuilder::start`]) it is dropped when the node stops; on one passed to
+    /// [`NodeBuilder::start_on`] it lives as long as that executor runs it.
     pub fn spawn<T: Send + 'static>(
         &self,
         future: impl std::future::Future<Output = T> + Send + 'static,
@@ -400,7 +419,8 @@ impl NodeHandle {
 
     /// Stops gracefully: no new connections; every message already sent through a
     /// channel is handed to its connection, every connection flushes its queue and
-    /// closes, the peer store is synced; then the executor threads end.
+    /// closes, the peer store is synced; then the node's own executor threads (if any)
+    /// end.
     pub async fn stop(mut self) {
         let (tx, rx) = async_channel::bounded(1);
         if self.commands.send(AppCommand::Stop(tx)).await.is_ok() {

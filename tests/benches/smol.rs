@@ -135,6 +135,25 @@ fn build(
     (builder, flow, echo, updates)
 }
 
+/// With `SMOL_SHARED=1`, both nodes run on one executor of this process with
+/// `DriverOptions::default().threads` threads (`NodeBuilder::start_on`); otherwise each node
+/// starts its own (`NodeBuilder::start`).
+async fn start_node(builder: NodeBuilder) -> Result<NodeHandle, tmp2p_driver_smol::DriverError> {
+    static SHARED: std::sync::OnceLock<Arc<smol::Executor<'static>>> = std::sync::OnceLock::new();
+    if std::env::var("SMOL_SHARED").as_deref() != Ok("1") {
+        return builder.start().await;
+    }
+    let executor = SHARED.get_or_init(|| {
+        let executor = Arc::new(smol::Executor::new());
+        for _ in 0..tmp2p_driver_smol::DriverOptions::default().threads {
+            let executor = Arc::clone(&executor);
+            std::thread::spawn(move || smol::block_on(executor.run(future::pending::<()>())));
+        }
+        executor
+    });
+    builder.start_on(Arc::clone(executor)).await
+}
+
 async fn wait_up(updates: &PeerUpdates, peer: NodeId) {
     loop {
         let update = updates.recv().await.unwrap();
@@ -153,11 +172,11 @@ fn address(key: &NodeKey, at: std::net::SocketAddr) -> NodeAddress {
 fn connected_pair(ka: &NodeKey, kb: &NodeKey) -> (Node, Node, Duration) {
     let (builder_a, flow_a, echo_a, updates_a) = build(ka, vec![]);
     let addr_a = address(ka, builder_a.local_addr());
-    let handle_a = within("start a", builder_a.start()).unwrap();
+    let handle_a = within("start a", start_node(builder_a)).unwrap();
     let (builder_b, flow_b, echo_b, updates_b) = build(kb, vec![addr_a]);
     let (handle_b, elapsed) = within("handshake", async {
         let start = Instant::now();
-        let handle_b = builder_b.start().await.unwrap();
+        let handle_b = start_node(builder_b).await.unwrap();
         wait_up(&updates_b, ka.node_id()).await;
         wait_up(&updates_a, kb.node_id()).await;
         (handle_b, start.elapsed())

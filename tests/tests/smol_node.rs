@@ -378,3 +378,52 @@ fn admission_refuses_before_any_handshake_byte() {
     drop(first);
     within("stop", node.handle.stop());
 }
+
+#[test]
+fn two_nodes_run_on_the_applications_own_executor() {
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let (ka, kb) = (key(50), key(51));
+    // The application's executor: one thread it runs itself, shared by both nodes.
+    let executor = std::sync::Arc::new(smol::Executor::new());
+    let (quit, quit_rx) = smol::channel::bounded::<()>(1);
+    let runner = {
+        let executor = std::sync::Arc::clone(&executor);
+        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())))
+    };
+    let build = |config: NodeConfig, key: NodeKey| {
+        let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
+        let raw = builder.open_raw_channel(descriptor(RAW)).unwrap();
+        let updates = builder.subscribe();
+        (builder, raw, updates)
+    };
+    let (builder_b, raw_b, _updates_b) = build(config(any(), vec![]), kb.clone());
+    let b = within("b to start", builder_b.start_on(executor.clone())).unwrap();
+    let peers = vec![address(&kb, b.local_addr())];
+    let (builder_a, raw_a, updates_a) = build(config(any(), peers), ka.clone());
+    let a = within("a to start", builder_a.start_on(executor.clone())).unwrap();
+    within(
+        "a to reach b",
+        wait_up(&updates_a, &BTreeSet::from([kb.node_id()])),
+    );
+    within("a message from a to b", async {
+        let message = Bytes::from_static(b"on the application's executor");
+        raw_a
+            .outbound
+            .send(Envelope::to_peer(kb.node_id(), message.clone()))
+            .await
+            .unwrap();
+        let envelope = raw_b.inbound.recv().await.unwrap();
+        assert_eq!(
+            (envelope.from, envelope.message),
+            (Some(ka.node_id()), message)
+        );
+    });
+    within("both to stop", async {
+        a.stop().await;
+        b.stop().await;
+    });
+    // The nodes are gone; the application's executor is not.
+    assert_eq!(within("the executor", executor.spawn(async { 7 })), 7);
+    quit.try_send(()).unwrap();
+    runner.join().unwrap().unwrap();
+}
