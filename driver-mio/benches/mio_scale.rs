@@ -107,6 +107,25 @@ fn thread_cpu(name: &str) -> Duration {
     Duration::from_millis(total * 10)
 }
 
+/// The kernel's count of connections dropped because a listen queue was full
+/// (`TcpExt: ListenOverflows` in `/proc/net/netstat`; system-wide). Each such drop costs
+/// the dialer a SYN retransmit after 1 s.
+fn listen_overflows() -> u64 {
+    let Ok(netstat) = std::fs::read_to_string("/proc/net/netstat") else {
+        return 0;
+    };
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (tcp_ext.next(), tcp_ext.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
+}
+
 fn server(n: usize) {
     let limit = raise_nofile();
     let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
@@ -129,6 +148,7 @@ fn server(n: usize) {
     std::thread::sleep(Duration::from_millis(200));
     let rss_before = rss_bytes();
     let cpu_before = thread_cpu("(tmp2p-mio");
+    let overflows_before = listen_overflows();
 
     let mut client: Child = Command::new(std::env::current_exe().unwrap())
         .arg("--client")
@@ -156,6 +176,7 @@ fn server(n: usize) {
         }
     }
     let cpu_connecting = thread_cpu("(tmp2p-mio").saturating_sub(cpu_before);
+    let overflows = listen_overflows().saturating_sub(overflows_before);
     // Let the idle state settle (buffers released after the handshake burst).
     std::thread::sleep(Duration::from_secs(2));
     let rss_after = rss_bytes();
@@ -171,7 +192,8 @@ fn server(n: usize) {
         "mio_scale n={n}: {ups} authenticated (router reports {connected} connected), \
          nofile limit {limit}; handshakes {rate:.0}/s over {span:.2?}; \
          loop thread CPU {cpu_connecting:.2?} = {:.0} us per handshake; \
-         RSS {:.1} MiB -> {:.1} MiB, {:.1} KiB per idle connection",
+         RSS {:.1} MiB -> {:.1} MiB, {:.1} KiB per idle connection; \
+         kernel listen-queue overflows {overflows}",
         cpu_connecting.as_secs_f64() * 1e6 / ups.max(1) as f64,
         rss_before as f64 / 1048576.0,
         rss_after as f64 / 1048576.0,
