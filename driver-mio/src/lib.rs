@@ -30,8 +30,10 @@
 //! 3. [`Driver::shutdown`], keep looping until [`Driver::is_finished`].
 //!
 //! # Flow control
-//! Outbound: the Router's per-connection QoS queue and send credit; a message refused by
-//! a full channel queue waits on its connection and is retried after it transmitted;
+//! Outbound: the Router's per-connection QoS queue and send credit; its sends and close for
+//! a connection wait in the core's `Outbox` (a message refused by a full channel queue
+//! waits, in order on its channel, without holding back other channels, and is retried
+//! after the connection transmitted; a close waits for the sends issued before it);
 //! unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound: when
 //! the application has `max_pending_inbound` events it has not taken, sockets are no longer
 //! read and their read interest is dropped, so TCP's window closes on the senders (real
