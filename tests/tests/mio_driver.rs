@@ -1,7 +1,8 @@
 //! The mio driver over loopback TCP: five ready-made nodes form a full mesh and exchange
 //! broadcast and unicast messages on two channels; a peer that stops reading (its
 //! application never takes its inbound events, so its driver stops reading the socket)
-//! does not stall delivery to a fast peer of the same node.
+//! does not stall delivery to a fast peer of the same node; a close the router issues right
+//! behind a run of sends waits until the connection has taken all of them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
-use tmp2p_core::router::Envelope;
+use tmp2p_core::router::{Envelope, PeerError};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_driver_mio::{AppEvent, DriverLimits, DriverSetup, Inbound, RunningNode};
 
@@ -235,6 +236,77 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
     );
     assert!(slow_seqs.windows(2).all(|w| w[0] < w[1]), "in order");
     for node in [source, fast, slow] {
+        node.stop().unwrap();
+    }
+}
+
+#[test]
+fn a_close_waits_for_the_messages_sent_before_it() {
+    // Channel queues of one message: most of the 20 sends wait in the connection's Outbox
+    // when the fatal error makes the router close the connection right behind them.
+    const COUNT: usize = 20;
+    let small = |seed: u8| {
+        let descriptors = channels()
+            .into_iter()
+            .map(|c| ChannelDescriptor {
+                send_queue_capacity: 1,
+                ..c
+            })
+            .collect();
+        let setup = DriverSetup::new(config(), NodeKey::from_seed([seed; 32]), descriptors);
+        RunningNode::spawn(setup, 1024).unwrap()
+    };
+    let source = small(21);
+    let sink = small(22);
+    sink.handle().add_peer(address(&source)).unwrap();
+    let mut source_events = Vec::new();
+    collect_until(
+        source.inbound().unwrap(),
+        &mut source_events,
+        Duration::from_secs(30),
+        |e| !ups(e).is_empty(),
+    );
+    let mut sink_events = Vec::new();
+    collect_until(
+        sink.inbound().unwrap(),
+        &mut sink_events,
+        Duration::from_secs(30),
+        |e| !ups(e).is_empty(),
+    );
+
+    let handle = source.handle();
+    for seq in 0..COUNT {
+        let message = Bytes::from(vec![seq as u8; 4096]);
+        handle
+            .send(Envelope::to_peer(sink.node_id(), UNICAST, message))
+            .unwrap();
+    }
+    handle
+        .report_error(PeerError {
+            node: sink.node_id(),
+            reason: "test: disconnect after the sends".into(),
+            fatal: true,
+        })
+        .unwrap();
+    collect_until(
+        sink.inbound().unwrap(),
+        &mut sink_events,
+        Duration::from_secs(30),
+        |e| {
+            e.iter()
+                .any(|e| matches!(e, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Down))
+        },
+    );
+    let got: Vec<u8> = messages(&sink_events, UNICAST)
+        .iter()
+        .map(|(_, m)| m[0])
+        .collect();
+    let sent: Vec<u8> = (0..COUNT as u8).collect();
+    assert_eq!(
+        got, sent,
+        "every message sent before the close arrived, in order"
+    );
+    for node in [source, sink] {
         node.stop().unwrap();
     }
 }
