@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use tmp2p_core::connection::{Direction, PeerConnection, PeerEvent};
+use tmp2p_core::connection::{Direction, PeerConnection, PeerEvent, Taken};
 use tmp2p_core::mconn::{ChannelDescriptor, SendError};
 use tmp2p_core::node_info::{NodeInfo, ProtocolVersions};
 use tmp2p_core::peer_manager::ClockAnchor;
@@ -178,12 +178,19 @@ impl Hub {
         }
         let pending = std::mem::take(&mut self.pending);
         for (conn, message) in pending {
+            let len = message.len();
             match self
                 .local
                 .get_mut(&conn)
                 .map(|c| c.send(now, CHANNEL, message))
             {
-                Some(Ok(())) => self.router.message_accepted(conn),
+                Some(Ok(())) => self.router.messages_accepted(
+                    conn,
+                    Taken {
+                        messages: 1,
+                        bytes: len,
+                    },
+                ),
                 Some(Err(SendError::Full(m))) => self.pending.push((conn, m)),
                 _ => {}
             }

@@ -19,7 +19,7 @@ mod error;
 mod outbox;
 
 pub use error::{ConnectionError, FailureKind};
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Taken};
 
 use std::time::{Duration, Instant};
 

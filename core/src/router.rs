@@ -14,7 +14,7 @@
 //!      then [`Router::dial_succeeded`] (create the `PeerConnection` from the returned
 //!      [`ConnectionParams`]) or [`Router::dial_failed`]; `Resolve` → DNS, then
 //!      [`Router::resolved`]; `Send` → `PeerConnection::send`, then
-//!      [`Router::message_accepted`] once it took the message; `Close` → close that
+//!      [`Router::messages_accepted`] once it took the messages; `Close` → close that
 //!      connection; `Deliver`, `PeerUpdate`, `Store` → hand to the application / database;
 //!    - for each accepted TCP connection call [`Router::accept`] *before* any handshake work;
 //!    - feed every `PeerEvent` of every connection to [`Router::handle_connection_event`]
@@ -25,7 +25,8 @@
 //!      [`Router::handle_timeout`].
 //!
 //! Outbound flow control: each connection gets at most `send_credit` messages that the
-//! driver has not yet confirmed with `message_accepted`; the rest wait in the connection's
+//! driver has not yet confirmed with `messages_accepted` (and at most `send_credit_bytes` of
+//! payload); the rest wait in the connection's
 //! QoS queue (`crate::queue`), whose policy decides what is dropped under overload. The
 //! MConnection's own per-channel queues hold only what the credit lets through, so a
 //! message is buffered twice only for that short hand-off (the MConnection must hold whole
@@ -47,7 +48,7 @@ use rand_core::RngCore;
 
 use crate::address::{NodeAddress, Resolution};
 use crate::channel_set::ChannelSet;
-use crate::connection::{Direction, PeerConfig, PeerEvent};
+use crate::connection::{Direction, PeerConfig, PeerEvent, Taken};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_info::NodeInfo;
@@ -79,6 +80,11 @@ pub struct RouterConfig {
     pub queue_max_bytes: usize,
     /// Messages handed to a connection and not yet confirmed.
     pub send_credit: usize,
+    /// Payload bytes handed to a connection and not yet confirmed: no more is handed over
+    /// while this many are outstanding (one message always may be, whatever its size). With
+    /// `send_credit` it bounds what a connection holds beyond its QoS queue: without it,
+    /// `send_credit` messages of the largest size could wait there.
+    pub send_credit_bytes: usize,
     /// How long a TCP connect may take (v0.35 node: 3 s).
     pub dial_timeout: Duration,
     /// Dials (and DNS lookups) in flight at once.
@@ -104,6 +110,7 @@ impl Default for RouterConfig {
             queue_max_items: 1024,
             queue_max_bytes: 16_000_000,
             send_credit: 32,
+            send_credit_bytes: 4 << 20,
             dial_timeout: Duration::from_secs(3),
             max_concurrent_dials: 32,
             max_connections: 1024,
@@ -121,8 +128,8 @@ impl RouterConfig {
     /// [`RouterError::InvalidConfig`] naming the setting.
     pub fn validate(&self) -> Result<(), RouterError> {
         let bad = |what: &str| Err(RouterError::InvalidConfig(what.to_owned()));
-        if self.send_credit == 0 {
-            return bad("send_credit must be above zero");
+        if self.send_credit == 0 || self.send_credit_bytes == 0 {
+            return bad("send_credit and send_credit_bytes must be above zero");
         }
         if self.max_concurrent_dials == 0 || self.max_connections == 0 {
             return bad("max_concurrent_dials and max_connections must be above zero");
@@ -167,6 +174,8 @@ enum Phase {
         channels: ChannelSet,
         queue: Box<dyn MessageQueue>,
         credit: usize,
+        /// Payload bytes handed over and not yet confirmed.
+        in_flight_bytes: usize,
     },
     /// Authenticated but refused (the PeerManager already knows); waiting for `Closed`.
     Refused,
@@ -557,14 +566,23 @@ impl Router {
         self.targets = targets;
     }
 
-    /// The driver handed one `Send` of `conn` to its connection: one more may follow.
-    pub fn message_accepted(&mut self, conn: ConnectionId) {
+    /// The driver handed `taken` (messages of `conn`'s `Send` actions) to its connection:
+    /// as many more may follow.
+    pub fn messages_accepted(&mut self, conn: ConnectionId, taken: Taken) {
         if let Some(Conn {
-            phase: Phase::Active { credit, .. },
+            phase:
+                Phase::Active {
+                    credit,
+                    in_flight_bytes,
+                    ..
+                },
             ..
         }) = self.conns.get_mut(conn)
         {
-            *credit = credit.saturating_add(1).min(self.config.send_credit);
+            *credit = credit
+                .saturating_add(taken.messages)
+                .min(self.config.send_credit);
+            *in_flight_bytes = in_flight_bytes.saturating_sub(taken.bytes);
         }
         self.pump(conn);
     }
@@ -685,6 +703,7 @@ impl Router {
                 channels: ChannelSet::from_ids(&info.channels),
                 queue,
                 credit: self.config.send_credit,
+                in_flight_bytes: 0,
             };
             self.by_node.insert(node, conn);
             let channels = info.channels.iter().map(|&c| u16::from(c)).collect();
@@ -769,18 +788,25 @@ impl Router {
 
     fn pump(&mut self, conn: ConnectionId) {
         let Some(Conn {
-            phase: Phase::Active { queue, credit, .. },
+            phase:
+                Phase::Active {
+                    queue,
+                    credit,
+                    in_flight_bytes,
+                    ..
+                },
             closing: false,
             ..
         }) = self.conns.get_mut(conn)
         else {
             return;
         };
-        while *credit > 0 {
+        while *credit > 0 && *in_flight_bytes < self.config.send_credit_bytes {
             let Some(Queued { channel, message }) = queue.pop() else {
                 break;
             };
             *credit -= 1; // cannot panic: credit > 0
+            *in_flight_bytes = in_flight_bytes.saturating_add(message.len());
             self.actions.push_back(RouterAction::Send {
                 conn,
                 channel,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent};
+use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
 use tmp2p_core::router::ConnectionId;
 
 /// An emptied output buffer larger than this is released, so an idle connection that once
@@ -231,12 +231,12 @@ impl Link {
         self.outbox.request_close();
     }
 
-    /// Hands queued sends (and then a requested close) to the machine; returns how many
-    /// messages it took, each to be reported with `Router::message_accepted`.
-    pub(crate) fn flush_outbox(&mut self, now: Instant) -> usize {
+    /// Hands queued sends (and then a requested close) to the machine; returns what it
+    /// took, to be reported with `Router::messages_accepted`.
+    pub(crate) fn flush_outbox(&mut self, now: Instant) -> Taken {
         match &mut self.stage {
             Stage::Open(pc) if !self.outbox.is_empty() => self.outbox.flush(now, pc),
-            _ => 0,
+            _ => Taken::default(),
         }
     }
 

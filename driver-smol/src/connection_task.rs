@@ -22,7 +22,7 @@ use async_net::TcpStream;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
-use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent};
+use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
 use tmp2p_core::{NodeId, NodeKey};
 
@@ -182,21 +182,21 @@ struct Sending {
     conn: ConnectionId,
     outbox: Outbox,
     /// Messages taken and not yet confirmed to the router.
-    taken: usize,
+    taken: Taken,
 }
 
 impl Sending {
     /// Hands what the machine takes to it; returns whether it took any.
     fn flush(&mut self, pc: &mut PeerConnection, now: Instant) -> bool {
         let taken = self.outbox.flush(now, pc);
-        self.taken = self.taken.saturating_add(taken);
-        taken > 0
+        self.taken.add(taken);
+        !taken.is_empty()
     }
 
     /// Tells the router how many messages were taken since the last call, in one message
     /// (one channel operation and at most one wake-up for a whole batch).
     async fn confirm(&mut self, router: &Sender<RouterInput>) {
-        if self.taken == 0 {
+        if self.taken.is_empty() {
             return;
         }
         let input = RouterInput::Accepted(self.conn, std::mem::take(&mut self.taken));
@@ -247,7 +247,7 @@ impl ConnTask {
         let mut sending = Sending {
             conn,
             outbox: Outbox::new(),
-            taken: 0,
+            taken: Taken::default(),
         };
         let mut inputs_open = true;
         let mut timer = Timer::never();

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
-use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::connection::{PeerEvent, Taken};
 use tmp2p_core::peer_manager::{PeerUpdate, StoreOp};
 use tmp2p_core::pex::PEX_CHANNEL;
 use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError, Router, RouterAction};
@@ -42,8 +42,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 pub(crate) enum RouterInput {
     /// Events of a connection's `PeerConnection`, in order.
     Connection(ConnectionId, Vec<PeerEvent>),
-    /// The connection took this many `Send`s.
-    Accepted(ConnectionId, usize),
+    /// The connection took these `Send`s.
+    Accepted(ConnectionId, Taken),
     /// A TCP connect finished.
     Dialed {
         conn: ConnectionId,
@@ -288,11 +288,9 @@ impl RouterTask {
             RouterInput::Undecodable(error) => self.router.report_error(now, error),
             RouterInput::Accepted(conn, taken) => {
                 if let Some(entry) = conns.get_mut(&conn) {
-                    entry.outstanding = entry.outstanding.saturating_sub(taken);
+                    entry.outstanding = entry.outstanding.saturating_sub(taken.messages);
                 }
-                for _ in 0..taken {
-                    self.router.message_accepted(conn);
-                }
+                self.router.messages_accepted(conn, taken);
             }
             RouterInput::Dialed {
                 conn,

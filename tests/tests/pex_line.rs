@@ -225,9 +225,8 @@ impl Net {
         }
         for (conn, outbox) in &mut node.outboxes {
             if let Some(pc) = node.conns.get_mut(conn) {
-                for _ in 0..outbox.flush(now, pc) {
-                    node.router.message_accepted(*conn);
-                }
+                let taken = outbox.flush(now, pc);
+                node.router.messages_accepted(*conn, taken);
             }
         }
         let conns = &node.conns;

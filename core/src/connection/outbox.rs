@@ -14,6 +14,29 @@ use super::PeerConnection;
 use crate::channel_set::ChannelSet;
 use crate::mconn::SendError;
 
+/// What one [`Outbox::flush`] handed to the connection: report it with
+/// `Router::messages_accepted`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken {
+    /// Messages the connection took.
+    pub messages: usize,
+    /// Their payload bytes.
+    pub bytes: usize,
+}
+
+impl Taken {
+    /// Adds `other` (saturating).
+    pub fn add(&mut self, other: Taken) {
+        self.messages = self.messages.saturating_add(other.messages);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+
+    /// Whether nothing was taken.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+}
+
 /// Ordered `Send`s and an optional trailing `Close` for one connection.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -43,11 +66,11 @@ impl Outbox {
     /// Hands queued messages to `conn` in order. A message its channel's queue refuses as
     /// full is kept, with every later message of that channel (each channel keeps its
     /// order); other channels go on. Then closes the connection if a close was requested
-    /// and nothing is left ahead of it. Returns how many messages the connection took:
-    /// report each with `Router::message_accepted`. Messages a closed connection refuses
-    /// are dropped (the Router learns of the close from the connection's `Closed` event).
-    pub fn flush(&mut self, now: Instant, conn: &mut PeerConnection) -> usize {
-        let mut taken = 0;
+    /// and nothing is left ahead of it. Returns what the connection took: report it with
+    /// `Router::messages_accepted`. Messages a closed connection refuses are dropped (the
+    /// Router learns of the close from the connection's `Closed` event).
+    pub fn flush(&mut self, now: Instant, conn: &mut PeerConnection) -> Taken {
+        let mut taken = Taken::default();
         // Channels whose queue refused a message in this flush.
         let mut full = ChannelSet::default();
         let mut kept = std::mem::take(&mut self.kept);
@@ -56,8 +79,12 @@ impl Outbox {
                 kept.push_back((channel, message));
                 continue;
             }
+            let len = message.len();
             match conn.send(now, channel, message) {
-                Ok(()) => taken += 1,
+                Ok(()) => taken.add(Taken {
+                    messages: 1,
+                    bytes: len,
+                }),
                 Err(SendError::Full(message)) => {
                     full.insert(channel);
                     kept.push_back((channel, message));
@@ -165,7 +192,7 @@ mod tests {
         }
         outbox.push_send(0x21, Bytes::from_static(b"other"));
         // 0x20 takes 2 of its 4; 0x21's message, behind them, still goes.
-        assert_eq!(outbox.flush(now, &mut a), 3);
+        assert_eq!(outbox.flush(now, &mut a).messages, 3);
         assert_eq!(outbox.len(), 2);
     }
 
@@ -204,7 +231,13 @@ mod tests {
         }
         outbox.request_close();
         // The channel queue holds 2: the rest waits, and the close with it.
-        assert_eq!(outbox.flush(now, &mut a), 2);
+        assert_eq!(
+            outbox.flush(now, &mut a),
+            Taken {
+                messages: 2,
+                bytes: 20
+            }
+        );
         assert!(!a.is_closed() && !outbox.is_empty());
         let mut delivered = 0;
         for _ in 0..10 {

@@ -8,7 +8,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use super::*;
-use crate::connection::{Outbox, PeerConnection};
+use crate::connection::{Outbox, PeerConnection, Taken};
 use crate::key::NodeKey;
 use crate::node_info::ProtocolVersions;
 use crate::peer_manager::PeerUpdate;
@@ -188,9 +188,8 @@ impl Net {
             let node = &mut self.nodes[i];
             for (conn, outbox) in &mut node.outboxes {
                 if let Some(pc) = node.conns.get_mut(conn) {
-                    for _ in 0..outbox.flush(now, pc) {
-                        node.router.message_accepted(*conn);
-                    }
+                    let taken = outbox.flush(now, pc);
+                    node.router.messages_accepted(*conn, taken);
                 }
             }
             let conns = &node.conns;
@@ -456,7 +455,13 @@ fn stale_connection_ids_are_ignored() {
         },
     );
     r.handle_connection_event(net.now, conn, PeerEvent::Closed { reason: None });
-    r.message_accepted(conn);
+    r.messages_accepted(
+        conn,
+        Taken {
+            messages: 1,
+            bytes: 4,
+        },
+    );
     r.dial_failed(net.now, conn);
     assert!(r
         .dial_succeeded(net.now, conn, SocketAddr::new(ip_of(1), 26656))
@@ -801,4 +806,56 @@ fn stored_peers_are_dialed_on_the_first_timeout_after_a_restart() {
         })
         .collect();
     assert_eq!(dialed, vec![peer]);
+}
+
+#[test]
+fn send_credit_bytes_bounds_the_payload_handed_to_a_connection() {
+    let mut net = Net::new(2, &[&[0x20]], |c| {
+        c.send_credit = 32;
+        c.send_credit_bytes = 2500;
+    });
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    let conn = *net.nodes[0].conns.keys().next().unwrap();
+    for j in 0..10u8 {
+        let message = Bytes::from(vec![j; 1000]);
+        net.nodes[0]
+            .router
+            .send(Envelope::to_peer(id1, 0x20, message));
+    }
+    let sends = |net: &mut Net| {
+        let mut count = 0;
+        while let Some(action) = net.nodes[0].router.poll_action() {
+            if let RouterAction::Send {
+                conn,
+                channel,
+                message,
+            } = action
+            {
+                count += 1;
+                let outbox = net.nodes[0].outboxes.entry(conn).or_default();
+                outbox.push_send(channel, message);
+            }
+        }
+        count
+    };
+    // 0, 1000 and 2000 bytes outstanding are below 2 500: three messages, then it waits.
+    assert_eq!(sends(&mut net), 3);
+    // Two confirmed: 1 000 bytes outstanding, room for two more.
+    net.nodes[0].router.messages_accepted(
+        conn,
+        Taken {
+            messages: 2,
+            bytes: 2000,
+        },
+    );
+    assert_eq!(sends(&mut net), 2);
+    // Everything still arrives, in order, as the driver confirms what the connection took.
+    net.drive();
+    let got = net.delivered(1, 0x20);
+    assert_eq!(got.len(), 10);
+    for (j, (_, message)) in got.iter().enumerate() {
+        assert_eq!(message[0], j as u8);
+    }
 }

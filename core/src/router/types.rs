@@ -96,7 +96,7 @@ pub enum RouterAction {
         address: NodeAddress,
     },
     /// Hand `message` to the connection's `PeerConnection::send`, then confirm with
-    /// `Router::message_accepted` once the connection took it.
+    /// `Router::messages_accepted` once the connection took it.
     Send {
         /// The connection.
         conn: ConnectionId,

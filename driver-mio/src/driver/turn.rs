@@ -70,19 +70,19 @@ impl Driver {
         taken
     }
 
-    /// [`Link::flush_outbox`](crate::link::Link::flush_outbox) plus one
-    /// `Router::message_accepted` per message taken; the router's resulting actions are left
-    /// for the caller's action loop. Returns how many the machine took.
+    /// [`Link::flush_outbox`](crate::link::Link::flush_outbox) plus
+    /// `Router::messages_accepted` for what the machine took; the router's resulting actions
+    /// are left for the caller's action loop. Returns how many messages it took.
     pub(super) fn hand_over(&mut self, slot: usize, now: Instant) -> usize {
         let Some(link) = self.links.get_mut(slot) else {
             return 0;
         };
         let conn = link.conn;
         let taken = link.flush_outbox(now);
-        for _ in 0..taken {
-            self.router.message_accepted(conn);
+        if !taken.is_empty() {
+            self.router.messages_accepted(conn, taken);
         }
-        taken
+        taken.messages
     }
 
     pub(super) fn drain_link_events(&mut self, slot: usize, now: Instant) {

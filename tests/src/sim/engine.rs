@@ -283,9 +283,8 @@ impl Sim {
         for (conn, outbox) in &mut running.outboxes {
             let before = (outbox.len(), outbox.is_empty());
             if let Some(c) = running.conns.get_mut(conn) {
-                for _ in 0..outbox.flush(now, &mut c.pc) {
-                    running.router.message_accepted(*conn);
-                }
+                let taken = outbox.flush(now, &mut c.pc);
+                running.router.messages_accepted(*conn, taken);
             }
             progress |= before != (outbox.len(), outbox.is_empty());
         }
