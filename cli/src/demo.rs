@@ -167,12 +167,38 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), CliError> {
     let dir: PathBuf = std::env::temp_dir().join(format!("tmp2p-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
-    let result = run_in(args, n, size, &dir);
+    // All nodes share one executor with a thread per core (`NodeBuilder::start_on`), rather
+    // than each starting threads of its own: N nodes x 2 threads would oversubscribe the
+    // cores and every hand-off between tasks would risk waking a parked thread.
+    let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let executor = Arc::new(smol::Executor::new());
+    let (quit, quit_rx) = async_channel::bounded::<()>(1);
+    let mut runners = Vec::new();
+    for i in 0..threads {
+        let executor = Arc::clone(&executor);
+        let quit_rx = quit_rx.clone();
+        let runner = std::thread::Builder::new()
+            .name(format!("tmp2p-demo-{i}"))
+            .spawn(move || smol::block_on(executor.run(quit_rx.recv())))
+            .map_err(|e| CliError::Runtime(format!("cannot start an executor thread: {e}")))?;
+        runners.push(runner);
+    }
+    let result = run_in(args, n, size, &dir, &executor);
+    drop(quit);
+    for runner in runners {
+        let _ = runner.join();
+    }
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn run_in(args: &DemoArgs, n: usize, size: usize, dir: &std::path::Path) -> Result<(), CliError> {
+fn run_in(
+    args: &DemoArgs,
+    n: usize,
+    size: usize,
+    dir: &std::path::Path,
+    executor: &Arc<smol::Executor<'static>>,
+) -> Result<(), CliError> {
     let keys: Vec<NodeKey> = (0..n).map(|_| NodeKey::generate(&mut OsRng)).collect();
     let ports = free_ports(n)?;
     let addresses: Vec<NodeAddress> = keys
@@ -210,7 +236,7 @@ fn run_in(args: &DemoArgs, n: usize, size: usize, dir: &std::path::Path) -> Resu
                 )
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
             let handle = builder
-                .start()
+                .start_on(Arc::clone(executor))
                 .await
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
             let stats = Arc::new(Mutex::new(Stats::default()));
