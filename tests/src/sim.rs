@@ -12,9 +12,12 @@
 //!   crash (peers get EOF, the store survives) and restart from their stored records.
 //! - [`Sim::step`] advances to the next network event or timer; [`Sim::drive`] runs until
 //!   the network is quiet; [`Sim::run_for`] runs a stretch of virtual time. A machine that
-//!   asks to be woken at or before `now` and then does nothing is a [`SimError::HotLoop`].
+//!   asks to be woken at or before `now` and then does nothing, or a node whose timers
+//!   come due [`MAX_FIRES_PER_INSTANT`] times at one instant, is a [`SimError::HotLoop`]
+//!   (`--test sim_reactor_timers` trips both with a deliberately broken reactor).
 //! - Every node's work runs in a `tracing` span `node{idx, inc}`.
-//! - Reactors ([`reactor`]) are closures or small structs over the typed-channel API.
+//! - Reactors ([`reactor`]) are closures or small structs over the typed-channel API, with
+//!   an optional timer of their own.
 //! - PEX ([`pex`]): [`Sim::enable_pex`] runs the real PEX reactor (or a request flooder)
 //!   on a node's channel 0x00; `cargo test -p tmp2p-tests --test sim_pex`.
 //!
@@ -64,6 +67,8 @@ const EPOCH_SECS: u64 = 1_700_000_000;
 
 /// Steps one `drive` or `run_for` may take before it is declared runaway.
 const MAX_STEPS: u64 = 50_000_000;
+/// Times one node's timers may come due at one virtual instant before it is a hot loop.
+pub const MAX_FIRES_PER_INSTANT: u32 = 10_000;
 
 /// Counts of what the network did, to show a run exercised its faults.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,14 +88,16 @@ pub struct SimStats {
 /// Why a simulation stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
-    /// A machine asked to be woken at or before `now`, was woken, and did nothing.
+    /// A machine asked to be woken at or before `now`, was woken, and did nothing; or a
+    /// node's timers came due more than [`MAX_FIRES_PER_INSTANT`] times at one instant
+    /// (busy without letting time pass).
     #[error("hot loop at {at:?}: node {node} {machine} is due again without doing anything")]
     HotLoop {
         /// Virtual time.
         at: Duration,
         /// Node index.
         node: usize,
-        /// `router` or the connection.
+        /// `router`, `pex`, the connection, the reactor, or the driver's service loop.
         machine: String,
     },
     /// `drive` did not reach a quiet network within its virtual-time budget.
@@ -153,6 +160,8 @@ pub struct Sim {
     /// Every running node's earliest timer, indexed by time (kept by `refresh_timer`).
     timers: BTreeSet<(Instant, usize)>,
     timer_of: BTreeMap<usize, Instant>,
+    /// Per node: the instant its timers last came due and how often in a row at it.
+    fires_at: BTreeMap<usize, (Instant, u32)>,
     stats: SimStats,
     /// Budget of virtual time for one `drive`.
     pub drive_budget: Duration,
@@ -181,6 +190,7 @@ impl Sim {
             trace: Trace::default(),
             timers: BTreeSet::new(),
             timer_of: BTreeMap::new(),
+            fires_at: BTreeMap::new(),
             stats: SimStats::default(),
             drive_budget: Duration::from_secs(600),
         }
@@ -303,6 +313,8 @@ impl Sim {
         self.node_mut(i)?
             .reactors
             .insert(channel, Box::new(reactor));
+        // Its timer (if any) joins the node's.
+        self.refresh_timer(i);
         Ok(())
     }
 

@@ -34,14 +34,22 @@ impl Sim {
     }
 
     fn node_timer(&self, i: usize) -> Option<Instant> {
-        let running = self.nodes.get(i)?.running.as_ref()?;
+        let node = self.nodes.get(i)?;
+        let running = node.running.as_ref()?;
         let pex = running.pex.as_ref().and_then(|p| p.poll_timeout());
+        let reactors = node
+            .reactors
+            .values()
+            .filter_map(|r| r.next_timer())
+            .min()
+            .map(|at| self.base + at);
         running
             .conns
             .values()
             .fold(earliest(running.router.poll_timeout(), pex), |t, c| {
                 earliest(t, c.pc.poll_timeout())
             })
+            .map_or(reactors, |t| earliest(Some(t), reactors))
     }
 
     /// The next instant something is due: a network event or a machine's timer.
@@ -91,6 +99,14 @@ impl Sim {
             .map(|(_, i)| *i)
             .collect();
         for i in due {
+            let fires = match self.fires_at.get(&i) {
+                Some(&(at, count)) if at == now => count.saturating_add(1),
+                _ => 1,
+            };
+            self.fires_at.insert(i, (now, fires));
+            if fires > super::MAX_FIRES_PER_INSTANT {
+                return Err(self.hot_loop(i));
+            }
             let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
                 continue;
             };
@@ -107,6 +123,7 @@ impl Sim {
                     conn.pc.handle_timeout(now);
                 }
             }
+            self.fire_reactor_timers(i);
             let progressed = self.service_rounds(i)?;
             if !progressed && self.node_timer(i).is_some_and(|t| t <= now) {
                 return Err(self.hot_loop(i));
@@ -130,11 +147,24 @@ impl Sim {
                     .is_some_and(|p| p.poll_timeout().is_some_and(|t| t <= now))
                 {
                     "pex".to_owned()
+                } else if let Some((id, _)) = r
+                    .conns
+                    .iter()
+                    .find(|(_, c)| c.pc.poll_timeout().is_some_and(|t| t <= now))
+                {
+                    format!("connection {id}")
                 } else {
-                    r.conns
-                        .iter()
-                        .find(|(_, c)| c.pc.poll_timeout().is_some_and(|t| t <= now))
-                        .map_or_else(String::new, |(id, _)| format!("connection {id}"))
+                    let elapsed = self.elapsed();
+                    self.nodes
+                        .get(i)
+                        .and_then(|n| {
+                            n.reactors
+                                .iter()
+                                .find(|(_, r)| r.next_timer().is_some_and(|t| t <= elapsed))
+                        })
+                        .map_or_else(String::new, |(ch, _)| {
+                            format!("reactor on channel {ch:#04x}")
+                        })
                 }
             });
         SimError::HotLoop {
@@ -352,6 +382,38 @@ impl Sim {
             }
         }
         progress
+    }
+
+    /// Calls `on_timer` of every reactor of node `i` whose timer is due, and hands what it
+    /// sent and reported to the node's router.
+    fn fire_reactor_timers(&mut self, i: usize) {
+        let now = self.now;
+        let elapsed = self.elapsed();
+        let Some(node) = self.nodes.get_mut(i) else {
+            return;
+        };
+        let node_id = node.id();
+        for reactor in node.reactors.values_mut() {
+            if reactor.next_timer().is_none_or(|t| t > elapsed) {
+                continue;
+            }
+            let mut ctx = ReactorCtx {
+                now: elapsed,
+                node: i,
+                node_id,
+                sends: Vec::new(),
+                errors: Vec::new(),
+            };
+            reactor.on_timer(&mut ctx);
+            if let Some(running) = node.running.as_mut() {
+                for send in ctx.sends {
+                    running.router.send(send);
+                }
+                for error in ctx.errors {
+                    running.router.report_error(now, error);
+                }
+            }
+        }
     }
 
     fn dispatch(&mut self, i: usize) -> bool {

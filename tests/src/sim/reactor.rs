@@ -1,7 +1,9 @@
 //! Reactors inside the simulation: what runs on a node's channel when a message is
-//! delivered. A reactor is a plain closure `FnMut(&mut ReactorCtx, &Envelope)` or a small
-//! struct; [`TypedReactor`] puts a `tmp2p_core::typed` codec in front of a closure, so an
-//! undecodable message becomes a `PeerError` against its sender.
+//! delivered, and (optionally) when the reactor's own timer is due. A reactor is a plain
+//! closure `FnMut(&mut ReactorCtx, &Envelope)` or a small struct; [`TypedReactor`] puts a
+//! `tmp2p_core::typed` codec in front of a closure, so an undecodable message becomes a
+//! `PeerError` against its sender. A reactor's timer joins its node's timers, so the
+//! engine's hot-loop check also catches a reactor that stays due without doing anything.
 
 use std::time::Duration;
 
@@ -50,6 +52,17 @@ impl ReactorCtx {
 pub trait Reactor: Send {
     /// One inbound envelope (`from` is always set).
     fn on_message(&mut self, ctx: &mut ReactorCtx, envelope: &Envelope);
+
+    /// When the reactor's timer is due next, as virtual time since the start of the
+    /// simulation; `None` (the default): no timer. Re-read after every call.
+    fn next_timer(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The timer is due (`ctx.now` ≥ [`Reactor::next_timer`]); the node runs.
+    fn on_timer(&mut self, ctx: &mut ReactorCtx) {
+        let _ = ctx;
+    }
 }
 
 impl<F> Reactor for F
