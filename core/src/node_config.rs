@@ -17,6 +17,9 @@ pub enum NodeConfigError {
     /// The network (chain id) is empty.
     #[error("network must not be empty")]
     EmptyNetwork,
+    /// `listen_backlog` is zero.
+    #[error("listen_backlog must be above zero")]
+    ZeroListenBacklog,
     /// The moniker is not printable ASCII.
     #[error("moniker must be non-empty printable ASCII, got {0:?}")]
     InvalidMoniker(String),
@@ -36,6 +39,12 @@ pub enum NodeConfigError {
 pub struct NodeConfig {
     /// Where to listen for peers.
     pub listen: SocketAddr,
+    /// Length of the listener's queue of connections the kernel has completed and the
+    /// driver has not accepted yet (the `listen(2)` backlog; Linux caps it at
+    /// `net.core.somaxconn`). Rust's std and mio use 128: a burst of more inbound
+    /// connections than that while the driver is busy (with handshakes, say) makes the
+    /// kernel drop SYNs, which dialers retry only after about a second. Unix only.
+    pub listen_backlog: u32,
     /// The address peers should dial (`host:port`), advertised in NodeInfo and PEX; the
     /// listen address when `None`.
     pub external_address: Option<String>,
@@ -64,6 +73,7 @@ impl NodeConfig {
     pub fn new(network: impl Into<String>, listen: SocketAddr) -> Self {
         NodeConfig {
             listen,
+            listen_backlog: 1024,
             external_address: None,
             network: network.into(),
             moniker: "tmp2p".into(),
@@ -84,6 +94,9 @@ impl NodeConfig {
     pub fn validate(&self, self_id: NodeId) -> Result<(), NodeConfigError> {
         if self.network.is_empty() {
             return Err(NodeConfigError::EmptyNetwork);
+        }
+        if self.listen_backlog == 0 {
+            return Err(NodeConfigError::ZeroListenBacklog);
         }
         let printable =
             |s: &str| s.bytes().all(|b| (32..=126).contains(&b)) && s.bytes().any(|b| b != b' ');
@@ -173,6 +186,12 @@ mod tests {
         let mut bad = config.clone();
         bad.network.clear();
         assert_eq!(bad.validate_for(&key), Err(NodeConfigError::EmptyNetwork));
+        let mut bad = config.clone();
+        bad.listen_backlog = 0;
+        assert_eq!(
+            bad.validate_for(&key),
+            Err(NodeConfigError::ZeroListenBacklog)
+        );
         let mut bad = config.clone();
         bad.moniker = "tab\there".into();
         assert!(matches!(

@@ -136,7 +136,7 @@ impl Driver {
                 addr: config.listen,
                 source,
             })?;
-        set_backlog(&listener, limits.listen_backlog);
+        set_backlog(&listener, config.listen_backlog);
         let local_addr = listener.local_addr()?;
         let registry = registry.try_clone()?;
         registry.register(&mut listener, tokens.listener(), Interest::READABLE)?;

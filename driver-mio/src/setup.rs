@@ -26,12 +26,6 @@ pub struct DriverLimits {
     pub max_pending_inbound: usize,
     /// How long a closed connection may take to flush its last bytes.
     pub close_linger: Duration,
-    /// Length of the listener's queue of connections the kernel completed and the loop
-    /// has not accepted yet (`listen(2)` backlog; Linux caps it at
-    /// `net.core.somaxconn`). mio's own is 128: a burst of more inbound connections than
-    /// that while the loop is busy (e.g. with handshakes) makes the kernel drop SYNs,
-    /// which the dialers retry only after a 1 s timeout. Unix only.
-    pub listen_backlog: u32,
 }
 
 impl Default for DriverLimits {
@@ -44,7 +38,6 @@ impl Default for DriverLimits {
             commands_per_turn: 4096,
             max_pending_inbound: 1024,
             close_linger: Duration::from_secs(5),
-            listen_backlog: 1024,
         }
     }
 }

@@ -129,6 +129,14 @@ impl NodeBuilder {
             source,
         };
         let listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
+        // std listens with a backlog of 128; listen(2) again only changes it.
+        #[cfg(unix)]
+        if let Err(error) = rustix::net::listen(
+            &listener,
+            i32::try_from(config.listen_backlog).unwrap_or(i32::MAX),
+        ) {
+            tracing::warn!(%error, "cannot set the listen backlog: std's 128 stays");
+        }
         let local_addr = listener.local_addr().map_err(bind)?;
         config.listen = local_addr;
         let records = store.load()?;

@@ -427,3 +427,43 @@ fn two_nodes_run_on_the_applications_own_executor() {
     quit.try_send(()).unwrap();
     runner.join().unwrap().unwrap();
 }
+
+/// Connects to `addr` `count` times (keeping every connection open), each within `timeout`;
+/// returns how many completed before the first that did not.
+fn connects_until_refused(addr: SocketAddr, count: usize, timeout: Duration) -> usize {
+    let mut open = Vec::new();
+    for _ in 0..count {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => open.push(stream),
+            Err(_) => break,
+        }
+    }
+    open.len()
+}
+
+#[test]
+fn the_listen_backlog_holds_a_burst_the_node_has_not_accepted_yet() {
+    // A built but not started node: its listener is bound and listening, nothing accepts,
+    // so every connection waits in the kernel's accept queue, whose length is the backlog.
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let builder = NodeBuilder::new(
+        config(any(), vec![]),
+        key(60),
+        Box::new(MemoryPeerStore::new()),
+    )
+    .unwrap();
+    let burst = 300; // more than the 128 that std's listener would queue
+    assert_eq!(
+        connects_until_refused(builder.local_addr(), burst, Duration::from_secs(2)),
+        burst,
+        "the default backlog (1024) holds the whole burst"
+    );
+    drop(builder);
+
+    // The setting is what decides: with a backlog of 4, the queue fills after a handful.
+    let mut small = config(any(), vec![]);
+    small.listen_backlog = 4;
+    let builder = NodeBuilder::new(small, key(61), Box::new(MemoryPeerStore::new())).unwrap();
+    let held = connects_until_refused(builder.local_addr(), 50, Duration::from_millis(300));
+    assert!(held < 50, "a backlog of 4 held {held} connections");
+}

@@ -182,3 +182,42 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     let expected: Vec<u8> = (0..COUNT).map(|i| i as u8).collect();
     assert_eq!(got, expected);
 }
+
+/// Connects to `addr` `count` times (keeping every connection open), each within `timeout`;
+/// returns how many completed before the first that did not.
+fn connects_until_refused(addr: std::net::SocketAddr, count: usize, timeout: Duration) -> usize {
+    let mut open = Vec::new();
+    for _ in 0..count {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => open.push(stream),
+            Err(_) => break,
+        }
+    }
+    open.len()
+}
+
+#[test]
+fn the_listen_backlog_holds_a_burst_the_loop_has_not_accepted_yet() {
+    // The loop never runs: every connection waits in the kernel's accept queue, whose
+    // length is the configured backlog (mio's own is 128).
+    let poll = Poll::new().unwrap();
+    let driver = Driver::new(
+        setup(70, vec![]),
+        poll.registry(),
+        TokenRange::new(0, 64).unwrap(),
+    )
+    .unwrap();
+    let burst = 300;
+    assert_eq!(
+        connects_until_refused(driver.local_addr(), burst, Duration::from_secs(2)),
+        burst,
+        "the default backlog (1024) holds the whole burst"
+    );
+    drop(driver);
+
+    let mut small = setup(71, vec![]);
+    small.config.listen_backlog = 4;
+    let driver = Driver::new(small, poll.registry(), TokenRange::new(64, 64).unwrap()).unwrap();
+    let held = connects_until_refused(driver.local_addr(), 50, Duration::from_millis(300));
+    assert!(held < 50, "a backlog of 4 held {held} connections");
+}
