@@ -17,10 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use async_channel::{Sender, TrySendError};
 use bytes::Bytes;
 use tmp2p_core::router::{self, PeerError};
-use tmp2p_core::typed::UndecodableMessage;
+use tmp2p_core::typed::{decode_inbound, ChannelCodec, UndecodableMessage};
 use tmp2p_core::NodeId;
+
+use crate::envelope::Envelope;
 
 /// Waits for room in a full receiver and delivers the message it holds; `false` when the
 /// receiver was dropped meanwhile.
@@ -41,6 +44,37 @@ pub(crate) type Deliverer = Box<dyn Fn(router::Envelope) -> Delivery + Send + Sy
 
 /// The application's channels, shared by every connection task.
 pub(crate) type AppChannels = Arc<BTreeMap<u8, Deliverer>>;
+
+/// The deliverer of one application channel: decodes with `codec` and offers the typed
+/// envelope to `inbound` (the receiver the application holds).
+pub(crate) fn deliverer<C: ChannelCodec>(
+    codec: Arc<C>,
+    inbound: Sender<Envelope<C::Message>>,
+) -> Deliverer {
+    Box::new(move |envelope: router::Envelope| {
+        let Some(from) = envelope.from else {
+            return Delivery::Delivered;
+        };
+        match decode_inbound(&*codec, from, envelope.message) {
+            Ok(message) => match inbound.try_send(Envelope {
+                from: Some(from),
+                to: None,
+                channel: envelope.channel,
+                message,
+            }) {
+                Ok(()) => Delivery::Delivered,
+                Err(TrySendError::Full(envelope)) => {
+                    let inbound = inbound.clone();
+                    Delivery::Full(Box::pin(
+                        async move { inbound.send(envelope).await.is_ok() },
+                    ))
+                }
+                Err(TrySendError::Closed(_)) => Delivery::Closed,
+            },
+            Err(error) => Delivery::Undecodable(error),
+        }
+    })
+}
 
 /// One connection's inbound side: held messages, the delivery waiting for room, and the
 /// complaints to pass to the router.
@@ -161,5 +195,130 @@ impl Inbound {
         self.held.clear();
         self.waiting = None;
         count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tmp2p_core::typed::{ProtoCodec, RawCodec};
+    use tmp2p_proto::echo::EchoMessage;
+
+    const RAW: u8 = 0x20;
+    const TYPED: u8 = 0x21;
+    const PEER: NodeId = NodeId::from_bytes([9; 20]);
+
+    /// An inbound side with a raw channel of `capacity` and a protobuf channel.
+    #[allow(clippy::type_complexity)]
+    fn inbound(
+        capacity: usize,
+    ) -> (
+        Inbound,
+        async_channel::Receiver<Envelope<Bytes>>,
+        async_channel::Receiver<Envelope<EchoMessage>>,
+    ) {
+        let (raw_tx, raw) = async_channel::bounded(capacity);
+        let (typed_tx, typed) = async_channel::bounded(capacity);
+        let mut channels = BTreeMap::new();
+        channels.insert(RAW, deliverer(Arc::new(RawCodec), raw_tx));
+        channels.insert(
+            TYPED,
+            deliverer(Arc::new(ProtoCodec::<EchoMessage>::new()), typed_tx),
+        );
+        (Inbound::new(Arc::new(channels)), raw, typed)
+    }
+
+    fn bytes(n: u8) -> Bytes {
+        Bytes::from(vec![n; 3])
+    }
+
+    fn drain(rx: &async_channel::Receiver<Envelope<Bytes>>) -> Vec<u8> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| {
+                assert_eq!(e.from, Some(PEER));
+                e.message[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_wait_for_the_routing_verdict_and_other_channels_go_to_the_router() {
+        let (mut inbound, raw, _typed) = inbound(8);
+        assert_eq!(
+            inbound.take(0x00, bytes(0)),
+            Err(bytes(0)),
+            "PEX is the router's"
+        );
+        inbound.take(RAW, bytes(1)).unwrap();
+        inbound.take(RAW, bytes(2)).unwrap();
+        assert!(inbound.deliver().is_none());
+        assert!(raw.is_empty(), "nothing before the router routed the peer");
+        assert!(inbound.is_blocked(), "the socket is not read meanwhile");
+        inbound.routed(PEER);
+        assert!(inbound.deliver().is_none());
+        assert_eq!(drain(&raw), vec![1, 2]);
+        assert!(!inbound.is_blocked());
+    }
+
+    #[test]
+    fn a_full_channel_blocks_until_there_is_room_and_loses_nothing() {
+        let (mut inbound, raw, _typed) = inbound(2);
+        inbound.routed(PEER);
+        for n in 0..5 {
+            inbound.take(RAW, bytes(n)).unwrap();
+        }
+        assert!(inbound.deliver().is_none());
+        assert!(inbound.waits_for_room() && inbound.is_blocked());
+        let pending = futures_lite::future::block_on(async {
+            // Pending while the channel is full.
+            futures_lite::future::poll_once(futures_lite::future::poll_fn(|cx| {
+                inbound.poll_room(cx)
+            }))
+            .await
+        });
+        assert!(pending.is_none());
+        let mut got = drain(&raw);
+        while got.len() < 5 {
+            futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+                inbound.poll_room(cx)
+            }));
+            assert!(inbound.deliver().is_none());
+            got.extend(drain(&raw));
+        }
+        assert_eq!(got, vec![0, 1, 2, 3, 4], "every message, once, in order");
+        assert!(!inbound.is_blocked());
+    }
+
+    #[test]
+    fn an_undecodable_message_is_one_fatal_error_and_nothing_after_it_is_delivered() {
+        let (mut inbound, raw, typed) = inbound(8);
+        inbound.routed(PEER);
+        inbound
+            .take(TYPED, Bytes::from_static(&[0xff, 0xff]))
+            .unwrap();
+        inbound.take(RAW, bytes(1)).unwrap();
+        let error = inbound.deliver().unwrap();
+        assert_eq!(error.node, PEER);
+        assert!(error.fatal);
+        assert!(typed.is_empty());
+        inbound.take(RAW, bytes(2)).unwrap();
+        assert!(inbound.deliver().is_none());
+        assert!(
+            raw.is_empty(),
+            "the evicted peer's later messages are dropped"
+        );
+    }
+
+    #[test]
+    fn discard_drops_what_is_held_and_waiting() {
+        let (mut inbound, _raw, _typed) = inbound(1);
+        inbound.routed(PEER);
+        for n in 0..4 {
+            inbound.take(RAW, bytes(n)).unwrap();
+        }
+        inbound.deliver();
+        // One delivered, one waiting for room, two held.
+        assert_eq!(inbound.discard(), 3);
+        assert!(inbound.is_empty());
     }
 }

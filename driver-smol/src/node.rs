@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use smol::{Executor, Task};
 use tmp2p_core::address::NodeAddress;
@@ -17,14 +17,14 @@ use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
 use tmp2p_core::pex::{self, PexConfig, PexReactor};
-use tmp2p_core::router::{self, Router};
-use tmp2p_core::typed::{decode_inbound, ChannelCodec, RawCodec};
+use tmp2p_core::router::Router;
+use tmp2p_core::typed::{ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
 
-use crate::envelope::{AppCommand, Channel, ChannelSender, Envelope, ErrorSender};
+use crate::envelope::{AppCommand, Channel, ChannelSender, ErrorSender};
 use crate::error::DriverError;
-use crate::inbound::{Deliverer, Delivery};
+use crate::inbound::{self, Deliverer};
 use crate::pex_driver::PexDriver;
 use crate::router_task::{accept_loop, RouterTask};
 use crate::store_task::{run_store, StoreRequest};
@@ -191,30 +191,7 @@ impl NodeBuilder {
         self.router.open_channel(descriptor)?;
         let codec = Arc::new(codec);
         let (inbound_tx, inbound) = async_channel::bounded(self.options.inbound_capacity);
-        let decoder = Arc::clone(&codec);
-        let deliverer: Deliverer = Box::new(move |envelope: router::Envelope| {
-            let Some(from) = envelope.from else {
-                return Delivery::Delivered;
-            };
-            match decode_inbound(&*decoder, from, envelope.message) {
-                Ok(message) => match inbound_tx.try_send(Envelope {
-                    from: Some(from),
-                    to: None,
-                    channel: envelope.channel,
-                    message,
-                }) {
-                    Ok(()) => Delivery::Delivered,
-                    Err(TrySendError::Full(envelope)) => {
-                        let inbound_tx = inbound_tx.clone();
-                        Delivery::Full(Box::pin(
-                            async move { inbound_tx.send(envelope).await.is_ok() },
-                        ))
-                    }
-                    Err(TrySendError::Closed(_)) => Delivery::Closed,
-                },
-                Err(error) => Delivery::Undecodable(error),
-            }
-        });
+        let deliverer = inbound::deliverer(Arc::clone(&codec), inbound_tx);
         self.deliverers.insert(id, deliverer);
         let encode = Arc::new(move |message: &C::Message| codec.encode(message));
         Ok(Channel {
