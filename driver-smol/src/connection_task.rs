@@ -10,17 +10,18 @@
 
 use std::future::Future;
 use std::io;
+use std::io::Read;
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use async_io::Timer;
+use async_io::{Async, Timer};
 use async_net::TcpStream;
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
+use futures_lite::{future, AsyncWrite, Stream};
 use smol::Executor;
 use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
@@ -90,19 +91,60 @@ enum Wake {
 /// The socket side of the task: the stream, the write in progress (kept here, so a poll
 /// that is not completed loses nothing) and the read buffer.
 struct SocketIo {
-    stream: TcpStream,
+    /// async-io's handle itself rather than `async_net::TcpStream`, whose `poll_read` tries
+    /// a `read` before it waits: with a task woken for commands as often as for bytes, two
+    /// of every three reads were futile `EAGAIN`s. Here a drained socket waits for its
+    /// readiness event first (see [`SocketIo::poll_read`]).
+    stream: Arc<Async<std::net::TcpStream>>,
     /// The rest of the current write; empty when no write is in progress.
     writing: Bytes,
     read_buf: Vec<u8>,
+    /// The last read found the socket empty (a short read or `WouldBlock`): wait for
+    /// readiness before reading again.
+    drained: bool,
     /// Set after EOF or a read error: the socket is not read again.
     read_done: bool,
 }
 
 impl SocketIo {
+    fn new(stream: TcpStream, read_size: usize) -> SocketIo {
+        SocketIo {
+            stream: stream.into(),
+            writing: Bytes::new(),
+            read_buf: vec![0u8; read_size],
+            drained: false,
+            read_done: false,
+        }
+    }
+
+    /// Reads into the read buffer. A read shorter than the buffer emptied the socket's
+    /// receive queue, so the next read waits for a readiness event instead of trying (and
+    /// failing) first. Registering that interest re-arms epoll, which reports data that
+    /// arrived in between, so nothing is missed.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        loop {
+            if self.drained {
+                if let Err(error) = std::task::ready!(self.stream.poll_readable(cx)) {
+                    return Poll::Ready(Err(error));
+                }
+                self.drained = false;
+            }
+            match self.stream.get_ref().read(&mut self.read_buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Ok(n) => {
+                    self.drained = n < self.read_buf.len();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
     /// Pushes the write in progress as far as the socket takes it.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<()>>> {
         while !self.writing.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.writing) {
+            match Pin::new(&mut &*self.stream).poll_write(cx, &self.writing) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Some(Err(io::ErrorKind::WriteZero.into())));
                 }
@@ -144,7 +186,7 @@ impl SocketIo {
             reading &= !inbound.is_blocked();
         }
         if reading {
-            match Pin::new(&mut self.stream).poll_read(cx, &mut self.read_buf) {
+            match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Wake::Eof),
                 Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Read(n)),
                 Poll::Ready(Err(error)) => return Poll::Ready(Wake::ReadFailed(error)),
@@ -237,12 +279,7 @@ impl ConnTask {
             &mut rand_core::OsRng,
         );
         drop(key);
-        let mut io = SocketIo {
-            stream,
-            writing: Bytes::new(),
-            read_buf: vec![0u8; READ_SIZE],
-            read_done: false,
-        };
+        let mut io = SocketIo::new(stream, READ_SIZE);
         let mut inbound = Inbound::new(app_channels);
         let mut sending = Sending {
             conn,
@@ -412,8 +449,7 @@ impl ConnTask {
         let mut finished = false;
         loop {
             if !finished && io.writing.is_empty() {
-                let _ = future::poll_fn(|cx| Pin::new(&mut io.stream).poll_flush(cx)).await;
-                let _ = io.stream.shutdown(Shutdown::Write);
+                let _ = io.stream.get_ref().shutdown(Shutdown::Write);
                 finished = true;
             }
             if finished && io.read_done {
@@ -487,12 +523,9 @@ mod tests {
             let (mut server, _) = listener.accept().await.unwrap();
             // Far more than loopback socket buffers hold: the write must go Pending.
             let data: Vec<u8> = (0..32_000_000u32).map(|i| (i % 251) as u8).collect();
-            let mut io = SocketIo {
-                stream: client,
-                writing: Bytes::from(data.clone()),
-                read_buf: vec![0u8; 16],
-                read_done: true,
-            };
+            let mut io = SocketIo::new(client, 16);
+            io.writing = Bytes::from(data.clone());
+            io.read_done = true;
             let mut received = Vec::with_capacity(data.len());
             let mut buf = vec![0u8; 256 * 1024];
             let mut interrupted = 0;
@@ -513,6 +546,49 @@ mod tests {
             server.read_to_end(&mut received).await.unwrap();
             assert!(interrupted > 0, "the write never went pending");
             assert!(received == data, "bytes lost, repeated or reordered");
+        });
+    }
+
+    /// After a short read the socket is treated as drained and the next read waits for a
+    /// readiness event: bytes that arrive later, and the peer's close right behind its
+    /// last bytes, are still read.
+    #[test]
+    fn a_drained_socket_still_reads_later_bytes_and_the_close() {
+        use futures_lite::AsyncWriteExt;
+        smol::block_on(async {
+            let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut peer = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (ours, _) = listener.accept().await.unwrap();
+            let mut io = SocketIo::new(ours, 64);
+            async fn read(io: &mut SocketIo) -> Option<usize> {
+                let mut timer = Timer::after(Duration::from_secs(5));
+                future::poll_fn(move |cx| match io.poll_read(cx) {
+                    Poll::Ready(result) => Poll::Ready(Some(result.unwrap())),
+                    Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| None),
+                })
+                .await
+            }
+            peer.write_all(b"first").await.unwrap();
+            assert_eq!(read(&mut io).await, Some(5));
+            assert!(io.drained, "a short read marks the socket drained");
+            // Nothing more yet: the read waits (here until the timer) without failing.
+            let mut timer = Timer::after(Duration::from_millis(50));
+            let idle = future::poll_fn(|cx| match io.poll_read(cx) {
+                Poll::Ready(_) => Poll::Ready(false),
+                Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| true),
+            })
+            .await;
+            assert!(idle, "a drained socket with no data must not report a read");
+            // Later bytes, then the close right behind them, in one go.
+            peer.write_all(b"second").await.unwrap();
+            peer.close().await.unwrap();
+            drop(peer);
+            Timer::after(Duration::from_millis(20)).await;
+            assert_eq!(read(&mut io).await, Some(6));
+            assert_eq!(&io.read_buf[..6], b"second");
+            assert_eq!(read(&mut io).await, Some(0), "the close after a short read");
         });
     }
 }
