@@ -337,6 +337,9 @@ impl Driver {
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             link.readable = true;
         }
+        if event.is_read_closed() || event.is_error() {
+            link.read_closed = true;
+        }
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             link.writable = true;
         }

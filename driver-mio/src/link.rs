@@ -63,6 +63,10 @@ pub(crate) struct Link {
     outbox: Outbox,
     /// The socket may have bytes to read (cleared on `WouldBlock`).
     pub(crate) readable: bool,
+    /// A readiness event said the peer closed its side. Edge-triggered epoll reports that
+    /// once, often together with the last bytes: from then on a short read does not count
+    /// as drained, so the read that returns EOF still happens.
+    pub(crate) read_closed: bool,
     /// The socket may accept bytes (cleared on `WouldBlock`).
     pub(crate) writable: bool,
     read_eof: bool,
@@ -99,6 +103,7 @@ impl Link {
             out: BytesMut::new(),
             outbox: Outbox::new(),
             readable: open,
+            read_closed: false,
             writable: open,
             read_eof: false,
             dead: false,
@@ -145,7 +150,7 @@ impl Link {
                             tracing::debug!(conn = %self.conn, %error, "connection failed on input");
                         }
                     }
-                    if SHORT_READ_DRAINS && n < want {
+                    if SHORT_READ_DRAINS && n < want && !self.read_closed {
                         // The socket held less than we asked for: it is empty now, and
                         // bytes arriving later raise a new edge. Saves the read that
                         // would only return `WouldBlock`.

@@ -221,3 +221,76 @@ fn the_listen_backlog_holds_a_burst_the_loop_has_not_accepted_yet() {
     let held = connects_until_refused(driver.local_addr(), 50, Duration::from_millis(300));
     assert!(held < 50, "a backlog of 4 held {held} connections");
 }
+
+/// Gives `driver` the events of its own `poll` and a turn.
+fn turn_one(poll: &mut Poll, driver: &mut Driver, max: Duration) {
+    turn(poll, &mut [driver], max);
+}
+
+/// The peer's last message and its close arrive together, before the loop looks: one
+/// edge-triggered event carries both. The short read that takes the message must not count
+/// as "drained", or the EOF behind it is never read and the dead peer stays `Up` until a
+/// ping times out (60 s by default).
+#[test]
+fn a_close_right_behind_the_last_message_is_seen_at_once() {
+    let mut poll_a = Poll::new().unwrap();
+    let mut poll_b = Poll::new().unwrap();
+    let mut a = Driver::new(
+        setup(5, vec![]),
+        poll_a.registry(),
+        TokenRange::new(0, 8).unwrap(),
+    )
+    .unwrap();
+    let mut b = Driver::new(
+        setup(6, vec![address_of(&a)]),
+        poll_b.registry(),
+        TokenRange::new(0, 8).unwrap(),
+    )
+    .unwrap();
+    let a_id = a.node_id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut a_up, mut b_up) = (false, false);
+    while !(a_up && b_up) {
+        assert!(Instant::now() < deadline, "peers never connected");
+        turn_one(&mut poll_a, &mut a, Duration::from_millis(5));
+        turn_one(&mut poll_b, &mut b, Duration::from_millis(5));
+        while let Some(event) = a.poll_event() {
+            a_up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
+        }
+        while let Some(event) = b.poll_event() {
+            b_up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
+        }
+    }
+    // Let `a` finish whatever it still sends, and `b` read it, so `b`'s close is a FIN.
+    for _ in 0..10 {
+        turn_one(&mut poll_a, &mut a, Duration::from_millis(5));
+        turn_one(&mut poll_b, &mut b, Duration::from_millis(5));
+    }
+    // `b` sends one small message and goes away; `a` does not look until both are there.
+    b.send(Envelope::to_peer(
+        a_id,
+        CHANNEL,
+        Bytes::from_static(b"last words"),
+    ));
+    for _ in 0..5 {
+        turn_one(&mut poll_b, &mut b, Duration::from_millis(5));
+    }
+    drop(b);
+    std::thread::sleep(Duration::from_millis(50));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (mut got, mut down) = (false, false);
+    while !(got && down) {
+        assert!(
+            Instant::now() < deadline,
+            "message seen: {got}, peer down: {down} (the close was missed)"
+        );
+        turn_one(&mut poll_a, &mut a, Duration::from_millis(20));
+        while let Some(event) = a.poll_event() {
+            match event {
+                AppEvent::Message(env) => got |= env.message.as_ref() == b"last words",
+                AppEvent::PeerUpdate(u) => down |= u.status == PeerStatus::Down,
+                _ => {}
+            }
+        }
+    }
+}
