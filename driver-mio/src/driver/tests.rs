@@ -289,7 +289,6 @@ fn a_close_right_behind_the_last_message_is_seen_at_once() {
             match event {
                 AppEvent::Message(env) => got |= env.message.as_ref() == b"last words",
                 AppEvent::PeerUpdate(u) => down |= u.status == PeerStatus::Down,
-                _ => {}
             }
         }
     }
