@@ -8,7 +8,7 @@ const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365);
 
 /// `now + d`, or about a year ahead of `now` when that overflows (`now` itself only if
 /// even that does not fit).
-pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+pub fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .or_else(|| now.checked_add(FAR_FUTURE))
         .unwrap_or(now)

@@ -13,7 +13,7 @@
 pub mod address;
 mod channel_set;
 pub mod connection;
-mod deadline;
+pub mod deadline;
 pub mod delimited;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

@@ -13,6 +13,7 @@ use mio::{Interest, Registry, Waker};
 use rand_core::OsRng;
 use slab::Slab;
 use tmp2p_core::address::NodeAddress;
+use tmp2p_core::deadline::later;
 use tmp2p_core::peer_manager::{ClockAnchor, StoreOp};
 use tmp2p_core::router::{ConnectionId, Envelope, PeerError, Router, RouterAction};
 use tmp2p_core::{NodeId, NodeKey};
@@ -432,7 +433,7 @@ impl Driver {
             } else if let Some(link) = self.links.get_mut(slot) {
                 link.request_close();
                 link.linger_until
-                    .get_or_insert(now + self.limits.close_linger);
+                    .get_or_insert(later(now, self.limits.close_linger));
                 self.hand_over(slot, now);
                 self.enqueue(slot);
             }
@@ -540,8 +541,12 @@ impl Driver {
                     if connecting {
                         self.remove(slot, now);
                     } else if let Some(link) = self.links.get_mut(slot) {
-                        // After the sends queued before it are handed over.
+                        // After the sends queued before it are handed over, within
+                        // `close_linger`: a peer that stops reading cannot hold the close
+                        // back (past it the link gives up, dropping what is left).
                         link.request_close();
+                        link.linger_until
+                            .get_or_insert(later(now, self.limits.close_linger));
                         self.hand_over(slot, now);
                         self.enqueue(slot);
                     }

@@ -24,7 +24,11 @@ pub struct DriverLimits {
     pub commands_per_turn: usize,
     /// Inbound events the application has not taken yet before sockets stop being read.
     pub max_pending_inbound: usize,
-    /// How long a closed connection may take to flush its last bytes.
+    /// How long a connection may take to close: from the router's close (or the
+    /// driver's shutdown) until its queued sends are handed over and its last bytes are
+    /// written, or from the machine's own close for those last bytes. Past it the link
+    /// gives up: what is left is dropped and the socket is closed, so a peer that stops
+    /// reading cannot keep a connection the router closed.
     pub close_linger: Duration,
 }
 

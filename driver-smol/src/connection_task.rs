@@ -24,6 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncWrite, Stream};
 use smol::Executor;
 use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
+use tmp2p_core::deadline::later;
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
 use tmp2p_core::{NodeId, NodeKey};
 
@@ -36,9 +37,6 @@ const WRITE_BATCH: usize = 512 * 1024;
 const READ_SIZE: usize = 64 * 1024;
 /// Commands taken from the router in one go before the socket is served again.
 const COMMAND_BATCH: usize = 256;
-/// How long a closed connection waits for the peer's EOF before dropping the socket, and
-/// at most for room in the application's channels for the messages it still holds.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// What the router task tells a connection.
 #[derive(Debug)]
@@ -69,6 +67,8 @@ pub(crate) struct ConnTask {
     pub(crate) router: Sender<RouterInput>,
     pub(crate) executor: Weak<Executor<'static>>,
     pub(crate) app_channels: AppChannels,
+    /// `DriverOptions::close_linger`.
+    pub(crate) close_linger: Duration,
 }
 
 /// What woke the connection task.
@@ -260,6 +260,7 @@ impl ConnTask {
             router,
             executor,
             app_channels,
+            close_linger,
         } = self;
         // No subtask needs a sender of our own command channel any more.
         drop(inputs_tx);
@@ -287,6 +288,8 @@ impl ConnTask {
             taken: Taken::default(),
         };
         let mut inputs_open = true;
+        // Set by the router's close: by then its queued sends must be handed over.
+        let mut close_by: Option<Instant> = None;
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
         let mut out = BytesMut::new();
@@ -341,7 +344,7 @@ impl ConnTask {
             }
             if closed {
                 // What the application has not taken yet still goes to it, for a while.
-                deliver_before_close(&mut inbound).await;
+                deliver_before_close(&mut inbound, close_linger).await;
             }
             // Every event of this turn in one message: one channel operation per batch.
             if !events.is_empty() {
@@ -361,7 +364,11 @@ impl ConnTask {
             // Re-arming a timer wakes the reactor thread, and the deadline moves with
             // almost every message: re-arm only for an earlier one. A timer that fires
             // before the machine's deadline costs one idle `handle_timeout`.
-            if let Some(at) = pc.poll_timeout() {
+            let deadline = match (pc.poll_timeout(), close_by) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(at) = deadline {
                 if armed.is_none_or(|armed_at| at < armed_at) {
                     timer.set_at(at);
                     armed = Some(at);
@@ -416,7 +423,10 @@ impl ConnTask {
                             }
                             ConnCommand::Routed(peer) => inbound.routed(peer),
                             // After the sends queued before it are handed over.
-                            ConnCommand::Close => sending.outbox.request_close(),
+                            ConnCommand::Close => {
+                                sending.outbox.request_close();
+                                close_by.get_or_insert(later(now, close_linger));
+                            }
                         }
                         commands += 1;
                         next = if commands < COMMAND_BATCH {
@@ -434,6 +444,17 @@ impl ConnTask {
                     armed = None;
                     timer = Timer::never();
                     pc.handle_timeout(now);
+                    if close_by.is_some_and(|at| at <= now) {
+                        // Still open: the sends before the close, or the machine's own
+                        // flush, wait for a peer that does not read. Give up on both.
+                        tracing::debug!(
+                            waiting = sending.outbox.len(),
+                            "not closed by the close deadline: what is left is dropped"
+                        );
+                        sending.outbox = Outbox::new();
+                        io.writing = Bytes::new();
+                        pc.handle_eof();
+                    }
                 }
             }
         }
@@ -445,7 +466,7 @@ impl ConnTask {
         rest.extend_from_slice(&out);
         io.writing = rest.freeze();
         drop(pc);
-        let mut timer = Timer::at(Instant::now() + LINGER);
+        let mut timer = Timer::at(later(Instant::now(), close_linger));
         let mut finished = false;
         loop {
             if !finished && io.writing.is_empty() {
@@ -474,10 +495,10 @@ impl ConnTask {
     }
 }
 
-/// Delivers the messages a closing connection still holds, waiting at most [`LINGER`] for
+/// Delivers the messages a closing connection still holds, waiting at most `linger` for
 /// room in full channels; what does not fit by then is dropped with a warning.
-async fn deliver_before_close(inbound: &mut Inbound) {
-    let deadline = Instant::now() + LINGER;
+async fn deliver_before_close(inbound: &mut Inbound, linger: Duration) {
+    let deadline = later(Instant::now(), linger);
     let mut timer = Timer::at(deadline);
     loop {
         // An undecodable message here needs no report: the connection is gone.

@@ -47,6 +47,13 @@ pub struct DriverOptions {
     /// How long `stop` waits for queued messages to be handed to their connections
     /// before closing them anyway.
     pub stop_timeout: Duration,
+    /// How long a connection may take to close: from the router's close until its queued
+    /// messages are handed over (past it, what is left is dropped and the connection
+    /// closes as if its socket failed, so a peer that stops reading cannot keep a
+    /// connection the router closed), and again after the close for the last bytes to be
+    /// written, the peer's EOF, and the application to take the inbound messages the
+    /// connection still holds (past it, those are dropped with a warning).
+    pub close_linger: Duration,
 }
 
 impl Default for DriverOptions {
@@ -57,6 +64,7 @@ impl Default for DriverOptions {
             inbound_capacity: 1024,
             subscriber_capacity: 256,
             stop_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(5),
         }
     }
 }
@@ -318,6 +326,7 @@ impl NodeBuilder {
             listener: Some(accept),
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
+            close_linger: options.close_linger,
             pex: pex.map(PexDriver::new),
         };
         let span = tracing::info_span!("node", id = %node_id);

@@ -105,6 +105,8 @@ pub(crate) struct RouterTask {
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
     pub(crate) stop_timeout: Duration,
+    /// `DriverOptions::close_linger`, for every connection task.
+    pub(crate) close_linger: Duration,
     /// The PEX reactor, when enabled.
     pub(crate) pex: Option<PexDriver>,
 }
@@ -348,6 +350,7 @@ impl RouterTask {
             router: self.inputs_tx.clone(),
             executor: std::sync::Arc::downgrade(&executor),
             app_channels: std::sync::Arc::clone(&self.app_channels),
+            close_linger: self.close_linger,
         };
         executor.spawn(task.run().instrument(span)).detach();
         conns.insert(

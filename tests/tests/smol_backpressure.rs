@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use smol::Timer;
@@ -13,7 +13,9 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::{NodeId, NodeKey};
-use tmp2p_driver_smol::{Channel, DriverOptions, Envelope, NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_driver_smol::{
+    Channel, DriverOptions, Envelope, NodeBuilder, NodeHandle, PeerError, PeerUpdates,
+};
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::smol_support::{descriptor, within};
 
@@ -32,12 +34,16 @@ struct Node {
 }
 
 fn start(key: &NodeKey, peers: Vec<NodeAddress>, inbound_capacity: usize) -> Node {
-    let mut config = NodeConfig::new("smol-backpressure", "127.0.0.1:0".parse().unwrap());
-    config.persistent_peers = peers;
     let options = DriverOptions {
         inbound_capacity,
         ..DriverOptions::default()
     };
+    start_with(key, peers, options)
+}
+
+fn start_with(key: &NodeKey, peers: Vec<NodeAddress>, options: DriverOptions) -> Node {
+    let mut config = NodeConfig::new("smol-backpressure", "127.0.0.1:0".parse().unwrap());
+    config.persistent_peers = peers;
     let mut builder = NodeBuilder::with_options(
         config,
         key.clone(),
@@ -145,6 +151,71 @@ fn a_full_channel_pauses_its_senders_and_loses_nothing_while_others_go_on() {
     within("stop", async {
         a.handle.stop().await;
         c.handle.stop().await;
+        b.handle.stop().await;
+    });
+}
+
+/// The router closes a connection (a fatal peer error) while a flood towards a peer that
+/// stopped reading is still queued on it: the close may not wait for sends that can never
+/// be handed over. Within `close_linger` what is left is dropped and the peer goes `Down`.
+#[test]
+fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
+    const FLOOD: usize = 3000;
+    const SIZE: usize = 16_000;
+    let (ka, kb) = (
+        NodeKey::from_seed([0x54; 32]),
+        NodeKey::from_seed([0x55; 32]),
+    );
+    let b = start(&kb, vec![], CAPACITY);
+    let at = b.handle.local_addr();
+    let to_b = vec![NodeAddress::parse(&format!("{}@{at}", kb.node_id())).unwrap()];
+    let linger = Duration::from_millis(500);
+    let options = DriverOptions {
+        close_linger: linger,
+        ..DriverOptions::default()
+    };
+    let a = start_with(&ka, to_b, options);
+    within(
+        "a to see b",
+        wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
+    );
+    // 48 MB towards b, whose application never reads: the socket buffers, the connection's
+    // queues and its outbox fill, and the router's queue drops the rest.
+    within("a's sends to be accepted", async {
+        for n in 0..FLOOD {
+            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, SIZE));
+            a.slow.outbound.send(envelope).await.unwrap();
+        }
+    });
+    within(
+        "the flood to stall",
+        Timer::after(Duration::from_millis(300)),
+    );
+    assert_eq!(b.slow.inbound.len(), CAPACITY, "b stopped reading");
+    let reported = Instant::now();
+    within("the error report", async {
+        let error = PeerError {
+            node: kb.node_id(),
+            reason: "test: misbehaved".into(),
+            fatal: true,
+        };
+        a.slow.errors.report(error).await.unwrap();
+    });
+    within("b to go down at a", async {
+        loop {
+            let update = a.updates.recv().await.unwrap();
+            if update.node_id == kb.node_id() && update.status == PeerStatus::Down {
+                return;
+            }
+        }
+    });
+    let took = reported.elapsed();
+    assert!(
+        took < linger + Duration::from_secs(3),
+        "the close took {took:?} (close_linger {linger:?})"
+    );
+    within("stop", async {
+        a.handle.stop().await;
         b.handle.stop().await;
     });
 }

@@ -293,3 +293,82 @@ fn a_close_right_behind_the_last_message_is_seen_at_once() {
         }
     }
 }
+
+/// The router closes a connection (a fatal peer error) while a flood towards a peer that
+/// stopped reading is still queued on it: the close may not wait for sends that can never
+/// be handed over. Within `close_linger` the link gives up and the peer goes `Down`.
+#[test]
+fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
+    const FLOOD: usize = 3000;
+    let mut poll = Poll::new().unwrap();
+    let mut slow_setup = setup(7, vec![]);
+    slow_setup.limits.max_pending_inbound = 2;
+    let mut slow =
+        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
+    let mut sender_setup = setup(8, vec![address_of(&slow)]);
+    let linger = Duration::from_millis(500);
+    sender_setup.limits.close_linger = linger;
+    let mut sender = Driver::new(
+        sender_setup,
+        poll.registry(),
+        TokenRange::new(100, 8).unwrap(),
+    )
+    .unwrap();
+    let slow_id = slow.node_id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut up = false;
+    while !up {
+        assert!(Instant::now() < deadline, "peers never connected");
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(20),
+        );
+        while let Some(event) = sender.poll_event() {
+            up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
+        }
+    }
+    // 48 MB towards a node whose application takes nothing: it stops reading, the
+    // socket buffers and the connection's queues fill, the router's queue drops the rest.
+    for i in 0..FLOOD {
+        let message = Bytes::from(vec![i as u8; 16_000]);
+        sender.send(Envelope::to_peer(slow_id, CHANNEL, message));
+    }
+    let flooding = Instant::now();
+    while flooding.elapsed() < Duration::from_millis(500) {
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(10),
+        );
+    }
+    assert!(slow.reading_paused(), "the slow node stopped reading");
+    let reported = Instant::now();
+    let error = PeerError {
+        node: slow_id,
+        reason: "test: misbehaved".into(),
+        fatal: true,
+    };
+    assert!(
+        sender.links.iter().all(|(_, link)| !link.writable),
+        "the flood filled the sender's socket"
+    );
+    sender.report_error(reported, error);
+    let mut down = false;
+    while !down {
+        let took = reported.elapsed();
+        assert!(
+            took < linger + Duration::from_secs(3),
+            "not down after {took:?} (close_linger {linger:?})"
+        );
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(20),
+        );
+        while let Some(event) = sender.poll_event() {
+            down |= matches!(event, AppEvent::PeerUpdate(u)
+                if u.node_id == slow_id && u.status == PeerStatus::Down);
+        }
+    }
+}

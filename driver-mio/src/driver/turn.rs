@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::deadline::later;
 
 use super::Driver;
 use crate::link::{ReadOutcome, Stage};
@@ -97,7 +98,7 @@ impl Driver {
             if matches!(event, PeerEvent::Closed { .. }) {
                 link.reported_closed = true;
                 link.linger_until
-                    .get_or_insert(now + self.limits.close_linger);
+                    .get_or_insert(later(now, self.limits.close_linger));
             }
             self.router.handle_connection_event(now, conn, event);
         }
