@@ -287,7 +287,6 @@ impl ConnTask {
             outbox: Outbox::new(),
             taken: Taken::default(),
         };
-        let mut inputs_open = true;
         // Set by the router's close: by then its queued sends must be handed over.
         let mut close_by: Option<Instant> = None;
         let mut timer = Timer::never();
@@ -376,7 +375,7 @@ impl ConnTask {
             }
             inputs_first = !inputs_first;
             let wake = future::poll_fn(|cx| {
-                let inputs = inputs_open.then_some(inputs.as_mut());
+                let inputs = Some(inputs.as_mut());
                 io.poll_wake(
                     cx,
                     inputs,
@@ -437,7 +436,14 @@ impl ConnTask {
                     }
                     sending.flush(&mut pc, now);
                 }
-                Wake::InputsClosed => inputs_open = false,
+                Wake::InputsClosed => {
+                    // Only the router task holds senders of our commands, and it drops
+                    // ours after our `Closed`: the router task itself is gone (the handle
+                    // was dropped without `stop`, or `stop` gave up waiting). Nothing would
+                    // route this connection any more: it ends, and the socket closes.
+                    tracing::debug!("router task gone: connection ends");
+                    return;
+                }
                 Wake::Room => {}
                 Wake::Timer => {
                     // A fired timer stays fired: re-arm on the next deadline.

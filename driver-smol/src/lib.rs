@@ -24,9 +24,13 @@
 //!
 //! Inbound messages go from each connection task straight to the application's channels
 //! once the router has routed the peer. When the application falls behind and a channel is
-//! full, the connections with messages for it stop reading their sockets until there is
-//! room: TCP backpressure towards those peers, nothing dropped, other connections and
-//! channels unaffected (the mio driver behaves the same way).
+//! full, each connection with a message for it stops reading its socket until there is
+//! room: TCP backpressure towards that peer, nothing dropped. That pauses all of that
+//! peer's channels (PEX included: one socket carries them all); other peers go on unless
+//! they too have a message for the full channel. The mio driver also stops reading rather
+//! than dropping, with one bound for the whole node (`max_pending_inbound` events not yet
+//! taken) instead of one per channel, so there every socket pauses together. A connection
+//! paused long enough may be closed by either end's pong timeout.
 //!
 //! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's
 //! `PexReactor` inside the router task (seed mode is a [`PexConfig`] flag).

@@ -345,8 +345,10 @@ impl NodeBuilder {
     }
 }
 
-/// A running node. Dropping it without [`NodeHandle::stop`] aborts every task at once
-/// (nothing is flushed).
+/// A running node. Dropping it without [`NodeHandle::stop`] flushes nothing: on the node's
+/// own executor ([`NodeBuilder::start`]) every task is aborted at once; under
+/// [`NodeBuilder::start_on`] the router task is dropped, and each connection task, which
+/// the application's executor runs, ends when it next hears from the gone router.
 pub struct NodeHandle {
     commands: Sender<AppCommand>,
     node_id: NodeId,

@@ -428,6 +428,51 @@ fn two_nodes_run_on_the_applications_own_executor() {
     runner.join().unwrap().unwrap();
 }
 
+/// A node on the application's executor whose handle is dropped without `stop`: its
+/// connection tasks, which that executor keeps running, end with the router task, so its
+/// peers see it go `Down` at once instead of at their next ping timeout.
+#[test]
+fn dropping_a_handle_on_the_applications_executor_ends_its_connections() {
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let (ka, kb) = (key(52), key(53));
+    let executor = std::sync::Arc::new(smol::Executor::new());
+    let (quit, quit_rx) = smol::channel::bounded::<()>(1);
+    let runner = {
+        let executor = std::sync::Arc::clone(&executor);
+        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())))
+    };
+    let build = |config: NodeConfig, key: NodeKey| {
+        let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
+        builder.open_raw_channel(descriptor(RAW)).unwrap();
+        let updates = builder.subscribe();
+        (builder, updates)
+    };
+    let (builder_b, updates_b) = build(config(any(), vec![]), kb.clone());
+    let b = within("b to start", builder_b.start_on(executor.clone())).unwrap();
+    let peers = vec![address(&kb, b.local_addr())];
+    let (builder_a, _updates_a) = build(config(any(), peers), ka.clone());
+    let a = within("a to start", builder_a.start_on(executor.clone())).unwrap();
+    within(
+        "b to see a",
+        wait_up(&updates_b, &BTreeSet::from([ka.node_id()])),
+    );
+    let dropped = std::time::Instant::now();
+    drop(a);
+    within("b to see a go down", async {
+        loop {
+            let update = updates_b.recv().await.unwrap();
+            if update.node_id == ka.node_id() && update.status == PeerStatus::Down {
+                return;
+            }
+        }
+    });
+    let took = dropped.elapsed();
+    assert!(took < Duration::from_secs(5), "a went down after {took:?}");
+    within("b to stop", b.stop());
+    quit.try_send(()).unwrap();
+    runner.join().unwrap().unwrap();
+}
+
 /// Connects to `addr` `count` times (keeping every connection open), each within `timeout`;
 /// returns how many completed before the first that did not.
 fn connects_until_refused(addr: SocketAddr, count: usize, timeout: Duration) -> usize {
