@@ -379,27 +379,54 @@ fn admission_refuses_before_any_handshake_byte() {
     within("stop", node.handle.stop());
 }
 
+/// The application's own executor: one thread it runs itself (until the sender is used
+/// or dropped), shared by the nodes started on it.
+struct AppExecutor {
+    executor: std::sync::Arc<smol::Executor<'static>>,
+    quit: smol::channel::Sender<()>,
+    runner: std::thread::JoinHandle<Result<(), smol::channel::RecvError>>,
+}
+
+impl AppExecutor {
+    fn start() -> Self {
+        let executor = std::sync::Arc::new(smol::Executor::new());
+        let (quit, quit_rx) = smol::channel::bounded::<()>(1);
+        let runner = {
+            let executor = std::sync::Arc::clone(&executor);
+            std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())))
+        };
+        AppExecutor {
+            executor,
+            quit,
+            runner,
+        }
+    }
+
+    fn finish(self) {
+        self.quit.try_send(()).unwrap();
+        self.runner.join().unwrap().unwrap();
+    }
+}
+
+/// A builder with the raw channel and a peer-update subscription.
+fn raw_builder(config: NodeConfig, key: NodeKey) -> (NodeBuilder, Channel<Bytes>, PeerUpdates) {
+    let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
+    let raw = builder.open_raw_channel(descriptor(RAW)).unwrap();
+    let updates = builder.subscribe();
+    (builder, raw, updates)
+}
+
 #[test]
 fn two_nodes_run_on_the_applications_own_executor() {
     let any = || "127.0.0.1:0".parse().unwrap();
     let (ka, kb) = (key(50), key(51));
     // The application's executor: one thread it runs itself, shared by both nodes.
-    let executor = std::sync::Arc::new(smol::Executor::new());
-    let (quit, quit_rx) = smol::channel::bounded::<()>(1);
-    let runner = {
-        let executor = std::sync::Arc::clone(&executor);
-        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())))
-    };
-    let build = |config: NodeConfig, key: NodeKey| {
-        let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
-        let raw = builder.open_raw_channel(descriptor(RAW)).unwrap();
-        let updates = builder.subscribe();
-        (builder, raw, updates)
-    };
-    let (builder_b, raw_b, _updates_b) = build(config(any(), vec![]), kb.clone());
+    let app = AppExecutor::start();
+    let executor = &app.executor;
+    let (builder_b, raw_b, _updates_b) = raw_builder(config(any(), vec![]), kb.clone());
     let b = within("b to start", builder_b.start_on(executor.clone())).unwrap();
     let peers = vec![address(&kb, b.local_addr())];
-    let (builder_a, raw_a, updates_a) = build(config(any(), peers), ka.clone());
+    let (builder_a, raw_a, updates_a) = raw_builder(config(any(), peers), ka.clone());
     let a = within("a to start", builder_a.start_on(executor.clone())).unwrap();
     within(
         "a to reach b",
@@ -424,8 +451,7 @@ fn two_nodes_run_on_the_applications_own_executor() {
     });
     // The nodes are gone; the application's executor is not.
     assert_eq!(within("the executor", executor.spawn(async { 7 })), 7);
-    quit.try_send(()).unwrap();
-    runner.join().unwrap().unwrap();
+    app.finish();
 }
 
 /// A node on the application's executor whose handle is dropped without `stop`: its
@@ -435,22 +461,12 @@ fn two_nodes_run_on_the_applications_own_executor() {
 fn dropping_a_handle_on_the_applications_executor_ends_its_connections() {
     let any = || "127.0.0.1:0".parse().unwrap();
     let (ka, kb) = (key(52), key(53));
-    let executor = std::sync::Arc::new(smol::Executor::new());
-    let (quit, quit_rx) = smol::channel::bounded::<()>(1);
-    let runner = {
-        let executor = std::sync::Arc::clone(&executor);
-        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())))
-    };
-    let build = |config: NodeConfig, key: NodeKey| {
-        let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
-        builder.open_raw_channel(descriptor(RAW)).unwrap();
-        let updates = builder.subscribe();
-        (builder, updates)
-    };
-    let (builder_b, updates_b) = build(config(any(), vec![]), kb.clone());
+    let app = AppExecutor::start();
+    let executor = &app.executor;
+    let (builder_b, _raw_b, updates_b) = raw_builder(config(any(), vec![]), kb.clone());
     let b = within("b to start", builder_b.start_on(executor.clone())).unwrap();
     let peers = vec![address(&kb, b.local_addr())];
-    let (builder_a, _updates_a) = build(config(any(), peers), ka.clone());
+    let (builder_a, _raw_a, _updates_a) = raw_builder(config(any(), peers), ka.clone());
     let a = within("a to start", builder_a.start_on(executor.clone())).unwrap();
     within(
         "b to see a",
@@ -469,8 +485,7 @@ fn dropping_a_handle_on_the_applications_executor_ends_its_connections() {
     let took = dropped.elapsed();
     assert!(took < Duration::from_secs(5), "a went down after {took:?}");
     within("b to stop", b.stop());
-    quit.try_send(()).unwrap();
-    runner.join().unwrap().unwrap();
+    app.finish();
 }
 
 /// Connects to `addr` `count` times (keeping every connection open), each within `timeout`;
