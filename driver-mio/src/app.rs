@@ -53,17 +53,14 @@ impl Control<'_> {
     }
 
     /// Decodes an inbound envelope with a channel codec; an undecodable message becomes a
-    /// non-fatal [`PeerError`] against its sender and `None`.
+    /// fatal [`PeerError`] against its sender (its connection is closed, as in the smol
+    /// driver and on CometBFT) and `None`.
     pub fn decode<C: ChannelCodec>(&mut self, codec: &C, envelope: Envelope) -> Option<C::Message> {
         let from = envelope.from?;
         match decode_inbound(codec, from, envelope.message) {
             Ok(message) => Some(message),
             Err(undecodable) => {
-                self.report_error(PeerError {
-                    node: from,
-                    reason: undecodable.to_string(),
-                    fatal: false,
-                });
+                self.report_error(PeerError::from(undecodable));
                 None
             }
         }

@@ -97,17 +97,14 @@ impl NodeHandle {
     }
 
     /// Decodes an inbound envelope with a channel codec; an undecodable message is
-    /// reported as a non-fatal [`PeerError`] against its sender and gives `None`.
+    /// reported as a fatal [`PeerError`] against its sender (its connection is closed, as
+    /// in the smol driver and on CometBFT) and gives `None`.
     pub fn decode<C: ChannelCodec>(&self, codec: &C, envelope: Envelope) -> Option<C::Message> {
         let from = envelope.from?;
         match decode_inbound(codec, from, envelope.message) {
             Ok(message) => Some(message),
             Err(undecodable) => {
-                let _ = self.report_error(PeerError {
-                    node: from,
-                    reason: undecodable.to_string(),
-                    fatal: false,
-                });
+                let _ = self.report_error(PeerError::from(undecodable));
                 None
             }
         }
