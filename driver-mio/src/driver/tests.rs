@@ -50,6 +50,20 @@ fn turn(poll: &mut Poll, drivers: &mut [&mut Driver], max: Duration) {
     }
 }
 
+/// Turns `drivers` until the application of `drivers[watched]` sees a peer come up (taking
+/// that driver's events up to then).
+fn turn_until_up(poll: &mut Poll, drivers: &mut [&mut Driver], watched: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut up = false;
+    while !up {
+        assert!(Instant::now() < deadline, "peers never connected");
+        turn(poll, drivers, Duration::from_millis(20));
+        while let Some(event) = drivers[watched].poll_event() {
+            up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
+        }
+    }
+}
+
 fn address_of(driver: &Driver) -> NodeAddress {
     NodeAddress::parse(&format!("{}@{}", driver.node_id(), driver.local_addr())).unwrap()
 }
@@ -124,19 +138,7 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     )
     .unwrap();
     let slow_id = slow.node_id();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut up = false;
-    while !up {
-        assert!(Instant::now() < deadline, "peers never connected");
-        turn(
-            &mut poll,
-            &mut [&mut slow, &mut sender],
-            Duration::from_millis(20),
-        );
-        while let Some(event) = slow.poll_event() {
-            up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
-        }
-    }
+    turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 0);
     for i in 0..COUNT {
         sender.send(Envelope::to_peer(
             slow_id,
@@ -315,19 +317,7 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
     )
     .unwrap();
     let slow_id = slow.node_id();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut up = false;
-    while !up {
-        assert!(Instant::now() < deadline, "peers never connected");
-        turn(
-            &mut poll,
-            &mut [&mut slow, &mut sender],
-            Duration::from_millis(20),
-        );
-        while let Some(event) = sender.poll_event() {
-            up |= matches!(event, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Up);
-        }
-    }
+    turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 1);
     // 48 MB towards a node whose application takes nothing: it stops reading, the
     // socket buffers and the connection's queues fill, the router's queue drops the rest.
     for i in 0..FLOOD {
