@@ -140,3 +140,21 @@ fn hex_bytes(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The node's echo reactor is flooded faster than its peer's queue drains: each echo waits
+/// for room instead of being dropped, so every one of 20 000 comes back, in order.
+#[test]
+fn a_flood_against_a_node_process_gets_every_echo_back() {
+    let home = scratch("flood");
+    let node = start_node(&home);
+    let v = ping(&[
+        &node.address,
+        "--echo-channel",
+        "0x99",
+        "--flood",
+        "20000",
+        "--size",
+        "1000",
+    ]);
+    assert_eq!(v["verified"], 20000);
+}

@@ -233,8 +233,10 @@ fn router(c: &mut Criterion) {
         group.bench_function(format!("{n}_peers"), |b| {
             b.iter(|| {
                 for _ in 0..BATCH {
+                    // BATCH is below a peer's window: every broadcast is queued.
                     hub.router
-                        .send(Envelope::broadcast(CHANNEL, message.clone()));
+                        .send(Envelope::broadcast(CHANNEL, message.clone()))
+                        .unwrap();
                 }
                 let mut got = 0;
                 while got < BATCH * n {

@@ -33,30 +33,39 @@
 //! messages of several channels to interleave their chunks).
 
 mod admission;
+mod counters;
+mod held;
+mod outbound;
 mod table;
 mod types;
+pub mod window;
 
 pub use admission::AdmissionError;
+pub use counters::{CountersSnapshot, DropReason, RouterCounters};
 pub use table::ConnectionId;
-pub use types::{Envelope, PeerError, RouterAction, RouterError, Target};
+pub use types::{
+    Envelope, OverflowPolicy, PeerError, RouterAction, RouterError, SendError, Target,
+};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
 use crate::address::{NodeAddress, Resolution};
 use crate::channel_set::ChannelSet;
-use crate::connection::{Direction, PeerConfig, PeerEvent, Taken};
+use crate::connection::{Direction, PeerConfig, PeerEvent};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_info::NodeInfo;
 use crate::peer_manager::{
     ClockAnchor, PeerManager, PeerManagerOptions, PeerRecord, ScoreReport, SubscriptionId,
 };
-use crate::queue::{new_queue, ChannelQos, MessageQueue, QueueConfig, QueueKind, Queued};
+use crate::queue::{new_queue, ChannelQos, MessageQueue, QueueConfig, QueueKind};
 use admission::IncomingTracker;
+use held::Held;
 use table::Table;
 
 /// Most dial attempts started in one pass, so a long run of unusable addresses cannot stall
@@ -72,7 +81,13 @@ pub struct RouterConfig {
     /// Template for every connection (AEAD backend, MConnection settings, handshake
     /// timeout); its channel list is filled from the opened channels.
     pub connection: PeerConfig,
-    /// Queue policy of each connection's outbound QoS queue.
+    /// Messages one peer's queue for one backpressure channel holds before a send to it
+    /// must wait ([`OverflowPolicy::Backpressure`]).
+    pub channel_queue_messages: usize,
+    /// Payload bytes one peer's queue for one backpressure channel holds before a send
+    /// must wait (one message always fits into an empty queue).
+    pub channel_queue_bytes: usize,
+    /// Queue policy of each connection's outbound QoS queue (drop channels).
     pub queue_kind: QueueKind,
     /// Messages one connection's QoS queue may hold.
     pub queue_max_items: usize,
@@ -106,6 +121,8 @@ impl Default for RouterConfig {
         RouterConfig {
             peer_manager: PeerManagerOptions::node_defaults(),
             connection: PeerConfig::default(),
+            channel_queue_messages: 256,
+            channel_queue_bytes: 4 << 20,
             queue_kind: QueueKind::Priority,
             queue_max_items: 1024,
             queue_max_bytes: 16_000_000,
@@ -130,6 +147,9 @@ impl RouterConfig {
         let bad = |what: &str| Err(RouterError::InvalidConfig(what.to_owned()));
         if self.send_credit == 0 || self.send_credit_bytes == 0 {
             return bad("send_credit and send_credit_bytes must be above zero");
+        }
+        if self.channel_queue_messages == 0 || self.channel_queue_bytes == 0 {
+            return bad("channel_queue_messages and channel_queue_bytes must be above zero");
         }
         if self.max_concurrent_dials == 0 || self.max_connections == 0 {
             return bad("max_concurrent_dials and max_connections must be above zero");
@@ -172,7 +192,12 @@ enum Phase {
     Active {
         node: NodeId,
         channels: ChannelSet,
+        /// Drop channels' messages, under the configured QoS policy.
         queue: Box<dyn MessageQueue>,
+        /// Backpressure channels' messages.
+        held: Held,
+        /// The pump takes from `held` next (it alternates with `queue`).
+        held_turn: bool,
         credit: usize,
         /// Payload bytes handed over and not yet confirmed.
         in_flight_bytes: usize,
@@ -198,6 +223,9 @@ pub struct Router {
     peers: PeerManager,
     subscription: SubscriptionId,
     channels: BTreeMap<u8, ChannelDescriptor>,
+    /// Channels opened with [`OverflowPolicy::Drop`].
+    drop_channels: ChannelSet,
+    counters: Arc<RouterCounters>,
     conns: Table<Conn>,
     by_node: BTreeMap<NodeId, ConnectionId>,
     dial_deadlines: BTreeSet<(Instant, ConnectionId)>,
@@ -253,6 +281,8 @@ impl Router {
             peers,
             subscription,
             channels: BTreeMap::new(),
+            drop_channels: ChannelSet::default(),
+            counters: Arc::default(),
             conns: Table::new(),
             by_node: BTreeMap::new(),
             dial_deadlines: BTreeSet::new(),
@@ -270,13 +300,26 @@ impl Router {
         Ok(router)
     }
 
-    /// Opens a channel. Must happen before the first connection (channels are advertised
-    /// in NodeInfo).
+    /// Opens a channel with the default [`OverflowPolicy::Backpressure`]; see
+    /// [`Router::open_channel_with_policy`].
+    ///
+    /// # Errors
+    /// As [`Router::open_channel_with_policy`].
+    pub fn open_channel(&mut self, descriptor: ChannelDescriptor) -> Result<(), RouterError> {
+        self.open_channel_with_policy(descriptor, OverflowPolicy::Backpressure)
+    }
+
+    /// Opens a channel with `policy` for full peer queues. Must happen before the first
+    /// connection (channels are advertised in NodeInfo).
     ///
     /// # Errors
     /// [`RouterError::DuplicateChannel`], [`RouterError::ChannelsFrozen`],
     /// [`RouterError::InvalidChannel`].
-    pub fn open_channel(&mut self, descriptor: ChannelDescriptor) -> Result<(), RouterError> {
+    pub fn open_channel_with_policy(
+        &mut self,
+        descriptor: ChannelDescriptor,
+        policy: OverflowPolicy,
+    ) -> Result<(), RouterError> {
         if self.started {
             return Err(RouterError::ChannelsFrozen);
         }
@@ -290,6 +333,9 @@ impl Router {
             )));
         }
         self.node_info.channels.push(descriptor.id);
+        if policy == OverflowPolicy::Drop {
+            self.drop_channels.insert(descriptor.id);
+        }
         self.channels.insert(descriptor.id, descriptor);
         self.queue_config()
             .validate()
@@ -315,6 +361,11 @@ impl Router {
     /// Our node info as advertised (with the opened channels).
     pub fn node_info(&self) -> &NodeInfo {
         &self.node_info
+    }
+
+    /// The delivery counters, shared: keep the `Arc` to read them from any thread.
+    pub fn counters(&self) -> &Arc<RouterCounters> {
+        &self.counters
     }
 
     /// The PeerManager, for inspection.
@@ -512,81 +563,6 @@ impl Router {
         }
     }
 
-    /// Routes an outbound envelope: to one connected peer that advertised the channel, or
-    /// to every such peer. Anything else is dropped with a debug trace.
-    pub fn send(&mut self, envelope: Envelope) {
-        let Envelope {
-            to,
-            channel,
-            message,
-            ..
-        } = envelope;
-        if !self.channels.contains_key(&channel) {
-            tracing::debug!(channel, "send on a channel that is not open: dropped");
-            return;
-        }
-        let mut targets = std::mem::take(&mut self.targets);
-        targets.clear();
-        match to {
-            Some(Target::Peer(node)) => targets.extend(self.by_node.get(&node).copied()),
-            Some(Target::Broadcast) => targets.extend(self.by_node.values().copied()),
-            None => {}
-        }
-        if targets.is_empty() {
-            tracing::debug!(channel, ?to, "no connected peer for this envelope: dropped");
-        }
-        for &conn in &targets {
-            let Some(Conn {
-                phase:
-                    Phase::Active {
-                        channels,
-                        queue,
-                        node,
-                        ..
-                    },
-                closing: false,
-                ..
-            }) = self.conns.get_mut(conn)
-            else {
-                continue;
-            };
-            if !channels.contains(channel) {
-                tracing::debug!(%node, channel, "peer did not advertise the channel: dropped");
-                continue;
-            }
-            for dropped in queue.push(Queued {
-                channel,
-                message: message.clone(),
-            }) {
-                tracing::debug!(%node, channel = dropped.channel, len = dropped.message.len(),
-                    "outbound queue full: message dropped");
-            }
-            self.pump(conn);
-        }
-        self.targets = targets;
-    }
-
-    /// The driver handed `taken` (messages of `conn`'s `Send` actions) to its connection:
-    /// as many more may follow.
-    pub fn messages_accepted(&mut self, conn: ConnectionId, taken: Taken) {
-        if let Some(Conn {
-            phase:
-                Phase::Active {
-                    credit,
-                    in_flight_bytes,
-                    ..
-                },
-            ..
-        }) = self.conns.get_mut(conn)
-        {
-            *credit = credit
-                .saturating_add(taken.messages)
-                .min(self.config.send_credit);
-            *in_flight_bytes = in_flight_bytes.saturating_sub(taken.bytes);
-        }
-        self.pump(conn);
-    }
-
     /// A reactor's complaint: fatal (or at capacity) evicts the peer; otherwise its score
     /// goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
@@ -702,6 +678,8 @@ impl Router {
                 node,
                 channels: ChannelSet::from_ids(&info.channels),
                 queue,
+                held: Held::default(),
+                held_turn: true,
                 credit: self.config.send_credit,
                 in_flight_bytes: 0,
             };
@@ -754,7 +732,14 @@ impl Router {
             }
         }
         match entry.phase {
-            Phase::Active { node, .. } => {
+            Phase::Active {
+                node, queue, held, ..
+            } => {
+                let lost = queue.len().saturating_add(held.len());
+                if lost > 0 {
+                    tracing::debug!(%node, lost, "peer gone with messages still queued for it");
+                    self.counters.dropped(counters::DropReason::PeerGone, lost);
+                }
                 self.by_node.remove(&node);
                 self.peers.disconnected(now, node);
             }
@@ -783,35 +768,6 @@ impl Router {
         };
         if let Phase::Dialing { .. } = entry.phase {
             self.on_closed(now, conn, false);
-        }
-    }
-
-    fn pump(&mut self, conn: ConnectionId) {
-        let Some(Conn {
-            phase:
-                Phase::Active {
-                    queue,
-                    credit,
-                    in_flight_bytes,
-                    ..
-                },
-            closing: false,
-            ..
-        }) = self.conns.get_mut(conn)
-        else {
-            return;
-        };
-        while *credit > 0 && *in_flight_bytes < self.config.send_credit_bytes {
-            let Some(Queued { channel, message }) = queue.pop() else {
-                break;
-            };
-            *credit -= 1; // cannot panic: credit > 0
-            *in_flight_bytes = in_flight_bytes.saturating_add(message.len());
-            self.actions.push_back(RouterAction::Send {
-                conn,
-                channel,
-                message,
-            });
         }
     }
 

@@ -137,7 +137,13 @@ pub(crate) fn run(rounds: usize, timeout: Duration) -> Result<Outcome, Box<dyn E
         Box::new(|control, event| {
             if let AppEvent::Message(env) = event {
                 if let Some(from) = env.from {
-                    control.send(Envelope::to_peer(from, env.channel, env.message));
+                    // One round is in flight at a time, so the queue never fills; a
+                    // flooding reactor would keep a refused echo for `AppEvent::Writable`.
+                    if let Err(error) =
+                        control.send(Envelope::to_peer(from, env.channel, env.message))
+                    {
+                        tracing::warn!(%error, "echo not sent");
+                    }
                 }
             }
         }),
@@ -205,21 +211,22 @@ pub(crate) fn run(rounds: usize, timeout: Duration) -> Result<Outcome, Box<dyn E
                         replies += 1;
                         if sent < rounds {
                             if let Some(from) = env.from {
+                                // One message in flight: a peer's queue never fills.
                                 driver.send(Envelope::to_peer(
                                     from,
                                     CHANNEL,
                                     Bytes::from(format!("round {sent}")),
-                                ));
+                                ))?;
                                 sent += 1;
                             }
                         }
                     }
                 }
-                AppEvent::PeerUpdate(_) => {}
+                AppEvent::PeerUpdate(_) | AppEvent::Writable { .. } => {}
             }
         }
         if let Some(peer_id) = peer_up {
-            driver.send(Envelope::to_peer(peer_id, CHANNEL, Bytes::from("round 0")));
+            driver.send(Envelope::to_peer(peer_id, CHANNEL, Bytes::from("round 0")))?;
             sent = 1;
         }
     }

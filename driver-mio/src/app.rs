@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::peer_manager::PeerUpdate;
-use tmp2p_core::router::{Envelope, PeerError, Router};
+use tmp2p_core::router::{Envelope, PeerError, Router, SendError};
 use tmp2p_core::typed::{decode_inbound, ChannelCodec};
 use tmp2p_core::NodeId;
+
+use crate::send_windows::BlockingWindows;
 
 /// Something the application must learn.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,18 +19,34 @@ pub enum AppEvent {
     Message(Envelope),
     /// A peer went up or down.
     PeerUpdate(PeerUpdate),
+    /// A send on the loop thread to `node` on `channel` was refused with
+    /// `SendError::Full` and that peer's queue for the channel has room again: retry it.
+    Writable {
+        /// The peer.
+        node: NodeId,
+        /// The channel.
+        channel: u8,
+    },
 }
 
 /// Reactor code's access to the node, on the loop thread.
 pub struct Control<'a> {
     pub(crate) router: &'a mut Router,
+    pub(crate) windows: &'a BlockingWindows,
     pub(crate) now: Instant,
 }
 
 impl Control<'_> {
-    /// Routes an outbound envelope (see `Router::send`).
-    pub fn send(&mut self, envelope: Envelope) {
-        self.router.send(envelope);
+    /// Routes an outbound envelope without blocking. Returns how many peers it was
+    /// queued for.
+    ///
+    /// # Errors
+    /// `SendError::Full` on a backpressure channel whose queue for a target peer is full:
+    /// the envelope comes back (for a broadcast, queued for every other peer) and an
+    /// [`AppEvent::Writable`] follows for each such peer once it has room. The other
+    /// errors say why nothing was queued (the Router counts those).
+    pub fn send(&mut self, envelope: Envelope) -> Result<usize, SendError> {
+        self.windows.route_now(self.router, envelope)
     }
 
     /// Reports a misbehaving peer (see `Router::report_error`).

@@ -14,8 +14,10 @@ use rand_core::OsRng;
 use slab::Slab;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::deadline::later;
-use tmp2p_core::peer_manager::{ClockAnchor, StoreOp};
-use tmp2p_core::router::{ConnectionId, Envelope, PeerError, Router, RouterAction};
+use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
+use tmp2p_core::router::{
+    ConnectionId, Envelope, OverflowPolicy, PeerError, Router, RouterAction, SendError,
+};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
 
@@ -23,6 +25,7 @@ use crate::app::{AppEvent, Callback, Control};
 use crate::error::DriverError;
 use crate::handle::{Command, Inbound, NodeHandle, Notify, Shared};
 use crate::link::{Link, Stage};
+use crate::send_windows::{BlockingWindows, WindowChange};
 use crate::setup::{DriverLimits, DriverSetup};
 use crate::tokens::TokenRange;
 
@@ -56,6 +59,10 @@ struct Remote {
 /// A node driven on a caller's mio `Registry` (see the crate docs for the call order).
 pub struct Driver {
     router: Router,
+    /// The senders' backpressure windows (shared with every handle).
+    windows: Arc<BlockingWindows>,
+    /// What this turn's actions change in `windows`, applied at the end of the turn.
+    window_changes: Vec<WindowChange>,
     key: NodeKey,
     node_id: NodeId,
     registry: Registry,
@@ -109,6 +116,7 @@ impl Driver {
             config,
             key,
             channels,
+            drop_channels,
             store,
             limits,
         } = setup;
@@ -125,8 +133,17 @@ impl Driver {
             Box::new(OsRng),
         )?;
         for channel in channels {
-            router.open_channel(channel)?;
+            let policy = if drop_channels.contains(&channel.id) {
+                OverflowPolicy::Drop
+            } else {
+                OverflowPolicy::Backpressure
+            };
+            router.open_channel_with_policy(channel, policy)?;
         }
+        let windows = Arc::new(BlockingWindows::new(
+            router.window_limits(),
+            drop_channels.into_iter().collect(),
+        ));
         for address in config.initial_peers() {
             if let Err(error) = router.add_peer(now, address.clone()) {
                 tracing::warn!(%address, %error, "initial peer refused");
@@ -145,6 +162,8 @@ impl Driver {
         tracing::info!(%node_id, %local_addr, "mio driver listening");
         Ok(Driver {
             router,
+            windows,
+            window_changes: Vec::new(),
             key,
             node_id,
             registry,
@@ -219,14 +238,19 @@ impl Driver {
         self.touched = true;
         Control {
             router: &mut self.router,
+            windows: &self.windows,
             now,
         }
     }
 
-    /// Routes an outbound envelope (embedded use; call [`Driver::process`] afterwards).
-    pub fn send(&mut self, envelope: Envelope) {
+    /// Routes an outbound envelope without blocking, as [`Control::send`] (embedded use;
+    /// call [`Driver::process`] afterwards).
+    ///
+    /// # Errors
+    /// As [`Control::send`].
+    pub fn send(&mut self, envelope: Envelope) -> Result<usize, SendError> {
         self.touched = true;
-        self.router.send(envelope);
+        self.windows.route_now(&mut self.router, envelope)
     }
 
     /// Reports a misbehaving peer (embedded use; call [`Driver::process`] afterwards).
@@ -310,6 +334,8 @@ impl Driver {
                 shared: Arc::new(Shared {
                     notify,
                     paused: Default::default(),
+                    windows: Arc::clone(&self.windows),
+                    counters: Arc::clone(self.router.counters()),
                 }),
             }
         });
@@ -463,7 +489,7 @@ impl Driver {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             };
             match command {
-                Command::Send(envelope) => self.router.send(envelope),
+                Command::Send(envelope) => self.windows.route_reserved(&mut self.router, envelope),
                 Command::ReportError(error) => self.router.report_error(now, error),
                 Command::AddPeer(address) => {
                     if let Err(error) = self.router.add_peer(now, address) {
@@ -472,6 +498,7 @@ impl Driver {
                 }
                 Command::Call(call) => call(&mut Control {
                     router: &mut self.router,
+                    windows: &self.windows,
                     now,
                 }),
                 Command::Shutdown => self.shutdown(now),
@@ -518,9 +545,14 @@ impl Driver {
                 RouterAction::Resolve { address } => self.resolve(address),
                 RouterAction::Send {
                     conn,
+                    node,
                     channel,
                     message,
                 } => {
+                    if self.windows.is_bounded(channel) {
+                        let change = WindowChange::Released(node, channel, message.len());
+                        self.window_changes.push(change);
+                    }
                     let Some(&slot) = self.by_conn.get(&conn) else {
                         continue;
                     };
@@ -552,9 +584,28 @@ impl Driver {
                     }
                 }
                 RouterAction::Deliver(envelope) => self.push_event(AppEvent::Message(envelope)),
-                RouterAction::PeerUpdate(update) => self.push_event(AppEvent::PeerUpdate(update)),
+                RouterAction::PeerUpdate(update) => {
+                    self.window_changes.push(match update.status {
+                        PeerStatus::Up => {
+                            let channels = update.channels.iter();
+                            let channels = channels.filter_map(|&c| u8::try_from(c).ok());
+                            let bounded = channels.filter(|&c| self.windows.is_bounded(c));
+                            WindowChange::Up(update.node_id, bounded.collect())
+                        }
+                        PeerStatus::Down => WindowChange::Down(update.node_id),
+                    });
+                    self.push_event(AppEvent::PeerUpdate(update));
+                }
+                // Loop-thread sends are checked against the windows first, so the Router
+                // itself never refuses one; room is announced from the windows below.
+                RouterAction::Writable { .. } => {}
                 RouterAction::Store(op) => self.store_ops.push(op),
             }
+        }
+        let mut writable = Vec::new();
+        self.windows.apply(&mut self.window_changes, &mut writable);
+        for (node, channel) in writable {
+            self.push_event(AppEvent::Writable { node, channel });
         }
     }
 

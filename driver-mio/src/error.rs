@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use tmp2p_core::node_config::NodeConfigError;
-use tmp2p_core::router::RouterError;
+use tmp2p_core::router::{RouterError, SendError};
 use tmp2p_store::StoreError;
 
 /// Why the mio driver could not start or could not take a request.
@@ -48,6 +48,10 @@ pub enum DriverError {
     /// The application channels of this driver were already created.
     #[error("the application channels were already taken")]
     ChannelsTaken,
+    /// A send was not queued (see `SendError`: a full peer queue under `try_send`, a peer
+    /// that is not connected or lacks the channel, a channel that is not open).
+    #[error(transparent)]
+    Send(#[from] SendError),
     /// The driver thread panicked.
     #[error("the driver thread panicked")]
     ThreadPanicked,

@@ -10,12 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::router::{Envelope, PeerError};
+use tmp2p_core::router::window::Reserve;
+use tmp2p_core::router::{
+    CountersSnapshot, Envelope, PeerError, RouterCounters, SendError, Target,
+};
 use tmp2p_core::typed::{decode_inbound, ChannelCodec};
 use tmp2p_core::NodeId;
 
 use crate::app::{AppEvent, Control};
 use crate::error::DriverError;
+use crate::send_windows::BlockingWindows;
+
+/// What a reservation for a send to `node` on `channel` means for the sender.
+fn reserved(reserve: Reserve, node: NodeId, channel: u8) -> Result<(), DriverError> {
+    match reserve {
+        Reserve::Reserved => Ok(()),
+        Reserve::Full | Reserve::NotConnected => Err(DriverError::Send(SendError::NotConnected)),
+        Reserve::NoChannel => Err(DriverError::Send(SendError::NoChannel { node, channel })),
+    }
+}
 
 /// Wakes the loop thread (e.g. `move || waker.wake()`).
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
@@ -37,6 +50,10 @@ pub(crate) struct Shared {
     pub(crate) notify: Notify,
     /// The driver stopped reading because the inbound channel is full.
     pub(crate) paused: AtomicBool,
+    /// The senders' backpressure windows.
+    pub(crate) windows: Arc<BlockingWindows>,
+    /// The Router's delivery counters.
+    pub(crate) counters: Arc<RouterCounters>,
 }
 
 /// Sends requests to a node's loop from any thread. Cheap to clone.
@@ -61,12 +78,99 @@ impl NodeHandle {
         self.node_id
     }
 
-    /// Routes an outbound envelope.
+    /// The Router's delivery counters now: messages handed to connections and every drop
+    /// by reason (read without waking the loop).
+    pub fn counters(&self) -> CountersSnapshot {
+        self.shared.counters.snapshot()
+    }
+
+    /// Routes an outbound envelope. On a backpressure channel (the default) it blocks the
+    /// calling thread while the target peer's queue for the channel is full; a full peer
+    /// never blocks a send to another peer. A broadcast is queued at once for every peer
+    /// with room, then waits for each full peer in turn, so a slow peer delays only its own
+    /// copy. What it accepted is written to the peer's connection unless the peer goes down
+    /// first (an `AppEvent::PeerUpdate` tells). Never call it on the loop thread (a callback
+    /// or a [`NodeHandle::call`] closure): use [`Control::send`] there.
     ///
     /// # Errors
-    /// [`DriverError::Stopped`] when the loop is gone.
+    /// [`DriverError::Stopped`] when the loop is gone; [`DriverError::Send`] when the peer
+    /// is not connected (or went down while the send waited) or lacks the channel.
     pub fn send(&self, envelope: Envelope) -> Result<(), DriverError> {
-        self.command(Command::Send(envelope))
+        let windows = &self.shared.windows;
+        let (channel, len) = (envelope.channel, envelope.message.len());
+        match envelope.to {
+            Some(Target::Peer(node)) if windows.is_bounded(channel) => {
+                reserved(windows.reserve_blocking(node, channel, len), node, channel)?;
+                self.command(Command::Send(envelope))
+            }
+            Some(Target::Broadcast) if windows.is_bounded(channel) => {
+                for node in self.broadcast_to_peers_with_room(&envelope)? {
+                    let reserve = windows.reserve_blocking(node, channel, len);
+                    if reserved(reserve, node, channel).is_ok() {
+                        let copy = Envelope::to_peer(node, channel, envelope.message.clone());
+                        self.command(Command::Send(copy))?;
+                    }
+                }
+                Ok(())
+            }
+            _ => self.command(Command::Send(envelope)),
+        }
+    }
+
+    /// Like [`NodeHandle::send`] but never blocks: a full peer queue hands the envelope
+    /// back.
+    ///
+    /// # Errors
+    /// [`DriverError::Send`] with `SendError::Full` (for a broadcast, the envelope was
+    /// queued for every peer not listed), or as [`NodeHandle::send`].
+    pub fn try_send(&self, envelope: Envelope) -> Result<(), DriverError> {
+        let windows = &self.shared.windows;
+        let (channel, len) = (envelope.channel, envelope.message.len());
+        let full = match envelope.to {
+            Some(Target::Peer(node)) if windows.is_bounded(channel) => {
+                match windows.try_reserve(node, channel, len) {
+                    Reserve::Full => vec![node],
+                    reserve => {
+                        reserved(reserve, node, channel)?;
+                        return self.command(Command::Send(envelope));
+                    }
+                }
+            }
+            Some(Target::Broadcast) if windows.is_bounded(channel) => {
+                self.broadcast_to_peers_with_room(&envelope)?
+            }
+            _ => return self.command(Command::Send(envelope)),
+        };
+        if full.is_empty() {
+            return Ok(());
+        }
+        Err(DriverError::Send(SendError::Full {
+            envelope,
+            peers: full,
+        }))
+    }
+
+    /// Queues a broadcast for every connected peer with the channel and room; returns the
+    /// peers whose queue was full.
+    fn broadcast_to_peers_with_room(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<Vec<NodeId>, DriverError> {
+        let windows = &self.shared.windows;
+        let (channel, len) = (envelope.channel, envelope.message.len());
+        let mut full = Vec::new();
+        for node in windows.peers_with(channel) {
+            match windows.try_reserve(node, channel, len) {
+                Reserve::Reserved => {
+                    let copy = Envelope::to_peer(node, channel, envelope.message.clone());
+                    self.command(Command::Send(copy))?;
+                }
+                Reserve::Full => full.push(node),
+                // Gone since the list was taken: no copy is owed to it.
+                Reserve::NotConnected | Reserve::NoChannel => {}
+            }
+        }
+        Ok(full)
     }
 
     /// Reports a misbehaving peer.

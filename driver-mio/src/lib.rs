@@ -47,6 +47,7 @@ mod driver;
 mod error;
 mod handle;
 mod link;
+mod send_windows;
 mod setup;
 mod thread;
 mod tokens;

@@ -52,8 +52,12 @@ pub struct DriverSetup {
     pub config: NodeConfig,
     /// Our identity.
     pub key: NodeKey,
-    /// The channels we open (fixed for the node's life).
+    /// The channels we open (fixed for the node's life), with
+    /// `OverflowPolicy::Backpressure` unless listed in `drop_channels`.
     pub channels: Vec<ChannelDescriptor>,
+    /// Channels opened with `OverflowPolicy::Drop` (gossip a later message supersedes):
+    /// a full peer queue drops by `NodeConfig`'s queue policy and counts each drop.
+    pub drop_channels: Vec<u8>,
     /// Where peer records persist.
     pub store: Box<dyn PeerStore + Send>,
     /// Work bounds.
@@ -67,6 +71,7 @@ impl DriverSetup {
             config,
             key,
             channels,
+            drop_channels: Vec::new(),
             store: Box::new(MemoryPeerStore::new()),
             limits: DriverLimits::default(),
         }

@@ -8,6 +8,7 @@ use tmp2p_core::typed::echo::EchoInner;
 use tmp2p_proto::echo::Pong;
 
 use crate::envelope::{Channel, Envelope};
+use crate::error::DriverError;
 
 /// Answers every `Ping` on `channel` with a `Pong` of the same payload, to its sender.
 /// `Pong`s are ignored. Returns when the node stops.
@@ -19,7 +20,7 @@ pub async fn run_echo(channel: Channel<EchoInner>) {
         let reply = EchoInner::Pong(Pong {
             payload: ping.payload,
         });
-        if channel
+        let sent = channel
             .outbound
             .send(Envelope {
                 from: None,
@@ -27,9 +28,8 @@ pub async fn run_echo(channel: Channel<EchoInner>) {
                 channel: channel.id,
                 message: reply,
             })
-            .await
-            .is_err()
-        {
+            .await;
+        if !keeps_echoing(sent) {
             return;
         }
     }
@@ -42,13 +42,25 @@ pub async fn run_raw_echo(channel: Channel<Bytes>) {
         let Some(from) = envelope.from else {
             continue;
         };
-        if channel
+        let sent = channel
             .outbound
             .send(Envelope::to_peer(from, envelope.message))
-            .await
-            .is_err()
-        {
+            .await;
+        if !keeps_echoing(sent) {
             return;
+        }
+    }
+}
+
+/// Whether an echo reactor goes on after a send: only a stopped node ends it (a peer that
+/// left before its echo went out costs that echo alone).
+fn keeps_echoing(sent: Result<(), DriverError>) -> bool {
+    match sent {
+        Ok(()) => true,
+        Err(DriverError::Stopped) => false,
+        Err(error) => {
+            tracing::debug!(%error, "echo not sent");
+            true
         }
     }
 }

@@ -8,10 +8,12 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::peer_manager::PeerUpdate;
-use tmp2p_core::router::{self, PeerError, RouterError, Target};
+use tmp2p_core::router::window::Reserve;
+use tmp2p_core::router::{self, OverflowPolicy, PeerError, RouterError, Target};
 use tmp2p_core::NodeId;
 
-use crate::error::DriverError;
+use crate::error::{DriverError, TrySendError};
+use crate::send_windows::SharedWindows;
 
 /// A typed message on a channel: inbound (`from` set) or outbound (`to` set), the typed
 /// form of the core's `tmp2p_core::router::Envelope`.
@@ -67,31 +69,43 @@ pub(crate) enum AppCommand {
 
 type Encoder<M> = Arc<dyn Fn(&M) -> Bytes + Send + Sync>;
 
-/// The outbound half of a channel. Cloneable; sending awaits while the router's command
-/// queue is full (back-pressure); once routed, the per-peer queue policy decides what is
-/// dropped under overload.
+/// The outbound half of a channel. Cloneable. What a send accepted is written to the
+/// peer's connection unless the peer goes down first (the application sees its `Down`
+/// update); see [`ChannelSender::send`] for how a full peer queue is handled.
 pub struct ChannelSender<M> {
     channel: u8,
+    policy: OverflowPolicy,
     encode: Encoder<M>,
     commands: Sender<AppCommand>,
+    windows: Arc<SharedWindows>,
 }
 
 impl<M> Clone for ChannelSender<M> {
     fn clone(&self) -> Self {
         ChannelSender {
             channel: self.channel,
+            policy: self.policy,
             encode: Arc::clone(&self.encode),
             commands: self.commands.clone(),
+            windows: Arc::clone(&self.windows),
         }
     }
 }
 
 impl<M> ChannelSender<M> {
-    pub(crate) fn new(channel: u8, encode: Encoder<M>, commands: Sender<AppCommand>) -> Self {
+    pub(crate) fn new(
+        channel: u8,
+        policy: OverflowPolicy,
+        encode: Encoder<M>,
+        commands: Sender<AppCommand>,
+        windows: Arc<SharedWindows>,
+    ) -> Self {
         ChannelSender {
             channel,
+            policy,
             encode,
             commands,
+            windows,
         }
     }
 
@@ -100,16 +114,131 @@ impl<M> ChannelSender<M> {
         self.channel
     }
 
-    /// Encodes and hands `envelope` to the router (its `channel` field is ignored: this
-    /// sender's channel is used). Returns once the router task has it queued.
+    /// Encodes and sends `envelope` (its `channel` field is ignored: this sender's channel
+    /// is used).
+    ///
+    /// Under [`OverflowPolicy::Backpressure`] (the default) it waits while the target
+    /// peer's queue for this channel is full; a full peer never delays a send to another
+    /// peer. A broadcast is queued at once for every peer with room and then waits for
+    /// each full peer in turn, so a slow peer delays only its own copy. Under
+    /// [`OverflowPolicy::Drop`] it never waits for a peer: the queue's policy drops, and
+    /// the Router counts every drop.
     ///
     /// # Errors
-    /// [`DriverError::Stopped`] when the node no longer runs.
+    /// [`DriverError::Stopped`] when the node no longer runs; [`DriverError::NotConnected`]
+    /// when the peer is not connected or goes down while the send waits;
+    /// [`DriverError::NoChannel`] when it did not advertise the channel;
+    /// [`DriverError::NoTarget`].
     pub async fn send(&self, envelope: Envelope<M>) -> Result<(), DriverError> {
         let message = (self.encode)(&envelope.message);
+        let to = envelope.to.ok_or(DriverError::NoTarget)?;
+        if self.policy == OverflowPolicy::Drop {
+            return self.hand_over(Some(to), message).await;
+        }
+        match to {
+            Target::Peer(node) => {
+                let reserved = self
+                    .windows
+                    .reserve(node, self.channel, message.len())
+                    .await;
+                self.reserved(node, reserved)?;
+                self.hand_over(Some(to), message).await
+            }
+            Target::Broadcast => {
+                let full = self.broadcast_to_peers_with_room(&message).await?;
+                for node in full {
+                    let reserved = self
+                        .windows
+                        .reserve(node, self.channel, message.len())
+                        .await;
+                    if self.reserved(node, reserved).is_ok() {
+                        self.hand_over(Some(Target::Peer(node)), message.clone())
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Like [`ChannelSender::send`] but never waits for a peer: a full peer queue hands
+    /// the envelope back. (It may still wait briefly for room in the router task's command
+    /// queue.)
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`], or [`TrySendError::Failed`] with what `send` reports.
+    pub async fn try_send(&self, envelope: Envelope<M>) -> Result<(), TrySendError<M>> {
+        let message = (self.encode)(&envelope.message);
+        let Some(to) = envelope.to else {
+            return Err(TrySendError::Failed(DriverError::NoTarget));
+        };
+        let full = match (self.policy, to) {
+            (OverflowPolicy::Drop, _) => Vec::new(),
+            (OverflowPolicy::Backpressure, Target::Peer(node)) => {
+                match self.windows.try_reserve(node, self.channel, message.len()) {
+                    Reserve::Full => vec![node],
+                    reserved => {
+                        self.reserved(node, reserved)
+                            .map_err(TrySendError::Failed)?;
+                        Vec::new()
+                    }
+                }
+            }
+            (OverflowPolicy::Backpressure, Target::Broadcast) => self
+                .broadcast_to_peers_with_room(&message)
+                .await
+                .map_err(TrySendError::Failed)?,
+        };
+        if !full.is_empty() {
+            return Err(TrySendError::Full {
+                envelope,
+                peers: full,
+            });
+        }
+        if self.policy == OverflowPolicy::Drop || matches!(to, Target::Peer(_)) {
+            self.hand_over(Some(to), message)
+                .await
+                .map_err(TrySendError::Failed)?;
+        }
+        Ok(())
+    }
+
+    /// Queues `message` for every connected peer with the channel and room for it;
+    /// returns the peers whose queue was full.
+    async fn broadcast_to_peers_with_room(
+        &self,
+        message: &Bytes,
+    ) -> Result<Vec<NodeId>, DriverError> {
+        let mut full = Vec::new();
+        for node in self.windows.peers_with(self.channel) {
+            match self.windows.try_reserve(node, self.channel, message.len()) {
+                Reserve::Reserved => {
+                    self.hand_over(Some(Target::Peer(node)), message.clone())
+                        .await?;
+                }
+                Reserve::Full => full.push(node),
+                // Gone since the list was taken: no copy is owed to it.
+                Reserve::NotConnected | Reserve::NoChannel => {}
+            }
+        }
+        Ok(full)
+    }
+
+    fn reserved(&self, node: NodeId, reserved: Reserve) -> Result<(), DriverError> {
+        match reserved {
+            Reserve::Reserved => Ok(()),
+            Reserve::NotConnected | Reserve::Full => Err(DriverError::NotConnected(node)),
+            Reserve::NoChannel => Err(DriverError::NoChannel {
+                node,
+                channel: self.channel,
+            }),
+        }
+    }
+
+    async fn hand_over(&self, to: Option<Target>, message: Bytes) -> Result<(), DriverError> {
         let envelope = router::Envelope {
             from: None,
-            to: envelope.to,
+            to,
             channel: self.channel,
             message,
         };

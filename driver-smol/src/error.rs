@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use tmp2p_core::node_config::NodeConfigError;
 use tmp2p_core::pex::PexError;
 use tmp2p_core::router::RouterError;
+use tmp2p_core::NodeId;
 use tmp2p_store::StoreError;
+
+use crate::envelope::Envelope;
 
 /// Why a node could not start or a request to a running node failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,4 +43,36 @@ pub enum DriverError {
     /// The node has stopped (or is stopping): the request was not carried out.
     #[error("the node is not running")]
     Stopped,
+    /// The target peer is not connected, or went down while the send waited for room: the
+    /// message was not sent.
+    #[error("peer {0} is not connected")]
+    NotConnected(NodeId),
+    /// The target peer did not advertise the channel: the message was not sent.
+    #[error("peer {node} did not advertise channel {channel:#04x}")]
+    NoChannel {
+        /// The peer.
+        node: NodeId,
+        /// The channel.
+        channel: u8,
+    },
+    /// An envelope without a target (`to` is `None`).
+    #[error("envelope has no target")]
+    NoTarget,
+}
+
+/// Why [`ChannelSender::try_send`](crate::ChannelSender::try_send) did not queue a message.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError<M> {
+    /// Backpressure: these peers' queues for the channel are full. The envelope comes back;
+    /// for a broadcast it was queued for every other peer, so retry it for `peers` only.
+    #[error("the queue of {} peer(s) for the channel is full", peers.len())]
+    Full {
+        /// The envelope, handed back.
+        envelope: Envelope<M>,
+        /// The peers it was not queued for.
+        peers: Vec<NodeId>,
+    },
+    /// Any other failure, as [`ChannelSender::send`](crate::ChannelSender::send) reports it.
+    #[error(transparent)]
+    Failed(DriverError),
 }

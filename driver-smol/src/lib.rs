@@ -46,11 +46,12 @@ mod inbound;
 mod node;
 mod pex_driver;
 mod router_task;
+mod send_windows;
 pub mod session;
 mod store_task;
 
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
-pub use error::DriverError;
+pub use error::{DriverError, TrySendError};
 pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
 pub use tmp2p_core::pex::PexConfig;
-pub use tmp2p_core::router::{PeerError, Target};
+pub use tmp2p_core::router::{OverflowPolicy, PeerError, Target};

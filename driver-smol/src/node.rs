@@ -17,7 +17,7 @@ use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
 use tmp2p_core::pex::{self, PexConfig, PexReactor};
-use tmp2p_core::router::Router;
+use tmp2p_core::router::{CountersSnapshot, OverflowPolicy, Router, RouterCounters};
 use tmp2p_core::typed::{ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
@@ -27,6 +27,7 @@ use crate::error::DriverError;
 use crate::inbound::{self, Deliverer};
 use crate::pex_driver::PexDriver;
 use crate::router_task::{accept_loop, RouterTask};
+use crate::send_windows::SharedWindows;
 use crate::store_task::{run_store, StoreRequest};
 
 /// Settings of the driver itself (the protocol settings are in [`NodeConfig`]).
@@ -102,6 +103,7 @@ pub struct NodeBuilder {
     deliverers: BTreeMap<u8, Deliverer>,
     subscribers: Vec<Sender<PeerUpdate>>,
     pex: Option<PexReactor>,
+    windows: Arc<SharedWindows>,
 }
 
 impl NodeBuilder {
@@ -164,6 +166,7 @@ impl NodeBuilder {
             Box::new(rand_core::OsRng),
         )?;
         let (commands_tx, commands) = async_channel::bounded(options.command_capacity);
+        let windows = Arc::new(SharedWindows::new(router.window_limits()));
         Ok(NodeBuilder {
             config,
             key,
@@ -177,6 +180,7 @@ impl NodeBuilder {
             deliverers: BTreeMap::new(),
             subscribers: Vec::new(),
             pex: None,
+            windows,
         })
     }
 
@@ -185,8 +189,9 @@ impl NodeBuilder {
         self.local_addr
     }
 
-    /// Opens a typed channel: `codec` turns its bytes into `C::Message` and back. An
-    /// inbound message that does not decode is a fatal `PeerError` against its sender.
+    /// Opens a typed channel with [`OverflowPolicy::Backpressure`]: `codec` turns its
+    /// bytes into `C::Message` and back. An inbound message that does not decode is a fatal
+    /// `PeerError` against its sender.
     ///
     /// # Errors
     /// [`DriverError::Router`] for a duplicate id or an invalid descriptor.
@@ -195,8 +200,22 @@ impl NodeBuilder {
         descriptor: ChannelDescriptor,
         codec: C,
     ) -> Result<Channel<C::Message>, DriverError> {
+        self.open_channel_with_policy(descriptor, codec, OverflowPolicy::Backpressure)
+    }
+
+    /// Opens a typed channel whose full peer queues are handled by `policy` (see
+    /// [`ChannelSender::send`]).
+    ///
+    /// # Errors
+    /// As [`NodeBuilder::open_channel`].
+    pub fn open_channel_with_policy<C: ChannelCodec>(
+        &mut self,
+        descriptor: ChannelDescriptor,
+        codec: C,
+        policy: OverflowPolicy,
+    ) -> Result<Channel<C::Message>, DriverError> {
         let id = descriptor.id;
-        self.router.open_channel(descriptor)?;
+        self.router.open_channel_with_policy(descriptor, policy)?;
         let codec = Arc::new(codec);
         let (inbound_tx, inbound) = async_channel::bounded(self.options.inbound_capacity);
         let deliverer = inbound::deliverer(Arc::clone(&codec), inbound_tx);
@@ -205,7 +224,13 @@ impl NodeBuilder {
         Ok(Channel {
             id,
             inbound,
-            outbound: ChannelSender::new(id, encode, self.commands_tx.clone()),
+            outbound: ChannelSender::new(
+                id,
+                policy,
+                encode,
+                self.commands_tx.clone(),
+                Arc::clone(&self.windows),
+            ),
             errors: ErrorSender::new(self.commands_tx.clone()),
         })
     }
@@ -297,6 +322,7 @@ impl NodeBuilder {
             deliverers,
             subscribers,
             pex,
+            windows,
         } = self;
         let now = Instant::now();
         for address in config.initial_peers() {
@@ -313,6 +339,7 @@ impl NodeBuilder {
         let (inputs_tx, inputs) = async_channel::bounded(options.command_capacity);
         let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
         let node_id = key.node_id();
+        let counters = Arc::clone(router.counters());
         let task = RouterTask {
             router,
             key,
@@ -328,6 +355,7 @@ impl NodeBuilder {
             stop_timeout: options.stop_timeout,
             close_linger: options.close_linger,
             pex: pex.map(PexDriver::new),
+            windows,
         };
         let span = tracing::info_span!("node", id = %node_id);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));
@@ -341,6 +369,7 @@ impl NodeBuilder {
             router_task: Some(router_task),
             threads: Vec::new(),
             shutdown: None,
+            counters,
         })
     }
 }
@@ -358,6 +387,7 @@ pub struct NodeHandle {
     router_task: Option<Task<()>>,
     threads: Vec<JoinHandle<()>>,
     shutdown: Option<Sender<()>>,
+    counters: Arc<RouterCounters>,
 }
 
 impl NodeHandle {
@@ -369,6 +399,12 @@ impl NodeHandle {
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The Router's delivery counters now: messages handed to connections and every drop
+    /// by reason (read without asking the router task).
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
     }
 
     /// Adds a peer address (dialed when the PeerManager decides). Returns whether the

@@ -93,7 +93,13 @@ impl PexDriver {
     pub(crate) fn carry_out(&mut self, now: Instant, router: &mut Router) {
         while let Some(output) = self.reactor.poll_output() {
             match output {
-                PexOutput::Send(envelope) => router.send(envelope),
+                PexOutput::Send(envelope) => {
+                    // PEX sends at most one request or answer per peer at a time, far
+                    // below a peer's window; a refusal means the peer is gone.
+                    if let Err(error) = router.send(envelope) {
+                        tracing::debug!(%error, "PEX message not sent");
+                    }
+                }
                 PexOutput::PeerError(error) => {
                     tracing::debug!(peer = %error.node, error = %error.error, "PEX peer error");
                     router.report_error(now, PeerError::from(error));

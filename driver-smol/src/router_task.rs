@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
@@ -21,16 +21,20 @@ use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::{PeerEvent, Taken};
-use tmp2p_core::peer_manager::{PeerUpdate, StoreOp};
+use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate, StoreOp};
 use tmp2p_core::pex::PEX_CHANNEL;
-use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError, Router, RouterAction};
-use tmp2p_core::NodeKey;
+use tmp2p_core::router::{
+    self, ConnectionId, ConnectionParams, OverflowPolicy, PeerError, Router, RouterAction,
+    SendError, Target,
+};
+use tmp2p_core::{NodeId, NodeKey};
 use tracing::Instrument;
 
 use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
 use crate::envelope::AppCommand;
 use crate::inbound::AppChannels;
 use crate::pex_driver::PexDriver;
+use crate::send_windows::SharedWindows;
 use crate::store_task::StoreRequest;
 
 /// Queued inputs and commands handled after a wake-up before the task yields again.
@@ -109,6 +113,8 @@ pub(crate) struct RouterTask {
     pub(crate) close_linger: Duration,
     /// The PEX reactor, when enabled.
     pub(crate) pex: Option<PexDriver>,
+    /// The senders' backpressure windows: peers in and out, room released.
+    pub(crate) windows: Arc<SharedWindows>,
 }
 
 enum Wake {
@@ -244,7 +250,7 @@ impl RouterTask {
 
     fn on_command(&mut self, now: Instant, command: AppCommand) {
         match command {
-            AppCommand::Send(envelope) => self.router.send(envelope),
+            AppCommand::Send(envelope) => self.route(envelope),
             AppCommand::Error(error) => self.router.report_error(now, error),
             AppCommand::AddPeer(address, reply) => {
                 let _ = reply.try_send(self.router.add_peer(now, address));
@@ -254,6 +260,35 @@ impl RouterTask {
                 let _ = reply.try_send(self.router.connected_peers().collect());
             }
             AppCommand::Stop(_) => {}
+        }
+    }
+
+    /// Routes an application message. Backpressure messages come with room reserved in
+    /// their peer's window, so the Router takes them; one it refuses all the same (the
+    /// peer went down, or reconnected, since the reservation) gives its room back.
+    fn route(&mut self, envelope: router::Envelope) {
+        let reserved = match (envelope.to, self.router.channel_policy(envelope.channel)) {
+            (Some(Target::Peer(node)), Some(OverflowPolicy::Backpressure)) => {
+                Some((node, envelope.channel, envelope.message.len()))
+            }
+            _ => None,
+        };
+        match self.router.send(envelope) {
+            Ok(_) => {}
+            Err(SendError::Full { envelope, peers }) => {
+                tracing::warn!(
+                    channel = envelope.channel,
+                    ?peers,
+                    "a peer reconnected while a send waited for it: message not sent"
+                );
+                self.windows
+                    .release(&reserved.into_iter().collect::<Vec<_>>());
+            }
+            Err(error) => {
+                tracing::debug!(%error, "message not sent");
+                self.windows
+                    .release(&reserved.into_iter().collect::<Vec<_>>());
+            }
         }
     }
 
@@ -367,6 +402,8 @@ impl RouterTask {
     /// Carries out every pending action; store operations go out as one batch.
     fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
         let mut batch: Vec<StoreOp> = Vec::new();
+        // Room in the senders' windows freed by messages handed to connections.
+        let mut released: Vec<(NodeId, u8, usize)> = Vec::new();
         // Connections with messages gathered in `ConnEntry::unsent`.
         let mut touched: Vec<ConnectionId> = Vec::new();
         let now = Instant::now();
@@ -393,9 +430,13 @@ impl RouterTask {
                 RouterAction::Resolve { address } => self.spawn_resolve(address),
                 RouterAction::Send {
                     conn,
+                    node,
                     channel,
                     message,
                 } => {
+                    if self.router.channel_policy(channel) == Some(OverflowPolicy::Backpressure) {
+                        released.push((node, channel, message.len()));
+                    }
                     if let Some(entry) = conns.get_mut(&conn) {
                         if entry.unsent.is_empty() {
                             touched.push(conn);
@@ -412,8 +453,17 @@ impl RouterTask {
                     }
                 }
                 RouterAction::Deliver(envelope) => self.deliver(now, envelope),
+                RouterAction::Writable { .. } => {} // the windows already let senders go
                 RouterAction::PeerUpdate(update) => {
                     tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+                    match update.status {
+                        PeerStatus::Up => {
+                            let channels = update.channels.iter();
+                            let channels = channels.filter_map(|&c| u8::try_from(c).ok());
+                            self.windows.peer_up(update.node_id, channels);
+                        }
+                        PeerStatus::Down => self.windows.peer_down(update.node_id),
+                    }
                     if let Some(pex) = &mut self.pex {
                         pex.on_peer_update(now, &update, &mut self.router);
                     }
@@ -435,6 +485,7 @@ impl RouterTask {
                 entry.hand_over();
             }
         }
+        self.windows.release(&released);
         if !batch.is_empty() {
             let _ = self.store.try_send(StoreRequest::Apply(batch));
         }

@@ -432,6 +432,7 @@ impl Sim {
             outboxes: Default::default(),
             rng: conn_rng,
             pex,
+            held_sends: Vec::new(),
         });
         tracing::debug!(node = i, "started");
         self.record("start", &[i as u64], &[]);
@@ -506,13 +507,14 @@ impl Sim {
         self.service(i)
     }
 
-    /// Hands an envelope to node `i`'s router (dropped if the node is down).
+    /// Hands an envelope to node `i`'s router as a reactor would (dropped if the node is
+    /// down; held and retried while a peer's queue is full).
     ///
     /// # Errors
     /// [`SimError::NoSuchNode`].
     pub fn send(&mut self, i: usize, envelope: Envelope) -> Result<(), SimError> {
         if let Some(running) = self.node_mut(i)?.running.as_mut() {
-            running.router.send(envelope);
+            running.send(envelope);
         }
         self.service(i)
     }

@@ -164,7 +164,14 @@ fn five_nodes_form_a_mesh_and_exchange_messages() {
 fn a_peer_that_stops_reading_does_not_stall_the_others() {
     const COUNT: usize = 500;
     const SIZE: usize = 24 * 1024;
-    let source = spawn(11, DriverLimits::default(), 1024);
+    const PACE: usize = 50;
+    // Gossip that must not wait for the slowest peer: the drop policy (under the default
+    // backpressure the broadcasting thread would wait for the slow peer's room), with a
+    // QoS queue of 64 messages per peer so the slow peer's overflows.
+    let mut setup = DriverSetup::new(config(), NodeKey::from_seed([11; 32]), channels());
+    setup.drop_channels = vec![BROADCAST];
+    setup.config.router.queue_max_items = 64;
+    let source = RunningNode::spawn(setup, 1024).unwrap();
     let fast = spawn(12, DriverLimits::default(), 4096);
     // The slow peer's application never takes its events: after a handful its driver
     // stops reading the socket and TCP pushes back on `source`.
@@ -190,20 +197,24 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
         |e| !ups(e).is_empty(),
     );
 
-    for seq in 0..COUNT {
-        let mut message = vec![(seq % 251) as u8; SIZE];
-        message[..8].copy_from_slice(&(seq as u64).to_be_bytes());
-        source
-            .handle()
-            .send(Envelope::broadcast(BROADCAST, Bytes::from(message)))
-            .unwrap();
+    // Paced in rounds the fast peer keeps up with: its queue never overflows, while the
+    // slow peer's fills and drops.
+    for round in 0..COUNT / PACE {
+        for seq in round * PACE..(round + 1) * PACE {
+            let mut message = vec![(seq % 251) as u8; SIZE];
+            message[..8].copy_from_slice(&(seq as u64).to_be_bytes());
+            source
+                .handle()
+                .send(Envelope::broadcast(BROADCAST, Bytes::from(message)))
+                .unwrap();
+        }
+        collect_until(
+            fast.inbound().unwrap(),
+            &mut fast_events,
+            Duration::from_secs(60),
+            |e| messages(e, BROADCAST).len() >= (round + 1) * PACE,
+        );
     }
-    collect_until(
-        fast.inbound().unwrap(),
-        &mut fast_events,
-        Duration::from_secs(60),
-        |e| messages(e, BROADCAST).len() >= COUNT,
-    );
     let got = messages(&fast_events, BROADCAST);
     for (seq, (from, message)) in got.iter().enumerate() {
         assert_eq!(*from, source.node_id());
@@ -235,6 +246,13 @@ fn a_peer_that_stops_reading_does_not_stall_the_others() {
         slow_seqs.len()
     );
     assert!(slow_seqs.windows(2).all(|w| w[0] < w[1]), "in order");
+    let dropped = source.handle().counters().dropped_queue_full;
+    assert!(dropped > 0, "the slow peer's queue dropped, and counted it");
+    assert_eq!(
+        slow_seqs.len() as u64 + dropped,
+        COUNT as u64,
+        "every copy for the slow peer was delivered or counted as dropped"
+    );
     for node in [source, fast, slow] {
         node.stop().unwrap();
     }

@@ -165,6 +165,7 @@ impl Net {
                     conn,
                     channel,
                     message,
+                    ..
                 } => self.nodes[i]
                     .outboxes
                     .entry(conn)
@@ -200,7 +201,9 @@ impl Net {
                         node.pex.handle_peer_info(now, info, &mut node.router);
                     }
                 }
-                RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
+                RouterAction::Store(_)
+                | RouterAction::Resolve { .. }
+                | RouterAction::Writable { .. } => {}
             }
         }
         let now = self.now;
@@ -208,7 +211,10 @@ impl Net {
         while let Some(output) = node.pex.poll_output() {
             busy = true;
             match output {
-                PexOutput::Send(envelope) => node.router.send(envelope),
+                PexOutput::Send(envelope) => {
+                    // One PEX message per peer at a time: far below a peer's window.
+                    node.router.send(envelope).unwrap();
+                }
                 PexOutput::PeerError(e) => {
                     let e = PeerError::from(e);
                     node.peer_errors.push(e.clone());

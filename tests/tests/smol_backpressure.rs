@@ -14,7 +14,8 @@ use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_driver_smol::{
-    Channel, DriverOptions, Envelope, NodeBuilder, NodeHandle, PeerError, PeerUpdates,
+    Channel, ChannelSender, DriverError, DriverOptions, Envelope, NodeBuilder, NodeHandle,
+    PeerError, PeerUpdates, TrySendError,
 };
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::smol_support::{descriptor, within};
@@ -112,12 +113,8 @@ fn a_full_channel_pauses_its_senders_and_loses_nothing_while_others_go_on() {
     });
 
     // a floods the channel b's application does not read: 150 times its capacity.
-    within("a's sends to be accepted", async {
-        for n in 0..FLOOD {
-            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, SIZE));
-            a.slow.outbound.send(envelope).await.unwrap();
-        }
-    });
+    // (Its sends may wait for room once b's queue at a is full.)
+    let flooder = flood_in_background(a.slow.outbound.clone(), kb.node_id(), FLOOD, SIZE);
     // Give the flood time to fill b's channel and stall a's connection.
     within(
         "the flood to arrive",
@@ -148,6 +145,7 @@ fn a_full_channel_pauses_its_senders_and_loses_nothing_while_others_go_on() {
         }
     });
     assert!(b.slow.inbound.is_empty(), "nothing extra");
+    assert_eq!(flooder.join().unwrap().0, FLOOD);
     within("stop", async {
         a.handle.stop().await;
         c.handle.stop().await;
@@ -180,13 +178,8 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
         wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
     );
     // 48 MB towards b, whose application never reads: the socket buffers, the connection's
-    // queues and its outbox fill, and the router's queue drops the rest.
-    within("a's sends to be accepted", async {
-        for n in 0..FLOOD {
-            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, SIZE));
-            a.slow.outbound.send(envelope).await.unwrap();
-        }
-    });
+    // queues and the router's queue for b fill, and then the sender waits.
+    let flooder = flood_in_background(a.slow.outbound.clone(), kb.node_id(), FLOOD, SIZE);
     within(
         "the flood to stall",
         Timer::after(Duration::from_millis(300)),
@@ -214,8 +207,104 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
         took < linger + Duration::from_secs(3),
         "the close took {took:?} (close_linger {linger:?})"
     );
+    // The waiting sender learns that b is gone; what was queued for b is counted.
+    let (accepted, error) = flooder.join().unwrap();
+    assert!(accepted < FLOOD, "the sender waited for b");
+    assert!(
+        matches!(error, Some(DriverError::NotConnected(id)) if id == kb.node_id()),
+        "{error:?}"
+    );
+    assert!(a.handle.counters().dropped_peer_gone > 0);
     within("stop", async {
         a.handle.stop().await;
         b.handle.stop().await;
+    });
+}
+
+/// Sends `count` numbered messages of `size` bytes to `to` on a thread of its own, where
+/// sends may wait; returns how many were accepted and the error that ended it, if any.
+fn flood_in_background(
+    sender: ChannelSender<Bytes>,
+    to: NodeId,
+    count: usize,
+    size: usize,
+) -> std::thread::JoinHandle<(usize, Option<DriverError>)> {
+    std::thread::spawn(move || {
+        smol::block_on(async {
+            for n in 0..count {
+                let envelope = Envelope::to_peer(to, numbered(n, size));
+                if let Err(error) = sender.send(envelope).await {
+                    return (n, Some(error));
+                }
+            }
+            (count, None)
+        })
+    })
+}
+
+/// Backpressure per peer: a send to a peer whose queue is full waits (try_send hands the
+/// message back), while sends on the same channel to another peer go straight through;
+/// once the slow peer reads again, everything it was sent arrives, in order, and nothing
+/// was dropped.
+#[test]
+fn a_full_peer_makes_only_its_own_sends_wait_and_loses_nothing() {
+    const FLOOD: usize = 2000;
+    const SIZE: usize = 16_000;
+    const OTHERS: usize = 200;
+    let (ka, kb, kc) = (
+        NodeKey::from_seed([0x56; 32]),
+        NodeKey::from_seed([0x57; 32]),
+        NodeKey::from_seed([0x58; 32]),
+    );
+    let a = start(&ka, vec![], 1024);
+    let to_a = || {
+        let at = a.handle.local_addr();
+        vec![NodeAddress::parse(&format!("{}@{at}", ka.node_id())).unwrap()]
+    };
+    let b = start(&kb, to_a(), CAPACITY);
+    let c = start(&kc, to_a(), 1024);
+    within(
+        "a to see b and c",
+        wait_up(&a.updates, &BTreeSet::from([kb.node_id(), kc.node_id()])),
+    );
+    let flooder = flood_in_background(a.slow.outbound.clone(), kb.node_id(), FLOOD, SIZE);
+    within(
+        "the flood to stall",
+        Timer::after(Duration::from_millis(500)),
+    );
+    assert_eq!(b.slow.inbound.len(), CAPACITY, "b stopped reading");
+    assert!(!flooder.is_finished(), "the sender waits for b");
+    within("try_send to b", async {
+        let envelope = Envelope::to_peer(kb.node_id(), numbered(0, SIZE));
+        match a.slow.outbound.try_send(envelope).await {
+            Err(TrySendError::Full { peers, .. }) => assert_eq!(peers, vec![kb.node_id()]),
+            other => panic!("expected Full, got {other:?}"),
+        }
+    });
+    // Same channel, another peer: not held up by b.
+    within("a's messages to c", async {
+        for n in 0..OTHERS {
+            let envelope = Envelope::to_peer(kc.node_id(), numbered(n, 100));
+            a.slow.outbound.send(envelope).await.unwrap();
+        }
+        for n in 0..OTHERS {
+            let envelope = c.slow.inbound.recv().await.unwrap();
+            assert_eq!(number(&envelope.message), n as u64);
+        }
+    });
+    assert!(!flooder.is_finished(), "b still has not read");
+    within(&format!("all {FLOOD} flooded messages at b"), async {
+        for n in 0..FLOOD {
+            let envelope = b.slow.inbound.recv().await.unwrap();
+            assert_eq!(number(&envelope.message), n as u64, "message {n} in order");
+        }
+    });
+    let (accepted, error) = flooder.join().unwrap();
+    assert_eq!((accepted, error.is_none()), (FLOOD, true));
+    assert_eq!(a.handle.counters().dropped(), 0);
+    within("stop", async {
+        for node in [a, b, c] {
+            node.handle.stop().await;
+        }
     });
 }

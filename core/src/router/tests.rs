@@ -28,6 +28,8 @@ struct Node {
     delivered: Vec<Envelope>,
     updates: Vec<PeerUpdate>,
     closed: Vec<ConnectionId>,
+    /// `Writable` announcements, in order.
+    writable: Vec<(NodeId, u8)>,
 }
 
 struct Net {
@@ -98,6 +100,7 @@ impl Net {
                 delivered: vec![],
                 updates: vec![],
                 closed: vec![],
+                writable: vec![],
             });
         }
         Net {
@@ -166,6 +169,7 @@ impl Net {
                         conn,
                         channel,
                         message,
+                        ..
                     } => self.nodes[i]
                         .outboxes
                         .entry(conn)
@@ -180,6 +184,9 @@ impl Net {
                     }
                     RouterAction::Deliver(env) => self.nodes[i].delivered.push(env),
                     RouterAction::PeerUpdate(u) => self.nodes[i].updates.push(u),
+                    RouterAction::Writable { node, channel } => {
+                        self.nodes[i].writable.push((node, channel))
+                    }
                     RouterAction::Store(_) | RouterAction::Resolve { .. } => {}
                 }
             }
@@ -312,8 +319,12 @@ fn two_routers_connect_and_exchange_on_three_channels() {
             let msg = Bytes::from(vec![ch ^ j; 100 * (k + 1) + usize::from(j)]);
             net.nodes[0]
                 .router
-                .send(Envelope::to_peer(id1, ch, msg.clone()));
-            net.nodes[1].router.send(Envelope::to_peer(id0, ch, msg));
+                .send(Envelope::to_peer(id1, ch, msg.clone()))
+                .unwrap();
+            net.nodes[1]
+                .router
+                .send(Envelope::to_peer(id0, ch, msg))
+                .unwrap();
         }
     }
     net.drive();
@@ -338,29 +349,46 @@ fn broadcast_reaches_exactly_the_peers_that_advertised_the_channel() {
     net.connect(0, 2);
     net.drive();
     assert_eq!(net.nodes[0].router.connected_peers().count(), 2);
-    net.nodes[0]
-        .router
-        .send(Envelope::broadcast(0x20, Bytes::from_static(b"only-20")));
-    net.nodes[0]
-        .router
-        .send(Envelope::broadcast(0x30, Bytes::from_static(b"all-30")));
-    // Unicast to a peer without the channel is dropped.
+    let router = &mut net.nodes[0].router;
+    assert_eq!(
+        router.send(Envelope::broadcast(0x20, Bytes::from_static(b"only-20"))),
+        Ok(1)
+    );
+    assert_eq!(
+        router.send(Envelope::broadcast(0x30, Bytes::from_static(b"all-30"))),
+        Ok(2)
+    );
+    // Each refusal says why, and is counted.
     let id2 = net.id(2);
-    net.nodes[0]
-        .router
-        .send(Envelope::to_peer(id2, 0x20, Bytes::from_static(b"nope")));
-    // Unknown peer, self, closed channel: all dropped, nothing else disturbed.
     let unknown = NodeKey::from_seed([77; 32]).node_id();
     let id0 = net.id(0);
-    net.nodes[0]
-        .router
-        .send(Envelope::to_peer(unknown, 0x30, Bytes::from_static(b"x")));
-    net.nodes[0]
-        .router
-        .send(Envelope::to_peer(id0, 0x30, Bytes::from_static(b"x")));
-    net.nodes[0]
-        .router
-        .send(Envelope::broadcast(0x55, Bytes::from_static(b"x")));
+    let router = &mut net.nodes[0].router;
+    assert_eq!(
+        router.send(Envelope::to_peer(id2, 0x20, Bytes::from_static(b"nope"))),
+        Err(SendError::NoChannel {
+            node: id2,
+            channel: 0x20
+        })
+    );
+    for to in [unknown, id0] {
+        assert_eq!(
+            router.send(Envelope::to_peer(to, 0x30, Bytes::from_static(b"x"))),
+            Err(SendError::NotConnected)
+        );
+    }
+    assert_eq!(
+        router.send(Envelope::broadcast(0x55, Bytes::from_static(b"x"))),
+        Err(SendError::ChannelNotOpen(0x55))
+    );
+    let counted = router.counters().snapshot();
+    assert_eq!(
+        (
+            counted.dropped_no_channel,
+            counted.dropped_not_connected,
+            counted.dropped_channel_not_open
+        ),
+        (1, 2, 1)
+    );
     net.drive();
     assert_eq!(net.delivered(1, 0x20).len(), 1);
     assert_eq!(net.delivered(1, 0x30).len(), 1);
@@ -579,7 +607,8 @@ fn three_routers_form_a_triangle_and_route() {
     }
     net.nodes[1]
         .router
-        .send(Envelope::broadcast(0x21, Bytes::from_static(b"hello")));
+        .send(Envelope::broadcast(0x21, Bytes::from_static(b"hello")))
+        .unwrap();
     net.drive();
     assert_eq!(net.delivered(0, 0x21).len(), 1);
     assert_eq!(net.delivered(2, 0x21).len(), 1);
@@ -602,19 +631,25 @@ fn wrapper_channel_round_trip_and_undecodable_message_is_a_fatal_peer_error() {
     });
     net.nodes[0]
         .router
-        .send(Envelope::to_peer(id1, 0x40, codec.encode(&ping)));
+        .send(Envelope::to_peer(id1, 0x40, codec.encode(&ping)))
+        .unwrap();
     net.nodes[0]
         .router
-        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"raw")));
+        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"raw")))
+        .unwrap();
     net.nodes[0]
         .router
-        .send(Envelope::to_peer(id1, 0x21, Bytes::from_static(b"other")));
+        .send(Envelope::to_peer(id1, 0x21, Bytes::from_static(b"other")))
+        .unwrap();
     // Garbage on the wrapper channel.
-    net.nodes[0].router.send(Envelope::to_peer(
-        id1,
-        0x40,
-        Bytes::from_static(&[0xff, 0xff]),
-    ));
+    net.nodes[0]
+        .router
+        .send(Envelope::to_peer(
+            id1,
+            0x40,
+            Bytes::from_static(&[0xff, 0xff]),
+        ))
+        .unwrap();
     net.drive();
     let got = net.delivered(1, 0x40);
     assert_eq!(got.len(), 2);
@@ -684,14 +719,18 @@ fn eight_node_network_echo_and_broadcast_survive_a_departure() {
         let id = net.id(j);
         net.nodes[0]
             .router
-            .send(Envelope::to_peer(id, 0x20, Bytes::from(vec![j as u8; 10])));
+            .send(Envelope::to_peer(id, 0x20, Bytes::from(vec![j as u8; 10])))
+            .unwrap();
     }
     net.drive();
     for j in 1..n {
         let got = net.delivered(j, 0x20);
         assert_eq!(got.len(), 1);
         let (from, msg) = got[0].clone();
-        net.nodes[j].router.send(Envelope::to_peer(from, 0x20, msg));
+        net.nodes[j]
+            .router
+            .send(Envelope::to_peer(from, 0x20, msg))
+            .unwrap();
     }
     net.drive();
     let mut echoes: Vec<u8> = net.delivered(0, 0x20).iter().map(|(_, m)| m[0]).collect();
@@ -706,7 +745,8 @@ fn eight_node_network_echo_and_broadcast_survive_a_departure() {
     net.drive();
     net.nodes[0]
         .router
-        .send(Envelope::broadcast(0x20, Bytes::from_static(b"all")));
+        .send(Envelope::broadcast(0x20, Bytes::from_static(b"all")))
+        .unwrap();
     net.drive();
     for j in 1..7 {
         assert!(
@@ -743,7 +783,8 @@ fn graceful_disconnect_flushes_what_was_sent_first() {
     let id1 = net.id(1);
     net.nodes[0]
         .router
-        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"bye")));
+        .send(Envelope::to_peer(id1, 0x20, Bytes::from_static(b"bye")))
+        .unwrap();
     net.nodes[0].router.disconnect(id1).unwrap();
     net.drive();
     assert_eq!(
@@ -822,7 +863,8 @@ fn send_credit_bytes_bounds_the_payload_handed_to_a_connection() {
         let message = Bytes::from(vec![j; 1000]);
         net.nodes[0]
             .router
-            .send(Envelope::to_peer(id1, 0x20, message));
+            .send(Envelope::to_peer(id1, 0x20, message))
+            .unwrap();
     }
     let sends = |net: &mut Net| {
         let mut count = 0;
@@ -831,6 +873,7 @@ fn send_credit_bytes_bounds_the_payload_handed_to_a_connection() {
                 conn,
                 channel,
                 message,
+                ..
             } = action
             {
                 count += 1;
@@ -858,4 +901,116 @@ fn send_credit_bytes_bounds_the_payload_handed_to_a_connection() {
     for (j, (_, message)) in got.iter().enumerate() {
         assert_eq!(message[0], j as u8);
     }
+}
+
+#[test]
+fn backpressure_hands_back_a_full_peers_message_and_never_holds_up_another_peer() {
+    let mut net = Net::new(3, &[&[0x20]], |c| {
+        c.send_credit = 2;
+        c.channel_queue_messages = 4;
+    });
+    net.connect(0, 1);
+    net.connect(0, 2);
+    net.drive();
+    let (id1, id2) = (net.id(1), net.id(2));
+    let router = &mut net.nodes[0].router;
+    // Two go to the connection on credit, four wait in the peer's channel queue.
+    for j in 0..6u8 {
+        let message = Bytes::from(vec![j; 100]);
+        assert_eq!(router.send(Envelope::to_peer(id1, 0x20, message)), Ok(1));
+    }
+    let refused = Envelope::to_peer(id1, 0x20, Bytes::from(vec![6; 100]));
+    assert_eq!(
+        router.send(refused.clone()),
+        Err(SendError::Full {
+            envelope: refused.clone(),
+            peers: vec![id1],
+        })
+    );
+    // The other peer is not held up by the full one.
+    let other = Envelope::to_peer(id2, 0x20, Bytes::from_static(b"other"));
+    assert_eq!(router.send(other), Ok(1));
+    // A broadcast is queued for the peer with room and handed back for the full one.
+    let all = Envelope::broadcast(0x20, Bytes::from_static(b"all"));
+    assert_eq!(
+        router.send(all.clone()),
+        Err(SendError::Full {
+            envelope: all,
+            peers: vec![id1],
+        })
+    );
+    net.drive();
+    assert_eq!(
+        net.nodes[0].writable,
+        vec![(id1, 0x20)],
+        "room announced once"
+    );
+    net.nodes[0].router.send(refused).unwrap();
+    net.drive();
+    let got: Vec<u8> = net.delivered(1, 0x20).iter().map(|(_, m)| m[0]).collect();
+    assert_eq!(got, (0..7).collect::<Vec<u8>>(), "all, in order");
+    assert_eq!(net.delivered(2, 0x20).len(), 2);
+    let counted = net.nodes[0].router.counters().snapshot();
+    assert_eq!(counted.dropped(), 0);
+    assert_eq!(counted.sent_messages, 9);
+}
+
+#[test]
+fn a_drop_channel_counts_exactly_what_it_drops() {
+    let mut net = Net::new(2, &[&[], &[0x20]], |c| {
+        c.send_credit = 1;
+        c.queue_kind = crate::queue::QueueKind::Fifo;
+        c.queue_max_items = 3;
+    });
+    net.nodes[0]
+        .router
+        .open_channel_with_policy(descriptor(0x20, 1), OverflowPolicy::Drop)
+        .unwrap();
+    assert_eq!(
+        net.nodes[0].router.channel_policy(0x20),
+        Some(OverflowPolicy::Drop)
+    );
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    for j in 0..10u8 {
+        let sent = net.nodes[0]
+            .router
+            .send(Envelope::to_peer(id1, 0x20, Bytes::from(vec![j; 10])));
+        assert_eq!(sent, Ok(1), "a drop channel never makes the sender wait");
+    }
+    net.drive();
+    let dropped = net.nodes[0].router.counters().snapshot().dropped_queue_full;
+    let delivered = net.delivered(1, 0x20).len() as u64;
+    assert_eq!(delivered, 4, "one on credit, three in the queue");
+    assert_eq!(dropped, 10 - delivered);
+}
+
+#[test]
+fn messages_still_queued_when_a_peer_goes_down_are_counted_as_peer_gone() {
+    let mut net = Net::new(2, &[&[0x20]], |c| c.send_credit = 1);
+    net.connect(0, 1);
+    net.drive();
+    let id1 = net.id(1);
+    for j in 0..5u8 {
+        net.nodes[0]
+            .router
+            .send(Envelope::to_peer(id1, 0x20, Bytes::from(vec![j; 10])))
+            .unwrap();
+    }
+    // The peer closes before any of it was confirmed: one is with the connection, four
+    // wait in the router.
+    let conns: Vec<ConnectionId> = net.nodes[1].conns.keys().copied().collect();
+    for c in conns {
+        net.nodes[1].conns.get_mut(&c).unwrap().close();
+    }
+    net.drive();
+    assert_eq!(net.nodes[0].router.connected_peers().count(), 0);
+    let counted = net.nodes[0].router.counters().snapshot();
+    assert!(counted.dropped_peer_gone >= 3, "{counted:?}");
+    assert_eq!(
+        counted.sent_messages + counted.dropped_peer_gone,
+        5,
+        "every accepted message was handed to the connection or counted as lost"
+    );
 }

@@ -12,7 +12,7 @@ use crate::peer_manager::{PeerUpdate, StoreOp};
 /// Where an outbound envelope goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// One connected peer (dropped if it is not connected or did not advertise the channel).
+    /// One connected peer.
     Peer(NodeId),
     /// Every connected peer that advertised the channel.
     Broadcast,
@@ -100,6 +100,8 @@ pub enum RouterAction {
     Send {
         /// The connection.
         conn: ConnectionId,
+        /// The peer on it.
+        node: NodeId,
         /// The channel.
         channel: u8,
         /// The encoded message.
@@ -117,6 +119,59 @@ pub enum RouterAction {
     PeerUpdate(PeerUpdate),
     /// Apply to the peer database.
     Store(StoreOp),
+    /// A send to `node` on the backpressure channel `channel` was refused with
+    /// [`SendError::Full`] and that peer's queue for the channel has room again: retry it.
+    Writable {
+        /// The peer.
+        node: NodeId,
+        /// The channel.
+        channel: u8,
+    },
+}
+
+/// What a channel does when a peer's queue for it is full (chosen when it is opened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// The send waits: [`Router::send`](super::Router::send) hands the message back with
+    /// [`SendError::Full`] and announces room with [`RouterAction::Writable`]. Nothing the
+    /// Router accepted is dropped unless the peer goes down first. Each peer has its own
+    /// queue per channel, so a full peer never holds up another.
+    #[default]
+    Backpressure,
+    /// The connection's QoS queue (`RouterConfig::queue_kind`: FIFO, priority or WDRR)
+    /// drops by its policy; every drop is counted
+    /// ([`DropReason::QueueFull`](super::DropReason::QueueFull)) and logged at debug. For
+    /// gossip that a later message supersedes.
+    Drop,
+}
+
+/// Why [`Router::send`](super::Router::send) did not queue a message for every target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The channel is not open on this node.
+    #[error("channel {0:#04x} is not open")]
+    ChannelNotOpen(u8),
+    /// The target peer is not connected (or is being disconnected), or a broadcast found no
+    /// connected peer with the channel.
+    #[error("no connected peer to send to")]
+    NotConnected,
+    /// The target peer did not advertise the channel.
+    #[error("peer {node} did not advertise channel {channel:#04x}")]
+    NoChannel {
+        /// The peer.
+        node: NodeId,
+        /// The channel.
+        channel: u8,
+    },
+    /// Backpressure: these peers' queues for the channel are full; the message was queued
+    /// for every other target. Retry for `peers` after [`RouterAction::Writable`].
+    #[error("the queue of {} peer(s) for channel {:#04x} is full", peers.len(), envelope.channel)]
+    Full {
+        /// The envelope, handed back.
+        envelope: Envelope,
+        /// The peers whose queue is full.
+        peers: Vec<NodeId>,
+    },
 }
 
 /// Why the Router refused a request.

@@ -15,6 +15,7 @@ impl Driver {
             callback(
                 &mut Control {
                     router: &mut self.router,
+                    windows: &self.windows,
                     now: self.now,
                 },
                 event,

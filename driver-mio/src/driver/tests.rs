@@ -140,11 +140,11 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     let slow_id = slow.node_id();
     turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 0);
     for i in 0..COUNT {
-        sender.send(Envelope::to_peer(
-            slow_id,
-            CHANNEL,
-            Bytes::from(vec![i as u8; 1000]),
-        ));
+        let message = Bytes::from(vec![i as u8; 1000]);
+        assert_eq!(
+            sender.send(Envelope::to_peer(slow_id, CHANNEL, message)),
+            Ok(1)
+        );
     }
     // Nobody takes the slow node's events: it stops reading once two wait.
     for _ in 0..30 {
@@ -273,7 +273,8 @@ fn a_close_right_behind_the_last_message_is_seen_at_once() {
         a_id,
         CHANNEL,
         Bytes::from_static(b"last words"),
-    ));
+    ))
+    .unwrap();
     for _ in 0..5 {
         turn_one(&mut poll_b, &mut b, Duration::from_millis(5));
     }
@@ -291,6 +292,7 @@ fn a_close_right_behind_the_last_message_is_seen_at_once() {
             match event {
                 AppEvent::Message(env) => got |= env.message.as_ref() == b"last words",
                 AppEvent::PeerUpdate(u) => down |= u.status == PeerStatus::Down,
+                AppEvent::Writable { .. } => {}
             }
         }
     }
@@ -318,14 +320,23 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
     .unwrap();
     let slow_id = slow.node_id();
     turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 1);
-    // 48 MB towards a node whose application takes nothing: it stops reading, the
-    // socket buffers and the connection's queues fill, the router's queue drops the rest.
-    for i in 0..FLOOD {
-        let message = Bytes::from(vec![i as u8; 16_000]);
-        sender.send(Envelope::to_peer(slow_id, CHANNEL, message));
-    }
+    // A flood towards a node whose application takes nothing: it stops reading, the
+    // socket buffers, the connection's queues and the router's queue for the peer fill,
+    // and the router refuses more (backpressure).
+    let mut next = 0;
+    let mut flood = |sender: &mut Driver| {
+        while next < FLOOD {
+            let message = Bytes::from(vec![next as u8; 16_000]);
+            match sender.send(Envelope::to_peer(slow_id, CHANNEL, message)) {
+                Ok(_) => next += 1,
+                Err(SendError::Full { .. }) => return,
+                Err(error) => panic!("{error}"),
+            }
+        }
+    };
     let flooding = Instant::now();
     while flooding.elapsed() < Duration::from_millis(500) {
+        flood(&mut sender);
         turn(
             &mut poll,
             &mut [&mut slow, &mut sender],

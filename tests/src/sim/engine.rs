@@ -225,10 +225,16 @@ impl Sim {
                     r.router.resolved(now, &address, &[]);
                 }
             }
+            RouterAction::Writable { node, channel } => {
+                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
+                    r.retry_held(node, channel);
+                }
+            }
             RouterAction::Send {
                 conn,
                 channel,
                 message,
+                ..
             } => {
                 if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
                     r.outboxes
@@ -407,7 +413,7 @@ impl Sim {
             reactor.on_timer(&mut ctx);
             if let Some(running) = node.running.as_mut() {
                 for send in ctx.sends {
-                    running.router.send(send);
+                    running.send(send);
                 }
                 for error in ctx.errors {
                     running.router.report_error(now, error);
@@ -446,7 +452,7 @@ impl Sim {
                 reactor.on_message(&mut ctx, &envelope);
                 if let Some(running) = node.running.as_mut() {
                     for send in ctx.sends {
-                        running.router.send(send);
+                        running.send(send);
                     }
                     for error in ctx.errors {
                         running.router.report_error(now, error);

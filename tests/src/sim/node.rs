@@ -12,7 +12,7 @@ use tmp2p_core::connection::Outbox;
 use tmp2p_core::connection::PeerConnection;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::peer_manager::{PeerRecord, PeerUpdate, StoreOp};
-use tmp2p_core::router::{ConnectionId, Envelope, Router, RouterConfig};
+use tmp2p_core::router::{ConnectionId, Envelope, Router, RouterConfig, SendError, Target};
 use tmp2p_core::{NodeId, NodeKey};
 
 use super::network::LinkId;
@@ -95,6 +95,47 @@ pub(crate) struct Running {
     pub(crate) rng: ChaCha20Rng,
     /// The PEX reactor (or flooder) of this incarnation, if the node has a PEX role.
     pub(crate) pex: Option<SimPex>,
+    /// Reactor sends the Router handed back (a full peer queue under backpressure), one
+    /// per peer, in order: retried when the Router announces room.
+    pub(crate) held_sends: Vec<Envelope>,
+}
+
+impl Running {
+    /// Sends as a reactor does under backpressure: what a full peer refuses waits here.
+    pub(crate) fn send(&mut self, envelope: Envelope) {
+        match self.router.send(envelope) {
+            Ok(_) => {}
+            Err(SendError::Full { envelope, peers }) => {
+                for peer in peers {
+                    let copy = Envelope::to_peer(peer, envelope.channel, envelope.message.clone());
+                    self.held_sends.push(copy);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "simulated send not queued"),
+        }
+    }
+
+    /// `node`'s queue for `channel` has room: retry what waits for it, in order, until it
+    /// is full again.
+    pub(crate) fn retry_held(&mut self, node: NodeId, channel: u8) {
+        let waiting = std::mem::take(&mut self.held_sends);
+        let mut refused = false;
+        for envelope in waiting {
+            let for_it = envelope.channel == channel && envelope.to == Some(Target::Peer(node));
+            if !for_it || refused {
+                self.held_sends.push(envelope);
+                continue;
+            }
+            match self.router.send(envelope) {
+                Ok(_) => {}
+                Err(SendError::Full { envelope, .. }) => {
+                    refused = true;
+                    self.held_sends.push(envelope);
+                }
+                Err(error) => tracing::debug!(%error, "simulated send not queued"),
+            }
+        }
+    }
 }
 
 /// A simulated node.

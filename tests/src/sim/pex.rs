@@ -154,7 +154,11 @@ impl SimPex {
                 let peers: Vec<NodeId> = router.connected_peers().collect();
                 for peer in peers {
                     self.log.sent = self.log.sent.saturating_add(1);
-                    router.send(Envelope::to_peer(peer, PEX_CHANNEL, request.clone()));
+                    if let Err(error) =
+                        router.send(Envelope::to_peer(peer, PEX_CHANNEL, request.clone()))
+                    {
+                        tracing::debug!(%error, "flooder request not queued");
+                    }
                 }
                 *next = now.checked_add(*every).unwrap_or(now);
             }
@@ -260,7 +264,9 @@ impl Sim {
                 match output {
                     PexOutput::Send(envelope) => {
                         pex.log.sent = pex.log.sent.saturating_add(1);
-                        running.router.send(envelope);
+                        if let Err(error) = running.router.send(envelope) {
+                            tracing::debug!(%error, "PEX message not queued");
+                        }
                     }
                     PexOutput::PeerError(error) => {
                         pex.log.errors.push((at, error.clone()));

@@ -1,0 +1,167 @@
+//! Backpressure for senders on other threads: core's [`SendWindows`] behind a lock, with a
+//! condition variable that wakes a blocked [`NodeHandle::send`](crate::NodeHandle::send)
+//! when the loop releases room or a peer goes up or down. A handle reserves room before it
+//! queues a message for the loop, so the Router never refuses one, and a full peer blocks
+//! only the senders to that peer.
+
+use std::collections::BTreeSet;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use tmp2p_core::router::window::{Reserve, SendWindows, WindowLimits};
+use tmp2p_core::router::{Envelope, Router, SendError, Target};
+use tmp2p_core::NodeId;
+
+/// Shared by a driver and its handles.
+pub(crate) struct BlockingWindows {
+    windows: Mutex<SendWindows>,
+    changed: Condvar,
+    /// Channels opened with `OverflowPolicy::Drop`: nothing to reserve.
+    drop_channels: BTreeSet<u8>,
+}
+
+impl BlockingWindows {
+    pub(crate) fn new(limits: WindowLimits, drop_channels: BTreeSet<u8>) -> Self {
+        BlockingWindows {
+            windows: Mutex::new(SendWindows::new(limits)),
+            changed: Condvar::new(),
+            drop_channels,
+        }
+    }
+
+    /// Each update is one whole change of a count, so a lock poisoned by a panic elsewhere
+    /// still holds consistent counts.
+    fn lock(&self) -> MutexGuard<'_, SendWindows> {
+        self.windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether sends on `channel` reserve room (backpressure) or go straight through.
+    pub(crate) fn is_bounded(&self, channel: u8) -> bool {
+        !self.drop_channels.contains(&channel)
+    }
+
+    pub(crate) fn try_reserve(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
+        self.lock().try_reserve(node, channel, len)
+    }
+
+    /// Reserves room, blocking the calling thread while the window is full.
+    pub(crate) fn reserve_blocking(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
+        let mut windows = self.lock();
+        loop {
+            match windows.try_reserve(node, channel, len) {
+                Reserve::Full => {
+                    windows = self
+                        .changed
+                        .wait(windows)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(crate) fn peers_with(&self, channel: u8) -> Vec<NodeId> {
+        self.lock().peers_with(channel).collect()
+    }
+
+    /// Applies the loop's changes of one turn, wakes blocked senders and adds to
+    /// `writable` each peer and channel that refused a non-blocking send and has room now.
+    pub(crate) fn apply(&self, changes: &mut Vec<WindowChange>, writable: &mut Vec<(NodeId, u8)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut windows = self.lock();
+        for change in changes.drain(..) {
+            match change {
+                WindowChange::Up(node, channels) => windows.peer_up(node, channels),
+                WindowChange::Down(node) => windows.peer_down(node),
+                WindowChange::Released(node, channel, len) => {
+                    if windows.release(node, channel, len) {
+                        writable.push((node, channel));
+                    }
+                }
+            }
+        }
+        drop(windows);
+        self.changed.notify_all();
+    }
+}
+
+/// What the loop learned in a turn that the senders' windows must follow.
+pub(crate) enum WindowChange {
+    /// A peer came up with these backpressure channels.
+    Up(NodeId, Vec<u8>),
+    /// A peer went down.
+    Down(NodeId),
+    /// A message of this size left the Router for the peer's connection, or was refused.
+    Released(NodeId, u8, usize),
+}
+
+impl BlockingWindows {
+    /// Gives back the room of a reserved message the Router refused.
+    fn release_now(&self, node: NodeId, channel: u8, len: usize) {
+        // No refused sender can be waiting on the loop thread itself; blocked handles are
+        // woken below.
+        let _writable = self.lock().release(node, channel, len);
+        self.changed.notify_all();
+    }
+
+    /// Routes an envelope whose room (if its channel is bounded and it targets one peer)
+    /// was reserved by a handle. A refusal gives the room back.
+    pub(crate) fn route_reserved(&self, router: &mut Router, envelope: Envelope) {
+        let reserved = match envelope.to {
+            Some(Target::Peer(node)) if self.is_bounded(envelope.channel) => {
+                Some((node, envelope.channel, envelope.message.len()))
+            }
+            _ => None,
+        };
+        if let Err(error) = router.send(envelope) {
+            tracing::debug!(%error, "message from a handle not sent");
+            if let Some((node, channel, len)) = reserved {
+                self.release_now(node, channel, len);
+            }
+        }
+    }
+
+    /// Routes an envelope sent on the loop thread, without blocking: a full peer hands it
+    /// back with [`SendError::Full`] and an `AppEvent::Writable` follows once it has room.
+    pub(crate) fn route_now(
+        &self,
+        router: &mut Router,
+        envelope: Envelope,
+    ) -> Result<usize, SendError> {
+        let channel = envelope.channel;
+        if !self.is_bounded(channel) {
+            return router.send(envelope);
+        }
+        let targets = match envelope.to {
+            Some(Target::Peer(node)) => vec![node],
+            Some(Target::Broadcast) => self.peers_with(channel),
+            None => return Err(SendError::NotConnected),
+        };
+        let (mut queued, mut full) = (0, Vec::new());
+        for node in targets {
+            match self.try_reserve(node, channel, envelope.message.len()) {
+                Reserve::Reserved => {
+                    let copy = Envelope::to_peer(node, channel, envelope.message.clone());
+                    self.route_reserved(router, copy);
+                    queued += 1;
+                }
+                Reserve::Full => full.push(node),
+                Reserve::NotConnected | Reserve::NoChannel
+                    if envelope.to == Some(Target::Broadcast) => {}
+                // Not queued: the Router says why (and counts it).
+                Reserve::NotConnected | Reserve::NoChannel => return router.send(envelope),
+            }
+        }
+        if full.is_empty() {
+            Ok(queued)
+        } else {
+            Err(SendError::Full {
+                envelope,
+                peers: full,
+            })
+        }
+    }
+}
