@@ -286,6 +286,15 @@ impl PeerConnection {
         }
     }
 
+    /// Ends the connection at once with `reason` (a driver giving up on it, e.g. a close
+    /// that did not finish in time): nothing more is transmitted and `Closed` carries the
+    /// reason. No-op once closed.
+    pub fn abort(&mut self, reason: ConnectionError) {
+        if !matches!(self.phase, Phase::Closed) {
+            self.fail(reason);
+        }
+    }
+
     /// Whether the connection is over (the `Closed` event has been queued).
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)

@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod id;
 pub mod key;
 pub mod mconn;
+pub mod node;
 pub mod node_config;
 pub mod node_info;
 pub mod peer_manager;

@@ -4,6 +4,7 @@
 //! NodeInfo.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::address::NodeAddress;
 use crate::id::NodeId;
@@ -66,6 +67,11 @@ pub struct NodeConfig {
     pub private_peer_ids: Vec<NodeId>,
     /// Router, PeerManager, queue, timeout, payload-size and rate-limit settings.
     pub router: RouterConfig,
+    /// How long a connection's close may take (the node machine's `Link`): from the close
+    /// until the sends queued before it are in the connection. Past it what is left is
+    /// dropped and the connection ends, so a peer that stops reading cannot keep a
+    /// connection the node decided to close.
+    pub close_linger: Duration,
 }
 
 impl NodeConfig {
@@ -84,6 +90,7 @@ impl NodeConfig {
             bootstrap_peers: Vec::new(),
             private_peer_ids: Vec::new(),
             router: RouterConfig::default(),
+            close_linger: Duration::from_secs(5),
         }
     }
 

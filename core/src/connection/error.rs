@@ -83,6 +83,10 @@ pub enum ConnectionError {
     /// The connection is already closed.
     #[error("connection already closed")]
     Closed,
+    /// A close did not finish within the close linger (the peer stopped reading): what
+    /// was left unsent was dropped.
+    #[error("close did not finish within {0:?}: the rest was dropped")]
+    CloseTimedOut(Duration),
 }
 
 impl ConnectionError {
@@ -100,7 +104,9 @@ impl ConnectionError {
             ConnectionError::Incompatible(_) => FailureKind::Incompatible,
             ConnectionError::SelfConnection => FailureKind::SelfConnection,
             ConnectionError::MConn(_) => FailureKind::Protocol,
-            ConnectionError::PeerClosed | ConnectionError::Closed => FailureKind::Closed,
+            ConnectionError::PeerClosed
+            | ConnectionError::Closed
+            | ConnectionError::CloseTimedOut(_) => FailureKind::Closed,
         }
     }
 }

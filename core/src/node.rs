@@ -1,0 +1,499 @@
+//! The node machine: one sans-IO object that makes every node-level decision, so the
+//! drivers, the simulator and the test harnesses only move bytes, run timers and wake
+//! tasks. [`Node`] owns the [`Router`] (and through it the PeerManager, the QoS queues, the
+//! send windows and the delivery counters) and the built-in PEX reactor (seed mode
+//! included). It builds the Router from a [`NodeConfig`], batches each connection's sends
+//! into one [`LinkCommand`], confirms send credit from the connections' [`LinkReport`]s,
+//! batches store operations, and turns an undecodable typed message into a fatal
+//! `PeerError`.
+//!
+//! The transport seam (ADR 062's Transport / Connection / Endpoint): the node machine knows
+//! connections only by [`ConnectionId`] and the remote's socket address. Whether the bytes
+//! travel over TCP, the simulator's in-memory network or a later QUIC stream is the
+//! driver's business; each connection's machine is a [`Link`], a separate object the
+//! driver may run on any task or thread, which talks to the node machine only through
+//! [`LinkCommand`]s and [`LinkReport`]s (quinn-proto's Endpoint / Connection split).
+//!
+//! Call order, for a driver:
+//! 1. [`Node::new`], then [`Node::open_channel`] for every channel and optionally
+//!    [`Node::enable_pex`], then [`Node::start`] (which adds the configured peers; channels
+//!    are advertised in NodeInfo, so they are fixed from then on).
+//! 2. Loop:
+//!    - drain [`Node::poll_output`] and carry out each [`NodeOutput`]: `Dial` → connect,
+//!      then [`Node::dial_succeeded`] (start a [`Link`] with the returned params) or
+//!      [`Node::dial_failed`]; `Resolve` → DNS, then [`Node::resolved`]; `Link` → that
+//!      connection's [`Link::handle_command`]; `Deliver`, `PeerUpdate`, `Writable`, `Pex`
+//!      → the application; `Store` → the peer store, in one transaction;
+//!    - for each accepted connection call [`Node::accept`] before any handshake work;
+//!    - feed every [`Link::poll_report`] of every connection to
+//!      [`Node::handle_link_report`] (the `Closed` event is mandatory);
+//!    - application sends go to [`Node::send`], reactor complaints to
+//!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
+//!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
+//!
+//! The delivery contract is the Router's (`router::outbound`): what `send` accepted reaches
+//! the peer's connection unless the peer goes down first; backpressure channels hand a
+//! message back when the peer's queue is full and announce room with
+//! [`NodeOutput::Writable`]; drop channels count each drop.
+
+mod link;
+mod pex_host;
+
+pub use link::{Link, LinkCommand, LinkReport};
+pub use pex_host::PexEvent;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand_core::RngCore;
+
+use crate::address::NodeAddress;
+use crate::connection::PeerEvent;
+use crate::id::NodeId;
+use crate::mconn::ChannelDescriptor;
+use crate::node_config::{NodeConfig, NodeConfigError};
+use crate::peer_manager::{ClockAnchor, PeerRecord, PeerUpdate, StoreOp};
+use crate::pex::{self, PexConfig, PexError, PexReactor, PEX_CHANNEL};
+use crate::router::{
+    AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerError, Router,
+    RouterAction, RouterCounters, RouterError, SendError,
+};
+use crate::typed::{decode_inbound, ChannelCodec};
+use pex_host::PexHost;
+
+/// What the driver must do for the node machine (pulled with [`Node::poll_output`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeOutput {
+    /// Open a connection to `socket` for `conn`, then report [`Node::dial_succeeded`] or
+    /// [`Node::dial_failed`]. The node times the dial out itself (a `Link` close follows).
+    Dial {
+        /// The connection this dial is for.
+        conn: ConnectionId,
+        /// The peer's address being dialed.
+        address: NodeAddress,
+        /// Where to connect.
+        socket: SocketAddr,
+    },
+    /// Resolve the address's hostname and report with [`Node::resolved`].
+    Resolve {
+        /// The address whose hostname needs DNS.
+        address: NodeAddress,
+    },
+    /// Hand this command to connection `conn`'s [`Link`] (a dial in flight: abandon it on
+    /// `Close`).
+    Link {
+        /// The connection.
+        conn: ConnectionId,
+        /// The command.
+        command: LinkCommand,
+    },
+    /// An inbound message for the application.
+    Deliver(Envelope),
+    /// A peer went up or down.
+    PeerUpdate(PeerUpdate),
+    /// Apply these to the peer store, in one transaction.
+    Store(Vec<StoreOp>),
+    /// A send to `node` on `channel` was refused as full; its queue has room again.
+    Writable {
+        /// The peer.
+        node: NodeId,
+        /// The channel.
+        channel: u8,
+    },
+    /// What the built-in PEX reactor did.
+    Pex(PexEvent),
+}
+
+/// Why the node machine refused a request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error("invalid node configuration: {0}")]
+    Config(#[from] NodeConfigError),
+    /// The Router refused a channel or a setting.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// The PEX configuration is invalid.
+    #[error("invalid PEX configuration: {0}")]
+    Pex(#[from] PexError),
+    /// A configured persistent or bootstrap peer was refused at start.
+    #[error("configured peer {address} refused: {error}")]
+    InitialPeer {
+        /// The address.
+        address: Box<NodeAddress>,
+        /// Why.
+        error: RouterError,
+    },
+    /// Channels and PEX must be set up before [`Node::start`], and it runs once.
+    #[error("the node has already started")]
+    AlreadyStarted,
+}
+
+/// The node machine (see the module docs for the call order).
+pub struct Node {
+    router: Router,
+    pex: Option<PexHost>,
+    /// The second copy of the caller's RNG, for PEX once it is enabled.
+    pex_rng: Option<Box<dyn RngCore + Send>>,
+    initial_peers: Vec<NodeAddress>,
+    started: bool,
+    close_linger: Duration,
+    /// Each connection's remote IP, for PEX (which learns inbound peers' addresses).
+    remote_ips: BTreeMap<ConnectionId, IpAddr>,
+    /// Sends gathered while draining the Router, one command per connection.
+    batches: BTreeMap<ConnectionId, Vec<(u8, Bytes)>>,
+    store_ops: Vec<StoreOp>,
+    outputs: VecDeque<NodeOutput>,
+}
+
+impl Node {
+    /// A node for `config` with id `node_id` and the peers in `records` (from the peer
+    /// store). `rng` is cloned once: the Router's retry jitter and PEX's address sampling
+    /// each get a copy.
+    ///
+    /// # Errors
+    /// [`NodeError::Config`], [`NodeError::Router`].
+    pub fn new<R: RngCore + Clone + Send + 'static>(
+        config: &NodeConfig,
+        node_id: NodeId,
+        clock: ClockAnchor,
+        now: Instant,
+        records: Vec<PeerRecord>,
+        rng: R,
+    ) -> Result<Self, NodeError> {
+        config.validate(node_id)?;
+        let router = Router::new(
+            config.router_config(),
+            config.node_info(node_id),
+            clock,
+            now,
+            records,
+            Box::new(rng.clone()),
+        )?;
+        Ok(Node {
+            router,
+            pex: None,
+            pex_rng: Some(Box::new(rng)),
+            initial_peers: config.initial_peers().cloned().collect(),
+            started: false,
+            close_linger: config.close_linger,
+            remote_ips: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            store_ops: Vec::new(),
+            outputs: VecDeque::new(),
+        })
+    }
+
+    /// Opens a channel with `policy` for full peer queues (before [`Node::start`]).
+    ///
+    /// # Errors
+    /// [`NodeError::AlreadyStarted`], or the Router's refusal.
+    pub fn open_channel(
+        &mut self,
+        descriptor: ChannelDescriptor,
+        policy: OverflowPolicy,
+    ) -> Result<(), NodeError> {
+        if self.started {
+            return Err(NodeError::AlreadyStarted);
+        }
+        Ok(self.router.open_channel_with_policy(descriptor, policy)?)
+    }
+
+    /// Runs the built-in PEX reactor (seed mode included) on channel 0x00, opened as
+    /// CometBFT declares it. Its messages never reach the application; what it does is
+    /// reported as [`NodeOutput::Pex`].
+    ///
+    /// # Errors
+    /// [`NodeError::Pex`], [`NodeError::AlreadyStarted`], or the Router's refusal (0x00
+    /// already open).
+    pub fn enable_pex(&mut self, config: PexConfig) -> Result<(), NodeError> {
+        let reactor = PexReactor::new(config)?;
+        self.open_channel(pex::channel_descriptor(), OverflowPolicy::Backpressure)?;
+        // Present until `start`, and taken once: the channel was opened just above.
+        let Some(rng) = self.pex_rng.take() else {
+            return Err(NodeError::AlreadyStarted);
+        };
+        self.pex = Some(PexHost::new(reactor, rng));
+        Ok(())
+    }
+
+    /// Starts: adds the configured persistent and bootstrap peers (the first dials follow
+    /// at once) and freezes the channels.
+    ///
+    /// # Errors
+    /// [`NodeError::InitialPeer`] for a configured peer the PeerManager refuses (a typo in
+    /// a peer list should stop the node, not be found later in a log);
+    /// [`NodeError::AlreadyStarted`].
+    pub fn start(&mut self, now: Instant) -> Result<(), NodeError> {
+        if self.started {
+            return Err(NodeError::AlreadyStarted);
+        }
+        self.started = true;
+        self.pex_rng = None;
+        for address in std::mem::take(&mut self.initial_peers) {
+            if let Err(error) = self.router.add_peer(now, address.clone()) {
+                let address = Box::new(address);
+                return Err(NodeError::InitialPeer { address, error });
+            }
+        }
+        self.router.handle_timeout(now);
+        self.drain(now);
+        Ok(())
+    }
+
+    /// The next output for the driver.
+    pub fn poll_output(&mut self) -> Option<NodeOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let pex = self.pex.as_ref().and_then(PexHost::poll_timeout);
+        match (self.router.poll_timeout(), pex) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Timers: dial timeouts, retry backoffs, new dials, PEX requests.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.router.poll_timeout().is_some_and(|at| at <= now) {
+            self.router.handle_timeout(now);
+        }
+        if let Some(pex) = &mut self.pex {
+            pex.handle_timeout(now, &mut self.router);
+        }
+        self.drain(now);
+    }
+
+    /// A connection from `remote` arrived. Call before any handshake work: on `Err` close
+    /// the socket at once; on `Ok` start a [`Link`] with the params.
+    ///
+    /// # Errors
+    /// [`AdmissionError`] saying why it was refused.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+    ) -> Result<ConnectionParams, AdmissionError> {
+        let params = self.router.accept(now, remote)?;
+        self.remote_ips.insert(params.conn, remote.ip());
+        self.drain(now);
+        Ok(params)
+    }
+
+    /// The connect of `conn` succeeded: start a [`Link`] with the returned params.
+    ///
+    /// # Errors
+    /// [`RouterError::UnknownConnection`] for a stale or timed-out dial (close it).
+    pub fn dial_succeeded(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        remote: SocketAddr,
+    ) -> Result<ConnectionParams, RouterError> {
+        let params = self.router.dial_succeeded(now, conn, remote);
+        if params.is_ok() {
+            self.remote_ips.insert(conn, remote.ip());
+        }
+        self.drain(now);
+        params
+    }
+
+    /// The connect of `conn` failed.
+    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) {
+        self.router.dial_failed(now, conn);
+        self.drain(now);
+    }
+
+    /// The hostname of `address` resolved to `ips` (empty: it did not resolve).
+    pub fn resolved(&mut self, now: Instant, address: &NodeAddress, ips: &[IpAddr]) {
+        self.router.resolved(now, address, ips);
+        self.drain(now);
+    }
+
+    /// A report of connection `conn`'s [`Link`].
+    pub fn handle_link_report(&mut self, now: Instant, conn: ConnectionId, report: LinkReport) {
+        match report {
+            LinkReport::Taken(taken) => self.router.messages_accepted(conn, taken),
+            LinkReport::Event(event) => {
+                match &event {
+                    PeerEvent::Authenticated { node_info, .. } => {
+                        if let Some(pex) = &mut self.pex {
+                            pex.on_authenticated(node_info, self.remote_ips.get(&conn).copied());
+                        }
+                    }
+                    PeerEvent::Closed { .. } => {
+                        self.remote_ips.remove(&conn);
+                    }
+                    PeerEvent::Message { .. } | PeerEvent::Pong { .. } => {}
+                }
+                self.router.handle_connection_event(now, conn, event);
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Routes an application message (see `Router::send` for the contract).
+    ///
+    /// # Errors
+    /// As `Router::send`.
+    pub fn send(&mut self, now: Instant, envelope: Envelope) -> Result<usize, SendError> {
+        let sent = self.router.send(envelope);
+        self.drain(now);
+        sent
+    }
+
+    /// A reactor's complaint: fatal disconnects the peer, otherwise its score goes down.
+    pub fn report_error(&mut self, now: Instant, error: PeerError) {
+        self.router.report_error(now, error);
+        self.drain(now);
+    }
+
+    /// Decodes an inbound envelope with `codec`. A message that does not decode is a fatal
+    /// `PeerError` against its sender (as on CometBFT) and gives `None`.
+    pub fn decode<C: ChannelCodec>(
+        &mut self,
+        now: Instant,
+        codec: &C,
+        envelope: Envelope,
+    ) -> Option<C::Message> {
+        let from = envelope.from?;
+        match decode_inbound(codec, from, envelope.message) {
+            Ok(message) => Some(message),
+            Err(undecodable) => {
+                self.report_error(now, PeerError::from(undecodable));
+                None
+            }
+        }
+    }
+
+    /// Adds a peer address. Returns whether it was new.
+    ///
+    /// # Errors
+    /// The PeerManager's refusal.
+    pub fn add_peer(&mut self, now: Instant, address: NodeAddress) -> Result<bool, RouterError> {
+        let added = self.router.add_peer(now, address);
+        self.drain(now);
+        added
+    }
+
+    /// Disconnects a peer gracefully (what was sent to it first still goes out).
+    ///
+    /// # Errors
+    /// [`RouterError::NotConnected`].
+    pub fn disconnect(&mut self, now: Instant, node: NodeId) -> Result<(), RouterError> {
+        let done = self.router.disconnect(node);
+        self.drain(now);
+        done
+    }
+
+    /// Connected, routed peers.
+    pub fn connected_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.router.connected_peers()
+    }
+
+    /// The delivery counters, shared: keep the `Arc` to read them from any thread.
+    pub fn counters(&self) -> &Arc<RouterCounters> {
+        self.router.counters()
+    }
+
+    /// How long a connection's close may take ([`NodeConfig::close_linger`]): give it to
+    /// every [`Link::new`].
+    pub fn close_linger(&self) -> Duration {
+        self.close_linger
+    }
+
+    /// The Router, for inspection (peer manager, node info, channel policies, windows).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Carries out the Router's actions and the PEX reactor's outputs until neither has
+    /// any, gathering each connection's sends and the store operations into one output.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            if let Some(pex) = &mut self.pex {
+                if let Some(event) = pex.carry_out(now, &mut self.router) {
+                    self.outputs.extend(event.map(NodeOutput::Pex));
+                    continue;
+                }
+            }
+            let Some(action) = self.router.poll_action() else {
+                break;
+            };
+            self.on_action(now, action);
+        }
+        for (conn, messages) in std::mem::take(&mut self.batches) {
+            let command = LinkCommand::Send(messages);
+            self.outputs.push_back(NodeOutput::Link { conn, command });
+        }
+        if !self.store_ops.is_empty() {
+            let ops = std::mem::take(&mut self.store_ops);
+            self.outputs.push_back(NodeOutput::Store(ops));
+        }
+    }
+
+    fn on_action(&mut self, now: Instant, action: RouterAction) {
+        let output = match action {
+            RouterAction::Dial {
+                conn,
+                address,
+                socket,
+            } => NodeOutput::Dial {
+                conn,
+                address,
+                socket,
+            },
+            RouterAction::Resolve { address } => NodeOutput::Resolve { address },
+            RouterAction::Send {
+                conn,
+                channel,
+                message,
+                ..
+            } => {
+                self.batches
+                    .entry(conn)
+                    .or_default()
+                    .push((channel, message));
+                return;
+            }
+            RouterAction::Close { conn } => {
+                // The sends queued before the close go first.
+                if let Some(messages) = self.batches.remove(&conn) {
+                    let command = LinkCommand::Send(messages);
+                    self.outputs.push_back(NodeOutput::Link { conn, command });
+                }
+                NodeOutput::Link {
+                    conn,
+                    command: LinkCommand::Close,
+                }
+            }
+            RouterAction::Deliver(envelope) => match (&mut self.pex, envelope.from) {
+                (Some(pex), Some(from)) if envelope.channel == PEX_CHANNEL => {
+                    pex.on_message(now, from, envelope.message, &mut self.router);
+                    return;
+                }
+                _ => NodeOutput::Deliver(envelope),
+            },
+            RouterAction::PeerUpdate(update) => {
+                if let Some(pex) = &mut self.pex {
+                    pex.on_peer_update(now, &update, &mut self.router);
+                }
+                NodeOutput::PeerUpdate(update)
+            }
+            RouterAction::Store(op) => {
+                self.store_ops.push(op);
+                return;
+            }
+            RouterAction::Writable { node, channel } => NodeOutput::Writable { node, channel },
+        };
+        self.outputs.push_back(output);
+    }
+}
+
+#[cfg(test)]
+mod tests;
