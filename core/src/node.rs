@@ -31,6 +31,9 @@
 //!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
 //!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
 //!
+//! Tests: `tests/tests/node_machine.rs` drives it over the shared in-memory network of
+//! `tmp2p_tests::memnet`, which `tests/tests/pex_line.rs` uses too.
+//!
 //! The delivery contract is the Router's (`router::outbound`): what `send` accepted reaches
 //! the peer's connection unless the peer goes down first; backpressure channels hand a
 //! message back when the peer's queue is full and announce room with
@@ -494,6 +497,3 @@ impl Node {
         self.outputs.push_back(output);
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -41,16 +41,18 @@ pub mod trace;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::node_info::{NodeInfo, ProtocolVersions};
+use tmp2p_core::node::{Node, NodeError};
+use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::ClockAnchor;
-use tmp2p_core::router::{Envelope, PeerError, Router, RouterError};
+use tmp2p_core::pex::{channel_descriptor as pex_channel, PEX_CHANNEL};
+use tmp2p_core::router::{Envelope, OverflowPolicy, PeerError, RouterError};
 use tmp2p_core::{NodeId, NodeKey};
 
 pub use network::LinkParams;
@@ -86,7 +88,7 @@ pub struct SimStats {
 }
 
 /// Why a simulation stopped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
     /// A machine asked to be woken at or before `now`, was woken, and did nothing; or a
     /// node's timers came due more than [`MAX_FIRES_PER_INSTANT`] times at one instant
@@ -129,6 +131,14 @@ pub enum SimError {
         node: usize,
         /// The router's error.
         error: RouterError,
+    },
+    /// The node machine refused a setting at start.
+    #[error("node {node}: {error}")]
+    Node {
+        /// Node index.
+        node: usize,
+        /// The node machine's error.
+        error: NodeError,
     },
     /// An invariant check failed.
     #[error("invariant violated at {at:?}: {what}")]
@@ -359,7 +369,7 @@ impl Sim {
             .iter()
             .map(|&p| self.address(p))
             .collect::<Result<_, _>>()?;
-        let pex = self.pex_for_start(i)?;
+        let (pex, pex_reactor) = self.pex_for_start(i)?;
         let node = self.node_mut(i)?;
         if node.running.is_some() {
             return Err(SimError::WrongState {
@@ -368,68 +378,42 @@ impl Sim {
             });
         }
         node.incarnation += 1;
-        let router_err = |error| SimError::Router { node: i, error };
-        let info = NodeInfo {
-            protocol_version: ProtocolVersions {
-                p2p: 8,
-                block: 11,
-                app: 0,
-            },
-            node_id: node.id(),
-            listen_addr: format!("tcp://{}:{LISTEN_PORT}", node.spec.ip),
-            network: "sim".into(),
-            version: "0.0.0".into(),
-            channels: vec![],
-            moniker: format!("sim{i}"),
-            tx_index: String::new(),
-            rpc_address: String::new(),
-        };
+        let node_err = |error| SimError::Node { node: i, error };
+        let mut config = NodeConfig::new("sim", SocketAddr::new(node.spec.ip, LISTEN_PORT));
+        config.moniker = format!("sim{i}");
+        config.version = "0.0.0".into();
+        config.router = node.spec.config.clone();
+        config.bootstrap_peers = boot;
         let clock = ClockAnchor {
             instant: now,
             since_unix_epoch: Duration::from_secs(EPOCH_SECS) + elapsed,
         };
         let stream = (u64::try_from(i).unwrap_or(u64::MAX) << 16) | u64::from(node.incarnation);
-        let mut router_rng = ChaCha20Rng::seed_from_u64(seed);
-        router_rng.set_stream(stream);
+        let mut node_rng = ChaCha20Rng::seed_from_u64(seed);
+        node_rng.set_stream(stream);
         let mut conn_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x636f_6e6e);
         conn_rng.set_stream(stream);
         let records = node.store.values().cloned().collect();
-        let mut router = Router::new(
-            node.spec.config.clone(),
-            info,
-            clock,
-            now,
-            records,
-            Box::new(router_rng),
-        )
-        .map_err(router_err)?;
+        let mut machine =
+            Node::new(&config, node.id(), clock, now, records, node_rng).map_err(node_err)?;
         for descriptor in &node.spec.channels {
-            router
-                .open_channel(descriptor.clone())
-                .map_err(router_err)?;
+            machine
+                .open_channel(descriptor.clone(), OverflowPolicy::Backpressure)
+                .map_err(node_err)?;
         }
-        if pex.is_some()
-            && !node
-                .spec
-                .channels
-                .iter()
-                .any(|c| c.id == tmp2p_core::pex::PEX_CHANNEL)
-        {
-            router
-                .open_channel(tmp2p_core::pex::channel_descriptor())
-                .map_err(router_err)?;
+        let spec_has_pex_channel = node.spec.channels.iter().any(|c| c.id == PEX_CHANNEL);
+        match (&pex, pex_reactor) {
+            (_, Some(reactor)) => machine.enable_pex(reactor).map_err(node_err)?,
+            // A flooder sends on the PEX channel without running the reactor.
+            (Some(_), None) if !spec_has_pex_channel => machine
+                .open_channel(pex_channel(), OverflowPolicy::Backpressure)
+                .map_err(node_err)?,
+            _ => {}
         }
-        for address in boot {
-            router.add_peer(now, address).map_err(router_err)?;
-        }
-        // Workaround: `Router::new` does not start dials for stored peers that are
-        // dialable at once, and `poll_timeout` is `None` for them (no wake-up is pending),
-        // so a driver that only follows `poll_timeout` never dials them. Kick it once.
-        router.handle_timeout(now);
+        machine.start(now).map_err(node_err)?;
         node.running = Some(Running {
-            router,
+            node: machine,
             conns: BTreeMap::new(),
-            outboxes: Default::default(),
             rng: conn_rng,
             pex,
             held_sends: Vec::new(),
@@ -501,7 +485,7 @@ impl Sim {
                 what: "must run to add a peer",
             })?;
         running
-            .router
+            .node
             .add_peer(now, address)
             .map_err(|error| SimError::Router { node: i, error })?;
         self.service(i)
@@ -513,8 +497,9 @@ impl Sim {
     /// # Errors
     /// [`SimError::NoSuchNode`].
     pub fn send(&mut self, i: usize, envelope: Envelope) -> Result<(), SimError> {
+        let now = self.now;
         if let Some(running) = self.node_mut(i)?.running.as_mut() {
-            running.send(envelope);
+            running.send(now, envelope);
         }
         self.service(i)
     }
@@ -526,7 +511,7 @@ impl Sim {
     pub fn report_error(&mut self, i: usize, error: PeerError) -> Result<(), SimError> {
         let now = self.now;
         if let Some(running) = self.node_mut(i)?.running.as_mut() {
-            running.router.report_error(now, error);
+            running.node.report_error(now, error);
         }
         self.service(i)
     }

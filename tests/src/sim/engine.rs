@@ -1,12 +1,16 @@
-//! The simulator's driver loop: what a real driver does for each `RouterAction` and
-//! `PeerEvent`, for every node, in a deterministic order; and the step
-//! that advances virtual time to the next event or timer, with the hot-loop check.
+//! The simulator's driver loop: what a real driver does for each `NodeOutput` and each
+//! connection's `LinkReport`, for every node, in a deterministic order; and the step that
+//! advances virtual time to the next event or timer, with the hot-loop check. Every
+//! node-level decision is the node machine's (`tmp2p_core::node`); this loop only moves
+//! bytes, fires timers and records what the application sees.
 
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tmp2p_core::connection::PeerEvent;
-use tmp2p_core::router::{ConnectionId, RouterAction};
+use tmp2p_core::node::{LinkReport, NodeOutput, PexEvent};
+use tmp2p_core::pex::PEX_CHANNEL;
+use tmp2p_core::router::{ConnectionId, Envelope};
 
 use super::node::Received;
 use super::reactor::ReactorCtx;
@@ -46,8 +50,8 @@ impl Sim {
         running
             .conns
             .values()
-            .fold(earliest(running.router.poll_timeout(), pex), |t, c| {
-                earliest(t, c.pc.poll_timeout())
+            .fold(earliest(running.node.poll_timeout(), pex), |t, c| {
+                earliest(t, c.machine.poll_timeout())
             })
             .map_or(reactors, |t| earliest(Some(t), reactors))
     }
@@ -110,17 +114,18 @@ impl Sim {
             let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
                 continue;
             };
-            if running.router.poll_timeout().is_some_and(|t| t <= now) {
-                running.router.handle_timeout(now);
+            if running.node.poll_timeout().is_some_and(|t| t <= now) {
+                running.node.handle_timeout(now);
             }
             if let Some(pex) = running.pex.as_mut() {
-                if pex.poll_timeout().is_some_and(|t| t <= now) {
-                    pex.on_timeout(now, &mut running.router);
+                let peers: Vec<_> = running.node.connected_peers().collect();
+                for request in pex.on_timeout(now, &peers) {
+                    running.send(now, request);
                 }
             }
             for conn in running.conns.values_mut() {
-                if conn.pc.poll_timeout().is_some_and(|t| t <= now) {
-                    conn.pc.handle_timeout(now);
+                if conn.machine.poll_timeout().is_some_and(|t| t <= now) {
+                    conn.machine.handle_timeout(now);
                 }
             }
             self.fire_reactor_timers(i);
@@ -139,8 +144,8 @@ impl Sim {
             .get(i)
             .and_then(|n| n.running.as_ref())
             .map_or_else(String::new, |r| {
-                if r.router.poll_timeout().is_some_and(|t| t <= now) {
-                    "router".to_owned()
+                if r.node.poll_timeout().is_some_and(|t| t <= now) {
+                    "node".to_owned()
                 } else if r
                     .pex
                     .as_ref()
@@ -150,7 +155,7 @@ impl Sim {
                 } else if let Some((id, _)) = r
                     .conns
                     .iter()
-                    .find(|(_, c)| c.pc.poll_timeout().is_some_and(|t| t <= now))
+                    .find(|(_, c)| c.machine.poll_timeout().is_some_and(|t| t <= now))
                 {
                     format!("connection {id}")
                 } else {
@@ -189,17 +194,15 @@ impl Sim {
         let mut any = false;
         for _ in 0..MAX_ROUNDS {
             let mut progress = false;
-            while let Some(action) = self
+            while let Some(output) = self
                 .nodes
                 .get_mut(i)
                 .and_then(|n| n.running.as_mut())
-                .and_then(|r| r.router.poll_action())
+                .and_then(|r| r.node.poll_output())
             {
                 progress = true;
-                self.on_action(i, action);
+                self.on_output(i, output);
             }
-            progress |= self.carry_out_pex(i);
-            progress |= self.flush_pending(i);
             progress |= self.pump_connections(i);
             progress |= self.dispatch(i);
             if !progress {
@@ -215,124 +218,100 @@ impl Sim {
         })
     }
 
-    fn on_action(&mut self, i: usize, action: RouterAction) {
+    fn on_output(&mut self, i: usize, output: NodeOutput) {
         let now = self.now;
-        match action {
-            RouterAction::Dial { conn, socket, .. } => self.dial(i, conn, socket),
-            RouterAction::Resolve { address } => {
+        let at = self.elapsed();
+        match output {
+            NodeOutput::Dial { conn, socket, .. } => self.dial(i, conn, socket),
+            NodeOutput::Resolve { address } => {
                 // No DNS in the simulation: every hostname fails to resolve.
                 if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
-                    r.router.resolved(now, &address, &[]);
+                    r.node.resolved(now, &address, &[]);
                 }
             }
-            RouterAction::Writable { node, channel } => {
-                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
-                    r.retry_held(node, channel);
+            NodeOutput::Link { conn, command } => {
+                // A close for a dial still in flight has no connection yet: the dial's
+                // late success is refused as stale.
+                if let Some(c) = self
+                    .nodes
+                    .get_mut(i)
+                    .and_then(|n| n.running.as_mut())
+                    .and_then(|r| r.conns.get_mut(&conn))
+                {
+                    c.machine.handle_command(now, command);
                 }
             }
-            RouterAction::Send {
-                conn,
-                channel,
-                message,
-                ..
-            } => {
-                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
-                    r.outboxes
-                        .entry(conn)
-                        .or_default()
-                        .push_send(channel, message);
-                }
-            }
-            RouterAction::Close { conn } => {
-                let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
-                    return;
-                };
-                // The Close follows the Sends the router queued before it
-                // (`flush_pending` hands them over first).
-                r.outboxes.entry(conn).or_default().request_close();
-            }
-            RouterAction::Deliver(envelope) => {
-                let from = envelope.from.and_then(|id| self.index_of(id));
-                let from_field = from.map_or(u64::MAX, |f| f as u64);
-                self.record(
-                    "deliver",
-                    &[i as u64, from_field, u64::from(envelope.channel)],
-                    &envelope.message,
-                );
-                let at = self.elapsed();
-                let Some(node) = self.nodes.get_mut(i) else {
-                    return;
-                };
-                if envelope.channel == tmp2p_core::pex::PEX_CHANNEL {
-                    if let Some(running) = node.running.as_mut() {
-                        if let Some(pex) = running.pex.as_mut() {
-                            pex.on_message(now, envelope, &mut running.router);
-                            return;
-                        }
-                    }
-                }
-                node.received_count += 1;
-                if node.record_messages {
-                    if let Some(from) = envelope.from {
-                        node.received.push(Received {
-                            at,
-                            from,
-                            channel: envelope.channel,
-                            message: envelope.message.clone(),
-                        });
-                    }
-                }
-                if node.reactors.contains_key(&envelope.channel) {
-                    node.inbox
-                        .entry(envelope.channel)
-                        .or_default()
-                        .push_back(envelope);
-                }
-            }
-            RouterAction::PeerUpdate(update) => {
+            NodeOutput::Deliver(envelope) => self.deliver(i, envelope),
+            NodeOutput::PeerUpdate(update) => {
                 let peer = self.index_of(update.node_id).map_or(u64::MAX, |p| p as u64);
                 self.record("update", &[i as u64, peer, update.status as u64], &[]);
-                let at = self.elapsed();
                 if let Some(node) = self.nodes.get_mut(i) {
-                    if let Some(running) = node.running.as_mut() {
-                        if let Some(pex) = running.pex.as_mut() {
-                            pex.on_peer_update(now, &update, &mut running.router);
-                        }
-                    }
                     node.updates.push((at, update));
                 }
             }
-            RouterAction::Store(op) => {
+            NodeOutput::Store(ops) => {
                 if let Some(node) = self.nodes.get_mut(i) {
-                    node.apply_store(op);
+                    for op in ops {
+                        node.apply_store(op);
+                    }
+                }
+            }
+            NodeOutput::Writable { node, channel } => {
+                if let Some(r) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) {
+                    r.retry_held(now, node, channel);
+                }
+            }
+            NodeOutput::Pex(event) => {
+                if let PexEvent::PeerError(error) = &event {
+                    let peer = self.index_of(error.node).map_or(u64::MAX, |p| p as u64);
+                    self.record("pex_error", &[i as u64, peer], &[]);
+                }
+                if let Some(pex) = self
+                    .nodes
+                    .get_mut(i)
+                    .and_then(|n| n.running.as_mut())
+                    .and_then(|r| r.pex.as_mut())
+                {
+                    pex.on_event(at, event);
                 }
             }
         }
     }
 
-    fn flush_pending(&mut self, i: usize) -> bool {
-        let now = self.now;
-        let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
-            return false;
+    /// An inbound message for node `i`'s application: recorded, and queued for the
+    /// channel's reactor. A flooder ignores what arrives on the PEX channel.
+    fn deliver(&mut self, i: usize, envelope: Envelope) {
+        let from = envelope.from.and_then(|id| self.index_of(id));
+        let from_field = from.map_or(u64::MAX, |f| f as u64);
+        self.record(
+            "deliver",
+            &[i as u64, from_field, u64::from(envelope.channel)],
+            &envelope.message,
+        );
+        let at = self.elapsed();
+        let Some(node) = self.nodes.get_mut(i) else {
+            return;
         };
-        let mut progress = false;
-        for (conn, outbox) in &mut running.outboxes {
-            let before = (outbox.len(), outbox.is_empty());
-            if let Some(c) = running.conns.get_mut(conn) {
-                let taken = outbox.flush(now, &mut c.pc);
-                running.router.messages_accepted(*conn, taken);
-            }
-            progress |= before != (outbox.len(), outbox.is_empty());
+        if envelope.channel == PEX_CHANNEL && node.pex_role.is_some() {
+            return;
         }
-        // Drop finished outboxes, and those of connections that are gone (their Closed
-        // event tells the router); dropping undelivered work counts as progress.
-        let conns = &running.conns;
-        running.outboxes.retain(|conn, outbox| {
-            let gone = !conns.contains_key(conn);
-            progress |= gone && !outbox.is_empty();
-            !outbox.is_empty() && !gone
-        });
-        progress
+        node.received_count += 1;
+        if node.record_messages {
+            if let Some(from) = envelope.from {
+                node.received.push(Received {
+                    at,
+                    from,
+                    channel: envelope.channel,
+                    message: envelope.message.clone(),
+                });
+            }
+        }
+        if node.reactors.contains_key(&envelope.channel) {
+            node.inbox
+                .entry(envelope.channel)
+                .or_default()
+                .push_back(envelope);
+        }
     }
 
     fn pump_connections(&mut self, i: usize) -> bool {
@@ -350,29 +329,24 @@ impl Sim {
                 continue;
             };
             let mut out = BytesMut::new();
-            let mut events = Vec::new();
-            while let Some(event) = c.pc.poll_event() {
-                events.push(event);
+            let mut reports = Vec::new();
+            while let Some(report) = c.machine.poll_report() {
+                reports.push(report);
             }
-            while c.pc.poll_transmit(now, &mut out) {}
-            while let Some(event) = c.pc.poll_event() {
-                events.push(event);
+            while c.machine.poll_transmit(now, &mut out) {}
+            while let Some(report) = c.machine.poll_report() {
+                reports.push(report);
             }
-            let closed = events.iter().any(|e| matches!(e, PeerEvent::Closed { .. }));
+            let closed = reports
+                .iter()
+                .any(|r| matches!(r, LinkReport::Event(PeerEvent::Closed { .. })));
             if closed {
-                while c.pc.poll_transmit(now, &mut out) {}
+                while c.machine.poll_transmit(now, &mut out) {}
             }
             let (link, side) = (c.link, c.side);
-            let authenticated: Vec<_> = events
-                .iter()
-                .filter_map(|e| match e {
-                    PeerEvent::Authenticated { node_info, .. } => Some((**node_info).clone()),
-                    _ => None,
-                })
-                .collect();
-            for event in events {
+            for report in reports {
                 progress = true;
-                running.router.handle_connection_event(now, conn, event);
+                running.node.handle_link_report(now, conn, report);
             }
             if closed {
                 running.conns.remove(&conn);
@@ -381,7 +355,6 @@ impl Sim {
                 progress = true;
                 self.transmit(link, side, out.freeze());
             }
-            self.pex_authenticated(i, link, side, authenticated);
             if closed {
                 self.record("closed", &[i as u64, link], &[]);
                 self.close_end(link, side);
@@ -413,10 +386,10 @@ impl Sim {
             reactor.on_timer(&mut ctx);
             if let Some(running) = node.running.as_mut() {
                 for send in ctx.sends {
-                    running.send(send);
+                    running.send(now, send);
                 }
                 for error in ctx.errors {
-                    running.router.report_error(now, error);
+                    running.node.report_error(now, error);
                 }
             }
         }
@@ -452,10 +425,10 @@ impl Sim {
                 reactor.on_message(&mut ctx, &envelope);
                 if let Some(running) = node.running.as_mut() {
                     for send in ctx.sends {
-                        running.send(send);
+                        running.send(now, send);
                     }
                     for error in ctx.errors {
-                        running.router.report_error(now, error);
+                        running.node.report_error(now, error);
                     }
                 }
             }

@@ -18,7 +18,7 @@ impl Sim {
                 continue;
             };
             let options = &node.spec.config.peer_manager;
-            let connected = running.router.peer_manager().connected_count();
+            let connected = running.node.router().peer_manager().connected_count();
             let cap =
                 usize::from(options.max_connected) + usize::from(options.max_connected_upgrade);
             if options.max_connected > 0 && connected > cap {
@@ -26,14 +26,14 @@ impl Sim {
                     "node {i} has {connected} connected peers, above max_connected + upgrade = {cap}"
                 )));
             }
-            let outgoing = running.router.peer_manager().outgoing_count();
+            let outgoing = running.node.router().peer_manager().outgoing_count();
             let max_out = usize::from(options.max_outgoing_connections);
             if max_out > 0 && outgoing > max_out {
                 return Err(self.violation(format!(
                     "node {i} has {outgoing} outgoing connections, above max_outgoing_connections {max_out}"
                 )));
             }
-            let routed = running.router.connected_peers().count();
+            let routed = running.node.connected_peers().count();
             if routed > connected {
                 return Err(self.violation(format!(
                     "node {i} routes {routed} peers but its peer manager counts {connected}"

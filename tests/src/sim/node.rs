@@ -4,13 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand_chacha::ChaCha20Rng;
-use tmp2p_core::connection::Outbox;
-use tmp2p_core::connection::PeerConnection;
 use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node::{Link as ConnLink, Node};
 use tmp2p_core::peer_manager::{PeerRecord, PeerUpdate, StoreOp};
 use tmp2p_core::router::{ConnectionId, Envelope, Router, RouterConfig, SendError, Target};
 use tmp2p_core::{NodeId, NodeKey};
@@ -77,33 +76,32 @@ pub struct Received {
     pub message: Bytes,
 }
 
-/// A connection the node's driver owns.
+/// A connection the node's driver owns: its machine and the end of the simulated link it
+/// is on.
 pub(crate) struct SimConn {
-    pub(crate) pc: PeerConnection,
+    pub(crate) machine: ConnLink,
     pub(crate) link: LinkId,
     pub(crate) side: usize,
 }
 
 /// The parts of a node that exist only while it runs.
 pub(crate) struct Running {
-    pub(crate) router: Router,
+    /// The node machine: Router, PeerManager, PEX, send batching, credit, store batching.
+    pub(crate) node: Node,
     pub(crate) conns: BTreeMap<ConnectionId, SimConn>,
-    /// The Router's `Send` and `Close` actions per connection, handed over in its order
-    /// (a close waits for the sends queued before it; a full channel queue keeps the rest).
-    pub(crate) outboxes: BTreeMap<ConnectionId, Outbox>,
     /// Ephemeral keys of new connections.
     pub(crate) rng: ChaCha20Rng,
-    /// The PEX reactor (or flooder) of this incarnation, if the node has a PEX role.
+    /// The PEX log (and flooder) of this incarnation, if the node has a PEX role.
     pub(crate) pex: Option<SimPex>,
-    /// Reactor sends the Router handed back (a full peer queue under backpressure), one
-    /// per peer, in order: retried when the Router announces room.
+    /// Reactor sends the node handed back (a full peer queue under backpressure), one per
+    /// peer, in order: retried when the node announces room.
     pub(crate) held_sends: Vec<Envelope>,
 }
 
 impl Running {
     /// Sends as a reactor does under backpressure: what a full peer refuses waits here.
-    pub(crate) fn send(&mut self, envelope: Envelope) {
-        match self.router.send(envelope) {
+    pub(crate) fn send(&mut self, now: Instant, envelope: Envelope) {
+        match self.node.send(now, envelope) {
             Ok(_) => {}
             Err(SendError::Full { envelope, peers }) => {
                 for peer in peers {
@@ -117,7 +115,7 @@ impl Running {
 
     /// `node`'s queue for `channel` has room: retry what waits for it, in order, until it
     /// is full again.
-    pub(crate) fn retry_held(&mut self, node: NodeId, channel: u8) {
+    pub(crate) fn retry_held(&mut self, now: Instant, node: NodeId, channel: u8) {
         let waiting = std::mem::take(&mut self.held_sends);
         let mut refused = false;
         for envelope in waiting {
@@ -126,7 +124,7 @@ impl Running {
                 self.held_sends.push(envelope);
                 continue;
             }
-            match self.router.send(envelope) {
+            match self.node.send(now, envelope) {
                 Ok(_) => {}
                 Err(SendError::Full { envelope, .. }) => {
                     refused = true;
@@ -194,7 +192,7 @@ impl SimNode {
 
     /// Its router, while it runs.
     pub fn router(&self) -> Option<&Router> {
-        self.running.as_ref().map(|r| &r.router)
+        self.running.as_ref().map(|r| r.node.router())
     }
 
     /// Messages delivered to its application (all incarnations; empty if recording is off).

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use tmp2p_core::connection::PeerConnection;
+use tmp2p_core::node::Link as ConnLink;
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
 
 use super::network::{End, Link, LinkId, NetEvent};
@@ -144,7 +144,7 @@ impl Sim {
                 self.record(kind, &[dialer as u64], &[]);
                 let now = self.now;
                 if let Some(r) = self.running_as(dialer, incarnation) {
-                    r.router.dial_failed(now, conn);
+                    r.node.dial_failed(now, conn);
                 }
                 self.service(dialer)
             }
@@ -208,7 +208,7 @@ impl Sim {
         let Some(running) = node.running.as_mut() else {
             return Ok(());
         };
-        let accepted = running.router.accept(now, from);
+        let accepted = running.node.accept(now, from);
         let link_id = self.next_link;
         self.next_link += 1;
         let end = |node, incarnation, conn| End {
@@ -259,7 +259,7 @@ impl Sim {
         }
     }
 
-    /// Creates the `PeerConnection` of end `side` of `link` on node `i`.
+    /// Creates the connection machine (`Link`) of end `side` of `link` on node `i`.
     fn attach(&mut self, i: usize, link: LinkId, side: usize, params: ConnectionParams) {
         let now = self.now;
         let Some(node) = self.nodes.get_mut(i) else {
@@ -269,27 +269,27 @@ impl Sim {
         let Some(running) = node.running.as_mut() else {
             return;
         };
-        let mut pc = PeerConnection::new(
-            now,
-            key,
-            params.node_info,
-            params.direction,
-            params.config,
-            &mut running.rng,
-        );
+        let conn = params.conn;
+        let linger = running.node.close_linger();
+        let mut machine = ConnLink::new(now, key, params, linger, &mut running.rng);
         if let Some(end) = self.links.get_mut(&link).and_then(|l| l.ends.get_mut(side)) {
-            end.conn = Some(params.conn);
+            end.conn = Some(conn);
             if !end.early.is_empty() {
                 let early = std::mem::take(&mut end.early);
-                let _ = pc.handle_input(now, &early);
+                let _ = machine.handle_input(now, &early);
             }
             if end.early_eof {
-                pc.handle_eof();
+                machine.handle_eof();
             }
         }
-        running
-            .conns
-            .insert(params.conn, SimConn { pc, link, side });
+        running.conns.insert(
+            conn,
+            SimConn {
+                machine,
+                link,
+                side,
+            },
+        );
     }
 
     fn on_accepted(
@@ -309,7 +309,7 @@ impl Sim {
         self.record("accepted", &[dialer as u64, link], &[]);
         let result = self
             .running_as(dialer, incarnation)
-            .map(|r| r.router.dial_succeeded(now, conn, to));
+            .map(|r| r.node.dial_succeeded(now, conn, to));
         match result {
             Some(Ok(params)) => {
                 self.attach(dialer, link, 0, params);
@@ -359,9 +359,9 @@ impl Sim {
         match bytes {
             // An error closes the connection; its Closed event carries the reason.
             Some(bytes) => {
-                let _ = c.pc.handle_input(now, &bytes);
+                let _ = c.machine.handle_input(now, &bytes);
             }
-            None => c.pc.handle_eof(),
+            None => c.machine.handle_eof(),
         }
         self.service(node)
     }

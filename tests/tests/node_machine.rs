@@ -1,0 +1,201 @@
+//! The node machine (`tmp2p_core::node`) driven as a driver drives it, over the shared
+//! in-memory network (`tmp2p_tests::memnet`): messages in order, backpressure towards a
+//! peer that stops reading (without holding up another peer, without loss), the close
+//! linger, a fatal undecodable typed message, and PEX hosted inside the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node::{Node, NodeError, PexEvent};
+use tmp2p_core::pex::PexConfig;
+use tmp2p_core::router::{Envelope, OverflowPolicy, PeerError, SendError};
+use tmp2p_core::typed::echo::EchoInner;
+use tmp2p_core::typed::{RawCodec, WrapperCodec};
+use tmp2p_proto::echo::EchoMessage;
+use tmp2p_tests::memnet::MemNet;
+
+const DATA: u8 = 0x20;
+
+fn descriptor(id: u8) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority: 1,
+        send_queue_capacity: 4,
+        recv_message_capacity: 1 << 20,
+    }
+}
+
+fn data_channel(_: usize, node: &mut Node) {
+    node.open_channel(descriptor(DATA), OverflowPolicy::Backpressure)
+        .unwrap();
+}
+
+#[test]
+fn two_nodes_connect_and_exchange_in_order() {
+    let mut net = MemNet::new(2, |_, _| {}, data_channel);
+    net.connect(0, 1);
+    assert_eq!(net.nodes[0].node.connected_peers().count(), 1);
+    let id1 = net.id(1);
+    for n in 0..50u8 {
+        let message = Bytes::from(vec![n; 3000]);
+        assert_eq!(net.send(0, Envelope::to_peer(id1, DATA, message)), Ok(1));
+    }
+    let got: Vec<u8> = net.nodes[1].messages(DATA).iter().map(|m| m[0]).collect();
+    assert_eq!(got, (0..50).collect::<Vec<u8>>());
+    assert_eq!(net.nodes[0].node.counters().snapshot().sent_messages, 50);
+}
+
+#[test]
+fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() {
+    let mut net = MemNet::new(
+        3,
+        |_, c| {
+            c.router.channel_queue_messages = 8;
+            c.router.send_credit = 4;
+        },
+        data_channel,
+    );
+    net.connect(1, 0);
+    net.connect(2, 0);
+    let (id1, id2) = (net.id(1), net.id(2));
+    net.deaf.insert(1);
+    let mut accepted = 0u32;
+    let refused = loop {
+        let message = Bytes::from(vec![accepted as u8; 16_000]);
+        match net.send(0, Envelope::to_peer(id1, DATA, message)) {
+            Ok(_) => accepted += 1,
+            Err(SendError::Full { envelope, peers }) => {
+                assert_eq!(peers, vec![id1]);
+                break envelope;
+            }
+            Err(error) => panic!("{error}"),
+        }
+        assert!(accepted < 1000, "a deaf peer's window never filled");
+    };
+    // The other peer is not held up.
+    let other = Envelope::to_peer(id2, DATA, Bytes::from_static(b"other"));
+    assert_eq!(net.send(0, other), Ok(1));
+    assert_eq!(net.nodes[2].messages(DATA).len(), 1);
+    // Node 1 reads again: room is announced, the refused message goes out after the rest.
+    net.deaf.clear();
+    net.settle();
+    assert_eq!(net.nodes[0].writable, vec![(id1, DATA)]);
+    net.send(0, refused).unwrap();
+    let got: Vec<u32> = net.nodes[1]
+        .messages(DATA)
+        .iter()
+        .map(|m| u32::from(m[0]))
+        .collect();
+    assert_eq!(got, (0..=accepted).map(|n| n % 256).collect::<Vec<_>>());
+    assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
+}
+
+#[test]
+fn a_close_towards_a_peer_that_stopped_reading_gives_up_after_the_linger() {
+    let linger = Duration::from_secs(2);
+    let mut net = MemNet::new(2, |_, c| c.close_linger = linger, data_channel);
+    net.connect(1, 0);
+    let id1 = net.id(1);
+    net.deaf.insert(1);
+    while net
+        .send(
+            0,
+            Envelope::to_peer(id1, DATA, Bytes::from(vec![7; 16_000])),
+        )
+        .is_ok()
+    {}
+    net.nodes[0].node.report_error(
+        net.now,
+        PeerError {
+            node: id1,
+            reason: "test".into(),
+            fatal: true,
+        },
+    );
+    net.settle();
+    assert!(
+        !net.nodes[0].saw_down(id1),
+        "the close waits for the sends before it"
+    );
+    net.advance(linger - Duration::from_millis(1));
+    assert!(!net.nodes[0].saw_down(id1));
+    net.advance(Duration::from_millis(1));
+    assert!(net.nodes[0].saw_down(id1), "given up at the linger");
+    assert!(net.nodes[0].node.counters().snapshot().dropped_peer_gone > 0);
+}
+
+#[test]
+fn an_undecodable_typed_message_is_fatal_for_its_sender() {
+    let mut net = MemNet::new(2, |_, _| {}, data_channel);
+    net.connect(1, 0);
+    let id0 = net.id(0);
+    // Channel 0x20 carries echo messages at node 0; node 1 sends bytes that are not one.
+    net.send(
+        1,
+        Envelope::to_peer(id0, DATA, Bytes::from_static(&[0xff, 0xff])),
+    )
+    .unwrap();
+    let envelope = net.nodes[0].delivered.pop().unwrap();
+    let now = net.now;
+    let codec = WrapperCodec::<EchoMessage, EchoInner>::new();
+    assert!(net.nodes[0].node.decode(now, &codec, envelope).is_none());
+    net.settle();
+    assert!(net.nodes[0].saw_down(net.id(1)));
+    // The same bytes on a raw channel are a message like any other.
+    let raw = Envelope {
+        from: Some(net.id(1)),
+        to: None,
+        channel: DATA,
+        message: Bytes::from_static(&[0xff, 0xff]),
+    };
+    let decoded = net.nodes[0].node.decode(now, &RawCodec, raw);
+    assert_eq!(decoded.as_deref(), Some(&[0xff, 0xff][..]));
+}
+
+#[test]
+fn pex_runs_inside_the_node_machine_and_a_node_learns_its_peers_peer() {
+    let mut net = MemNet::new(
+        3,
+        |_, _| {},
+        |_, node| {
+            data_channel(0, node);
+            node.enable_pex(PexConfig::default()).unwrap();
+        },
+    );
+    net.connect(1, 0);
+    net.connect(2, 1);
+    // Node 2 only knows node 1; node 1's answer carries node 0's address.
+    for _ in 0..20 {
+        net.advance(Duration::from_secs(1));
+    }
+    let id0 = net.id(0);
+    assert!(
+        net.nodes[2].node.connected_peers().any(|p| p == id0),
+        "learned by PEX and dialed"
+    );
+    assert!(net.nodes[2]
+        .pex
+        .iter()
+        .any(|e| matches!(e, PexEvent::Learned { count, .. } if *count > 0)));
+    assert!(
+        net.nodes[2].messages(DATA).is_empty(),
+        "PEX messages never reach the application"
+    );
+}
+
+#[test]
+fn channels_are_fixed_once_started() {
+    let mut net = MemNet::new(1, |_, _| {}, data_channel);
+    assert_eq!(
+        net.nodes[0]
+            .node
+            .open_channel(descriptor(0x21), OverflowPolicy::Drop),
+        Err(NodeError::AlreadyStarted)
+    );
+    assert_eq!(
+        net.nodes[0].node.start(net.now),
+        Err(NodeError::AlreadyStarted)
+    );
+}
