@@ -86,7 +86,7 @@ pub enum NodeOutput {
         address: NodeAddress,
     },
     /// Hand this command to connection `conn`'s [`Link`] (a dial in flight: abandon it on
-    /// `Close`).
+    /// `Close`). A `Send` for a peer comes before that peer's next `PeerUpdate`.
     Link {
         /// The connection.
         conn: ConnectionId,
@@ -430,13 +430,18 @@ impl Node {
             };
             self.on_action(now, action);
         }
-        for (conn, messages) in std::mem::take(&mut self.batches) {
-            let command = LinkCommand::Send(messages);
-            self.outputs.push_back(NodeOutput::Link { conn, command });
-        }
+        self.flush_batches();
         if !self.store_ops.is_empty() {
             let ops = std::mem::take(&mut self.store_ops);
             self.outputs.push_back(NodeOutput::Store(ops));
+        }
+    }
+
+    /// Emits the gathered sends, one command per connection.
+    fn flush_batches(&mut self) {
+        for (conn, messages) in std::mem::take(&mut self.batches) {
+            let command = LinkCommand::Send(messages);
+            self.outputs.push_back(NodeOutput::Link { conn, command });
         }
     }
 
@@ -483,6 +488,10 @@ impl Node {
                 _ => NodeOutput::Deliver(envelope),
             },
             RouterAction::PeerUpdate(update) => {
+                // What was sent to a peer before it went down (or to its previous
+                // connection) goes out before the update: a driver that tracks windows
+                // per peer releases them in order.
+                self.flush_batches();
                 if let Some(pex) = &mut self.pex {
                     pex.on_peer_update(now, &update, &mut self.router);
                 }

@@ -1,7 +1,8 @@
-//! The task that owns one connection's `PeerConnection`: it feeds socket bytes, timers and
-//! the router's commands into the machine and carries its output to the socket, the
-//! application's inbound messages to their channels (once the router routed the peer; a
-//! full channel pauses reading: see `inbound`) and its other events to the router task.
+//! The task that owns one connection's machine (`tmp2p_core::node::Link`: the
+//! `PeerConnection`, what the node handed it, the close linger): it feeds socket bytes,
+//! timers and the node's commands into it and carries its output to the socket, the
+//! application's inbound messages to their channels (once the node routed the peer; a
+//! full channel pauses reading: see `inbound`) and its other reports to the router task.
 //! Socket reads and writes run inside this task (one poll races them against commands,
 //! room in a full channel and the timer), so no message crosses a channel between the
 //! socket and the machine, and reading never waits on writing.
@@ -22,8 +23,9 @@ use async_net::TcpStream;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
-use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
+use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
+use tmp2p_core::node::{Link, LinkCommand, LinkReport};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
 use tmp2p_core::{NodeId, NodeKey};
 
@@ -40,13 +42,10 @@ const COMMAND_BATCH: usize = 256;
 /// What the router task tells a connection.
 #[derive(Debug)]
 pub(crate) enum ConnCommand {
-    /// Hand these messages, in order, to `PeerConnection::send` (confirmed, in batches,
-    /// with `RouterInput::Accepted`).
-    Send(Vec<(u8, Bytes)>),
-    /// The router routed the connection to this peer: deliver its messages.
+    /// The node machine's command for the link.
+    Link(LinkCommand),
+    /// The node routed the connection to this peer: deliver its messages.
     Routed(NodeId),
-    /// Close gracefully.
-    Close,
 }
 
 /// Inputs of the connection task other than the socket: router commands. Unbounded:
@@ -66,7 +65,7 @@ pub(crate) struct ConnTask {
     pub(crate) router: Sender<RouterInput>,
     pub(crate) executor: Weak<Executor<'static>>,
     pub(crate) app_channels: AppChannels,
-    /// `DriverOptions::close_linger`.
+    /// `NodeConfig::close_linger`.
     pub(crate) close_linger: Duration,
 }
 
@@ -194,34 +193,21 @@ fn poll_inputs(
     }
 }
 
-/// The machine's send side: the router's sends and close wait in the core's `Outbox`
-/// (per channel, in order) until the machine takes them, and messages it took are counted
-/// until [`Sending::confirm`] tells the router.
-struct Sending {
+/// Hands the link's reports of one turn to the router task in one message (one channel
+/// operation and at most one wake-up for a whole batch); `false` when the router task is
+/// gone.
+async fn report(
+    router: &Sender<RouterInput>,
     conn: ConnectionId,
-    outbox: Outbox,
-    /// Messages taken and not yet confirmed to the router.
-    taken: Taken,
-}
-
-impl Sending {
-    /// Hands what the machine takes to it; returns whether it took any.
-    fn flush(&mut self, pc: &mut PeerConnection, now: Instant) -> bool {
-        let taken = self.outbox.flush(now, pc);
-        self.taken.add(taken);
-        !taken.is_empty()
+    reports: Vec<LinkReport>,
+) -> bool {
+    if reports.is_empty() {
+        return true;
     }
-
-    /// Tells the router how many messages were taken since the last call, in one message
-    /// (one channel operation and at most one wake-up for a whole batch).
-    async fn confirm(&mut self, router: &Sender<RouterInput>) {
-        if self.taken.is_empty() {
-            return;
-        }
-        let input = RouterInput::Accepted(self.conn, std::mem::take(&mut self.taken));
-        if let Err(async_channel::TrySendError::Full(input)) = router.try_send(input) {
-            let _ = router.send(input).await;
-        }
+    match router.try_send(RouterInput::Connection(conn, reports)) {
+        Ok(()) => true,
+        Err(async_channel::TrySendError::Full(input)) => router.send(input).await.is_ok(),
+        Err(async_channel::TrySendError::Closed(_)) => false,
     }
 }
 
@@ -248,24 +234,16 @@ impl ConnTask {
         // Packets are batched by the machine, never by Nagle: without this, a small write
         // waiting for an ACK stalled about 1 in 200 handshakes by 40 ms.
         let _ = stream.set_nodelay(true);
-        let mut pc = PeerConnection::new(
+        let mut link = Link::new(
             Instant::now(),
             &key,
-            params.node_info,
-            params.direction,
-            params.config,
+            params,
+            close_linger,
             &mut rand_core::OsRng,
         );
         drop(key);
         let mut io = SocketIo::new(stream, READ_SIZE);
         let mut inbound = Inbound::new(app_channels);
-        let mut sending = Sending {
-            conn,
-            outbox: Outbox::new(),
-            taken: Taken::default(),
-        };
-        // Set by the router's close: by then its queued sends must be handed over.
-        let mut close_by: Option<Instant> = None;
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
         let mut out = BytesMut::new();
@@ -275,23 +253,24 @@ impl ConnTask {
         loop {
             let now = Instant::now();
             if io.writing.is_empty() {
-                // Seal up to a whole write batch: as the machine's queues drain, what it
-                // handed back as full goes in too, so one write carries all of it.
-                loop {
-                    while out.len() < WRITE_BATCH && pc.poll_transmit(now, &mut out) {}
-                    if out.len() >= WRITE_BATCH || !sending.flush(&mut pc, now) {
-                        break;
-                    }
-                }
+                // Seal up to a whole write batch: as the machine's queues drain, the link
+                // hands it what waited, so one write carries all of it.
+                while out.len() < WRITE_BATCH && link.poll_transmit(now, &mut out) {}
                 if !out.is_empty() {
                     io.writing = out.split().freeze();
                 }
             }
-            // Before the socket write: the router refills while this task writes.
-            sending.confirm(&router).await;
+            // The taken messages go to the router first: it refills while this task writes.
             let mut closed = false;
-            let mut events = Vec::new();
-            while let Some(event) = pc.poll_event() {
+            let mut reports = Vec::new();
+            while let Some(report) = link.poll_report() {
+                let event = match report {
+                    LinkReport::Event(event) => event,
+                    taken => {
+                        reports.push(taken);
+                        continue;
+                    }
+                };
                 closed |= matches!(event, PeerEvent::Closed { .. });
                 let event = match event {
                     PeerEvent::Message { channel, message } => {
@@ -311,7 +290,7 @@ impl ConnTask {
                     PeerEvent::Closed { reason } => tracing::debug!(?reason, "connection closed"),
                     _ => {}
                 }
-                events.push(event);
+                reports.push(LinkReport::Event(event));
             }
             if let Some(error) = inbound.deliver() {
                 if router.send(RouterInput::Undecodable(error)).await.is_err() {
@@ -322,17 +301,10 @@ impl ConnTask {
                 // What the application has not taken yet still goes to it, for a while.
                 deliver_before_close(&mut inbound, close_linger).await;
             }
-            // Every event of this turn in one message: one channel operation per batch.
-            if !events.is_empty() {
-                let batch = std::mem::take(&mut events);
-                if router
-                    .send(RouterInput::Connection(conn, batch))
-                    .await
-                    .is_err()
-                {
-                    // The router task is gone: the node is shutting down.
-                    return;
-                }
+            // Every report of this turn in one message.
+            if !report(&router, conn, reports).await {
+                // The router task is gone: the node is shutting down.
+                return;
             }
             if closed {
                 break;
@@ -340,11 +312,7 @@ impl ConnTask {
             // Re-arming a timer wakes the reactor thread, and the deadline moves with
             // almost every message: re-arm only for an earlier one. A timer that fires
             // before the machine's deadline costs one idle `handle_timeout`.
-            let deadline = match (pc.poll_timeout(), close_by) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(at) = deadline {
+            if let Some(at) = link.poll_timeout() {
                 if armed.is_none_or(|armed_at| at < armed_at) {
                     timer.set_at(at);
                     armed = Some(at);
@@ -368,23 +336,23 @@ impl ConnTask {
                 Wake::WriteFailed(error) => {
                     tracing::debug!(%error, "socket write failed");
                     io.writing = Bytes::new();
-                    pc.handle_eof();
+                    link.handle_eof();
                 }
                 Wake::Read(n) => {
                     if let Err(error) =
-                        pc.handle_input(now, io.read_buf.get(..n).unwrap_or_default())
+                        link.handle_input(now, io.read_buf.get(..n).unwrap_or_default())
                     {
                         tracing::debug!(%error, "connection failed on input");
                     }
                 }
                 Wake::Eof => {
                     io.read_done = true;
-                    pc.handle_eof();
+                    link.handle_eof();
                 }
                 Wake::ReadFailed(error) => {
                     tracing::debug!(%error, "socket read failed");
                     io.read_done = true;
-                    pc.handle_eof();
+                    link.handle_eof();
                 }
                 Wake::Input(input) => {
                     // Take every command already queued: one wake-up, many messages.
@@ -392,17 +360,8 @@ impl ConnTask {
                     let mut commands = 0;
                     while let Some(ConnInput::Command(command)) = next {
                         match command {
-                            ConnCommand::Send(messages) => {
-                                for (channel, message) in messages {
-                                    sending.outbox.push_send(channel, message);
-                                }
-                            }
+                            ConnCommand::Link(command) => link.handle_command(now, command),
                             ConnCommand::Routed(peer) => inbound.routed(peer),
-                            // After the sends queued before it are handed over.
-                            ConnCommand::Close => {
-                                sending.outbox.request_close();
-                                close_by.get_or_insert(later(now, close_linger));
-                            }
                         }
                         commands += 1;
                         next = if commands < COMMAND_BATCH {
@@ -411,7 +370,6 @@ impl ConnTask {
                             None
                         };
                     }
-                    sending.flush(&mut pc, now);
                 }
                 Wake::InputsClosed => {
                     // Only the router task holds senders of our commands, and it drops
@@ -426,29 +384,24 @@ impl ConnTask {
                     // A fired timer stays fired: re-arm on the next deadline.
                     armed = None;
                     timer = Timer::never();
-                    pc.handle_timeout(now);
-                    if close_by.is_some_and(|at| at <= now) {
-                        // Still open: the sends before the close, or the machine's own
-                        // flush, wait for a peer that does not read. Give up on both.
-                        tracing::debug!(
-                            waiting = sending.outbox.len(),
-                            "not closed by the close deadline: what is left is dropped"
-                        );
-                        sending.outbox = Outbox::new();
+                    link.handle_timeout(now);
+                    if link.gave_up() {
+                        // The close linger passed with the peer not reading: the write in
+                        // progress is dropped with the rest.
                         io.writing = Bytes::new();
-                        pc.handle_eof();
                     }
                 }
             }
         }
 
-        // Closed: flush the rest, half-close, and linger for the peer's EOF.
+        // Closed: flush the rest (unless the link gave up), half-close, and linger for the
+        // peer's EOF.
         let now = Instant::now();
-        while pc.poll_transmit(now, &mut out) {}
+        while link.poll_transmit(now, &mut out) {}
         let mut rest = BytesMut::from(io.writing.as_ref());
         rest.extend_from_slice(&out);
         io.writing = rest.freeze();
-        drop(pc);
+        drop(link);
         let mut timer = Timer::at(later(Instant::now(), close_linger));
         let mut finished = false;
         loop {

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use tmp2p_core::node::NodeError;
 use tmp2p_core::node_config::NodeConfigError;
 use tmp2p_core::pex::PexError;
 use tmp2p_core::router::RouterError;
@@ -58,6 +59,22 @@ pub enum DriverError {
     /// An envelope without a target (`to` is `None`).
     #[error("envelope has no target")]
     NoTarget,
+}
+
+impl DriverError {
+    /// The node machine's refusal, as this crate reports it.
+    pub(crate) fn from_node(error: NodeError) -> Self {
+        match error {
+            NodeError::Config(e) => DriverError::Config(e),
+            NodeError::Router(e) | NodeError::InitialPeer { error: e, .. } => {
+                DriverError::Router(e)
+            }
+            NodeError::Pex(e) => DriverError::Pex(e),
+            NodeError::AlreadyStarted => {
+                DriverError::Options("the node has already started".into())
+            }
+        }
+    }
 }
 
 /// Why [`ChannelSender::try_send`](crate::ChannelSender::try_send) did not queue a message.

@@ -44,7 +44,6 @@ mod envelope;
 mod error;
 mod inbound;
 mod node;
-mod pex_driver;
 mod router_task;
 mod send_windows;
 pub mod session;

@@ -14,10 +14,11 @@ use bytes::Bytes;
 use smol::{Executor, Task};
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node::Node;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
-use tmp2p_core::pex::{self, PexConfig, PexReactor};
-use tmp2p_core::router::{CountersSnapshot, OverflowPolicy, Router, RouterCounters};
+use tmp2p_core::pex::PexConfig;
+use tmp2p_core::router::{CountersSnapshot, OverflowPolicy, RouterCounters};
 use tmp2p_core::typed::{ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
@@ -25,7 +26,6 @@ use tmp2p_store::PeerStore;
 use crate::envelope::{AppCommand, Channel, ChannelSender, ErrorSender};
 use crate::error::DriverError;
 use crate::inbound::{self, Deliverer};
-use crate::pex_driver::PexDriver;
 use crate::router_task::{accept_loop, RouterTask};
 use crate::send_windows::SharedWindows;
 use crate::store_task::{run_store, StoreRequest};
@@ -48,13 +48,6 @@ pub struct DriverOptions {
     /// How long `stop` waits for queued messages to be handed to their connections
     /// before closing them anyway.
     pub stop_timeout: Duration,
-    /// How long a connection may take to close: from the router's close until its queued
-    /// messages are handed over (past it, what is left is dropped and the connection
-    /// closes as if its socket failed, so a peer that stops reading cannot keep a
-    /// connection the router closed), and again after the close for the last bytes to be
-    /// written, the peer's EOF, and the application to take the inbound messages the
-    /// connection still holds (past it, those are dropped with a warning).
-    pub close_linger: Duration,
 }
 
 impl Default for DriverOptions {
@@ -65,7 +58,6 @@ impl Default for DriverOptions {
             inbound_capacity: 1024,
             subscriber_capacity: 256,
             stop_timeout: Duration::from_secs(10),
-            close_linger: Duration::from_secs(5),
         }
     }
 }
@@ -95,14 +87,13 @@ pub struct NodeBuilder {
     key: NodeKey,
     options: DriverOptions,
     store: Box<dyn PeerStore + Send>,
-    router: Router,
+    node: Node,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
     commands_tx: Sender<AppCommand>,
     commands: Receiver<AppCommand>,
     deliverers: BTreeMap<u8, Deliverer>,
     subscribers: Vec<Sender<PeerUpdate>>,
-    pex: Option<PexReactor>,
     windows: Arc<SharedWindows>,
 }
 
@@ -157,29 +148,29 @@ impl NodeBuilder {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default(),
         };
-        let router = Router::new(
-            config.router_config(),
-            config.node_info(key.node_id()),
+        let node = Node::new(
+            &config,
+            key.node_id(),
             clock,
             now,
             records,
-            Box::new(rand_core::OsRng),
-        )?;
+            rand_core::OsRng,
+        )
+        .map_err(DriverError::from_node)?;
         let (commands_tx, commands) = async_channel::bounded(options.command_capacity);
-        let windows = Arc::new(SharedWindows::new(router.window_limits()));
+        let windows = Arc::new(SharedWindows::new(node.router().window_limits()));
         Ok(NodeBuilder {
             config,
             key,
             options,
             store,
-            router,
+            node,
             listener,
             local_addr,
             commands_tx,
             commands,
             deliverers: BTreeMap::new(),
             subscribers: Vec::new(),
-            pex: None,
             windows,
         })
     }
@@ -215,7 +206,9 @@ impl NodeBuilder {
         policy: OverflowPolicy,
     ) -> Result<Channel<C::Message>, DriverError> {
         let id = descriptor.id;
-        self.router.open_channel_with_policy(descriptor, policy)?;
+        self.node
+            .open_channel(descriptor, policy)
+            .map_err(DriverError::from_node)?;
         let codec = Arc::new(codec);
         let (inbound_tx, inbound) = async_channel::bounded(self.options.inbound_capacity);
         let deliverer = inbound::deliverer(Arc::clone(&codec), inbound_tx);
@@ -255,10 +248,7 @@ impl NodeBuilder {
     /// [`DriverError::Pex`] for an invalid `config`; [`DriverError::Router`] when channel
     /// 0x00 is already open.
     pub fn enable_pex(&mut self, config: PexConfig) -> Result<(), DriverError> {
-        let reactor = PexReactor::new(config)?;
-        self.router.open_channel(pex::channel_descriptor())?;
-        self.pex = Some(reactor);
-        Ok(())
+        self.node.enable_pex(config).map_err(DriverError::from_node)
     }
 
     /// Peer updates from the very start (no update is missed).
@@ -314,20 +304,17 @@ impl NodeBuilder {
             key,
             options,
             store,
-            mut router,
+            mut node,
             listener,
             local_addr,
             commands_tx,
             commands,
             deliverers,
             subscribers,
-            pex,
             windows,
         } = self;
         let now = Instant::now();
-        for address in config.initial_peers() {
-            router.add_peer(now, address.clone())?;
-        }
+        node.start(now).map_err(DriverError::from_node)?;
         let listener =
             async_net::TcpListener::try_from(listener).map_err(|source| DriverError::Bind {
                 addr: local_addr,
@@ -339,9 +326,9 @@ impl NodeBuilder {
         let (inputs_tx, inputs) = async_channel::bounded(options.command_capacity);
         let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
         let node_id = key.node_id();
-        let counters = Arc::clone(router.counters());
+        let counters = Arc::clone(node.counters());
         let task = RouterTask {
-            router,
+            node,
             key,
             executor: Arc::downgrade(&executor),
             inputs,
@@ -353,8 +340,6 @@ impl NodeBuilder {
             listener: Some(accept),
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
-            close_linger: options.close_linger,
-            pex: pex.map(PexDriver::new),
             windows,
         };
         let span = tracing::info_span!("node", id = %node_id);
@@ -534,7 +519,7 @@ mod tests {
         let mut builder = NodeBuilder::new(config(), key, store()).unwrap();
         assert_ne!(builder.local_addr().port(), 0);
         let listen = format!("tcp://{}", builder.local_addr());
-        assert_eq!(builder.router.node_info().listen_addr, listen);
+        assert_eq!(builder.node.router().node_info().listen_addr, listen);
         builder.open_raw_channel(descriptor(0x20)).unwrap();
         assert!(matches!(
             builder.open_raw_channel(descriptor(0x20)),
@@ -548,6 +533,6 @@ mod tests {
             builder.open_raw_channel(zero_priority),
             Err(DriverError::Router(RouterError::InvalidChannel(_)))
         ));
-        assert_eq!(builder.router.node_info().channels, vec![0x20]);
+        assert_eq!(builder.node.router().node_info().channels, vec![0x20]);
     }
 }

@@ -1,12 +1,13 @@
-//! The task that owns the Router (no lock around it: everything reaches it as a message).
-//! It carries out every `RouterAction` (dials, DNS lookups, sends and closes to connection
-//! tasks, PEX deliveries to the PEX reactor, peer updates to subscribers, store batches to
-//! the store task), feeds it connection events, accepted sockets and application commands,
-//! tells each connection task when its peer is routed (from then on that task delivers the
-//! application's inbound messages itself: see `inbound`), arms its timer, and runs the
-//! graceful stop: wait until every routed message is handed to its
-//! connection, close every connection (each flushes its queue), wait for their `Closed`
-//! events, sync the store.
+//! The task that owns the node machine (`tmp2p_core::node::Node`; no lock around it:
+//! everything reaches it as a message). It feeds it the connections' reports, accepted
+//! sockets, dial and DNS results and the application's commands, and carries out its
+//! outputs: dials and lookups as tasks, link commands to connection tasks, peer updates to
+//! subscribers (and the senders' windows), store batches to the store task. It tells each
+//! connection task when its peer is routed (from then on that task delivers the
+//! application's inbound messages itself: see `inbound`), arms the node's timer, and runs
+//! the graceful stop: wait until every routed message is handed to its connection, close
+//! every connection (each flushes its queue), wait for their `Closed` events, sync the
+//! store. Every node-level decision is the node machine's.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -20,12 +21,11 @@ use bytes::Bytes;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
-use tmp2p_core::connection::{PeerEvent, Taken};
-use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate, StoreOp};
-use tmp2p_core::pex::PEX_CHANNEL;
+use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
+use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
 use tmp2p_core::router::{
-    self, ConnectionId, ConnectionParams, OverflowPolicy, PeerError, Router, RouterAction,
-    SendError, Target,
+    self, ConnectionId, ConnectionParams, OverflowPolicy, PeerError, SendError, Target,
 };
 use tmp2p_core::{NodeId, NodeKey};
 use tracing::Instrument;
@@ -33,7 +33,6 @@ use tracing::Instrument;
 use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
 use crate::envelope::AppCommand;
 use crate::inbound::AppChannels;
-use crate::pex_driver::PexDriver;
 use crate::send_windows::SharedWindows;
 use crate::store_task::StoreRequest;
 
@@ -44,10 +43,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// What reaches the router task from connections, dials, lookups and the accept loop.
 pub(crate) enum RouterInput {
-    /// Events of a connection's `PeerConnection`, in order.
-    Connection(ConnectionId, Vec<PeerEvent>),
-    /// The connection took these `Send`s.
-    Accepted(ConnectionId, Taken),
+    /// Reports of a connection's `Link`, in order.
+    Connection(ConnectionId, Vec<LinkReport>),
     /// A TCP connect finished.
     Dialed {
         conn: ConnectionId,
@@ -64,24 +61,17 @@ pub(crate) enum RouterInput {
 
 struct ConnEntry {
     inputs: Sender<ConnInput>,
-    /// Messages for the connection gathered while draining the router's actions, handed
-    /// over in one command (one channel operation, at most one wake-up).
-    unsent: Vec<(u8, Bytes)>,
-    /// The peer's socket address.
-    remote: SocketAddr,
-    /// `Send`s handed to the connection and not yet confirmed.
+    /// The peer, once routed (for the senders' windows).
+    peer: Option<NodeId>,
+    /// Messages handed to the connection and not yet confirmed.
     outstanding: usize,
 }
 
 impl ConnEntry {
-    /// Hands the gathered messages to the connection task.
-    fn hand_over(&mut self) {
-        if self.unsent.is_empty() {
-            return;
-        }
-        let messages = std::mem::take(&mut self.unsent);
+    /// Hands messages to the connection task.
+    fn hand_over(&mut self, messages: Vec<(u8, Bytes)>) {
         let count = messages.len();
-        let command = ConnCommand::Send(messages);
+        let command = ConnCommand::Link(LinkCommand::Send(messages));
         if self.inputs.try_send(ConnInput::Command(command)).is_ok() {
             self.outstanding = self.outstanding.saturating_add(count);
         }
@@ -96,7 +86,7 @@ struct Stopping {
 
 /// Everything the router task owns.
 pub(crate) struct RouterTask {
-    pub(crate) router: Router,
+    pub(crate) node: Node,
     pub(crate) key: NodeKey,
     pub(crate) executor: Weak<Executor<'static>>,
     pub(crate) inputs: Receiver<RouterInput>,
@@ -109,10 +99,6 @@ pub(crate) struct RouterTask {
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
     pub(crate) stop_timeout: Duration,
-    /// `DriverOptions::close_linger`, for every connection task.
-    pub(crate) close_linger: Duration,
-    /// The PEX reactor, when enabled.
-    pub(crate) pex: Option<PexDriver>,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
 }
@@ -140,7 +126,7 @@ impl RouterTask {
                     for entry in conns.values() {
                         let _ = entry
                             .inputs
-                            .try_send(ConnInput::Command(ConnCommand::Close));
+                            .try_send(ConnInput::Command(ConnCommand::Link(LinkCommand::Close)));
                     }
                     stop.closing = true;
                 }
@@ -148,14 +134,7 @@ impl RouterTask {
                     break;
                 }
             }
-            let router_timeout = match (
-                self.router.poll_timeout(),
-                self.pex.as_ref().and_then(PexDriver::poll_timeout),
-            ) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let timeout = match (router_timeout, &stopping) {
+            let timeout = match (self.node.poll_timeout(), &stopping) {
                 (Some(at), Some(stop)) => Some(at.min(stop.deadline)),
                 (at, stop) => at.or(stop.as_ref().map(|s| s.deadline)),
             };
@@ -239,25 +218,20 @@ impl RouterTask {
                 }
             },
             Wake::Command(Some(command)) => self.on_command(now, command),
-            Wake::Timer => {
-                self.router.handle_timeout(now);
-                if let Some(pex) = &mut self.pex {
-                    pex.on_timeout(now, &mut self.router);
-                }
-            }
+            Wake::Timer => self.node.handle_timeout(now),
         }
     }
 
     fn on_command(&mut self, now: Instant, command: AppCommand) {
         match command {
-            AppCommand::Send(envelope) => self.route(envelope),
-            AppCommand::Error(error) => self.router.report_error(now, error),
+            AppCommand::Send(envelope) => self.route(now, envelope),
+            AppCommand::Error(error) => self.node.report_error(now, error),
             AppCommand::AddPeer(address, reply) => {
-                let _ = reply.try_send(self.router.add_peer(now, address));
+                let _ = reply.try_send(self.node.add_peer(now, address));
             }
             AppCommand::Subscribe(subscriber) => self.subscribers.push(subscriber),
             AppCommand::ConnectedPeers(reply) => {
-                let _ = reply.try_send(self.router.connected_peers().collect());
+                let _ = reply.try_send(self.node.connected_peers().collect());
             }
             AppCommand::Stop(_) => {}
         }
@@ -266,14 +240,15 @@ impl RouterTask {
     /// Routes an application message. Backpressure messages come with room reserved in
     /// their peer's window, so the Router takes them; one it refuses all the same (the
     /// peer went down, or reconnected, since the reservation) gives its room back.
-    fn route(&mut self, envelope: router::Envelope) {
-        let reserved = match (envelope.to, self.router.channel_policy(envelope.channel)) {
+    fn route(&mut self, now: Instant, envelope: router::Envelope) {
+        let policy = self.node.router().channel_policy(envelope.channel);
+        let reserved = match (envelope.to, policy) {
             (Some(Target::Peer(node)), Some(OverflowPolicy::Backpressure)) => {
                 Some((node, envelope.channel, envelope.message.len()))
             }
             _ => None,
         };
-        match self.router.send(envelope) {
+        match self.node.send(now, envelope) {
             Ok(_) => {}
             Err(SendError::Full { envelope, peers }) => {
                 tracing::warn!(
@@ -300,61 +275,69 @@ impl RouterTask {
         stopping: bool,
     ) {
         match input {
-            RouterInput::Connection(conn, events) => {
-                for event in events {
-                    if matches!(event, PeerEvent::Closed { .. }) {
-                        conns.remove(&conn);
-                    }
-                    if let (Some(pex), PeerEvent::Authenticated { node_info, .. }) =
-                        (&mut self.pex, &event)
-                    {
-                        pex.on_authenticated(node_info, conns.get(&conn).map(|c| c.remote.ip()));
-                    }
-                    let authenticated = matches!(event, PeerEvent::Authenticated { .. });
-                    self.router.handle_connection_event(now, conn, event);
-                    if authenticated {
-                        if let (Some(node), Some(entry)) =
-                            (self.router.routed_peer(conn), conns.get(&conn))
-                        {
-                            let routed = ConnInput::Command(ConnCommand::Routed(node));
-                            let _ = entry.inputs.try_send(routed);
+            RouterInput::Connection(conn, reports) => {
+                for report in reports {
+                    let authenticated =
+                        matches!(report, LinkReport::Event(PeerEvent::Authenticated { .. }));
+                    match &report {
+                        LinkReport::Event(PeerEvent::Closed { .. }) => {
+                            conns.remove(&conn);
                         }
+                        LinkReport::Taken(taken) => {
+                            if let Some(entry) = conns.get_mut(&conn) {
+                                entry.outstanding =
+                                    entry.outstanding.saturating_sub(taken.messages);
+                            }
+                        }
+                        LinkReport::Event(_) => {}
+                    }
+                    self.node.handle_link_report(now, conn, report);
+                    if authenticated {
+                        self.tell_routed(conn, conns);
                     }
                 }
             }
-            RouterInput::Undecodable(error) => self.router.report_error(now, error),
-            RouterInput::Accepted(conn, taken) => {
-                if let Some(entry) = conns.get_mut(&conn) {
-                    entry.outstanding = entry.outstanding.saturating_sub(taken.messages);
-                }
-                self.router.messages_accepted(conn, taken);
-            }
+            RouterInput::Undecodable(error) => self.node.report_error(now, error),
             RouterInput::Dialed {
                 conn,
                 socket,
                 result,
             } => match result {
-                Ok(_) if stopping => self.router.dial_failed(now, conn),
-                Ok(stream) => match self.router.dial_succeeded(now, conn, socket) {
+                Ok(_) if stopping => self.node.dial_failed(now, conn),
+                Ok(stream) => match self.node.dial_succeeded(now, conn, socket) {
                     Ok(params) => self.spawn_connection(params, stream, socket, conns),
                     Err(error) => tracing::debug!(%conn, %error, "late dial result dropped"),
                 },
                 Err(error) => {
                     tracing::debug!(%conn, %socket, %error, "dial failed");
-                    self.router.dial_failed(now, conn);
+                    self.node.dial_failed(now, conn);
                 }
             },
             RouterInput::Incoming(stream, remote) => {
                 if stopping {
                     return;
                 }
-                match self.router.accept(now, remote) {
+                match self.node.accept(now, remote) {
                     Ok(params) => self.spawn_connection(params, stream, remote, conns),
                     Err(error) => tracing::debug!(%remote, %error, "inbound connection refused"),
                 }
             }
-            RouterInput::Resolved(address, ips) => self.router.resolved(now, &address, &ips),
+            RouterInput::Resolved(address, ips) => self.node.resolved(now, &address, &ips),
         }
+    }
+
+    /// A connection authenticated: once the node routed it to a peer, its task delivers
+    /// that peer's inbound messages itself.
+    fn tell_routed(&mut self, conn: ConnectionId, conns: &mut BTreeMap<ConnectionId, ConnEntry>) {
+        let (Some(peer), Some(entry)) =
+            (self.node.router().routed_peer(conn), conns.get_mut(&conn))
+        else {
+            return;
+        };
+        entry.peer = Some(peer);
+        let _ = entry
+            .inputs
+            .try_send(ConnInput::Command(ConnCommand::Routed(peer)));
     }
 
     fn spawn_connection(
@@ -385,124 +368,103 @@ impl RouterTask {
             router: self.inputs_tx.clone(),
             executor: std::sync::Arc::downgrade(&executor),
             app_channels: std::sync::Arc::clone(&self.app_channels),
-            close_linger: self.close_linger,
+            close_linger: self.node.close_linger(),
         };
         executor.spawn(task.run().instrument(span)).detach();
         conns.insert(
             conn,
             ConnEntry {
                 inputs: inputs_tx,
-                unsent: Vec::new(),
-                remote,
+                peer: None,
                 outstanding: 0,
             },
         );
     }
 
-    /// Carries out every pending action; store operations go out as one batch.
+    /// Carries out every pending output of the node machine.
     fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
-        let mut batch: Vec<StoreOp> = Vec::new();
         // Room in the senders' windows freed by messages handed to connections.
         let mut released: Vec<(NodeId, u8, usize)> = Vec::new();
-        // Connections with messages gathered in `ConnEntry::unsent`.
-        let mut touched: Vec<ConnectionId> = Vec::new();
         let now = Instant::now();
-        loop {
-            // PEX outputs become Router calls, whose actions are carried out below.
-            if let Some(pex) = &mut self.pex {
-                pex.carry_out(now, &mut self.router);
-            }
-            let Some(action) = self.router.poll_action() else {
-                break;
-            };
-            match action {
-                RouterAction::Dial {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                NodeOutput::Dial {
                     conn,
                     address,
                     socket,
                 } => {
                     if stopping {
-                        self.router.dial_failed(now, conn);
+                        self.node.dial_failed(now, conn);
                     } else {
                         self.spawn_dial(conn, address, socket);
                     }
                 }
-                RouterAction::Resolve { address } => self.spawn_resolve(address),
-                RouterAction::Send {
+                NodeOutput::Resolve { address } => self.spawn_resolve(address),
+                NodeOutput::Link {
                     conn,
-                    node,
-                    channel,
-                    message,
+                    command: LinkCommand::Send(messages),
                 } => {
-                    if self.router.channel_policy(channel) == Some(OverflowPolicy::Backpressure) {
-                        released.push((node, channel, message.len()));
-                    }
-                    if let Some(entry) = conns.get_mut(&conn) {
-                        if entry.unsent.is_empty() {
-                            touched.push(conn);
-                        }
-                        entry.unsent.push((channel, message));
-                    }
-                }
-                RouterAction::Close { conn } => {
-                    if let Some(entry) = conns.get_mut(&conn) {
-                        entry.hand_over();
-                        let _ = entry
-                            .inputs
-                            .try_send(ConnInput::Command(ConnCommand::Close));
-                    }
-                }
-                RouterAction::Deliver(envelope) => self.deliver(now, envelope),
-                RouterAction::Writable { .. } => {} // the windows already let senders go
-                RouterAction::PeerUpdate(update) => {
-                    tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
-                    match update.status {
-                        PeerStatus::Up => {
-                            let channels = update.channels.iter();
-                            let channels = channels.filter_map(|&c| u8::try_from(c).ok());
-                            self.windows.peer_up(update.node_id, channels);
-                        }
-                        PeerStatus::Down => self.windows.peer_down(update.node_id),
-                    }
-                    if let Some(pex) = &mut self.pex {
-                        pex.on_peer_update(now, &update, &mut self.router);
-                    }
-                    self.subscribers
-                        .retain(|s| match s.try_send(update.clone()) {
-                            Ok(()) => true,
-                            Err(TrySendError::Full(_)) => {
-                                tracing::warn!("peer-update subscriber is full: update dropped");
-                                true
-                            }
-                            Err(TrySendError::Closed(_)) => false,
+                    let Some(entry) = conns.get_mut(&conn) else {
+                        continue;
+                    };
+                    if let Some(peer) = entry.peer {
+                        let router = self.node.router();
+                        let bounded = messages.iter().filter(|(channel, _)| {
+                            router.channel_policy(*channel) == Some(OverflowPolicy::Backpressure)
                         });
+                        released.extend(bounded.map(|(c, m)| (peer, *c, m.len())));
+                    }
+                    entry.hand_over(messages);
                 }
-                RouterAction::Store(op) => batch.push(op),
-            }
-        }
-        for conn in touched {
-            if let Some(entry) = conns.get_mut(&conn) {
-                entry.hand_over();
+                NodeOutput::Link {
+                    conn,
+                    command: LinkCommand::Close,
+                } => {
+                    if let Some(entry) = conns.get(&conn) {
+                        let close = ConnCommand::Link(LinkCommand::Close);
+                        let _ = entry.inputs.try_send(ConnInput::Command(close));
+                    }
+                }
+                NodeOutput::Deliver(envelope) => tracing::debug!(
+                    channel = envelope.channel,
+                    "no receiver for channel: dropped"
+                ),
+                NodeOutput::PeerUpdate(update) => {
+                    // Sends handed over before the update release their room first.
+                    self.windows.release(&std::mem::take(&mut released));
+                    self.publish(update);
+                }
+                NodeOutput::Store(ops) => {
+                    let _ = self.store.try_send(StoreRequest::Apply(ops));
+                }
+                // The senders' windows already let waiting senders go.
+                NodeOutput::Writable { .. } => {}
+                NodeOutput::Pex(event) => tracing::debug!(?event, "PEX"),
             }
         }
         self.windows.release(&released);
-        if !batch.is_empty() {
-            let _ = self.store.try_send(StoreRequest::Apply(batch));
-        }
     }
 
-    /// A message the router delivers here: PEX (application channels are delivered by the
-    /// connection tasks).
-    fn deliver(&mut self, now: Instant, envelope: router::Envelope) {
-        match &mut self.pex {
-            Some(pex) if envelope.channel == PEX_CHANNEL => {
-                pex.on_message(now, envelope, &mut self.router);
+    /// A peer went up or down: the senders' windows follow, then the subscribers learn.
+    fn publish(&mut self, update: PeerUpdate) {
+        tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+        match update.status {
+            PeerStatus::Up => {
+                let channels = update.channels.iter();
+                let channels = channels.filter_map(|&c| u8::try_from(c).ok());
+                self.windows.peer_up(update.node_id, channels);
             }
-            _ => tracing::debug!(
-                channel = envelope.channel,
-                "no receiver for channel: dropped"
-            ),
+            PeerStatus::Down => self.windows.peer_down(update.node_id),
         }
+        self.subscribers
+            .retain(|s| match s.try_send(update.clone()) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!("peer-update subscriber is full: update dropped");
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            });
     }
 
     fn spawn_dial(&self, conn: ConnectionId, address: NodeAddress, socket: SocketAddr) {

@@ -35,16 +35,22 @@ struct Node {
 }
 
 fn start(key: &NodeKey, peers: Vec<NodeAddress>, inbound_capacity: usize) -> Node {
+    start_with(key, peers, inbound_capacity, |_| {})
+}
+
+fn start_with(
+    key: &NodeKey,
+    peers: Vec<NodeAddress>,
+    inbound_capacity: usize,
+    edit: impl Fn(&mut NodeConfig),
+) -> Node {
+    let mut config = NodeConfig::new("smol-backpressure", "127.0.0.1:0".parse().unwrap());
+    config.persistent_peers = peers;
+    edit(&mut config);
     let options = DriverOptions {
         inbound_capacity,
         ..DriverOptions::default()
     };
-    start_with(key, peers, options)
-}
-
-fn start_with(key: &NodeKey, peers: Vec<NodeAddress>, options: DriverOptions) -> Node {
-    let mut config = NodeConfig::new("smol-backpressure", "127.0.0.1:0".parse().unwrap());
-    config.persistent_peers = peers;
     let mut builder = NodeBuilder::with_options(
         config,
         key.clone(),
@@ -168,11 +174,7 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
     let at = b.handle.local_addr();
     let to_b = vec![NodeAddress::parse(&format!("{}@{at}", kb.node_id())).unwrap()];
     let linger = Duration::from_millis(500);
-    let options = DriverOptions {
-        close_linger: linger,
-        ..DriverOptions::default()
-    };
-    let a = start_with(&ka, to_b, options);
+    let a = start_with(&ka, to_b, 1024, |config| config.close_linger = linger);
     within(
         "a to see b",
         wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
