@@ -1,8 +1,10 @@
-//! `tmp2p node`: a long-running node on the smol driver, with its key and redb peer store
-//! under `--home` (created on first run) and a raw echo reactor on `--echo-channel`. Prints
-//! one line when it listens and one per peer going up or down. Peer exchange (channel
-//! 0x00) is on unless `--no-pex`; `--seed-mode` makes it a seed; `--import-addrbook` adds
-//! the good entries of a CometBFT `addrbook.json` to the peer store.
+//! `tmp2p node`: a long-running node on the smol driver (or the mio driver with
+//! `--driver mio`), with its key and redb peer store under `--home` (created on first run)
+//! and a raw echo reactor on `--echo-channel`. Prints one line when it listens and one per
+//! peer going up or down. Peer exchange (channel 0x00) is on unless `--no-pex`;
+//! `--seed-mode` makes it a seed; `--import-addrbook` adds the good entries of a CometBFT
+//! `addrbook.json` to the peer store. Both drivers run the same node machine, so they
+//! behave the same.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -56,6 +58,18 @@ pub(crate) struct NodeArgs {
     /// Node name to advertise.
     #[arg(long, default_value = "tmp2p")]
     moniker: String,
+    /// Which driver runs the node.
+    #[arg(long, value_enum, default_value = "smol")]
+    driver: DriverKind,
+}
+
+/// The drivers `tmp2p node` can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DriverKind {
+    /// The smol driver (async tasks on an executor).
+    Smol,
+    /// The mio driver (one event-loop thread).
+    Mio,
 }
 
 /// The key under `home`, generated (mode 0600) on first run.
@@ -109,22 +123,74 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     config.persistent_peers = args.persistent_peers.clone();
     config.bootstrap_peers = args.bootstrap_peers.clone();
     config.router.peer_manager.exempt_loopback = args.listen.ip().is_loopback();
-    let mut builder = NodeBuilder::new(config, key, Box::new(store))
-        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let pex = (!args.no_pex).then(|| PexConfig {
+        seed_mode: args.seed_mode,
+        ..PexConfig::default()
+    });
+    let store = Box::new(store);
+    match args.driver {
+        DriverKind::Smol => run_smol(args, config, key, store, pex, imported),
+        DriverKind::Mio => {
+            crate::node_mio::run(args.echo_channel, config, key, store, pex, imported)
+        }
+    }
+}
+
+/// The raw echo channel both drivers open.
+pub(crate) fn echo_descriptor(id: u8) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority: 1,
+        send_queue_capacity: 64,
+        recv_message_capacity: 4 * 1024 * 1024,
+    }
+}
+
+/// One line per peer going up or down, with the count of connected peers; a closed
+/// stdout must not end the node (`println!` would panic).
+pub(crate) fn print_update(
+    connected: &mut std::collections::BTreeSet<tmp2p_core::NodeId>,
+    update: &tmp2p_core::peer_manager::PeerUpdate,
+) {
+    match update.status {
+        tmp2p_core::peer_manager::PeerStatus::Up => connected.insert(update.node_id),
+        tmp2p_core::peer_manager::PeerStatus::Down => connected.remove(&update.node_id),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "peer {} {:?} ({} connected)",
+        update.node_id,
+        update.status,
+        connected.len()
+    );
+}
+
+/// Prints the stop line (to a stdout that may be closed).
+pub(crate) fn print_stopping() {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "stopping: flushing queued messages and syncing the peer store"
+    );
+}
+
+fn run_smol(
+    args: &NodeArgs,
+    config: NodeConfig,
+    key: NodeKey,
+    store: Box<RedbPeerStore>,
+    pex: Option<PexConfig>,
+    imported: Option<Vec<NodeAddress>>,
+) -> Result<(), CliError> {
+    let mut builder =
+        NodeBuilder::new(config, key, store).map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder
-        .open_raw_channel(ChannelDescriptor {
-            id: args.echo_channel,
-            priority: 1,
-            send_queue_capacity: 64,
-            recv_message_capacity: 4 * 1024 * 1024,
-        })
+        .open_raw_channel(echo_descriptor(args.echo_channel))
         .map_err(|e| CliError::BadInput(e.to_string()))?;
-    if !args.no_pex {
+    if let Some(pex) = pex {
         builder
-            .enable_pex(PexConfig {
-                seed_mode: args.seed_mode,
-                ..PexConfig::default()
-            })
+            .enable_pex(pex)
             .map_err(|e| CliError::BadInput(e.to_string()))?;
     }
     let updates = builder.subscribe();
@@ -162,26 +228,9 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
             })
             .await;
             let Some(update) = next else { break };
-            match update.status {
-                tmp2p_core::peer_manager::PeerStatus::Up => connected.insert(update.node_id),
-                tmp2p_core::peer_manager::PeerStatus::Down => connected.remove(&update.node_id),
-            };
-            // A closed stdout must not end the node (println! would panic).
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "peer {} {:?} ({} connected)",
-                update.node_id,
-                update.status,
-                connected.len()
-            );
+            print_update(&mut connected, &update);
         }
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "stopping: flushing queued messages and syncing the peer store"
-        );
-        drop(out);
+        print_stopping();
         node.stop().await;
         Ok(())
     })

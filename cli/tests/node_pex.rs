@@ -150,3 +150,22 @@ fn an_unreadable_addrbook_is_bad_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not JSON"), "{stderr}");
 }
+
+/// The same seed scenario with the seed and one client on the mio driver: both drivers
+/// run the node machine's PEX, and they interoperate.
+#[test]
+fn a_mio_seed_introduces_a_smol_node_and_a_mio_node_to_each_other() {
+    let mio = ["--driver", "mio"];
+    let seed = start_node("mio-seed", &["--seed-mode", mio[0], mio[1]], Stdio::null());
+    let a = start_node(
+        "mio-a",
+        &["--bootstrap-peers", &seed.address],
+        Stdio::null(),
+    );
+    a.expect_line(&["peer", seed.id(), "Up"], Duration::from_secs(10));
+    a.expect_line(&["peer", seed.id(), "Down"], Duration::from_secs(10));
+    let bootstrap = ["--bootstrap-peers", &seed.address, mio[0], mio[1]];
+    let b = start_node("mio-b", &bootstrap, Stdio::null());
+    b.expect_line(&["peer", a.id(), "Up"], Duration::from_secs(10));
+    a.expect_line(&["peer", b.id(), "Up"], Duration::from_secs(10));
+}

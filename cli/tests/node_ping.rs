@@ -158,3 +158,31 @@ fn a_flood_against_a_node_process_gets_every_echo_back() {
     ]);
     assert_eq!(v["verified"], 20000);
 }
+
+/// `--driver mio` runs the same node: pings, multi-packet echoes and a flood of 20 000
+/// echoes, every one verified.
+#[test]
+fn the_mio_driver_node_echoes_a_flood_without_loss() {
+    let home = scratch("mio");
+    let node = start_node_with(&home, &["--driver", "mio"]);
+    let v = ping(&[
+        &node.address,
+        "--echo-channel",
+        "0x99",
+        "--size",
+        "2000",
+        "--count",
+        "5",
+    ]);
+    assert_eq!(v["verified"], 5);
+    let v = ping(&[
+        &node.address,
+        "--echo-channel",
+        "0x99",
+        "--flood",
+        "20000",
+        "--size",
+        "1000",
+    ]);
+    assert_eq!(v["verified"], 20000);
+}

@@ -356,6 +356,12 @@ impl Node {
         self.drain(now);
     }
 
+    /// Reports good behaviour of a peer (its score goes up).
+    pub fn report_good(&mut self, now: Instant, node: NodeId) {
+        self.router.report_good(node);
+        self.drain(now);
+    }
+
     /// Decodes an inbound envelope with `codec`. A message that does not decode is a fatal
     /// `PeerError` against its sender (as on CometBFT) and gives `None`.
     pub fn decode<C: ChannelCodec>(

@@ -82,7 +82,10 @@ pub struct RouterConfig {
     /// timeout); its channel list is filled from the opened channels.
     pub connection: PeerConfig,
     /// Messages one peer's queue for one backpressure channel holds before a send to it
-    /// must wait ([`OverflowPolicy::Backpressure`]).
+    /// must wait ([`OverflowPolicy::Backpressure`]). Default 1024 (with 16 MiB below: the
+    /// bounds the per-peer QoS queue has), so a sender that keeps a few hundred messages in
+    /// flight never waits on a peer that keeps up: with 256, the smol one-way bench (512 in
+    /// flight) spent about 10 % of its rate waking waiting senders (BENCHMARKS.md).
     pub channel_queue_messages: usize,
     /// Payload bytes one peer's queue for one backpressure channel holds before a send
     /// must wait (one message always fits into an empty queue).
@@ -121,8 +124,8 @@ impl Default for RouterConfig {
         RouterConfig {
             peer_manager: PeerManagerOptions::node_defaults(),
             connection: PeerConfig::default(),
-            channel_queue_messages: 256,
-            channel_queue_bytes: 4 << 20,
+            channel_queue_messages: 1024,
+            channel_queue_bytes: 16 << 20,
             queue_kind: QueueKind::Priority,
             queue_max_items: 1024,
             queue_max_bytes: 16_000_000,

@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use tmp2p_core::address::NodeAddress;
+use tmp2p_core::node::Node;
 use tmp2p_core::peer_manager::PeerUpdate;
 use tmp2p_core::router::{Envelope, PeerError, Router, SendError};
-use tmp2p_core::typed::{decode_inbound, ChannelCodec};
+use tmp2p_core::typed::ChannelCodec;
 use tmp2p_core::NodeId;
 
 use crate::send_windows::BlockingWindows;
@@ -31,7 +32,7 @@ pub enum AppEvent {
 
 /// Reactor code's access to the node, on the loop thread.
 pub struct Control<'a> {
-    pub(crate) router: &'a mut Router,
+    pub(crate) node: &'a mut Node,
     pub(crate) windows: &'a BlockingWindows,
     pub(crate) now: Instant,
 }
@@ -46,22 +47,22 @@ impl Control<'_> {
     /// [`AppEvent::Writable`] follows for each such peer once it has room. The other
     /// errors say why nothing was queued (the Router counts those).
     pub fn send(&mut self, envelope: Envelope) -> Result<usize, SendError> {
-        self.windows.route_now(self.router, envelope)
+        self.windows.route_now(self.node, self.now, envelope)
     }
 
     /// Reports a misbehaving peer (see `Router::report_error`).
     pub fn report_error(&mut self, error: PeerError) {
-        self.router.report_error(self.now, error);
+        self.node.report_error(self.now, error);
     }
 
     /// Reports good behaviour of a peer.
     pub fn report_good(&mut self, node: NodeId) {
-        self.router.report_good(node);
+        self.node.report_good(self.now, node);
     }
 
     /// Adds a peer address to dial. Returns whether it was new.
     pub fn add_peer(&mut self, address: NodeAddress) -> bool {
-        match self.router.add_peer(self.now, address) {
+        match self.node.add_peer(self.now, address) {
             Ok(added) => added,
             Err(error) => {
                 tracing::debug!(%error, "peer address refused");
@@ -74,24 +75,17 @@ impl Control<'_> {
     /// fatal [`PeerError`] against its sender (its connection is closed, as in the smol
     /// driver and on CometBFT) and `None`.
     pub fn decode<C: ChannelCodec>(&mut self, codec: &C, envelope: Envelope) -> Option<C::Message> {
-        let from = envelope.from?;
-        match decode_inbound(codec, from, envelope.message) {
-            Ok(message) => Some(message),
-            Err(undecodable) => {
-                self.report_error(PeerError::from(undecodable));
-                None
-            }
-        }
+        self.node.decode(self.now, codec, envelope)
     }
 
     /// Peers with an active, routed connection.
     pub fn connected_peers(&self) -> Vec<NodeId> {
-        self.router.connected_peers().collect()
+        self.node.connected_peers().collect()
     }
 
-    /// The router itself, for anything else (PEX reactors use its PeerManager).
-    pub fn router(&mut self) -> &mut Router {
-        self.router
+    /// The Router, for inspection (peer manager, node info, channel policies).
+    pub fn router(&self) -> &Router {
+        self.node.router()
     }
 
     /// The time of this turn of the loop.

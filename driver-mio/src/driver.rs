@@ -13,11 +13,9 @@ use mio::{Interest, Registry, Waker};
 use rand_core::OsRng;
 use slab::Slab;
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::deadline::later;
+use tmp2p_core::node::{LinkCommand, Node, NodeOutput};
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
-use tmp2p_core::router::{
-    ConnectionId, Envelope, OverflowPolicy, PeerError, Router, RouterAction, SendError,
-};
+use tmp2p_core::router::{ConnectionId, Envelope, OverflowPolicy, PeerError, Router, SendError};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
 
@@ -58,7 +56,7 @@ struct Remote {
 
 /// A node driven on a caller's mio `Registry` (see the crate docs for the call order).
 pub struct Driver {
-    router: Router,
+    node: Node,
     /// The senders' backpressure windows (shared with every handle).
     windows: Arc<BlockingWindows>,
     /// What this turn's actions change in `windows`, applied at the end of the turn.
@@ -117,38 +115,30 @@ impl Driver {
             key,
             channels,
             drop_channels,
+            pex,
             store,
             limits,
         } = setup;
         let node_id = key.node_id();
-        config.validate(node_id)?;
         let now = Instant::now();
         let records = store.load()?;
-        let mut router = Router::new(
-            config.router_config(),
-            config.node_info(node_id),
-            clock_anchor(now),
-            now,
-            records,
-            Box::new(OsRng),
-        )?;
+        let mut node = Node::new(&config, node_id, clock_anchor(now), now, records, OsRng)?;
         for channel in channels {
             let policy = if drop_channels.contains(&channel.id) {
                 OverflowPolicy::Drop
             } else {
                 OverflowPolicy::Backpressure
             };
-            router.open_channel_with_policy(channel, policy)?;
+            node.open_channel(channel, policy)?;
+        }
+        if let Some(pex) = pex {
+            node.enable_pex(pex)?;
         }
         let windows = Arc::new(BlockingWindows::new(
-            router.window_limits(),
+            node.router().window_limits(),
             drop_channels.into_iter().collect(),
         ));
-        for address in config.initial_peers() {
-            if let Err(error) = router.add_peer(now, address.clone()) {
-                tracing::warn!(%address, %error, "initial peer refused");
-            }
-        }
+        node.start(now)?;
         let mut listener =
             TcpListener::bind(config.listen).map_err(|source| DriverError::Bind {
                 addr: config.listen,
@@ -161,7 +151,7 @@ impl Driver {
         let (resolved_tx, resolved_rx) = mpsc::channel();
         tracing::info!(%node_id, %local_addr, "mio driver listening");
         Ok(Driver {
-            router,
+            node,
             windows,
             window_changes: Vec::new(),
             key,
@@ -209,7 +199,7 @@ impl Driver {
 
     /// The Router, for inspection.
     pub fn router(&self) -> &Router {
-        &self.router
+        self.node.router()
     }
 
     /// Open TCP connections (dialing, handshaking, active or flushing).
@@ -219,7 +209,7 @@ impl Driver {
 
     /// Connected, routed peers.
     pub fn connected_peers(&self) -> Vec<NodeId> {
-        self.router.connected_peers().collect()
+        self.node.connected_peers().collect()
     }
 
     /// Whether a shutdown was requested and every connection is gone.
@@ -237,7 +227,7 @@ impl Driver {
     pub fn control(&mut self, now: Instant) -> Control<'_> {
         self.touched = true;
         Control {
-            router: &mut self.router,
+            node: &mut self.node,
             windows: &self.windows,
             now,
         }
@@ -250,13 +240,14 @@ impl Driver {
     /// As [`Control::send`].
     pub fn send(&mut self, envelope: Envelope) -> Result<usize, SendError> {
         self.touched = true;
-        self.windows.route_now(&mut self.router, envelope)
+        let now = self.now;
+        self.windows.route_now(&mut self.node, now, envelope)
     }
 
     /// Reports a misbehaving peer (embedded use; call [`Driver::process`] afterwards).
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
         self.touched = true;
-        self.router.report_error(now, error);
+        self.node.report_error(now, error);
     }
 
     /// The next inbound event, when no channel or callback was installed.
@@ -335,7 +326,7 @@ impl Driver {
                     notify,
                     paused: Default::default(),
                     windows: Arc::clone(&self.windows),
-                    counters: Arc::clone(self.router.counters()),
+                    counters: Arc::clone(self.node.counters()),
                 }),
             }
         });
@@ -391,7 +382,7 @@ impl Driver {
         let resolve =
             (self.resolving > 0 && self.remote.is_none()).then(|| self.now + RESOLVE_POLL);
         [
-            self.router.poll_timeout(),
+            self.node.poll_timeout(),
             self.timers.first().map(|(at, _)| *at),
             resolve,
         ]
@@ -414,11 +405,11 @@ impl Driver {
         self.touched = false;
         self.run_commands(now);
         self.run_resolutions(now);
-        if self.router.poll_timeout().is_some_and(|at| at <= now) {
-            self.router.handle_timeout(now);
+        if self.node.poll_timeout().is_some_and(|at| at <= now) {
+            self.node.handle_timeout(now);
         }
         self.fire_timers(now);
-        self.run_actions(now);
+        self.run_outputs(now);
         self.accept(now);
         let turn = self.ready.len().min(self.limits.links_per_turn);
         for _ in 0..turn {
@@ -457,10 +448,8 @@ impl Driver {
             if connecting {
                 self.remove(slot, now);
             } else if let Some(link) = self.links.get_mut(slot) {
-                link.request_close();
-                link.linger_until
-                    .get_or_insert(later(now, self.limits.close_linger));
-                self.hand_over(slot, now);
+                // After what the node handed it, within the close linger.
+                link.handle_command(now, LinkCommand::Close);
                 self.enqueue(slot);
             }
         }
@@ -489,28 +478,30 @@ impl Driver {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             };
             match command {
-                Command::Send(envelope) => self.windows.route_reserved(&mut self.router, envelope),
-                Command::ReportError(error) => self.router.report_error(now, error),
+                Command::Send(envelope) => {
+                    self.windows.route_reserved(&mut self.node, now, envelope)
+                }
+                Command::ReportError(error) => self.node.report_error(now, error),
                 Command::AddPeer(address) => {
-                    if let Err(error) = self.router.add_peer(now, address) {
+                    if let Err(error) = self.node.add_peer(now, address) {
                         tracing::debug!(%error, "peer address refused");
                     }
                 }
                 Command::Call(call) => call(&mut Control {
-                    router: &mut self.router,
+                    node: &mut self.node,
                     windows: &self.windows,
                     now,
                 }),
                 Command::Shutdown => self.shutdown(now),
             }
-            self.run_actions(now);
+            self.run_outputs(now);
         }
     }
 
     fn run_resolutions(&mut self, now: Instant) {
         while let Ok((address, ips)) = self.resolved_rx.try_recv() {
             self.resolving = self.resolving.saturating_sub(1);
-            self.router.resolved(now, &address, &ips);
+            self.node.resolved(now, &address, &ips);
         }
     }
 
@@ -531,60 +522,20 @@ impl Driver {
                 tracing::debug!(%conn, "flush after close timed out");
                 link.give_up();
             }
-            if let Stage::Open(pc) = &mut link.stage {
-                pc.handle_timeout(now);
-            }
+            link.handle_timeout(now);
             self.enqueue(slot);
         }
     }
 
-    fn run_actions(&mut self, now: Instant) {
-        while let Some(action) = self.router.poll_action() {
-            match action {
-                RouterAction::Dial { conn, socket, .. } => self.dial(now, conn, socket),
-                RouterAction::Resolve { address } => self.resolve(address),
-                RouterAction::Send {
-                    conn,
-                    node,
-                    channel,
-                    message,
-                } => {
-                    if self.windows.is_bounded(channel) {
-                        let change = WindowChange::Released(node, channel, message.len());
-                        self.window_changes.push(change);
-                    }
-                    let Some(&slot) = self.by_conn.get(&conn) else {
-                        continue;
-                    };
-                    if let Some(link) = self.links.get_mut(slot) {
-                        link.push_send(channel, message);
-                    }
-                    self.hand_over(slot, now);
-                    self.enqueue(slot);
-                }
-                RouterAction::Close { conn } => {
-                    let Some(&slot) = self.by_conn.get(&conn) else {
-                        continue;
-                    };
-                    let connecting = self
-                        .links
-                        .get(slot)
-                        .is_some_and(|l| matches!(l.stage, Stage::Connecting { .. }));
-                    if connecting {
-                        self.remove(slot, now);
-                    } else if let Some(link) = self.links.get_mut(slot) {
-                        // After the sends queued before it are handed over, within
-                        // `close_linger`: a peer that stops reading cannot hold the close
-                        // back (past it the link gives up, dropping what is left).
-                        link.request_close();
-                        link.linger_until
-                            .get_or_insert(later(now, self.limits.close_linger));
-                        self.hand_over(slot, now);
-                        self.enqueue(slot);
-                    }
-                }
-                RouterAction::Deliver(envelope) => self.push_event(AppEvent::Message(envelope)),
-                RouterAction::PeerUpdate(update) => {
+    /// Carries out the node machine's outputs, then lets the senders' windows follow.
+    fn run_outputs(&mut self, now: Instant) {
+        while let Some(output) = self.node.poll_output() {
+            match output {
+                NodeOutput::Dial { conn, socket, .. } => self.dial(now, conn, socket),
+                NodeOutput::Resolve { address } => self.resolve(address),
+                NodeOutput::Link { conn, command } => self.command_link(now, conn, command),
+                NodeOutput::Deliver(envelope) => self.push_event(AppEvent::Message(envelope)),
+                NodeOutput::PeerUpdate(update) => {
                     self.window_changes.push(match update.status {
                         PeerStatus::Up => {
                             let channels = update.channels.iter();
@@ -596,10 +547,11 @@ impl Driver {
                     });
                     self.push_event(AppEvent::PeerUpdate(update));
                 }
-                // Loop-thread sends are checked against the windows first, so the Router
+                // Loop-thread sends are checked against the windows first, so the node
                 // itself never refuses one; room is announced from the windows below.
-                RouterAction::Writable { .. } => {}
-                RouterAction::Store(op) => self.store_ops.push(op),
+                NodeOutput::Writable { .. } => {}
+                NodeOutput::Store(ops) => self.store_ops.extend(ops),
+                NodeOutput::Pex(event) => tracing::debug!(?event, "PEX"),
             }
         }
         let mut writable = Vec::new();
@@ -607,6 +559,28 @@ impl Driver {
         for (node, channel) in writable {
             self.push_event(AppEvent::Writable { node, channel });
         }
+    }
+
+    /// A command of the node for connection `conn`: a close of a dial still connecting
+    /// abandons it.
+    fn command_link(&mut self, now: Instant, conn: ConnectionId, command: LinkCommand) {
+        let Some(&slot) = self.by_conn.get(&conn) else {
+            return;
+        };
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        if let (LinkCommand::Send(messages), Some(peer)) = (&command, link.peer) {
+            let bounded = messages.iter().filter(|(c, _)| self.windows.is_bounded(*c));
+            let released = bounded.map(|(c, m)| WindowChange::Released(peer, *c, m.len()));
+            self.window_changes.extend(released);
+        }
+        if command == LinkCommand::Close && matches!(link.stage, Stage::Connecting { .. }) {
+            self.remove(slot, now);
+            return;
+        }
+        link.handle_command(now, command);
+        self.enqueue(slot);
     }
 
     /// Queues an inbound event; it reaches the sink at the end of the turn, outside the

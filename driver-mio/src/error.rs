@@ -3,6 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 
+use tmp2p_core::node::NodeError;
 use tmp2p_core::node_config::NodeConfigError;
 use tmp2p_core::router::{RouterError, SendError};
 use tmp2p_store::StoreError;
@@ -16,6 +17,9 @@ pub enum DriverError {
     /// The router refused a setting or a channel.
     #[error("router: {0}")]
     Router(#[from] RouterError),
+    /// The node machine refused a setting, a channel, PEX or a configured peer.
+    #[error("node: {0}")]
+    Node(#[from] NodeError),
     /// The peer store could not be read.
     #[error("peer store: {0}")]
     Store(#[from] StoreError),

@@ -1,17 +1,18 @@
-//! One TCP connection on the loop thread: the mio socket, its `PeerConnection`, the sealed
-//! bytes not yet written (partial writes are kept), the router's sends and close waiting in
-//! the core's [`Outbox`], readiness flags (mio is edge-triggered) and the interest derived
-//! from all of that.
+//! One TCP connection on the loop thread: the mio socket, its connection machine (the
+//! core's `Link`: `PeerConnection`, the node's sends and close, the close linger), the
+//! sealed bytes not yet written (partial writes are kept), readiness flags (mio is
+//! edge-triggered) and the interest derived from all of that.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use tmp2p_core::connection::{Outbox, PeerConnection, PeerEvent, Taken};
+use tmp2p_core::node::{Link as ConnLink, LinkCommand, LinkReport};
 use tmp2p_core::router::ConnectionId;
+use tmp2p_core::NodeId;
 
 /// An emptied output buffer larger than this is released, so an idle connection that once
 /// carried a burst goes back to a small footprint.
@@ -24,10 +25,10 @@ const SHORT_READ_DRAINS: bool = !cfg!(windows);
 
 /// The socket is unusable: the machine closes (its `Closed` event follows) and nothing more
 /// is written.
-fn fail_socket(dead: &mut bool, out: &mut BytesMut, pc: &mut PeerConnection) {
+fn fail_socket(dead: &mut bool, out: &mut BytesMut, machine: &mut ConnLink) {
     *dead = true;
     out.clear();
-    pc.handle_eof();
+    machine.handle_eof();
 }
 
 /// Where the connection is in its life.
@@ -37,8 +38,8 @@ pub(crate) enum Stage {
         /// The address dialed.
         socket: SocketAddr,
     },
-    /// TCP is up; the peer machine runs.
-    Open(Box<PeerConnection>),
+    /// TCP is up; the connection machine runs.
+    Open(Box<ConnLink>),
 }
 
 /// What happened when the socket was read.
@@ -58,9 +59,8 @@ pub(crate) struct Link {
     pub(crate) stage: Stage,
     /// Sealed bytes taken from the machine, not yet accepted by the socket.
     out: BytesMut,
-    /// The router's `Send`s and `Close` not yet handed to the machine (per-channel order; a
-    /// close waits for the sends before it).
-    outbox: Outbox,
+    /// The peer the node routed this connection to (for the senders' windows).
+    pub(crate) peer: Option<NodeId>,
     /// The socket may have bytes to read (cleared on `WouldBlock`).
     pub(crate) readable: bool,
     /// A readiness event said the peer closed its side. Edge-triggered epoll reports that
@@ -101,7 +101,7 @@ impl Link {
             token,
             stage,
             out: BytesMut::new(),
-            outbox: Outbox::new(),
+            peer: None,
             readable: open,
             read_closed: false,
             writable: open,
@@ -119,18 +119,18 @@ impl Link {
     /// Whether reading is what the machine wants now (regardless of inbound room).
     pub(crate) fn wants_read(&self) -> bool {
         match &self.stage {
-            Stage::Open(pc) => !self.read_eof && !self.dead && !pc.is_closed(),
+            Stage::Open(machine) => !self.read_eof && !self.dead && !machine.is_closed(),
             Stage::Connecting { .. } => false,
         }
     }
 
     /// Reads up to `budget` bytes through `scratch` into the machine.
     pub(crate) fn read(&mut self, now: Instant, scratch: &mut [u8], budget: usize) -> ReadOutcome {
-        let Stage::Open(pc) = &mut self.stage else {
+        let Stage::Open(machine) = &mut self.stage else {
             return ReadOutcome::Drained;
         };
         let mut taken = 0usize;
-        while self.readable && !self.read_eof && !pc.is_closed() {
+        while self.readable && !self.read_eof && !machine.is_closed() {
             if taken >= budget {
                 return ReadOutcome::BudgetSpent;
             }
@@ -141,12 +141,12 @@ impl Link {
             match self.stream.read(buf) {
                 Ok(0) => {
                     self.read_eof = true;
-                    pc.handle_eof();
+                    machine.handle_eof();
                 }
                 Ok(n) => {
                     taken = taken.saturating_add(n);
                     if let Some(bytes) = buf.get(..n) {
-                        if let Err(error) = pc.handle_input(now, bytes) {
+                        if let Err(error) = machine.handle_input(now, bytes) {
                             tracing::debug!(conn = %self.conn, %error, "connection failed on input");
                         }
                     }
@@ -161,7 +161,7 @@ impl Link {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(conn = %self.conn, %error, "socket read failed");
-                    fail_socket(&mut self.dead, &mut self.out, pc);
+                    fail_socket(&mut self.dead, &mut self.out, machine);
                 }
             }
         }
@@ -171,7 +171,7 @@ impl Link {
     /// Writes pending bytes, refilling from the machine, up to `budget` bytes. Returns
     /// whether the budget ran out with more to write.
     pub(crate) fn write(&mut self, now: Instant, budget: usize) -> bool {
-        let Stage::Open(pc) = &mut self.stage else {
+        let Stage::Open(machine) = &mut self.stage else {
             return false;
         };
         let mut written = 0usize;
@@ -179,7 +179,7 @@ impl Link {
             if self.dead || !self.writable {
                 break false;
             }
-            if self.out.is_empty() && !pc.poll_transmit(now, &mut self.out) {
+            if self.out.is_empty() && !machine.poll_transmit(now, &mut self.out) {
                 break false;
             }
             if self.out.is_empty() {
@@ -191,7 +191,7 @@ impl Link {
             match self.stream.write(&self.out) {
                 Ok(0) => {
                     tracing::debug!(conn = %self.conn, "socket accepted no bytes");
-                    fail_socket(&mut self.dead, &mut self.out, pc);
+                    fail_socket(&mut self.dead, &mut self.out, machine);
                 }
                 Ok(n) => {
                     self.out.advance(n.min(self.out.len()));
@@ -201,7 +201,7 @@ impl Link {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(conn = %self.conn, %error, "socket write failed");
-                    fail_socket(&mut self.dead, &mut self.out, pc);
+                    fail_socket(&mut self.dead, &mut self.out, machine);
                 }
             }
         };
@@ -211,46 +211,41 @@ impl Link {
         more
     }
 
-    /// The machine's next event.
-    pub(crate) fn poll_event(&mut self) -> Option<PeerEvent> {
+    /// The machine's next report for the node.
+    pub(crate) fn poll_report(&mut self) -> Option<LinkReport> {
         match &mut self.stage {
-            Stage::Open(pc) => pc.poll_event(),
+            Stage::Open(machine) => machine.poll_report(),
             Stage::Connecting { .. } => None,
         }
     }
 
-    /// Queues a router `Send` for [`Link::flush_outbox`]. A link still connecting has no
-    /// machine to take it: the message is dropped (the router only sends to routed peers).
-    pub(crate) fn push_send(&mut self, channel: u8, message: Bytes) {
-        match self.stage {
-            Stage::Open(_) => self.outbox.push_send(channel, message),
+    /// A command of the node. A link still connecting has no machine to take it: the node
+    /// only sends to routed peers, and closes a dial by removing it.
+    pub(crate) fn handle_command(&mut self, now: Instant, command: LinkCommand) {
+        match &mut self.stage {
+            Stage::Open(machine) => machine.handle_command(now, command),
             Stage::Connecting { .. } => {
-                tracing::debug!(conn = %self.conn, "send to a connecting link dropped");
+                tracing::debug!(conn = %self.conn, "command for a connecting link dropped");
             }
         }
     }
 
-    /// Queues a graceful close: it takes effect in [`Link::flush_outbox`] once every send
-    /// queued before it was handed over (the machine then still flushes its queues).
-    pub(crate) fn request_close(&mut self) {
-        self.outbox.request_close();
-    }
-
-    /// Hands queued sends (and then a requested close) to the machine; returns what it
-    /// took, to be reported with `Router::messages_accepted`.
-    pub(crate) fn flush_outbox(&mut self, now: Instant) -> Taken {
-        match &mut self.stage {
-            Stage::Open(pc) if !self.outbox.is_empty() => self.outbox.flush(now, pc),
-            _ => Taken::default(),
+    /// Timers of the machine; when its close linger ran out (the peer stopped reading), the
+    /// socket is treated as failed: nothing more is written.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let Stage::Open(machine) = &mut self.stage else {
+            return;
+        };
+        machine.handle_timeout(now);
+        if machine.gave_up() && !self.dead {
+            fail_socket(&mut self.dead, &mut self.out, machine);
         }
     }
 
-    /// The flush deadline passed: the socket is treated as failed, so the machine closes
-    /// (if it had not) and nothing more is written or handed over.
+    /// The socket-level flush after `Closed` took too long: give up on it.
     pub(crate) fn give_up(&mut self) {
-        self.outbox = Outbox::new();
         match &mut self.stage {
-            Stage::Open(pc) => fail_socket(&mut self.dead, &mut self.out, pc),
+            Stage::Open(machine) => fail_socket(&mut self.dead, &mut self.out, machine),
             Stage::Connecting { .. } => self.dead = true,
         }
     }
@@ -264,7 +259,7 @@ impl Link {
     /// The machine's next deadline, or the flush deadline after `Closed`.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let machine = match &self.stage {
-            Stage::Open(pc) => pc.poll_timeout(),
+            Stage::Open(machine) => machine.poll_timeout(),
             Stage::Connecting { .. } => None,
         };
         match (machine, self.linger_until) {

@@ -7,8 +7,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
+use std::time::Instant;
 use tmp2p_core::router::window::{Reserve, SendWindows, WindowLimits};
-use tmp2p_core::router::{Envelope, Router, SendError, Target};
+
+use tmp2p_core::node::Node;
+use tmp2p_core::router::{Envelope, SendError, Target};
 use tmp2p_core::NodeId;
 
 /// Shared by a driver and its handles.
@@ -109,14 +112,14 @@ impl BlockingWindows {
 
     /// Routes an envelope whose room (if its channel is bounded and it targets one peer)
     /// was reserved by a handle. A refusal gives the room back.
-    pub(crate) fn route_reserved(&self, router: &mut Router, envelope: Envelope) {
+    pub(crate) fn route_reserved(&self, node: &mut Node, now: Instant, envelope: Envelope) {
         let reserved = match envelope.to {
             Some(Target::Peer(node)) if self.is_bounded(envelope.channel) => {
                 Some((node, envelope.channel, envelope.message.len()))
             }
             _ => None,
         };
-        if let Err(error) = router.send(envelope) {
+        if let Err(error) = node.send(now, envelope) {
             tracing::debug!(%error, "message from a handle not sent");
             if let Some((node, channel, len)) = reserved {
                 self.release_now(node, channel, len);
@@ -128,31 +131,32 @@ impl BlockingWindows {
     /// back with [`SendError::Full`] and an `AppEvent::Writable` follows once it has room.
     pub(crate) fn route_now(
         &self,
-        router: &mut Router,
+        node: &mut Node,
+        now: Instant,
         envelope: Envelope,
     ) -> Result<usize, SendError> {
         let channel = envelope.channel;
         if !self.is_bounded(channel) {
-            return router.send(envelope);
+            return node.send(now, envelope);
         }
         let targets = match envelope.to {
-            Some(Target::Peer(node)) => vec![node],
+            Some(Target::Peer(peer)) => vec![peer],
             Some(Target::Broadcast) => self.peers_with(channel),
             None => return Err(SendError::NotConnected),
         };
         let (mut queued, mut full) = (0, Vec::new());
-        for node in targets {
-            match self.try_reserve(node, channel, envelope.message.len()) {
+        for peer in targets {
+            match self.try_reserve(peer, channel, envelope.message.len()) {
                 Reserve::Reserved => {
-                    let copy = Envelope::to_peer(node, channel, envelope.message.clone());
-                    self.route_reserved(router, copy);
+                    let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
+                    self.route_reserved(node, now, copy);
                     queued += 1;
                 }
-                Reserve::Full => full.push(node),
+                Reserve::Full => full.push(peer),
                 Reserve::NotConnected | Reserve::NoChannel
                     if envelope.to == Some(Target::Broadcast) => {}
-                // Not queued: the Router says why (and counts it).
-                Reserve::NotConnected | Reserve::NoChannel => return router.send(envelope),
+                // Not queued: the node says why (and counts it).
+                Reserve::NotConnected | Reserve::NoChannel => return node.send(now, envelope),
             }
         }
         if full.is_empty() {

@@ -1,10 +1,9 @@
 //! What a driver is built from: the node's configuration, key, channels, peer store and
 //! the driver's own work limits.
 
-use std::time::Duration;
-
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::pex::PexConfig;
 use tmp2p_core::NodeKey;
 use tmp2p_store::{MemoryPeerStore, PeerStore};
 
@@ -24,12 +23,6 @@ pub struct DriverLimits {
     pub commands_per_turn: usize,
     /// Inbound events the application has not taken yet before sockets stop being read.
     pub max_pending_inbound: usize,
-    /// How long a connection may take to close: from the router's close (or the
-    /// driver's shutdown) until its queued sends are handed over and its last bytes are
-    /// written, or from the machine's own close for those last bytes. Past it the link
-    /// gives up: what is left is dropped and the socket is closed, so a peer that stops
-    /// reading cannot keep a connection the router closed.
-    pub close_linger: Duration,
 }
 
 impl Default for DriverLimits {
@@ -41,7 +34,6 @@ impl Default for DriverLimits {
             accepts_per_turn: 128,
             commands_per_turn: 4096,
             max_pending_inbound: 1024,
-            close_linger: Duration::from_secs(5),
         }
     }
 }
@@ -58,6 +50,9 @@ pub struct DriverSetup {
     /// Channels opened with `OverflowPolicy::Drop` (gossip a later message supersedes):
     /// a full peer queue drops by `NodeConfig`'s queue policy and counts each drop.
     pub drop_channels: Vec<u8>,
+    /// Run the node machine's built-in PEX reactor (channel 0x00, seed mode included)
+    /// with these settings.
+    pub pex: Option<PexConfig>,
     /// Where peer records persist.
     pub store: Box<dyn PeerStore + Send>,
     /// Work bounds.
@@ -72,6 +67,7 @@ impl DriverSetup {
             key,
             channels,
             drop_channels: Vec::new(),
+            pex: None,
             store: Box::new(MemoryPeerStore::new()),
             limits: DriverLimits::default(),
         }

@@ -11,7 +11,8 @@ use mio::net::TcpStream;
 use mio::Interest;
 use rand_core::OsRng;
 use tmp2p_core::address::{NodeAddress, Resolution};
-use tmp2p_core::connection::{PeerConnection, PeerEvent};
+use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::node::{Link as ConnLink, LinkReport};
 use tmp2p_core::router::ConnectionId;
 
 use super::Driver;
@@ -20,13 +21,13 @@ use crate::link::{Link, Stage};
 impl Driver {
     pub(super) fn dial(&mut self, now: Instant, conn: ConnectionId, socket: SocketAddr) {
         if self.shutdown {
-            self.router.dial_failed(now, conn);
+            self.node.dial_failed(now, conn);
             return;
         }
         let entry = self.links.vacant_entry();
         let Some(token) = self.tokens.connection(entry.key()) else {
             tracing::debug!(%conn, "no free token for a dial");
-            self.router.dial_failed(now, conn);
+            self.node.dial_failed(now, conn);
             return;
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -34,13 +35,13 @@ impl Driver {
             Ok(stream) => stream,
             Err(error) => {
                 tracing::debug!(%conn, %socket, %error, "connect failed");
-                self.router.dial_failed(now, conn);
+                self.node.dial_failed(now, conn);
                 return;
             }
         };
         if let Err(error) = self.registry.register(&mut stream, token, interest) {
             tracing::warn!(%conn, %error, "cannot register a dialed socket");
-            self.router.dial_failed(now, conn);
+            self.node.dial_failed(now, conn);
             return;
         }
         let slot = entry.key();
@@ -110,7 +111,7 @@ impl Driver {
             tracing::debug!(%remote, "no free token: inbound connection dropped");
             return;
         };
-        let params = match self.router.accept(now, remote) {
+        let params = match self.node.accept(now, remote) {
             Ok(params) => params,
             Err(error) => {
                 tracing::debug!(%remote, %error, "inbound connection refused");
@@ -120,35 +121,27 @@ impl Driver {
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(error) = self.registry.register(&mut stream, token, interest) {
             tracing::warn!(%remote, %error, "cannot register an accepted socket");
-            self.router.handle_connection_event(
-                now,
-                params.conn,
-                PeerEvent::Closed { reason: None },
-            );
+            let closed = LinkReport::Event(PeerEvent::Closed { reason: None });
+            self.node.handle_link_report(now, params.conn, closed);
             return;
         }
         let _ = stream.set_nodelay(true);
-        let pc = PeerConnection::new(
-            now,
-            &self.key,
-            params.node_info,
-            params.direction,
-            params.config,
-            &mut OsRng,
-        );
+        let conn = params.conn;
+        let linger = self.node.close_linger();
+        let machine = ConnLink::new(now, &self.key, params, linger, &mut OsRng);
         let slot = entry.key();
         let link = entry.insert(Link::new(
-            params.conn,
+            conn,
             stream,
             token,
-            Stage::Open(Box::new(pc)),
+            Stage::Open(Box::new(machine)),
             interest,
         ));
         // The dialer speaks when it has its own key ready, rarely before we accept: wait
         // for the readiness event (registration reports bytes already there) instead of a
         // read that would find nothing. Our first bytes go out on this turn.
         link.readable = false;
-        self.by_conn.insert(params.conn, slot);
+        self.by_conn.insert(conn, slot);
         self.enqueue(slot);
     }
 
@@ -179,21 +172,15 @@ impl Driver {
         if let Some(error) = failed {
             tracing::debug!(%conn, %socket, %error, "connect failed");
             self.remove(slot, now);
-            self.router.dial_failed(now, conn);
+            self.node.dial_failed(now, conn);
             return;
         }
-        match self.router.dial_succeeded(now, conn, socket) {
+        match self.node.dial_succeeded(now, conn, socket) {
             Ok(params) => {
                 let _ = link.stream.set_nodelay(true);
-                let pc = PeerConnection::new(
-                    now,
-                    &self.key,
-                    params.node_info,
-                    params.direction,
-                    params.config,
-                    &mut OsRng,
-                );
-                link.stage = Stage::Open(Box::new(pc));
+                let linger = self.node.close_linger();
+                let machine = ConnLink::new(now, &self.key, params, linger, &mut OsRng);
+                link.stage = Stage::Open(Box::new(machine));
                 link.readable = true;
                 link.writable = true;
                 self.enqueue(slot);

@@ -14,7 +14,7 @@ impl Driver {
         if let Sink::Callback(callback) = &mut self.sink {
             callback(
                 &mut Control {
-                    router: &mut self.router,
+                    node: &mut self.node,
                     windows: &self.windows,
                     now: self.now,
                 },
@@ -59,7 +59,7 @@ impl Driver {
                         break;
                     };
                     self.run_callback(event);
-                    self.run_actions(now);
+                    self.run_outputs(now);
                 }
             }
         }

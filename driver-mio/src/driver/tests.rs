@@ -311,7 +311,7 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
         Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
     let mut sender_setup = setup(8, vec![address_of(&slow)]);
     let linger = Duration::from_millis(500);
-    sender_setup.limits.close_linger = linger;
+    sender_setup.config.close_linger = linger;
     let mut sender = Driver::new(
         sender_setup,
         poll.registry(),

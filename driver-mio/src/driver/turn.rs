@@ -1,12 +1,13 @@
 //! One connection's turn on the loop: read within its budget (unless inbound room ran
-//! out), hand its events to the router, hand queued sends and a close to its machine (the
-//! core's `Outbox`), write within its budget,
-//! re-derive its socket interest and timer, and remove it once it is over.
+//! out), hand its machine's reports to the node, write within its budget (the machine
+//! takes the node's queued sends as it transmits), re-derive its socket interest and
+//! timer, and remove it once it is over.
 
 use std::time::Instant;
 
 use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
+use tmp2p_core::node::LinkReport;
 
 use super::Driver;
 use crate::link::{ReadOutcome, Stage};
@@ -31,14 +32,11 @@ impl Driver {
                 more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
             }
         }
-        self.drain_link_events(slot, now);
-        self.flush_outbox(slot, now);
+        self.drain_link_reports(slot, now);
         if let Some(link) = self.links.get_mut(slot) {
             more |= link.write(now, self.limits.write_budget);
         }
-        // Messages the machine takes now were not written this turn: come back for them.
-        more |= self.flush_outbox(slot, now) > 0;
-        self.drain_link_events(slot, now);
+        self.drain_link_reports(slot, now);
         let may_read = !self.reading_paused();
         let Some(link) = self.links.get_mut(slot) else {
             return false;
@@ -61,48 +59,33 @@ impl Driver {
         more
     }
 
-    /// Hands the link's queued sends (and a close behind them) to its machine, reporting
-    /// each message taken to the router; returns how many it took.
-    pub(super) fn flush_outbox(&mut self, slot: usize, now: Instant) -> usize {
-        let taken = self.hand_over(slot, now);
-        if taken > 0 {
-            self.run_actions(now);
-        }
-        taken
-    }
-
-    /// [`Link::flush_outbox`](crate::link::Link::flush_outbox) plus
-    /// `Router::messages_accepted` for what the machine took; the router's resulting actions
-    /// are left for the caller's action loop. Returns how many messages it took.
-    pub(super) fn hand_over(&mut self, slot: usize, now: Instant) -> usize {
-        let Some(link) = self.links.get_mut(slot) else {
-            return 0;
-        };
-        let conn = link.conn;
-        let taken = link.flush_outbox(now);
-        if !taken.is_empty() {
-            self.router.messages_accepted(conn, taken);
-        }
-        taken.messages
-    }
-
-    pub(super) fn drain_link_events(&mut self, slot: usize, now: Instant) {
+    /// Hands the link machine's reports (its events, the messages it took) to the node,
+    /// then carries out the node's outputs.
+    pub(super) fn drain_link_reports(&mut self, slot: usize, now: Instant) {
         loop {
             let Some(link) = self.links.get_mut(slot) else {
                 return;
             };
-            let Some(event) = link.poll_event() else {
+            let Some(report) = link.poll_report() else {
                 break;
             };
             let conn = link.conn;
-            if matches!(event, PeerEvent::Closed { .. }) {
+            let authenticated =
+                matches!(report, LinkReport::Event(PeerEvent::Authenticated { .. }));
+            if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                 link.reported_closed = true;
                 link.linger_until
-                    .get_or_insert(later(now, self.limits.close_linger));
+                    .get_or_insert(later(now, self.node.close_linger()));
             }
-            self.router.handle_connection_event(now, conn, event);
+            self.node.handle_link_report(now, conn, report);
+            if authenticated {
+                let peer = self.node.router().routed_peer(conn);
+                if let Some(link) = self.links.get_mut(slot) {
+                    link.peer = peer;
+                }
+            }
         }
-        self.run_actions(now);
+        self.run_outputs(now);
     }
 
     pub(super) fn refresh_timer(&mut self, slot: usize) {
@@ -134,9 +117,9 @@ impl Driver {
         }
         let open = matches!(link.stage, Stage::Open(_));
         if open && !link.reported_closed {
-            self.router
-                .handle_connection_event(now, link.conn, PeerEvent::Closed { reason: None });
-            self.run_actions(now);
+            let closed = LinkReport::Event(PeerEvent::Closed { reason: None });
+            self.node.handle_link_report(now, link.conn, closed);
+            self.run_outputs(now);
         }
         tracing::trace!(conn = %link.conn, "connection removed");
     }
