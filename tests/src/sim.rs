@@ -397,8 +397,13 @@ impl Sim {
         let mut machine =
             Node::new(&config, node.id(), clock, now, records, node_rng).map_err(node_err)?;
         for descriptor in &node.spec.channels {
+            let policy = if node.spec.drop_channels.contains(&descriptor.id) {
+                OverflowPolicy::Drop
+            } else {
+                OverflowPolicy::Backpressure
+            };
             machine
-                .open_channel(descriptor.clone(), OverflowPolicy::Backpressure)
+                .open_channel(descriptor.clone(), policy)
                 .map_err(node_err)?;
         }
         let spec_has_pex_channel = node.spec.channels.iter().any(|c| c.id == PEX_CHANNEL);

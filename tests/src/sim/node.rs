@@ -36,8 +36,11 @@ pub fn channel(id: u8, priority: u32) -> ChannelDescriptor {
 pub struct NodeSpec {
     /// Its IP (the port is [`LISTEN_PORT`]).
     pub ip: IpAddr,
-    /// The channels it opens.
+    /// The channels it opens (with `OverflowPolicy::Backpressure` unless listed in
+    /// `drop_channels`).
     pub channels: Vec<ChannelDescriptor>,
+    /// Channels opened with `OverflowPolicy::Drop`.
+    pub drop_channels: Vec<u8>,
     /// Router settings (persistent peers go in `config.peer_manager`).
     pub config: RouterConfig,
     /// Node indices added as peers at every start (like configured persistent or bootstrap
@@ -57,6 +60,7 @@ impl NodeSpec {
         NodeSpec {
             ip,
             channels: channels.iter().map(|&c| channel(c, 1)).collect(),
+            drop_channels: Vec::new(),
             config,
             boot_peers: Vec::new(),
         }

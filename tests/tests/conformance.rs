@@ -1,0 +1,589 @@
+//! One conformance suite for the three ways to run the node machine: the smol driver and
+//! the mio driver over loopback TCP, and the deterministic simulator. Each scenario is
+//! written once against [`Backend`] and runs on all three, so the delivery contract and the
+//! node-level behaviour are the same everywhere:
+//! - a mesh of five nodes on two channels: every message to every peer arrives once, in
+//!   order per sender;
+//! - a flood under the default backpressure policy arrives whole and in order, with no
+//!   drop counted;
+//! - under the drop policy, the drop counter matches the messages lost exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::mconn::ChannelDescriptor;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::PeerStatus;
+use tmp2p_core::router::{CountersSnapshot, Envelope, OverflowPolicy};
+use tmp2p_core::typed::RawCodec;
+use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_store::MemoryPeerStore;
+use tmp2p_tests::sim::{NodeSpec, Sim};
+
+/// The longest any wait of a scenario may take.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A channel of a scenario: its id and its policy for full peer queues.
+#[derive(Clone, Copy)]
+struct Chan {
+    id: u8,
+    policy: OverflowPolicy,
+}
+
+/// What a scenario needs of a running network.
+trait Backend: Sized {
+    /// Whether bytes travel through real sockets, whose bounded buffers push back on a
+    /// sender (the simulator's links take everything at once).
+    const REAL_SOCKETS: bool;
+    /// `n` nodes with `channels`, each dialing every node before it; `edit` adjusts node
+    /// configurations. Returns once every node sees every other up.
+    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self;
+    fn id(&self, i: usize) -> NodeId;
+    /// Sends as an application does (waiting while the peer's queue is full).
+    fn send(&mut self, from: usize, envelope: Envelope);
+    /// Runs until node `at` received at least `count` messages on `channel` (or `WAIT`
+    /// passes) and returns what it received on it, in order.
+    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)>;
+    /// Runs until `done(counters of node i)` holds or `WAIT` passes; returns the counters.
+    fn counters_when(
+        &mut self,
+        i: usize,
+        done: &dyn Fn(&CountersSnapshot) -> bool,
+    ) -> CountersSnapshot;
+    fn stop(self);
+}
+
+fn descriptor(id: u8) -> ChannelDescriptor {
+    ChannelDescriptor {
+        id,
+        priority: 1,
+        send_queue_capacity: 16,
+        recv_message_capacity: 1 << 20,
+    }
+}
+
+fn key(i: usize) -> NodeKey {
+    NodeKey::from_seed([0xc0 + i as u8; 32])
+}
+
+fn numbered(n: usize, size: usize) -> Bytes {
+    let mut message = vec![(n % 251) as u8; size.max(8)];
+    message[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    Bytes::from(message)
+}
+
+fn number(message: &[u8]) -> usize {
+    u64::from_be_bytes(message[..8].try_into().unwrap()) as usize
+}
+
+// ---- Scenarios, written once ----
+
+fn mesh_of_five_on_two_channels<B: Backend>() {
+    const N: usize = 5;
+    const EACH: usize = 20;
+    let bp = OverflowPolicy::Backpressure;
+    let chans = [
+        Chan {
+            id: 0x20,
+            policy: bp,
+        },
+        Chan {
+            id: 0x21,
+            policy: bp,
+        },
+    ];
+    let mut net = B::start(N, &chans, |_| {});
+    for from in 0..N {
+        for to in (0..N).filter(|&to| to != from) {
+            for n in 0..EACH {
+                for chan in &chans {
+                    let peer = net.id(to);
+                    net.send(from, Envelope::to_peer(peer, chan.id, numbered(n, 100)));
+                }
+            }
+        }
+    }
+    for at in 0..N {
+        for chan in &chans {
+            let got = net.received(at, chan.id, (N - 1) * EACH);
+            assert_eq!(
+                got.len(),
+                (N - 1) * EACH,
+                "node {at} channel {:#04x}",
+                chan.id
+            );
+            for from in (0..N).filter(|&f| f != at) {
+                let seq: Vec<usize> = got
+                    .iter()
+                    .filter(|(id, _)| *id == net.id(from))
+                    .map(|(_, m)| number(m))
+                    .collect();
+                assert_eq!(seq, (0..EACH).collect::<Vec<_>>(), "{at} from {from}");
+            }
+        }
+    }
+    net.stop();
+}
+
+fn a_backpressure_flood_arrives_whole<B: Backend>(count: usize) {
+    let chans = [Chan {
+        id: 0x30,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let mut net = B::start(2, &chans, |c| c.router.channel_queue_messages = 64);
+    let to = net.id(1);
+    for n in 0..count {
+        net.send(0, Envelope::to_peer(to, 0x30, numbered(n, 1000)));
+    }
+    let got = net.received(1, 0x30, count);
+    let seq: Vec<usize> = got.iter().map(|(_, m)| number(m)).collect();
+    assert_eq!(seq, (0..count).collect::<Vec<_>>(), "whole and in order");
+    let counters = net.counters_when(0, &|c| c.sent_messages >= count as u64);
+    assert_eq!(counters.dropped(), 0);
+    net.stop();
+}
+
+fn drop_counters_match_the_loss_exactly<B: Backend>(count: usize) {
+    let chans = [Chan {
+        id: 0x40,
+        policy: OverflowPolicy::Drop,
+    }];
+    let mut net = B::start(2, &chans, |c| {
+        c.router.queue_kind = tmp2p_core::queue::QueueKind::Fifo;
+        c.router.queue_max_items = 8;
+        c.router.send_credit = 4;
+    });
+    let to = net.id(1);
+    for n in 0..count {
+        net.send(0, Envelope::to_peer(to, 0x40, numbered(n, 1000)));
+    }
+    let counters = net.counters_when(0, &|c| {
+        c.sent_messages + c.dropped_queue_full >= count as u64
+    });
+    // A burst into an 8-message queue with 4 messages of credit behind a real socket: some
+    // are dropped.
+    if B::REAL_SOCKETS {
+        assert!(counters.dropped_queue_full > 0, "{counters:?}");
+    }
+    let delivered = net.received(1, 0x40, counters.sent_messages as usize);
+    assert_eq!(delivered.len() as u64, counters.sent_messages);
+    assert_eq!(
+        delivered.len() as u64 + counters.dropped_queue_full,
+        count as u64,
+        "every message was delivered or counted as dropped, none both"
+    );
+    let seq: Vec<usize> = delivered.iter().map(|(_, m)| number(m)).collect();
+    assert!(seq.windows(2).all(|w| w[0] < w[1]), "in order");
+    net.stop();
+}
+
+// ---- Shared bookkeeping of the two real drivers ----
+
+/// What a node's application saw: messages and the peers that are up.
+#[derive(Default)]
+struct Seen {
+    messages: Vec<(u8, NodeId, Bytes)>,
+    up: BTreeSet<NodeId>,
+}
+
+#[derive(Default, Clone)]
+struct Watch(Arc<(Mutex<Seen>, Condvar)>);
+
+impl Watch {
+    fn update(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.0 .0.lock().unwrap());
+        self.0 .1.notify_all();
+    }
+
+    fn wait<T>(&self, what: &str, mut ready: impl FnMut(&Seen) -> Option<T>) -> T {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.0 .0.lock().unwrap();
+        loop {
+            if let Some(value) = ready(&seen) {
+                return value;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "timed out waiting for {what}");
+            seen = self.0 .1.wait_timeout(seen, left).unwrap().0;
+        }
+    }
+
+    fn received(&self, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
+        self.wait("messages", |seen| {
+            let got: Vec<_> = seen
+                .messages
+                .iter()
+                .filter(|(c, _, _)| *c == channel)
+                .map(|(_, id, m)| (*id, m.clone()))
+                .collect();
+            (got.len() >= count).then_some(got)
+        })
+    }
+
+    fn wait_up(&self, peers: usize) {
+        self.wait("peers up", |seen| (seen.up.len() >= peers).then_some(()));
+    }
+}
+
+fn up_or_down(watch: &Watch, node: NodeId, status: PeerStatus) {
+    watch.update(|seen| {
+        if status == PeerStatus::Up {
+            seen.up.insert(node);
+        } else {
+            seen.up.remove(&node);
+        }
+    });
+}
+
+fn counters_when(
+    read: impl Fn() -> CountersSnapshot,
+    done: &dyn Fn(&CountersSnapshot) -> bool,
+) -> CountersSnapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let counters = read();
+        if done(&counters) {
+            return counters;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "counters never got there: {counters:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn config(peers: Vec<NodeAddress>, edit: fn(&mut NodeConfig)) -> NodeConfig {
+    let mut config = NodeConfig::new("conformance", "127.0.0.1:0".parse().unwrap());
+    config.persistent_peers = peers;
+    config.router.peer_manager.exempt_loopback = true;
+    edit(&mut config);
+    config
+}
+
+fn address(id: NodeId, at: SocketAddr) -> NodeAddress {
+    NodeAddress::parse(&format!("{id}@{at}")).unwrap()
+}
+
+// ---- smol ----
+
+struct SmolNet {
+    nodes: Vec<tmp2p_driver_smol::NodeHandle>,
+    senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
+    watches: Vec<Watch>,
+}
+
+impl Backend for SmolNet {
+    const REAL_SOCKETS: bool = true;
+
+    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+        let mut net = SmolNet {
+            nodes: vec![],
+            senders: vec![],
+            watches: vec![],
+        };
+        for i in 0..n {
+            let peers = net
+                .nodes
+                .iter()
+                .map(|h| address(h.node_id(), h.local_addr()))
+                .collect();
+            let store = Box::new(MemoryPeerStore::new());
+            let mut builder =
+                tmp2p_driver_smol::NodeBuilder::new(config(peers, edit), key(i), store).unwrap();
+            let watch = Watch::default();
+            let mut senders = vec![];
+            for chan in channels {
+                let channel = builder
+                    .open_channel_with_policy(descriptor(chan.id), RawCodec, chan.policy)
+                    .unwrap();
+                senders.push(channel.outbound.clone());
+                let (watch, id) = (watch.clone(), chan.id);
+                std::thread::spawn(move || {
+                    while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
+                        let from = envelope.from.unwrap();
+                        watch.update(|seen| seen.messages.push((id, from, envelope.message)));
+                    }
+                });
+            }
+            let updates = builder.subscribe();
+            let w = watch.clone();
+            std::thread::spawn(move || {
+                while let Ok(update) = smol::block_on(updates.recv()) {
+                    up_or_down(&w, update.node_id, update.status);
+                }
+            });
+            net.nodes.push(smol::block_on(builder.start()).unwrap());
+            net.senders.push(senders);
+            net.watches.push(watch);
+        }
+        for watch in &net.watches {
+            watch.wait_up(n - 1);
+        }
+        net
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].node_id()
+    }
+
+    fn send(&mut self, from: usize, envelope: Envelope) {
+        let sender = self.senders[from]
+            .iter()
+            .find(|s| s.channel() == envelope.channel)
+            .unwrap();
+        let Some(tmp2p_core::router::Target::Peer(peer)) = envelope.to else {
+            panic!("scenarios send to one peer");
+        };
+        let typed = tmp2p_driver_smol::Envelope::to_peer(peer, envelope.message);
+        smol::block_on(sender.send(typed)).unwrap();
+    }
+
+    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
+        self.watches[at].received(channel, count)
+    }
+
+    fn counters_when(
+        &mut self,
+        i: usize,
+        done: &dyn Fn(&CountersSnapshot) -> bool,
+    ) -> CountersSnapshot {
+        counters_when(|| self.nodes[i].counters(), done)
+    }
+
+    fn stop(self) {
+        for node in self.nodes {
+            smol::block_on(node.stop());
+        }
+    }
+}
+
+// ---- mio ----
+
+struct MioNet {
+    nodes: Vec<tmp2p_driver_mio::RunningNode>,
+    watches: Vec<Watch>,
+}
+
+impl Backend for MioNet {
+    const REAL_SOCKETS: bool = true;
+
+    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+        let mut net = MioNet {
+            nodes: vec![],
+            watches: vec![],
+        };
+        for i in 0..n {
+            let peers = net
+                .nodes
+                .iter()
+                .map(|node| address(node.node_id(), node.local_addr()))
+                .collect();
+            let descriptors = channels.iter().map(|c| descriptor(c.id)).collect();
+            let mut setup =
+                tmp2p_driver_mio::DriverSetup::new(config(peers, edit), key(i), descriptors);
+            setup.drop_channels = channels
+                .iter()
+                .filter(|c| c.policy == OverflowPolicy::Drop)
+                .map(|c| c.id)
+                .collect();
+            let mut node = tmp2p_driver_mio::RunningNode::spawn(setup, 1024).unwrap();
+            let inbound = node.take_inbound().unwrap();
+            let watch = Watch::default();
+            let w = watch.clone();
+            std::thread::spawn(move || {
+                while let Ok(event) = inbound.recv() {
+                    match event {
+                        tmp2p_driver_mio::AppEvent::Message(envelope) => {
+                            let from = envelope.from.unwrap();
+                            let entry = (envelope.channel, from, envelope.message);
+                            w.update(|seen| seen.messages.push(entry));
+                        }
+                        tmp2p_driver_mio::AppEvent::PeerUpdate(update) => {
+                            up_or_down(&w, update.node_id, update.status);
+                        }
+                        tmp2p_driver_mio::AppEvent::Writable { .. } => {}
+                    }
+                }
+            });
+            net.nodes.push(node);
+            net.watches.push(watch);
+        }
+        for watch in &net.watches {
+            watch.wait_up(n - 1);
+        }
+        net
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.nodes[i].node_id()
+    }
+
+    fn send(&mut self, from: usize, envelope: Envelope) {
+        self.nodes[from].handle().send(envelope).unwrap();
+    }
+
+    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
+        self.watches[at].received(channel, count)
+    }
+
+    fn counters_when(
+        &mut self,
+        i: usize,
+        done: &dyn Fn(&CountersSnapshot) -> bool,
+    ) -> CountersSnapshot {
+        counters_when(|| self.nodes[i].handle().counters(), done)
+    }
+
+    fn stop(self) {
+        for node in self.nodes {
+            node.stop().unwrap();
+        }
+    }
+}
+
+// ---- the simulator ----
+
+struct SimNet {
+    sim: Sim,
+}
+
+impl SimNet {
+    fn messages(&self, at: usize, channel: u8) -> Vec<(NodeId, Bytes)> {
+        self.sim.nodes()[at]
+            .received()
+            .iter()
+            .filter(|r| r.channel == channel)
+            .map(|r| (r.from, r.message.clone()))
+            .collect()
+    }
+
+    fn counters(&self, i: usize) -> CountersSnapshot {
+        self.sim
+            .node(i)
+            .unwrap()
+            .router()
+            .unwrap()
+            .counters()
+            .snapshot()
+    }
+}
+
+impl Backend for SimNet {
+    const REAL_SOCKETS: bool = false;
+
+    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+        let mut sim = Sim::new(7);
+        for i in 0..n {
+            let ip = IpAddr::from([10, 9, 0, i as u8 + 1]);
+            let ids: Vec<u8> = channels.iter().map(|c| c.id).collect();
+            let mut spec = NodeSpec::new(ip, &ids);
+            let drops = channels.iter().filter(|c| c.policy == OverflowPolicy::Drop);
+            spec.drop_channels = drops.map(|c| c.id).collect();
+            // The same edits as the real drivers' NodeConfig, on the sim's RouterConfig.
+            let mut config = NodeConfig::new("sim", "127.0.0.1:0".parse().unwrap());
+            config.router = spec.config.clone();
+            edit(&mut config);
+            spec.config = config.router;
+            spec.boot_peers = (0..i).collect();
+            sim.add_node(spec);
+        }
+        sim.start_all().unwrap();
+        let ok = sim
+            .run_until(WAIT, |sim| {
+                sim.nodes()
+                    .iter()
+                    .all(|node| node.connected().len() == n - 1)
+            })
+            .unwrap();
+        assert!(ok, "the simulated mesh formed");
+        SimNet { sim }
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.sim.id(i).unwrap()
+    }
+
+    fn send(&mut self, from: usize, envelope: Envelope) {
+        // The simulated application holds what a full peer refuses and retries it when
+        // the node announces room: it waits, as the drivers' senders do.
+        self.sim.send(from, envelope).unwrap();
+    }
+
+    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
+        let ok = self
+            .sim
+            .run_until(WAIT, |sim| {
+                let node = &sim.nodes()[at];
+                node.received()
+                    .iter()
+                    .filter(|r| r.channel == channel)
+                    .count()
+                    >= count
+            })
+            .unwrap();
+        assert!(ok, "node {at} received {count} messages");
+        self.messages(at, channel)
+    }
+
+    fn counters_when(
+        &mut self,
+        i: usize,
+        done: &dyn Fn(&CountersSnapshot) -> bool,
+    ) -> CountersSnapshot {
+        let ok = self
+            .sim
+            .run_until(WAIT, |sim| {
+                let counters = sim.node(i).unwrap().router().unwrap().counters().snapshot();
+                done(&counters)
+            })
+            .unwrap();
+        assert!(ok, "counters of node {i}: {:?}", self.counters(i));
+        self.counters(i)
+    }
+
+    fn stop(self) {}
+}
+
+// ---- The suite: every scenario on every backend ----
+
+/// Messages of 1000 B in the flood scenario (`CONFORMANCE_FLOOD` overrides; about 7 s for
+/// all three backends in a debug build).
+fn flood_count() -> usize {
+    std::env::var("CONFORMANCE_FLOOD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+macro_rules! suite {
+    ($module:ident, $backend:ty) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn mesh_of_five_on_two_channels() {
+                super::mesh_of_five_on_two_channels::<$backend>();
+            }
+
+            #[test]
+            fn a_backpressure_flood_arrives_whole() {
+                super::a_backpressure_flood_arrives_whole::<$backend>(flood_count());
+            }
+
+            #[test]
+            fn drop_counters_match_the_loss_exactly() {
+                super::drop_counters_match_the_loss_exactly::<$backend>(2000);
+            }
+        }
+    };
+}
+
+suite!(on_smol, SmolNet);
+suite!(on_mio, MioNet);
+suite!(on_simulator, SimNet);
