@@ -270,8 +270,13 @@ async fn echo_rounds(
     LatencySummary::of(&samples).ok_or_else(|| CliError::Runtime("no round trip".to_owned()))
 }
 
-/// Sends `messages` echo messages as fast as the connection takes them, verifying echoes as
-/// they come back; returns the time from the first send to the last echo.
+/// Echoes a flood may have sent and not yet seen back. The session keeps at most 4096
+/// unread messages (past that it drops the oldest), so the flood stays well below.
+const FLOOD_IN_FLIGHT: u64 = 1024;
+
+/// Sends `messages` echo messages as fast as the connection takes them, with at most
+/// [`FLOOD_IN_FLIGHT`] awaiting their echo, verifying echoes as they come back; returns
+/// the time from the first send to the last echo.
 async fn flood(
     session: &mut Session,
     channel: u8,
@@ -282,6 +287,11 @@ async fn flood(
     let start = Instant::now();
     let mut verified = 0u64;
     for seq in 0..messages {
+        if seq - verified >= FLOOD_IN_FLIGHT {
+            let expected = payload(verified, size);
+            expect_echo(session, channel, verified, &expected, timeout).await?;
+            verified += 1;
+        }
         with_timeout(timeout, session.send(channel, payload(seq, size))).await?;
         while let Some((on, message)) = session.try_recv() {
             if on == channel {
@@ -300,6 +310,12 @@ async fn flood(
         )
         .await?;
         verified += 1;
+    }
+    if session.dropped() > 0 {
+        return Err(CliError::Runtime(format!(
+            "this tool dropped {} unread echoes (its inbox was full)",
+            session.dropped()
+        )));
     }
     Ok(start.elapsed())
 }

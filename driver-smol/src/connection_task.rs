@@ -67,6 +67,8 @@ pub(crate) struct ConnTask {
     pub(crate) app_channels: AppChannels,
     /// `NodeConfig::close_linger`.
     pub(crate) close_linger: Duration,
+    /// `DriverOptions::inbound_hold_bytes`.
+    pub(crate) inbound_hold_bytes: usize,
 }
 
 /// What woke the connection task.
@@ -224,6 +226,7 @@ impl ConnTask {
             executor,
             app_channels,
             close_linger,
+            inbound_hold_bytes,
         } = self;
         // No subtask needs a sender of our own command channel any more.
         drop(inputs_tx);
@@ -243,7 +246,7 @@ impl ConnTask {
         );
         drop(key);
         let mut io = SocketIo::new(stream, READ_SIZE);
-        let mut inbound = Inbound::new(app_channels);
+        let mut inbound = Inbound::new(app_channels, inbound_hold_bytes);
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
         let mut out = BytesMut::new();

@@ -1,8 +1,11 @@
 //! Inbound delivery from the connection tasks. Each connection task decodes the messages of
 //! the application's channels and offers them to those channels' bounded receivers itself,
-//! with no hop through the router task. A full receiver makes that one connection stop
-//! reading its socket until there is room (TCP backpressure towards that peer, the same
-//! semantics as the mio driver): nothing taken off the wire is dropped, and the other
+//! with no hop through the router task. A full receiver holds back only its own channel:
+//! the connection keeps reading its socket (so pings and pongs go on, and a slow reactor
+//! does not make the connection time out) and delivering other channels' messages, holding
+//! what waits for the full channel, up to `DriverOptions::inbound_hold_bytes` per
+//! connection. Past that budget the connection stops reading until there is room (TCP
+//! backpressure towards that peer): nothing taken off the wire is dropped, and the other
 //! connections go on.
 //!
 //! The router still decides who is a peer: a connection holds the application messages that
@@ -84,8 +87,13 @@ pub(crate) struct Inbound {
     peer: Option<NodeId>,
     /// Messages not yet delivered, in arrival order.
     held: VecDeque<(u8, Bytes)>,
-    /// The delivery waiting for room in a full receiver.
-    waiting: Option<WaitForRoom>,
+    /// Payload bytes held, including the message waiting for room.
+    held_bytes: usize,
+    /// `DriverOptions::inbound_hold_bytes`: past it the socket is not read.
+    hold_limit: usize,
+    /// The delivery waiting for room in a full receiver: its channel, its size, and the
+    /// future that delivers it.
+    waiting: Option<(u8, usize, WaitForRoom)>,
     /// Set after an undecodable message: the peer is being evicted, nothing more of it
     /// reaches the application.
     poisoned: bool,
@@ -93,11 +101,13 @@ pub(crate) struct Inbound {
 
 impl Inbound {
     /// The inbound side of a new connection.
-    pub(crate) fn new(channels: AppChannels) -> Self {
+    pub(crate) fn new(channels: AppChannels, hold_limit: usize) -> Self {
         Inbound {
             channels,
             peer: None,
             held: VecDeque::new(),
+            held_bytes: 0,
+            hold_limit,
             waiting: None,
             poisoned: false,
         }
@@ -110,6 +120,7 @@ impl Inbound {
             return Err(message);
         }
         if !self.poisoned {
+            self.held_bytes = self.held_bytes.saturating_add(message.len());
             self.held.push_back((channel, message));
         }
         Ok(())
@@ -120,15 +131,16 @@ impl Inbound {
         self.peer = Some(peer);
     }
 
-    /// Whether the socket must not be read: messages are waiting for the router's verdict or
-    /// for room in a receiver.
+    /// Whether the socket must not be read: messages wait for the router's verdict, or
+    /// more than the hold budget waits for room in full receivers.
     pub(crate) fn is_blocked(&self) -> bool {
-        !self.held.is_empty() || self.waiting.is_some()
+        let unrouted = self.peer.is_none() && !self.held.is_empty();
+        unrouted || self.held_bytes > self.hold_limit
     }
 
     /// Whether anything is left to deliver.
     pub(crate) fn is_empty(&self) -> bool {
-        !self.is_blocked()
+        self.held.is_empty() && self.waiting.is_none()
     }
 
     /// Whether a delivery waits for room (held messages without one wait for the router).
@@ -136,13 +148,21 @@ impl Inbound {
         self.waiting.is_some()
     }
 
-    /// Delivers held messages until one finds its receiver full; returns the peer error to
-    /// report when a message did not decode.
+    /// Delivers held messages, in order per channel; a channel whose receiver is full keeps
+    /// its messages (the first waits for room) while the other channels' go on. Returns the
+    /// peer error to report when a message did not decode.
     pub(crate) fn deliver(&mut self) -> Option<PeerError> {
         let peer = self.peer?;
-        while self.waiting.is_none() {
-            let (channel, message) = self.held.pop_front()?;
+        let mut kept = VecDeque::new();
+        while let Some((channel, message)) = self.held.pop_front() {
+            let full = self.waiting.as_ref().map(|(c, _, _)| *c);
+            if full == Some(channel) {
+                kept.push_back((channel, message));
+                continue;
+            }
+            let len = message.len();
             let Some(deliverer) = self.channels.get(&channel) else {
+                self.held_bytes = self.held_bytes.saturating_sub(len);
                 continue;
             };
             match deliverer(router::Envelope {
@@ -151,29 +171,28 @@ impl Inbound {
                 channel,
                 message,
             }) {
-                Delivery::Delivered => {}
-                Delivery::Full(wait) => self.waiting = Some(wait),
+                Delivery::Delivered => self.held_bytes = self.held_bytes.saturating_sub(len),
+                Delivery::Full(wait) => self.waiting = Some((channel, len, wait)),
                 Delivery::Closed => {
+                    self.held_bytes = self.held_bytes.saturating_sub(len);
                     tracing::debug!(channel, "inbound receiver dropped: message dropped");
                 }
                 Delivery::Undecodable(error) => {
                     self.poisoned = true;
                     self.held.clear();
-                    return Some(PeerError {
-                        node: error.from,
-                        reason: error.to_string(),
-                        fatal: true,
-                    });
+                    self.held_bytes = self.waiting.as_ref().map_or(0, |(_, len, _)| *len);
+                    return Some(PeerError::from(error));
                 }
             }
         }
+        self.held = kept;
         None
     }
 
     /// Polls the delivery waiting for room: ready once it is done (delivered or the
     /// receiver dropped); pending (forever) when nothing waits.
     pub(crate) fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(waiting) = &mut self.waiting else {
+        let Some((_, len, waiting)) = &mut self.waiting else {
             return Poll::Pending;
         };
         match waiting.as_mut().poll(cx) {
@@ -181,6 +200,7 @@ impl Inbound {
                 if !delivered {
                     tracing::debug!("inbound receiver dropped: message dropped");
                 }
+                self.held_bytes = self.held_bytes.saturating_sub(*len);
                 self.waiting = None;
                 Poll::Ready(())
             }
@@ -193,6 +213,7 @@ impl Inbound {
     pub(crate) fn discard(&mut self) -> usize {
         let count = self.held.len() + usize::from(self.waiting.is_some());
         self.held.clear();
+        self.held_bytes = 0;
         self.waiting = None;
         count
     }
@@ -225,7 +246,8 @@ mod tests {
             TYPED,
             deliverer(Arc::new(ProtoCodec::<EchoMessage>::new()), typed_tx),
         );
-        (Inbound::new(Arc::new(channels)), raw, typed)
+        // A hold budget of 8 bytes: three 3-byte messages pass it.
+        (Inbound::new(Arc::new(channels), 8), raw, typed)
     }
 
     fn bytes(n: u8) -> Bytes {
@@ -268,7 +290,11 @@ mod tests {
             inbound.take(RAW, bytes(n)).unwrap();
         }
         assert!(inbound.deliver().is_none());
-        assert!(inbound.waits_for_room() && inbound.is_blocked());
+        assert!(inbound.waits_for_room());
+        assert!(
+            inbound.is_blocked(),
+            "3 messages of 3 bytes wait: over the budget of 8"
+        );
         let pending = futures_lite::future::block_on(async {
             // Pending while the channel is full.
             futures_lite::future::poll_once(futures_lite::future::poll_fn(|cx| {
@@ -287,6 +313,29 @@ mod tests {
         }
         assert_eq!(got, vec![0, 1, 2, 3, 4], "every message, once, in order");
         assert!(!inbound.is_blocked());
+    }
+
+    #[test]
+    fn a_full_channel_holds_only_its_own_messages_and_reading_goes_on_within_the_budget() {
+        let (mut inbound, raw, typed) = inbound(1);
+        inbound.routed(PEER);
+        inbound.take(RAW, bytes(0)).unwrap();
+        inbound.take(RAW, bytes(1)).unwrap();
+        let ping = EchoMessage::default();
+        let codec = ProtoCodec::<EchoMessage>::new();
+        inbound.take(TYPED, codec.encode(&ping)).unwrap();
+        assert!(inbound.deliver().is_none());
+        assert_eq!(drain(&raw), vec![0], "the raw channel took one and is full");
+        assert!(inbound.waits_for_room());
+        assert_eq!(typed.len(), 1, "the other channel is not held back");
+        assert!(
+            !inbound.is_blocked(),
+            "3 bytes wait: the socket is still read"
+        );
+        inbound.take(RAW, bytes(2)).unwrap();
+        inbound.take(RAW, bytes(3)).unwrap();
+        assert!(inbound.deliver().is_none());
+        assert!(inbound.is_blocked(), "9 bytes wait: past the budget of 8");
     }
 
     #[test]

@@ -99,6 +99,8 @@ pub(crate) struct RouterTask {
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
     pub(crate) stop_timeout: Duration,
+    /// `DriverOptions::inbound_hold_bytes`, for every connection task.
+    pub(crate) inbound_hold_bytes: usize,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
 }
@@ -369,6 +371,7 @@ impl RouterTask {
             executor: std::sync::Arc::downgrade(&executor),
             app_channels: std::sync::Arc::clone(&self.app_channels),
             close_linger: self.node.close_linger(),
+            inbound_hold_bytes: self.inbound_hold_bytes,
         };
         executor.spawn(task.run().instrument(span)).detach();
         conns.insert(

@@ -310,3 +310,62 @@ fn a_full_peer_makes_only_its_own_sends_wait_and_loses_nothing() {
         }
     });
 }
+
+/// CometBFT's most reported p2p problem is a slow reactor blocking the read loop until a
+/// ping goes unanswered and the peer is dropped. Here b's application stops reading a
+/// channel for ten pong timeouts while a sends it a burst; b keeps reading its socket for
+/// pings and pongs (the burst waits in b's held budget), so neither side times the
+/// connection out, and every message arrives once b reads again.
+#[test]
+fn a_reactor_that_stops_reading_longer_than_the_pong_timeout_keeps_its_connection() {
+    const BURST: usize = 40;
+    let pong_timeout = Duration::from_millis(150);
+    let quick_pings = |config: &mut NodeConfig| {
+        let mconn = &mut config.router.connection.mconn;
+        mconn.ping_interval = Duration::from_millis(300);
+        mconn.pong_timeout = pong_timeout;
+    };
+    let (ka, kb) = (
+        NodeKey::from_seed([0x5a; 32]),
+        NodeKey::from_seed([0x5b; 32]),
+    );
+    let b = start_with(&kb, vec![], CAPACITY, quick_pings);
+    let at = b.handle.local_addr();
+    let to_b = vec![NodeAddress::parse(&format!("{}@{at}", kb.node_id())).unwrap()];
+    let a = start_with(&ka, to_b, 1024, quick_pings);
+    within(
+        "a to see b",
+        wait_up(&a.updates, &BTreeSet::from([kb.node_id()])),
+    );
+    within("the burst to be accepted", async {
+        for n in 0..BURST {
+            let envelope = Envelope::to_peer(kb.node_id(), numbered(n, 1000));
+            a.slow.outbound.send(envelope).await.unwrap();
+        }
+    });
+    // b's application does not read for ten pong timeouts (several ping rounds).
+    within("the stall", Timer::after(pong_timeout * 10));
+    assert_eq!(
+        b.slow.inbound.len(),
+        CAPACITY,
+        "b's application took nothing"
+    );
+    for (node, peer) in [(&a, kb.node_id()), (&b, ka.node_id())] {
+        while let Ok(update) = node.updates.try_recv() {
+            assert!(
+                !(update.node_id == peer && update.status == PeerStatus::Down),
+                "the connection timed out while the application was slow"
+            );
+        }
+    }
+    within("every message of the burst", async {
+        for n in 0..BURST {
+            let envelope = b.slow.inbound.recv().await.unwrap();
+            assert_eq!(number(&envelope.message), n as u64);
+        }
+    });
+    within("stop", async {
+        a.handle.stop().await;
+        b.handle.stop().await;
+    });
+}
