@@ -211,6 +211,15 @@ impl Link {
         more
     }
 
+    /// Bytes the socket may be read for now under the receive rate limit (0 while
+    /// connecting).
+    pub(crate) fn recv_allowance(&mut self, now: Instant) -> usize {
+        match &mut self.stage {
+            Stage::Open(machine) => machine.recv_allowance(now),
+            Stage::Connecting { .. } => 0,
+        }
+    }
+
     /// The machine's next report for the node.
     pub(crate) fn poll_report(&mut self) -> Option<LinkReport> {
         match &mut self.stage {

@@ -96,6 +96,8 @@ struct SocketIo {
     /// The rest of the current write; empty when no write is in progress.
     writing: Bytes,
     read_buf: Vec<u8>,
+    /// Bytes the next read may take (the receive rate limit's allowance).
+    read_limit: usize,
     /// Set after EOF or a read error: the socket is not read again.
     read_done: bool,
 }
@@ -106,6 +108,7 @@ impl SocketIo {
             stream: stream.into(),
             writing: Bytes::new(),
             read_buf: vec![0u8; read_size],
+            read_limit: usize::MAX,
             read_done: false,
         }
     }
@@ -116,7 +119,9 @@ impl SocketIo {
     /// bytes, the opportunistic read often finds bytes that arrived meanwhile and saves a
     /// reactor wake-up, and the 1000 B one-way bench ran 12 % faster this way (BENCHMARKS.md).
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.stream).poll_read(cx, &mut self.read_buf)
+        let len = self.read_buf.len().min(self.read_limit);
+        let buf = self.read_buf.get_mut(..len).unwrap_or_default();
+        Pin::new(&mut &*self.stream).poll_read(cx, buf)
     }
 
     /// Pushes the write in progress as far as the socket takes it.
@@ -156,7 +161,7 @@ impl SocketIo {
                 return Poll::Ready(wake);
             }
         }
-        let mut reading = !self.read_done;
+        let mut reading = !self.read_done && self.read_limit > 0;
         if let Some(inbound) = inbound {
             if inbound.poll_room(cx).is_ready() {
                 return Poll::Ready(Wake::Room);
@@ -322,6 +327,9 @@ impl ConnTask {
                 }
             }
             inputs_first = !inputs_first;
+            // Under a receive rate limit at 0 the socket waits for the timer (the
+            // allowance refills at the link's deadline).
+            io.read_limit = link.recv_allowance(Instant::now());
             let wake = future::poll_fn(|cx| {
                 let inputs = Some(inputs.as_mut());
                 io.poll_wake(

@@ -182,6 +182,34 @@ fn drop_counters_match_the_loss_exactly<B: Backend>(count: usize) {
     net.stop();
 }
 
+/// A receive rate limit (`MConnConfig::recv_rate`) holds: the receiver reads its socket no
+/// faster than the limit, so the sender's burst takes at least the time the limit implies
+/// (less the one window it may take at once). Real sockets only: the simulator feeds bytes
+/// to its connections as they arrive.
+fn a_receive_rate_limit_holds<B: Backend>() {
+    const COUNT: usize = 500;
+    let chans = [Chan {
+        id: 0x50,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let mut net = B::start(2, &chans, |c| {
+        c.router.connection.mconn.recv_rate = Some(200_000);
+    });
+    let to = net.id(1);
+    let started = Instant::now();
+    for n in 0..COUNT {
+        net.send(0, Envelope::to_peer(to, 0x50, numbered(n, 1000)));
+    }
+    assert_eq!(net.received(1, 0x50, COUNT).len(), COUNT);
+    let took = started.elapsed();
+    // 500 kB at 200 kB/s: 2.5 s, less the first second's allowance.
+    assert!(
+        took >= Duration::from_millis(1500),
+        "500 kB arrived in {took:?}"
+    );
+    net.stop();
+}
+
 // ---- Shared bookkeeping of the two real drivers ----
 
 /// What a node's application saw: messages and the peers that are up.
@@ -587,3 +615,13 @@ macro_rules! suite {
 suite!(on_smol, SmolNet);
 suite!(on_mio, MioNet);
 suite!(on_simulator, SimNet);
+
+#[test]
+fn on_smol_a_receive_rate_limit_holds() {
+    a_receive_rate_limit_holds::<SmolNet>();
+}
+
+#[test]
+fn on_mio_a_receive_rate_limit_holds() {
+    a_receive_rate_limit_holds::<MioNet>();
+}

@@ -7,7 +7,8 @@
 //! Call order, for a driver (per connection, as `PeerConnection` documents its own):
 //! 1. [`Link::new`] with the [`ConnectionParams`] the node machine returned from
 //!    `accept` or `dial_succeeded`.
-//! 2. Loop: feed socket bytes to [`Link::handle_input`] (EOF: [`Link::handle_eof`]) and
+//! 2. Loop: feed socket bytes to [`Link::handle_input`] (at most [`Link::recv_allowance`]
+//!    at a time: the receive rate limit; EOF: [`Link::handle_eof`]) and
 //!    the node machine's commands to [`Link::handle_command`]; write what
 //!    [`Link::poll_transmit`] gives until it returns `false`; call [`Link::handle_timeout`]
 //!    at [`Link::poll_timeout`]; after any of these, pass every [`Link::poll_report`] to
@@ -160,6 +161,13 @@ impl Link {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
         }
         self.connection.poll_event().map(LinkReport::Event)
+    }
+
+    /// Bytes the driver may read from the socket now under the connection's receive rate
+    /// limit (`MConnConfig::recv_rate`; `usize::MAX` without one). At 0, read nothing
+    /// until [`Link::poll_timeout`].
+    pub fn recv_allowance(&mut self, now: Instant) -> usize {
+        self.connection.recv_allowance(now)
     }
 
     /// Whether the link gave up on a close (nothing more is to be written: close the

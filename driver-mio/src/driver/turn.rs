@@ -27,9 +27,16 @@ impl Driver {
         let paused = self.reading_paused();
         let mut more = false;
         if let Some(link) = self.links.get_mut(slot) {
-            if !paused && link.wants_read() && link.readable {
-                let budget = self.limits.read_budget;
-                more |= link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
+            let allowance = link.recv_allowance(now);
+            if !paused && link.wants_read() && link.readable && allowance > 0 {
+                // Under a receive rate limit the allowance caps the read; what it leaves
+                // waits for the link's timer (the refill), not for another turn.
+                let rate_limited = allowance < self.limits.read_budget;
+                let budget = self.limits.read_budget.min(allowance);
+                let spent = link.read(now, &mut self.scratch, budget) == ReadOutcome::BudgetSpent;
+                // The limit counts whole packets, so a capped read can leave some
+                // allowance: read on while there is any.
+                more |= spent && (!rate_limited || link.recv_allowance(now) > 0);
             }
         }
         self.drain_link_reports(slot, now);
