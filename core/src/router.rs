@@ -184,6 +184,9 @@ pub struct ConnectionParams {
     pub node_info: NodeInfo,
     /// Connection settings, with the opened channels.
     pub config: PeerConfig,
+    /// The node's counters, for the connection side to count what it receives and how
+    /// its handshake ends.
+    pub counters: Arc<RouterCounters>,
 }
 
 enum Phase {
@@ -478,6 +481,7 @@ impl Router {
         let expected = entry.dialed.as_ref().map(|a| a.node_id);
         self.dial_deadlines.remove(&(deadline, conn));
         self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
+        self.counters.dial(true);
         let direction = match expected {
             Some(expected) => Direction::Outbound { expected },
             None => Direction::Inbound,
@@ -617,6 +621,7 @@ impl Router {
             direction,
             node_info: self.node_info.clone(),
             config,
+            counters: Arc::clone(&self.counters),
         }
     }
 
@@ -770,6 +775,7 @@ impl Router {
             return;
         };
         if let Phase::Dialing { .. } = entry.phase {
+            self.counters.dial(false);
             self.on_closed(now, conn, false);
         }
     }

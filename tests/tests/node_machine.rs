@@ -199,3 +199,42 @@ fn channels_are_fixed_once_started() {
         Err(NodeError::AlreadyStarted)
     );
 }
+
+#[test]
+fn the_counters_count_dials_handshakes_and_traffic_by_outcome() {
+    let mut net = MemNet::new(
+        3,
+        |i, config| {
+            if i == 2 {
+                config.network = "elsewhere".into();
+            }
+        },
+        data_channel,
+    );
+    net.connect(0, 1);
+    let id1 = net.id(1);
+    for n in 0..10u8 {
+        net.send(0, Envelope::to_peer(id1, DATA, Bytes::from(vec![n; 100])))
+            .unwrap();
+    }
+    // Another network: the handshake completes the key exchange and fails on NodeInfo.
+    net.connect(0, 2);
+    // Nobody listens at this address: the connect fails.
+    let nobody = tmp2p_core::address::NodeAddress::parse(&format!(
+        "{}@10.0.0.99:26656",
+        tmp2p_core::NodeKey::from_seed([99; 32]).node_id()
+    ))
+    .unwrap();
+    let now = net.now;
+    net.nodes[0].node.add_peer(now, nobody).unwrap();
+    net.settle();
+    let at0 = net.nodes[0].node.counters().snapshot();
+    assert_eq!((at0.dials_succeeded, at0.dials_failed), (2, 1), "{at0:?}");
+    assert_eq!(at0.handshakes_succeeded, 1, "{at0:?}");
+    assert_eq!(at0.handshakes_incompatible, 1, "{at0:?}");
+    assert_eq!((at0.sent_messages, at0.sent_bytes), (10, 1000));
+    let at1 = net.nodes[1].node.counters().snapshot();
+    assert_eq!((at1.received_messages, at1.received_bytes), (10, 1000));
+    assert_eq!(at1.handshakes_succeeded, 1);
+    assert_eq!(at1.dials_succeeded, 0, "node 1 only accepted");
+}

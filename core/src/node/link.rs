@@ -27,10 +27,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rand_core::CryptoRngCore;
 
+use std::sync::Arc;
+
 use crate::connection::{ConnectionError, Outbox, PeerConnection, PeerEvent, Taken};
 use crate::deadline::later;
 use crate::key::NodeKey;
-use crate::router::ConnectionParams;
+use crate::router::{ConnectionParams, RouterCounters};
 
 /// What the node machine tells a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,10 @@ pub struct Link {
     /// Taken since the last report.
     taken: Taken,
     gave_up: bool,
+    /// The node's counters: messages received, how the handshake ended.
+    counters: Arc<RouterCounters>,
+    /// The handshake completed.
+    authenticated: bool,
 }
 
 impl Link {
@@ -73,6 +79,7 @@ impl Link {
         close_linger: Duration,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
+        let counters = params.counters;
         let connection = PeerConnection::new(
             now,
             key,
@@ -88,6 +95,8 @@ impl Link {
             close_by: None,
             taken: Taken::default(),
             gave_up: false,
+            counters,
+            authenticated: false,
         }
     }
 
@@ -160,7 +169,21 @@ impl Link {
         if !self.taken.is_empty() {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
         }
-        self.connection.poll_event().map(LinkReport::Event)
+        let event = self.connection.poll_event()?;
+        match &event {
+            PeerEvent::Message { message, .. } => self.counters.received(message.len()),
+            PeerEvent::Authenticated { .. } => {
+                self.authenticated = true;
+                self.counters.handshake(None);
+            }
+            PeerEvent::Closed { reason } if !self.authenticated => {
+                let closed = ConnectionError::PeerClosed;
+                self.counters
+                    .handshake(Some(reason.as_ref().unwrap_or(&closed)));
+            }
+            PeerEvent::Closed { .. } | PeerEvent::Pong { .. } => {}
+        }
+        Some(LinkReport::Event(event))
     }
 
     /// Bytes the driver may read from the socket now under the connection's receive rate

@@ -1,8 +1,11 @@
-//! The Router's delivery counters: what it handed to connections and every message it did
-//! not, by reason. Atomics behind an `Arc`, so a metrics exporter on another thread reads
-//! them without a lock and without asking the Router's owner.
+//! The node's counters: what the Router handed to connections and every message it did not,
+//! by reason; what the connections received; dials and handshakes by outcome. Atomics
+//! behind an `Arc` (the Router and every connection's `Link` share one), so a metrics
+//! exporter on another thread reads them without a lock and without asking the owner.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::connection::{ConnectionError, FailureKind};
 
 /// Why an outbound message was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +27,16 @@ pub enum DropReason {
 pub struct RouterCounters {
     sent_messages: AtomicU64,
     sent_bytes: AtomicU64,
+    received_messages: AtomicU64,
+    received_bytes: AtomicU64,
+    dials_succeeded: AtomicU64,
+    dials_failed: AtomicU64,
+    handshakes_succeeded: AtomicU64,
+    handshakes_auth_failure: AtomicU64,
+    handshakes_invalid_node_info: AtomicU64,
+    handshakes_incompatible: AtomicU64,
+    handshakes_self: AtomicU64,
+    handshakes_other_failure: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_peer_gone: AtomicU64,
     dropped_not_connected: AtomicU64,
@@ -38,6 +51,26 @@ pub struct CountersSnapshot {
     pub sent_messages: u64,
     /// Payload bytes handed to connections.
     pub sent_bytes: u64,
+    /// Messages received (every channel, PEX included).
+    pub received_messages: u64,
+    /// Payload bytes received.
+    pub received_bytes: u64,
+    /// Dials whose connect succeeded.
+    pub dials_succeeded: u64,
+    /// Dials whose connect failed or timed out.
+    pub dials_failed: u64,
+    /// Handshakes (SecretConnection and NodeInfo) that completed.
+    pub handshakes_succeeded: u64,
+    /// Handshakes that failed: the peer could not prove its identity, or timed out.
+    pub handshakes_auth_failure: u64,
+    /// Handshakes that failed on an invalid NodeInfo.
+    pub handshakes_invalid_node_info: u64,
+    /// Handshakes with a peer on another network or block version, or no common channel.
+    pub handshakes_incompatible: u64,
+    /// Handshakes that reached ourselves.
+    pub handshakes_self: u64,
+    /// Handshakes that ended otherwise (the peer closed, a protocol error).
+    pub handshakes_other_failure: u64,
     /// Dropped by a drop-policy queue.
     pub dropped_queue_full: u64,
     /// Dropped because the peer went down first.
@@ -68,6 +101,35 @@ impl RouterCounters {
             .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
+    pub(crate) fn received(&self, bytes: usize) {
+        self.received_messages.fetch_add(1, Ordering::Relaxed);
+        self.received_bytes
+            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn dial(&self, succeeded: bool) {
+        let counter = if succeeded {
+            &self.dials_succeeded
+        } else {
+            &self.dials_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A handshake ended: `None` when it completed, else the reason the connection closed
+    /// before it did.
+    pub(crate) fn handshake(&self, failure: Option<&ConnectionError>) {
+        let counter = match failure.map(ConnectionError::kind) {
+            None => &self.handshakes_succeeded,
+            Some(FailureKind::AuthFailure) => &self.handshakes_auth_failure,
+            Some(FailureKind::InvalidNodeInfo) => &self.handshakes_invalid_node_info,
+            Some(FailureKind::Incompatible) => &self.handshakes_incompatible,
+            Some(FailureKind::SelfConnection) => &self.handshakes_self,
+            Some(FailureKind::Protocol | FailureKind::Closed) => &self.handshakes_other_failure,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn dropped(&self, reason: DropReason, messages: usize) {
         let counter = match reason {
             DropReason::QueueFull => &self.dropped_queue_full,
@@ -88,6 +150,16 @@ impl RouterCounters {
         CountersSnapshot {
             sent_messages: get(&self.sent_messages),
             sent_bytes: get(&self.sent_bytes),
+            received_messages: get(&self.received_messages),
+            received_bytes: get(&self.received_bytes),
+            dials_succeeded: get(&self.dials_succeeded),
+            dials_failed: get(&self.dials_failed),
+            handshakes_succeeded: get(&self.handshakes_succeeded),
+            handshakes_auth_failure: get(&self.handshakes_auth_failure),
+            handshakes_invalid_node_info: get(&self.handshakes_invalid_node_info),
+            handshakes_incompatible: get(&self.handshakes_incompatible),
+            handshakes_self: get(&self.handshakes_self),
+            handshakes_other_failure: get(&self.handshakes_other_failure),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_peer_gone: get(&self.dropped_peer_gone),
             dropped_not_connected: get(&self.dropped_not_connected),
