@@ -302,6 +302,8 @@ fn address(id: NodeId, at: SocketAddr) -> NodeAddress {
 
 struct SmolNet {
     nodes: Vec<tmp2p_driver_smol::NodeHandle>,
+    /// The nodes' listen addresses: each new node dials every earlier one.
+    addresses: Vec<NodeAddress>,
     senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
     watches: Vec<Watch>,
 }
@@ -312,18 +314,14 @@ impl Backend for SmolNet {
     fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
         let mut net = SmolNet {
             nodes: vec![],
+            addresses: vec![],
             senders: vec![],
             watches: vec![],
         };
         for i in 0..n {
-            let peers = net
-                .nodes
-                .iter()
-                .map(|h| address(h.node_id(), h.local_addr()))
-                .collect();
+            let config = config(net.addresses.clone(), edit);
             let store = Box::new(MemoryPeerStore::new());
-            let mut builder =
-                tmp2p_driver_smol::NodeBuilder::new(config(peers, edit), key(i), store).unwrap();
+            let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
             let watch = Watch::default();
             let mut senders = vec![];
             for chan in channels {
@@ -346,7 +344,10 @@ impl Backend for SmolNet {
                     up_or_down(&w, update.node_id, update.status);
                 }
             });
-            net.nodes.push(smol::block_on(builder.start()).unwrap());
+            let node = smol::block_on(builder.start()).unwrap();
+            net.addresses
+                .push(address(node.node_id(), node.local_addr()));
+            net.nodes.push(node);
             net.senders.push(senders);
             net.watches.push(watch);
         }
@@ -395,6 +396,8 @@ impl Backend for SmolNet {
 
 struct MioNet {
     nodes: Vec<tmp2p_driver_mio::RunningNode>,
+    /// The nodes' listen addresses: each new node dials every earlier one.
+    addresses: Vec<NodeAddress>,
     watches: Vec<Watch>,
 }
 
@@ -404,23 +407,21 @@ impl Backend for MioNet {
     fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
         let mut net = MioNet {
             nodes: vec![],
+            addresses: vec![],
             watches: vec![],
         };
         for i in 0..n {
-            let peers = net
-                .nodes
-                .iter()
-                .map(|node| address(node.node_id(), node.local_addr()))
-                .collect();
+            let config = config(net.addresses.clone(), edit);
             let descriptors = channels.iter().map(|c| descriptor(c.id)).collect();
-            let mut setup =
-                tmp2p_driver_mio::DriverSetup::new(config(peers, edit), key(i), descriptors);
+            let mut setup = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
             setup.drop_channels = channels
                 .iter()
                 .filter(|c| c.policy == OverflowPolicy::Drop)
                 .map(|c| c.id)
                 .collect();
             let mut node = tmp2p_driver_mio::RunningNode::spawn(setup, 1024).unwrap();
+            net.addresses
+                .push(address(node.node_id(), node.local_addr()));
             let inbound = node.take_inbound().unwrap();
             let watch = Watch::default();
             let w = watch.clone();
