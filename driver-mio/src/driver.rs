@@ -122,6 +122,17 @@ impl Driver {
         let node_id = key.node_id();
         let now = Instant::now();
         let records = store.load()?;
+        // Bound before the node machine is built, so the NodeInfo (and PEX) advertise the
+        // port actually bound when the configuration asked for port 0.
+        let mut listener =
+            TcpListener::bind(config.listen).map_err(|source| DriverError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        set_backlog(&listener, config.listen_backlog);
+        let local_addr = listener.local_addr()?;
+        let mut config = config;
+        config.listen = local_addr;
         let mut node = Node::new(&config, node_id, clock_anchor(now), now, records, OsRng)?;
         for channel in channels {
             let policy = if drop_channels.contains(&channel.id) {
@@ -139,13 +150,6 @@ impl Driver {
             drop_channels.into_iter().collect(),
         ));
         node.start(now)?;
-        let mut listener =
-            TcpListener::bind(config.listen).map_err(|source| DriverError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        set_backlog(&listener, config.listen_backlog);
-        let local_addr = listener.local_addr()?;
         let registry = registry.try_clone()?;
         registry.register(&mut listener, tokens.listener(), Interest::READABLE)?;
         let (resolved_tx, resolved_rx) = mpsc::channel();

@@ -19,11 +19,12 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
-use tmp2p_core::router::{CountersSnapshot, Envelope, OverflowPolicy};
+use tmp2p_core::pex::PexConfig;
+use tmp2p_core::router::{CountersSnapshot, Envelope, OverflowPolicy, PeerError};
 use tmp2p_core::typed::RawCodec;
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::MemoryPeerStore;
-use tmp2p_tests::sim::{NodeSpec, Sim};
+use tmp2p_tests::sim::{NodeSpec, PexRole, Sim};
 
 /// The longest any wait of a scenario may take.
 const WAIT: Duration = Duration::from_secs(60);
@@ -35,14 +36,64 @@ struct Chan {
     policy: OverflowPolicy,
 }
 
+/// How a scenario's network is built.
+#[derive(Clone, Copy)]
+struct Setup<'a> {
+    channels: &'a [Chan],
+    /// Adjusts every node's configuration.
+    edit: fn(&mut NodeConfig),
+    /// Node 0 runs PEX as a seed and every other node runs PEX and knows only node 0;
+    /// otherwise each node dials every node before it and the start waits for the mesh.
+    seeded: bool,
+    /// A node whose application never takes its inbound messages.
+    deaf: Option<usize>,
+}
+
+impl<'a> Setup<'a> {
+    fn mesh(channels: &'a [Chan], edit: fn(&mut NodeConfig)) -> Self {
+        Setup {
+            channels,
+            edit,
+            seeded: false,
+            deaf: None,
+        }
+    }
+
+    /// The nodes node `i` dials at start.
+    fn dials(&self, i: usize) -> Vec<usize> {
+        match (self.seeded, i) {
+            (true, 0) => vec![],
+            (true, _) => vec![0],
+            (false, _) => (0..i).collect(),
+        }
+    }
+
+    /// Node `i`'s PEX settings, in a seeded network.
+    fn pex(&self, i: usize) -> Option<PexConfig> {
+        self.seeded.then(|| PexConfig {
+            seed_mode: i == 0,
+            ..PexConfig::default()
+        })
+    }
+}
+
 /// What a scenario needs of a running network.
 trait Backend: Sized {
     /// Whether bytes travel through real sockets, whose bounded buffers push back on a
     /// sender (the simulator's links take everything at once).
     const REAL_SOCKETS: bool;
+    /// `n` nodes as `setup` says.
+    fn start_with(n: usize, setup: Setup<'_>) -> Self;
     /// `n` nodes with `channels`, each dialing every node before it; `edit` adjusts node
     /// configurations. Returns once every node sees every other up.
-    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self;
+    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+        Self::start_with(n, Setup::mesh(channels, edit))
+    }
+    /// Reports `error` at node `at`.
+    fn report_error(&mut self, at: usize, error: PeerError);
+    /// Runs until the peers node `at` has up satisfy `done` (or `WAIT` passes); returns
+    /// whether they did.
+    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool;
     fn id(&self, i: usize) -> NodeId;
     /// Sends as an application does (waiting while the peer's queue is full).
     fn send(&mut self, from: usize, envelope: Envelope);
@@ -210,6 +261,67 @@ fn a_receive_rate_limit_holds<B: Backend>() {
     net.stop();
 }
 
+/// PEX discovery from one seed: three nodes that know only the seed learn each other from
+/// its answers and connect, while the seed lets each go after answering.
+fn pex_discovery_from_one_seed<B: Backend>() {
+    const N: usize = 4;
+    let chans = [Chan {
+        id: 0x60,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let setup = Setup {
+        seeded: true,
+        ..Setup::mesh(&chans, |_| {})
+    };
+    let mut net = B::start_with(N, setup);
+    for at in 1..N {
+        let others: Vec<NodeId> = (1..N).filter(|&j| j != at).map(|j| net.id(j)).collect();
+        let found = net.peers_when(at, &|up| others.iter().all(|id| up.contains(id)));
+        assert!(found, "node {at} found every other node through the seed");
+    }
+    net.stop();
+}
+
+/// A fatal peer error while a flood towards a peer that stopped reading is still queued:
+/// the close does not wait for sends that can never go out; within the close linger the
+/// peer is down.
+fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger<B: Backend>() {
+    const FLOOD: usize = 1000;
+    let chans = [Chan {
+        id: 0x70,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let setup = Setup {
+        deaf: Some(1),
+        ..Setup::mesh(&chans, |c| c.close_linger = Duration::from_secs(1))
+    };
+    let mut net = B::start_with(2, setup);
+    let to = net.id(1);
+    // 16 MB: within the peer's window (16 MiB), far beyond what the sockets hold.
+    for n in 0..FLOOD {
+        net.send(0, Envelope::to_peer(to, 0x70, numbered(n, 16_000)));
+    }
+    let reported = Instant::now();
+    let error = PeerError {
+        node: to,
+        reason: "conformance: misbehaved".into(),
+        fatal: true,
+    };
+    net.report_error(0, error);
+    assert!(
+        net.peers_when(0, &|up| !up.contains(&to)),
+        "the peer went down"
+    );
+    let took = reported.elapsed();
+    if B::REAL_SOCKETS {
+        assert!(
+            took < Duration::from_secs(4),
+            "down after {took:?} (linger 1 s)"
+        );
+    }
+    net.stop();
+}
+
 // ---- Shared bookkeeping of the two real drivers ----
 
 /// What a node's application saw: messages and the peers that are up.
@@ -256,6 +368,21 @@ impl Watch {
     fn wait_up(&self, peers: usize) {
         self.wait("peers up", |seen| (seen.up.len() >= peers).then_some(()));
     }
+
+    fn peers_when(&self, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.0 .0.lock().unwrap();
+        loop {
+            if done(&seen.up) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            seen = self.0 .1.wait_timeout(seen, left).unwrap().0;
+        }
+    }
 }
 
 fn up_or_down(watch: &Watch, node: NodeId, status: PeerStatus) {
@@ -286,9 +413,17 @@ fn counters_when(
     }
 }
 
-fn config(peers: Vec<NodeAddress>, edit: fn(&mut NodeConfig)) -> NodeConfig {
+/// Node `i`'s configuration: it dials the earlier nodes `setup` names.
+fn config(i: usize, addresses: &[NodeAddress], setup: &Setup<'_>) -> NodeConfig {
     let mut config = NodeConfig::new("conformance", "127.0.0.1:0".parse().unwrap());
-    config.persistent_peers = peers;
+    let dials = setup.dials(i).into_iter();
+    let peers = dials.filter_map(|j| addresses.get(j).cloned()).collect();
+    let edit = setup.edit;
+    if setup.seeded {
+        config.bootstrap_peers = peers;
+    } else {
+        config.persistent_peers = peers;
+    }
     config.router.peer_manager.exempt_loopback = true;
     edit(&mut config);
     config
@@ -306,29 +441,45 @@ struct SmolNet {
     addresses: Vec<NodeAddress>,
     senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
     watches: Vec<Watch>,
+    /// Each node's error channel.
+    errors: Vec<tmp2p_driver_smol::ErrorSender>,
+    /// A deaf node's inbound receivers, kept open and never read.
+    untaken: Vec<tmp2p_driver_smol::Channel<Bytes>>,
 }
 
 impl Backend for SmolNet {
     const REAL_SOCKETS: bool = true;
 
-    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+    fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = SmolNet {
             nodes: vec![],
             addresses: vec![],
             senders: vec![],
             watches: vec![],
+            errors: vec![],
+            untaken: vec![],
         };
         for i in 0..n {
-            let config = config(net.addresses.clone(), edit);
+            let config = config(i, &net.addresses, &setup);
             let store = Box::new(MemoryPeerStore::new());
             let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
+            if let Some(pex) = setup.pex(i) {
+                builder.enable_pex(pex).unwrap();
+            }
             let watch = Watch::default();
             let mut senders = vec![];
-            for chan in channels {
+            for chan in setup.channels {
                 let channel = builder
                     .open_channel_with_policy(descriptor(chan.id), RawCodec, chan.policy)
                     .unwrap();
                 senders.push(channel.outbound.clone());
+                if net.errors.len() == i {
+                    net.errors.push(channel.errors.clone());
+                }
+                if setup.deaf == Some(i) {
+                    net.untaken.push(channel);
+                    continue;
+                }
                 let (watch, id) = (watch.clone(), chan.id);
                 std::thread::spawn(move || {
                     while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
@@ -351,10 +502,20 @@ impl Backend for SmolNet {
             net.senders.push(senders);
             net.watches.push(watch);
         }
-        for watch in &net.watches {
-            watch.wait_up(n - 1);
+        if !setup.seeded {
+            for watch in &net.watches {
+                watch.wait_up(n - 1);
+            }
         }
         net
+    }
+
+    fn report_error(&mut self, at: usize, error: PeerError) {
+        smol::block_on(self.errors[at].report(error)).unwrap();
+    }
+
+    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
+        self.watches[at].peers_when(done)
     }
 
     fn id(&self, i: usize) -> NodeId {
@@ -404,29 +565,44 @@ struct MioNet {
 impl Backend for MioNet {
     const REAL_SOCKETS: bool = true;
 
-    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+    fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = MioNet {
             nodes: vec![],
             addresses: vec![],
             watches: vec![],
         };
         for i in 0..n {
-            let config = config(net.addresses.clone(), edit);
-            let descriptors = channels.iter().map(|c| descriptor(c.id)).collect();
-            let mut setup = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
-            setup.drop_channels = channels
+            let config = config(i, &net.addresses, &setup);
+            let descriptors = setup.channels.iter().map(|c| descriptor(c.id)).collect();
+            let mut driver = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
+            driver.drop_channels = setup
+                .channels
                 .iter()
                 .filter(|c| c.policy == OverflowPolicy::Drop)
                 .map(|c| c.id)
                 .collect();
-            let mut node = tmp2p_driver_mio::RunningNode::spawn(setup, 1024).unwrap();
+            driver.pex = setup.pex(i);
+            // A deaf node's application takes nothing: its driver stops reading once its
+            // small inbound channel and pending events are full.
+            let capacity = if setup.deaf == Some(i) {
+                driver.limits.max_pending_inbound = 2;
+                1
+            } else {
+                1024
+            };
+            let mut node = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
             net.addresses
                 .push(address(node.node_id(), node.local_addr()));
             let inbound = node.take_inbound().unwrap();
             let watch = Watch::default();
             let w = watch.clone();
+            let deaf = setup.deaf == Some(i);
             std::thread::spawn(move || {
                 while let Ok(event) = inbound.recv() {
+                    if deaf {
+                        // Takes nothing more, and holds the channel open.
+                        std::thread::park();
+                    }
                     match event {
                         tmp2p_driver_mio::AppEvent::Message(envelope) => {
                             let from = envelope.from.unwrap();
@@ -443,10 +619,22 @@ impl Backend for MioNet {
             net.nodes.push(node);
             net.watches.push(watch);
         }
-        for watch in &net.watches {
-            watch.wait_up(n - 1);
+        if !setup.seeded {
+            for (i, watch) in net.watches.iter().enumerate() {
+                if setup.deaf != Some(i) {
+                    watch.wait_up(n - 1);
+                }
+            }
         }
         net
+    }
+
+    fn report_error(&mut self, at: usize, error: PeerError) {
+        self.nodes[at].handle().report_error(error).unwrap();
+    }
+
+    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
+        self.watches[at].peers_when(done)
     }
 
     fn id(&self, i: usize) -> NodeId {
@@ -506,7 +694,8 @@ impl SimNet {
 impl Backend for SimNet {
     const REAL_SOCKETS: bool = false;
 
-    fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
+    fn start_with(n: usize, setup: Setup<'_>) -> Self {
+        let (channels, edit) = (setup.channels, setup.edit);
         let mut sim = Sim::new(7);
         for i in 0..n {
             let ip = IpAddr::from([10, 9, 0, i as u8 + 1]);
@@ -519,19 +708,41 @@ impl Backend for SimNet {
             config.router = spec.config.clone();
             edit(&mut config);
             spec.config = config.router;
-            spec.boot_peers = (0..i).collect();
+            spec.boot_peers = setup.dials(i);
             sim.add_node(spec);
+            if let Some(pex) = setup.pex(i) {
+                sim.enable_pex(i, PexRole::Reactor(pex)).unwrap();
+            }
+            if setup.deaf == Some(i) {
+                for chan in channels {
+                    sim.pause_channel(i, chan.id, true).unwrap();
+                }
+            }
         }
         sim.start_all().unwrap();
-        let ok = sim
-            .run_until(WAIT, |sim| {
-                sim.nodes()
-                    .iter()
-                    .all(|node| node.connected().len() == n - 1)
-            })
-            .unwrap();
-        assert!(ok, "the simulated mesh formed");
+        if !setup.seeded {
+            let ok = sim
+                .run_until(WAIT, |sim| {
+                    sim.nodes()
+                        .iter()
+                        .all(|node| node.connected().len() == n - 1)
+                })
+                .unwrap();
+            assert!(ok, "the simulated mesh formed");
+        }
         SimNet { sim }
+    }
+
+    fn report_error(&mut self, at: usize, error: PeerError) {
+        self.sim.report_error(at, error).unwrap();
+    }
+
+    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
+        self.sim
+            .run_until(WAIT, |sim| {
+                done(&sim.nodes()[at].connected().into_iter().collect())
+            })
+            .unwrap()
     }
 
     fn id(&self, i: usize) -> NodeId {
@@ -608,6 +819,16 @@ macro_rules! suite {
             #[test]
             fn drop_counters_match_the_loss_exactly() {
                 super::drop_counters_match_the_loss_exactly::<$backend>(2000);
+            }
+
+            #[test]
+            fn pex_discovery_from_one_seed() {
+                super::pex_discovery_from_one_seed::<$backend>();
+            }
+
+            #[test]
+            fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger() {
+                super::a_fatal_error_while_a_flood_is_queued_closes_within_the_linger::<$backend>();
             }
         }
     };
