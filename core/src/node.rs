@@ -150,6 +150,8 @@ pub struct Node {
     batches: BTreeMap<ConnectionId, Vec<(u8, Bytes)>>,
     store_ops: Vec<StoreOp>,
     outputs: VecDeque<NodeOutput>,
+    /// Set by [`Node::stop`]: past it, connections close whatever they still hold.
+    stop_deadline: Option<Instant>,
 }
 
 impl Node {
@@ -187,6 +189,7 @@ impl Node {
             batches: BTreeMap::new(),
             store_ops: Vec::new(),
             outputs: VecDeque::new(),
+            stop_deadline: None,
         })
     }
 
@@ -247,6 +250,22 @@ impl Node {
         Ok(())
     }
 
+    /// Stops gracefully: no new dials or connections; each connection closes once every
+    /// message accepted for it has been handed to it (the `Link` then flushes it within
+    /// the close linger), and at the latest `within` from now, when what is left is
+    /// dropped and counted. Handshakes and dials in flight end at once. Done when
+    /// [`Node::is_stopped`].
+    pub fn stop(&mut self, now: Instant, within: Duration) {
+        self.router.stop();
+        self.stop_deadline = Some(crate::deadline::later(now, within));
+        self.drain(now);
+    }
+
+    /// Whether a stop finished: no connection is left.
+    pub fn is_stopped(&self) -> bool {
+        self.stop_deadline.is_some() && self.router.connection_count() == 0
+    }
+
     /// The next output for the driver.
     pub fn poll_output(&mut self) -> Option<NodeOutput> {
         self.outputs.pop_front()
@@ -255,10 +274,11 @@ impl Node {
     /// When [`Node::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pex = self.pex.as_ref().and_then(PexHost::poll_timeout);
-        match (self.router.poll_timeout(), pex) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let stop = self.stop_deadline.filter(|_| !self.is_stopped());
+        [self.router.poll_timeout(), pex, stop]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Timers: dial timeouts, retry backoffs, new dials, PEX requests.
@@ -424,6 +444,19 @@ impl Node {
     /// Carries out the Router's actions and the PEX reactor's outputs until neither has
     /// any, gathering each connection's sends and the store operations into one output.
     fn drain(&mut self, now: Instant) {
+        self.drain_actions(now);
+        if let Some(deadline) = self.stop_deadline {
+            self.router.close_flushed(now, now >= deadline);
+            self.drain_actions(now);
+        }
+        self.flush_batches();
+        if !self.store_ops.is_empty() {
+            let ops = std::mem::take(&mut self.store_ops);
+            self.outputs.push_back(NodeOutput::Store(ops));
+        }
+    }
+
+    fn drain_actions(&mut self, now: Instant) {
         loop {
             if let Some(pex) = &mut self.pex {
                 if let Some(event) = pex.carry_out(now, &mut self.router) {
@@ -435,11 +468,6 @@ impl Node {
                 break;
             };
             self.on_action(now, action);
-        }
-        self.flush_batches();
-        if !self.store_ops.is_empty() {
-            let ops = std::mem::take(&mut self.store_ops);
-            self.outputs.push_back(NodeOutput::Store(ops));
         }
     }
 

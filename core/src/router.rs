@@ -243,6 +243,8 @@ pub struct Router {
     actions: VecDeque<RouterAction>,
     rng: Box<dyn RngCore + Send>,
     started: bool,
+    /// `Router::stop` was called: no new dials or connections.
+    stopping: bool,
     /// Reused list of an envelope's target connections (no allocation per send).
     targets: Vec<ConnectionId>,
     /// Set at construction: the first `handle_timeout` is due at once, so peers loaded from
@@ -299,6 +301,7 @@ impl Router {
             actions: VecDeque::new(),
             rng,
             started: false,
+            stopping: false,
             targets: Vec::new(),
             first_pass_due: Some(now),
         };
@@ -507,6 +510,9 @@ impl Router {
         remote: SocketAddr,
     ) -> Result<ConnectionParams, AdmissionError> {
         let ip = remote.ip();
+        if self.stopping {
+            return Err(AdmissionError::Stopping);
+        }
         if self.conns.len() >= self.config.max_connections {
             return Err(AdmissionError::TooManyConnections(
                 self.config.max_connections,
@@ -604,6 +610,59 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// Starts a graceful stop: no new dials or inbound connections from now on. Close the
+    /// connections with [`Router::close_flushed`].
+    pub fn stop(&mut self) {
+        self.stopping = true;
+    }
+
+    /// Connections in any state (dialing, handshaking, active, closing).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// During a stop: closes every connection that has nothing left to hand over (its
+    /// queues are empty and its connection confirmed everything), every handshake and
+    /// every dial; with `force`, every connection whatever it still holds (what is left is
+    /// counted when it closes).
+    pub fn close_flushed(&mut self, now: Instant, force: bool) {
+        let send_credit = self.config.send_credit;
+        let mut close = Vec::new();
+        let mut dials = Vec::new();
+        for (conn, entry) in self.conns.iter() {
+            if entry.closing {
+                continue;
+            }
+            match &entry.phase {
+                Phase::Active {
+                    queue,
+                    held,
+                    credit,
+                    ..
+                } => {
+                    let credit = *credit;
+                    let flushed = queue.is_empty() && held.len() == 0 && credit == send_credit;
+                    if force || flushed {
+                        close.push(conn);
+                    }
+                }
+                Phase::Dialing { .. } => dials.push(conn),
+                Phase::Handshaking | Phase::Refused => close.push(conn),
+            }
+        }
+        for conn in dials {
+            self.fail_dial(now, conn);
+            self.actions.push_back(RouterAction::Close { conn });
+        }
+        for conn in close {
+            if let Some(entry) = self.conns.get_mut(conn) {
+                entry.closing = true;
+                self.actions.push_back(RouterAction::Close { conn });
+            }
+        }
+        self.drain_peer_manager();
     }
 
     /// Reports good behaviour of a peer (score up).
@@ -796,6 +855,9 @@ impl Router {
     }
 
     fn try_dials(&mut self, now: Instant) {
+        if self.stopping {
+            return;
+        }
         for _ in 0..DIALS_PER_PASS {
             // cannot panic: both are counts of in-memory entries.
             if self.dials_in_flight >= self.config.max_concurrent_dials

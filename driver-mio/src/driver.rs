@@ -443,20 +443,11 @@ impl Driver {
             tracing::debug!(%error, "listener deregister failed");
         }
         self.listener_ready = false;
-        let slots: Vec<usize> = self.links.iter().map(|(slot, _)| slot).collect();
-        for slot in slots {
-            let connecting = self
-                .links
-                .get(slot)
-                .is_some_and(|l| matches!(l.stage, Stage::Connecting { .. }));
-            if connecting {
-                self.remove(slot, now);
-            } else if let Some(link) = self.links.get_mut(slot) {
-                // After what the node handed it, within the close linger.
-                link.handle_command(now, LinkCommand::Close);
-                self.enqueue(slot);
-            }
-        }
+        // The node machine closes each connection once what it accepted is handed over,
+        // at the latest after the close linger; each link then flushes within the linger.
+        let within = self.node.close_linger();
+        self.node.stop(now, within);
+        self.run_outputs(now);
     }
 
     fn reading_paused(&self) -> bool {

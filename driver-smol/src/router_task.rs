@@ -22,6 +22,7 @@ use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::deadline::later;
 use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
 use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
 use tmp2p_core::router::{
@@ -63,25 +64,20 @@ struct ConnEntry {
     inputs: Sender<ConnInput>,
     /// The peer, once routed (for the senders' windows).
     peer: Option<NodeId>,
-    /// Messages handed to the connection and not yet confirmed.
-    outstanding: usize,
 }
 
 impl ConnEntry {
     /// Hands messages to the connection task.
     fn hand_over(&mut self, messages: Vec<(u8, Bytes)>) {
-        let count = messages.len();
         let command = ConnCommand::Link(LinkCommand::Send(messages));
-        if self.inputs.try_send(ConnInput::Command(command)).is_ok() {
-            self.outstanding = self.outstanding.saturating_add(count);
-        }
+        let _ = self.inputs.try_send(ConnInput::Command(command));
     }
 }
 
 struct Stopping {
     replies: Vec<Sender<()>>,
-    deadline: Instant,
-    closing: bool,
+    /// Past it the task ends even if connections have not reported `Closed`.
+    give_up: Instant,
 }
 
 /// Everything the router task owns.
@@ -119,26 +115,17 @@ impl RouterTask {
         let mut commands_open = true;
         loop {
             self.drain_actions(&mut conns, stopping.is_some());
-            if let Some(stop) = &mut stopping {
-                let now = Instant::now();
-                if !stop.closing
-                    && (conns.values().all(|c| c.outstanding == 0) || now >= stop.deadline)
-                {
-                    tracing::debug!(connections = conns.len(), "closing every connection");
-                    for entry in conns.values() {
-                        let _ = entry
-                            .inputs
-                            .try_send(ConnInput::Command(ConnCommand::Link(LinkCommand::Close)));
-                    }
-                    stop.closing = true;
-                }
-                if stop.closing && (conns.is_empty() || now >= stop.deadline + CLOSE_GRACE) {
+            if let Some(stop) = &stopping {
+                // The node machine closes each connection once what it accepted is handed
+                // over (see `Node::stop`); the task ends when every one reported `Closed`.
+                let done = self.node.is_stopped() && conns.is_empty();
+                if done || Instant::now() >= stop.give_up {
                     break;
                 }
             }
             let timeout = match (self.node.poll_timeout(), &stopping) {
-                (Some(at), Some(stop)) => Some(at.min(stop.deadline)),
-                (at, stop) => at.or(stop.as_ref().map(|s| s.deadline)),
+                (Some(at), Some(stop)) => Some(at.min(stop.give_up)),
+                (at, stop) => at.or(stop.as_ref().map(|s| s.give_up)),
             };
             let wake = future::or(
                 future::or(
@@ -212,10 +199,11 @@ impl RouterTask {
                     tracing::info!("stopping: flushing queued messages");
                     // Dropping the accept loop's task cancels it: no new connections.
                     self.listener = None;
+                    self.node.stop(now, self.stop_timeout);
+                    let linger = self.node.close_linger();
                     *stopping = Some(Stopping {
                         replies: vec![reply],
-                        deadline: now + self.stop_timeout,
-                        closing: false,
+                        give_up: later(now, self.stop_timeout + linger + CLOSE_GRACE),
                     });
                 }
             },
@@ -281,17 +269,8 @@ impl RouterTask {
                 for report in reports {
                     let authenticated =
                         matches!(report, LinkReport::Event(PeerEvent::Authenticated { .. }));
-                    match &report {
-                        LinkReport::Event(PeerEvent::Closed { .. }) => {
-                            conns.remove(&conn);
-                        }
-                        LinkReport::Taken(taken) => {
-                            if let Some(entry) = conns.get_mut(&conn) {
-                                entry.outstanding =
-                                    entry.outstanding.saturating_sub(taken.messages);
-                            }
-                        }
-                        LinkReport::Event(_) => {}
+                    if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
+                        conns.remove(&conn);
                     }
                     self.node.handle_link_report(now, conn, report);
                     if authenticated {
@@ -379,7 +358,6 @@ impl RouterTask {
             ConnEntry {
                 inputs: inputs_tx,
                 peer: None,
-                outstanding: 0,
             },
         );
     }

@@ -89,6 +89,8 @@ trait Backend: Sized {
     fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
         Self::start_with(n, Setup::mesh(channels, edit))
     }
+    /// Stops node `i` gracefully (returns once it stopped).
+    fn stop_node(&mut self, i: usize);
     /// Reports `error` at node `at`.
     fn report_error(&mut self, at: usize, error: PeerError);
     /// Runs until the peers node `at` has up satisfy `done` (or `WAIT` passes); returns
@@ -322,6 +324,31 @@ fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger<B: Backend>() 
     net.stop();
 }
 
+/// A graceful stop loses nothing accepted: a node that sent a burst and stops at once
+/// still gets every message to its peer before its connections close. (The drivers; the
+/// simulator's nodes crash instead.)
+fn stop_loses_nothing<B: Backend>() {
+    const COUNT: usize = 3000;
+    let chans = [Chan {
+        id: 0x80,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let mut net = B::start(2, &chans, |_| {});
+    let to = net.id(1);
+    for n in 0..COUNT {
+        net.send(0, Envelope::to_peer(to, 0x80, numbered(n, 1000)));
+    }
+    net.stop_node(0);
+    let got = net.received(1, 0x80, COUNT);
+    let seq: Vec<usize> = got.iter().map(|(_, m)| number(m)).collect();
+    assert_eq!(
+        seq,
+        (0..COUNT).collect::<Vec<_>>(),
+        "every message, in order"
+    );
+    net.stop();
+}
+
 // ---- Shared bookkeeping of the two real drivers ----
 
 /// What a node's application saw: messages and the peers that are up.
@@ -436,7 +463,8 @@ fn address(id: NodeId, at: SocketAddr) -> NodeAddress {
 // ---- smol ----
 
 struct SmolNet {
-    nodes: Vec<tmp2p_driver_smol::NodeHandle>,
+    nodes: Vec<Option<tmp2p_driver_smol::NodeHandle>>,
+    ids: Vec<NodeId>,
     /// The nodes' listen addresses: each new node dials every earlier one.
     addresses: Vec<NodeAddress>,
     senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
@@ -453,6 +481,7 @@ impl Backend for SmolNet {
     fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = SmolNet {
             nodes: vec![],
+            ids: vec![],
             addresses: vec![],
             senders: vec![],
             watches: vec![],
@@ -498,7 +527,8 @@ impl Backend for SmolNet {
             let node = smol::block_on(builder.start()).unwrap();
             net.addresses
                 .push(address(node.node_id(), node.local_addr()));
-            net.nodes.push(node);
+            net.ids.push(node.node_id());
+            net.nodes.push(Some(node));
             net.senders.push(senders);
             net.watches.push(watch);
         }
@@ -514,12 +544,18 @@ impl Backend for SmolNet {
         smol::block_on(self.errors[at].report(error)).unwrap();
     }
 
+    fn stop_node(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            smol::block_on(node.stop());
+        }
+    }
+
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
         self.watches[at].peers_when(done)
     }
 
     fn id(&self, i: usize) -> NodeId {
-        self.nodes[i].node_id()
+        self.ids[i]
     }
 
     fn send(&mut self, from: usize, envelope: Envelope) {
@@ -543,11 +579,12 @@ impl Backend for SmolNet {
         i: usize,
         done: &dyn Fn(&CountersSnapshot) -> bool,
     ) -> CountersSnapshot {
-        counters_when(|| self.nodes[i].counters(), done)
+        let node = self.nodes[i].as_ref().expect("node runs");
+        counters_when(|| node.counters(), done)
     }
 
     fn stop(self) {
-        for node in self.nodes {
+        for node in self.nodes.into_iter().flatten() {
             smol::block_on(node.stop());
         }
     }
@@ -556,7 +593,8 @@ impl Backend for SmolNet {
 // ---- mio ----
 
 struct MioNet {
-    nodes: Vec<tmp2p_driver_mio::RunningNode>,
+    nodes: Vec<Option<tmp2p_driver_mio::RunningNode>>,
+    ids: Vec<NodeId>,
     /// The nodes' listen addresses: each new node dials every earlier one.
     addresses: Vec<NodeAddress>,
     watches: Vec<Watch>,
@@ -568,6 +606,7 @@ impl Backend for MioNet {
     fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = MioNet {
             nodes: vec![],
+            ids: vec![],
             addresses: vec![],
             watches: vec![],
         };
@@ -616,7 +655,8 @@ impl Backend for MioNet {
                     }
                 }
             });
-            net.nodes.push(node);
+            net.ids.push(node.node_id());
+            net.nodes.push(Some(node));
             net.watches.push(watch);
         }
         if !setup.seeded {
@@ -630,7 +670,13 @@ impl Backend for MioNet {
     }
 
     fn report_error(&mut self, at: usize, error: PeerError) {
-        self.nodes[at].handle().report_error(error).unwrap();
+        self.node(at).handle().report_error(error).unwrap();
+    }
+
+    fn stop_node(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.stop().unwrap();
+        }
     }
 
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
@@ -638,11 +684,11 @@ impl Backend for MioNet {
     }
 
     fn id(&self, i: usize) -> NodeId {
-        self.nodes[i].node_id()
+        self.ids[i]
     }
 
     fn send(&mut self, from: usize, envelope: Envelope) {
-        self.nodes[from].handle().send(envelope).unwrap();
+        self.node(from).handle().send(envelope).unwrap();
     }
 
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
@@ -654,13 +700,20 @@ impl Backend for MioNet {
         i: usize,
         done: &dyn Fn(&CountersSnapshot) -> bool,
     ) -> CountersSnapshot {
-        counters_when(|| self.nodes[i].handle().counters(), done)
+        let node = self.node(i);
+        counters_when(|| node.handle().counters(), done)
     }
 
     fn stop(self) {
-        for node in self.nodes {
+        for node in self.nodes.into_iter().flatten() {
             node.stop().unwrap();
         }
+    }
+}
+
+impl MioNet {
+    fn node(&self, i: usize) -> &tmp2p_driver_mio::RunningNode {
+        self.nodes[i].as_ref().expect("node runs")
     }
 }
 
@@ -735,6 +788,10 @@ impl Backend for SimNet {
 
     fn report_error(&mut self, at: usize, error: PeerError) {
         self.sim.report_error(at, error).unwrap();
+    }
+
+    fn stop_node(&mut self, _: usize) {
+        panic!("the simulator has crashes, not graceful stops");
     }
 
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
@@ -846,4 +903,14 @@ fn on_smol_a_receive_rate_limit_holds() {
 #[test]
 fn on_mio_a_receive_rate_limit_holds() {
     a_receive_rate_limit_holds::<MioNet>();
+}
+
+#[test]
+fn on_smol_stop_loses_nothing() {
+    stop_loses_nothing::<SmolNet>();
+}
+
+#[test]
+fn on_mio_stop_loses_nothing() {
+    stop_loses_nothing::<MioNet>();
 }

@@ -31,6 +31,9 @@ pub enum AdmissionError {
     /// The router holds its maximum number of connections (all states).
     #[error("router holds its maximum of {0} connections")]
     TooManyConnections(usize),
+    /// The node is stopping.
+    #[error("the node is stopping")]
+    Stopping,
 }
 
 #[derive(Debug, Clone, Copy)]

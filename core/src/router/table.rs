@@ -99,7 +99,6 @@ impl<T> Table<T> {
         self.len
     }
 
-    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = (ConnectionId, &T)> {
         self.slots.iter().enumerate().filter_map(|(i, slot)| {
             let value = slot.value.as_ref()?;
