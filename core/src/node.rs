@@ -30,6 +30,8 @@
 //!    - application sends go to [`Node::send`], reactor complaints to
 //!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
 //!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
+//! 3. To stop: [`Node::stop`], and go on looping until [`Node::is_stopped`] (every
+//!    connection closed once what was accepted for it was handed over, or at the deadline).
 //!
 //! Tests: `tests/tests/node_machine.rs` drives it over the shared in-memory network of
 //! `tmp2p_tests::memnet`, which `tests/tests/pex_line.rs` uses too.

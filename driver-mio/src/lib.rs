@@ -27,14 +27,16 @@
 //!      router actions, inbound delivery, the peer store);
 //!    - without channels or a callback, drain [`Driver::poll_event`]; same-thread code
 //!      may call [`Driver::send`] / [`Driver::control`] at any time, then `process`.
-//! 3. [`Driver::shutdown`], keep looping until [`Driver::is_finished`].
+//! 3. [`Driver::shutdown`] (the node machine's graceful stop: each connection closes once
+//!    what was accepted for it is handed over), keep looping until [`Driver::is_finished`].
 //!
 //! # Flow control
-//! Outbound: the Router's per-connection QoS queue and send credit; its sends and close for
-//! a connection wait in the core's `Outbox` (a message refused by a full channel queue
-//! waits, in order on its channel, without holding back other channels, and is retried
-//! after the connection transmitted; a close waits for the sends issued before it);
-//! unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound: when
+//! Outbound: the delivery contract in README.md, decided by the node machine
+//! (`tmp2p_core::node`): per peer and channel a bounded queue; [`NodeHandle::send`]
+//! blocks while it is full, [`NodeHandle::try_send`] and [`Control::send`] hand the message
+//! back (then [`AppEvent::Writable`]); drop channels ([`DriverSetup::drop_channels`]) count
+//! their drops. Each connection's `Link` holds what the node handed it until its machine
+//! takes it; unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound: when
 //! the application has `max_pending_inbound` events it has not taken, sockets are no longer
 //! read and their read interest is dropped, so TCP's window closes on the senders (real
 //! backpressure); reading resumes when the application catches up.

@@ -277,9 +277,10 @@ pub struct Channel<M> {
     /// The channel id.
     pub id: u8,
     /// Decoded inbound messages (`from` set). Bounded: when the application does not keep
-    /// up, each connection with a message for this channel stops reading from its peer
-    /// until there is room (TCP backpressure; nothing taken off the wire is dropped). A
-    /// peer that waits too long for our pongs meanwhile may close the connection.
+    /// up, each connection with messages for this channel holds them (its other channels
+    /// and its pings go on) up to `DriverOptions::inbound_hold_bytes`, then stops reading
+    /// from its peer until there is room (TCP backpressure; nothing taken off the wire is
+    /// dropped).
     pub inbound: Receiver<Envelope<M>>,
     /// Outbound messages.
     pub outbound: ChannelSender<M>,

@@ -17,23 +17,27 @@
 //! Inside, tasks run on an executor of the node's own with [`DriverOptions::threads`]
 //! threads ([`NodeBuilder::start`]) or on the application's executor
 //! ([`NodeBuilder::start_on`]: the application runs it, beside its own tasks): one router
-//! task owns the Router (everything reaches it by message, no lock), one task per
-//! connection owns that connection's `PeerConnection` (so handshakes and AEAD run in
-//! parallel), one task owns the peer store, one accepts TCP connections (admission runs in
-//! the router before any handshake work). Timers come from async-io, DNS from async-net.
+//! task owns the node machine (`tmp2p_core::node::Node`: Router, PeerManager, PEX;
+//! everything reaches it by message, no lock), one task per connection owns that
+//! connection's `Link` (so handshakes and AEAD run in parallel), one task owns the peer
+//! store, one accepts TCP connections (admission runs in the node before any handshake
+//! work). Timers come from async-io, DNS from async-net.
+//!
+//! Outbound: see the delivery contract in README.md. A send waits while that peer's queue
+//! for the channel is full ([`ChannelSender::send`]); [`ChannelSender::try_send`] hands the
+//! message back instead.
 //!
 //! Inbound messages go from each connection task straight to the application's channels
-//! once the router has routed the peer. When the application falls behind and a channel is
-//! full, each connection with a message for it stops reading its socket until there is
-//! room: TCP backpressure towards that peer, nothing dropped. That pauses all of that
-//! peer's channels (PEX included: one socket carries them all); other peers go on unless
-//! they too have a message for the full channel. The mio driver also stops reading rather
-//! than dropping, with one bound for the whole node (`max_pending_inbound` events not yet
-//! taken) instead of one per channel, so there every socket pauses together. A connection
-//! paused long enough may be closed by either end's pong timeout.
+//! once the node has routed the peer. When the application falls behind and a channel is
+//! full, the connection holds what arrives for that channel and goes on reading its socket
+//! and delivering its other channels, so pings and pongs go on; past
+//! [`DriverOptions::inbound_hold_bytes`] it stops reading until there is room (TCP
+//! backpressure towards that peer, nothing dropped). The mio driver stops reading when the
+//! application has `max_pending_inbound` events it has not taken, one bound for the whole
+//! node.
 //!
-//! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's
-//! `PexReactor` inside the router task (seed mode is a [`PexConfig`] flag).
+//! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's PEX
+//! reactor inside the node machine (seed mode is a [`PexConfig`] flag).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
