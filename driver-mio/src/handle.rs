@@ -21,12 +21,14 @@ use crate::app::{AppEvent, Control};
 use crate::error::DriverError;
 use crate::send_windows::BlockingWindows;
 
-/// What a reservation for a send to `node` on `channel` means for the sender.
-fn reserved(reserve: Reserve, node: NodeId, channel: u8) -> Result<(), DriverError> {
-    match reserve {
-        Reserve::Reserved => Ok(()),
-        Reserve::Full | Reserve::NotConnected => Err(DriverError::Send(SendError::NotConnected)),
-        Reserve::NoChannel => Err(DriverError::Send(SendError::NoChannel { node, channel })),
+/// The error for a send to one peer its windows refused.
+fn refusal(to: Target, channel: u8, refused: Option<Reserve>) -> Result<(), DriverError> {
+    match (to, refused) {
+        (Target::Peer(node), Some(Reserve::NoChannel)) => {
+            Err(DriverError::Send(SendError::NoChannel { node, channel }))
+        }
+        (Target::Peer(_), Some(_)) => Err(DriverError::Send(SendError::NotConnected)),
+        _ => Ok(()),
     }
 }
 
@@ -98,23 +100,23 @@ impl NodeHandle {
     pub fn send(&self, envelope: Envelope) -> Result<(), DriverError> {
         let windows = &self.shared.windows;
         let (channel, len) = (envelope.channel, envelope.message.len());
-        match envelope.to {
-            Some(Target::Peer(node)) if windows.is_bounded(channel) => {
-                reserved(windows.reserve_blocking(node, channel, len), node, channel)?;
-                self.command(Command::Send(envelope))
-            }
-            Some(Target::Broadcast) if windows.is_bounded(channel) => {
-                for node in self.broadcast_to_peers_with_room(&envelope)? {
-                    let reserve = windows.reserve_blocking(node, channel, len);
-                    if reserved(reserve, node, channel).is_ok() {
-                        let copy = Envelope::to_peer(node, channel, envelope.message.clone());
-                        self.command(Command::Send(copy))?;
-                    }
-                }
-                Ok(())
-            }
-            _ => self.command(Command::Send(envelope)),
+        let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
+            return self.command(Command::Send(envelope));
+        };
+        let plan = windows.plan(to, channel, len);
+        refusal(to, channel, plan.refused)?;
+        for node in plan.reserved {
+            self.send_reserved(node, &envelope)?;
         }
+        for node in plan.full {
+            match windows.reserve_blocking(node, channel, len) {
+                Reserve::Reserved => self.send_reserved(node, &envelope)?,
+                // A broadcast owes no copy to a peer that left meanwhile.
+                _ if to == Target::Broadcast => {}
+                refused => refusal(to, channel, Some(refused))?,
+            }
+        }
+        Ok(())
     }
 
     /// Like [`NodeHandle::send`] but never blocks: a full peer queue hands the envelope
@@ -126,51 +128,27 @@ impl NodeHandle {
     pub fn try_send(&self, envelope: Envelope) -> Result<(), DriverError> {
         let windows = &self.shared.windows;
         let (channel, len) = (envelope.channel, envelope.message.len());
-        let full = match envelope.to {
-            Some(Target::Peer(node)) if windows.is_bounded(channel) => {
-                match windows.try_reserve(node, channel, len) {
-                    Reserve::Full => vec![node],
-                    reserve => {
-                        reserved(reserve, node, channel)?;
-                        return self.command(Command::Send(envelope));
-                    }
-                }
-            }
-            Some(Target::Broadcast) if windows.is_bounded(channel) => {
-                self.broadcast_to_peers_with_room(&envelope)?
-            }
-            _ => return self.command(Command::Send(envelope)),
+        let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
+            return self.command(Command::Send(envelope));
         };
-        if full.is_empty() {
+        let plan = windows.plan(to, channel, len);
+        refusal(to, channel, plan.refused)?;
+        for node in plan.reserved {
+            self.send_reserved(node, &envelope)?;
+        }
+        if plan.full.is_empty() {
             return Ok(());
         }
         Err(DriverError::Send(SendError::Full {
             envelope,
-            peers: full,
+            peers: plan.full,
         }))
     }
 
-    /// Queues a broadcast for every connected peer with the channel and room; returns the
-    /// peers whose queue was full.
-    fn broadcast_to_peers_with_room(
-        &self,
-        envelope: &Envelope,
-    ) -> Result<Vec<NodeId>, DriverError> {
-        let windows = &self.shared.windows;
-        let (channel, len) = (envelope.channel, envelope.message.len());
-        let mut full = Vec::new();
-        for node in windows.peers_with(channel) {
-            match windows.try_reserve(node, channel, len) {
-                Reserve::Reserved => {
-                    let copy = Envelope::to_peer(node, channel, envelope.message.clone());
-                    self.command(Command::Send(copy))?;
-                }
-                Reserve::Full => full.push(node),
-                // Gone since the list was taken: no copy is owed to it.
-                Reserve::NotConnected | Reserve::NoChannel => {}
-            }
-        }
-        Ok(full)
+    /// Queues `envelope`'s message for `node`, whose room is reserved.
+    fn send_reserved(&self, node: NodeId, envelope: &Envelope) -> Result<(), DriverError> {
+        let copy = Envelope::to_peer(node, envelope.channel, envelope.message.clone());
+        self.command(Command::Send(copy))
     }
 
     /// Reports a misbehaving peer.

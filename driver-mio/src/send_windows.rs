@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use std::time::Instant;
-use tmp2p_core::router::window::{Reserve, SendWindows, WindowLimits};
+use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowLimits};
 
 use tmp2p_core::node::Node;
 use tmp2p_core::router::{Envelope, SendError, Target};
@@ -44,10 +44,6 @@ impl BlockingWindows {
         !self.drop_channels.contains(&channel)
     }
 
-    pub(crate) fn try_reserve(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
-        self.lock().try_reserve(node, channel, len)
-    }
-
     /// Reserves room, blocking the calling thread while the window is full.
     pub(crate) fn reserve_blocking(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
         let mut windows = self.lock();
@@ -64,8 +60,9 @@ impl BlockingWindows {
         }
     }
 
-    pub(crate) fn peers_with(&self, channel: u8) -> Vec<NodeId> {
-        self.lock().peers_with(channel).collect()
+    /// Reserves what it can for a send to `target` (see `SendWindows::plan`).
+    pub(crate) fn plan(&self, target: Target, channel: u8, len: usize) -> SendPlan {
+        self.lock().plan(target, channel, len)
     }
 
     /// Applies the loop's changes of one turn, wakes blocked senders and adds to
@@ -139,26 +136,20 @@ impl BlockingWindows {
         if !self.is_bounded(channel) {
             return node.send(now, envelope);
         }
-        let targets = match envelope.to {
-            Some(Target::Peer(peer)) => vec![peer],
-            Some(Target::Broadcast) => self.peers_with(channel),
-            None => return Err(SendError::NotConnected),
+        let Some(to) = envelope.to else {
+            return Err(SendError::NotConnected);
         };
-        let (mut queued, mut full) = (0, Vec::new());
-        for peer in targets {
-            match self.try_reserve(peer, channel, envelope.message.len()) {
-                Reserve::Reserved => {
-                    let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
-                    self.route_reserved(node, now, copy);
-                    queued += 1;
-                }
-                Reserve::Full => full.push(peer),
-                Reserve::NotConnected | Reserve::NoChannel
-                    if envelope.to == Some(Target::Broadcast) => {}
-                // Not queued: the node says why (and counts it).
-                Reserve::NotConnected | Reserve::NoChannel => return node.send(now, envelope),
-            }
+        let plan = self.plan(to, channel, envelope.message.len());
+        if plan.refused.is_some() {
+            // Not queued: the node says why (and counts it).
+            return node.send(now, envelope);
         }
+        let queued = plan.reserved.len();
+        for peer in plan.reserved {
+            let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
+            self.route_reserved(node, now, copy);
+        }
+        let full = plan.full;
         if full.is_empty() {
             Ok(queued)
         } else {

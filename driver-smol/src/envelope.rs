@@ -135,30 +135,28 @@ impl<M> ChannelSender<M> {
         if self.policy == OverflowPolicy::Drop {
             return self.hand_over(Some(to), message).await;
         }
-        match to {
-            Target::Peer(node) => {
-                let reserved = self
-                    .windows
-                    .reserve(node, self.channel, message.len())
-                    .await;
-                self.reserved(node, reserved)?;
-                self.hand_over(Some(to), message).await
-            }
-            Target::Broadcast => {
-                let full = self.broadcast_to_peers_with_room(&message).await?;
-                for node in full {
-                    let reserved = self
-                        .windows
-                        .reserve(node, self.channel, message.len())
-                        .await;
-                    if self.reserved(node, reserved).is_ok() {
-                        self.hand_over(Some(Target::Peer(node)), message.clone())
-                            .await?;
-                    }
+        let plan = self.windows.plan(to, self.channel, message.len());
+        self.check(to, plan.refused)?;
+        for node in plan.reserved {
+            self.hand_over(Some(Target::Peer(node)), message.clone())
+                .await?;
+        }
+        for node in plan.full {
+            match self
+                .windows
+                .reserve(node, self.channel, message.len())
+                .await
+            {
+                Reserve::Reserved => {
+                    self.hand_over(Some(Target::Peer(node)), message.clone())
+                        .await?;
                 }
-                Ok(())
+                // A broadcast owes no copy to a peer that left meanwhile.
+                _ if to == Target::Broadcast => {}
+                refused => self.check(to, Some(refused))?,
             }
         }
+        Ok(())
     }
 
     /// Like [`ChannelSender::send`] but never waits for a peer: a full peer queue hands
@@ -172,66 +170,37 @@ impl<M> ChannelSender<M> {
         let Some(to) = envelope.to else {
             return Err(TrySendError::Failed(DriverError::NoTarget));
         };
-        let full = match (self.policy, to) {
-            (OverflowPolicy::Drop, _) => Vec::new(),
-            (OverflowPolicy::Backpressure, Target::Peer(node)) => {
-                match self.windows.try_reserve(node, self.channel, message.len()) {
-                    Reserve::Full => vec![node],
-                    reserved => {
-                        self.reserved(node, reserved)
-                            .map_err(TrySendError::Failed)?;
-                        Vec::new()
-                    }
-                }
-            }
-            (OverflowPolicy::Backpressure, Target::Broadcast) => self
-                .broadcast_to_peers_with_room(&message)
+        if self.policy == OverflowPolicy::Drop {
+            return self
+                .hand_over(Some(to), message)
                 .await
-                .map_err(TrySendError::Failed)?,
-        };
-        if !full.is_empty() {
-            return Err(TrySendError::Full {
-                envelope,
-                peers: full,
-            });
+                .map_err(TrySendError::Failed);
         }
-        if self.policy == OverflowPolicy::Drop || matches!(to, Target::Peer(_)) {
-            self.hand_over(Some(to), message)
+        let plan = self.windows.plan(to, self.channel, message.len());
+        self.check(to, plan.refused).map_err(TrySendError::Failed)?;
+        for node in plan.reserved {
+            self.hand_over(Some(Target::Peer(node)), message.clone())
                 .await
                 .map_err(TrySendError::Failed)?;
         }
-        Ok(())
-    }
-
-    /// Queues `message` for every connected peer with the channel and room for it;
-    /// returns the peers whose queue was full.
-    async fn broadcast_to_peers_with_room(
-        &self,
-        message: &Bytes,
-    ) -> Result<Vec<NodeId>, DriverError> {
-        let mut full = Vec::new();
-        for node in self.windows.peers_with(self.channel) {
-            match self.windows.try_reserve(node, self.channel, message.len()) {
-                Reserve::Reserved => {
-                    self.hand_over(Some(Target::Peer(node)), message.clone())
-                        .await?;
-                }
-                Reserve::Full => full.push(node),
-                // Gone since the list was taken: no copy is owed to it.
-                Reserve::NotConnected | Reserve::NoChannel => {}
-            }
+        if plan.full.is_empty() {
+            return Ok(());
         }
-        Ok(full)
+        Err(TrySendError::Full {
+            envelope,
+            peers: plan.full,
+        })
     }
 
-    fn reserved(&self, node: NodeId, reserved: Reserve) -> Result<(), DriverError> {
-        match reserved {
-            Reserve::Reserved => Ok(()),
-            Reserve::NotConnected | Reserve::Full => Err(DriverError::NotConnected(node)),
-            Reserve::NoChannel => Err(DriverError::NoChannel {
+    /// The error for a send to one peer its windows refused.
+    fn check(&self, to: Target, refused: Option<Reserve>) -> Result<(), DriverError> {
+        match (to, refused) {
+            (Target::Peer(node), Some(Reserve::NoChannel)) => Err(DriverError::NoChannel {
                 node,
                 channel: self.channel,
             }),
+            (Target::Peer(node), Some(_)) => Err(DriverError::NotConnected(node)),
+            _ => Ok(()),
         }
     }
 

@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 
 use event_listener::Event;
-use tmp2p_core::router::window::{Reserve, SendWindows, WindowLimits};
+use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowLimits};
+use tmp2p_core::router::Target;
 use tmp2p_core::NodeId;
 
 /// Shared by every `ChannelSender` of a node and its router task.
@@ -55,9 +56,9 @@ impl SharedWindows {
         }
     }
 
-    /// Connected peers with `channel`.
-    pub(crate) fn peers_with(&self, channel: u8) -> Vec<NodeId> {
-        self.with(|w| w.peers_with(channel).collect())
+    /// Reserves what it can for a send to `target` (see `SendWindows::plan`).
+    pub(crate) fn plan(&self, target: Target, channel: u8, len: usize) -> SendPlan {
+        self.with(|w| w.plan(target, channel, len))
     }
 
     /// Messages left the Router for their connections (or were refused there).

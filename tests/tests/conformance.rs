@@ -183,6 +183,27 @@ fn mesh_of_five_on_two_channels<B: Backend>() {
     net.stop();
 }
 
+/// A broadcast under backpressure reaches every peer once, in order, with small windows
+/// so senders wait on the slowest copy now and then.
+fn broadcasts_reach_every_peer_once_in_order<B: Backend>() {
+    const N: usize = 4;
+    const COUNT: usize = 500;
+    let chans = [Chan {
+        id: 0x22,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let mut net = B::start(N, &chans, |c| c.router.channel_queue_messages = 8);
+    for n in 0..COUNT {
+        net.send(0, Envelope::broadcast(0x22, numbered(n, 1000)));
+    }
+    for at in 1..N {
+        let got = net.received(at, 0x22, COUNT);
+        let seq: Vec<usize> = got.iter().map(|(_, m)| number(m)).collect();
+        assert_eq!(seq, (0..COUNT).collect::<Vec<_>>(), "node {at}");
+    }
+    net.stop();
+}
+
 fn a_backpressure_flood_arrives_whole<B: Backend>(count: usize) {
     let chans = [Chan {
         id: 0x30,
@@ -563,10 +584,12 @@ impl Backend for SmolNet {
             .iter()
             .find(|s| s.channel() == envelope.channel)
             .unwrap();
-        let Some(tmp2p_core::router::Target::Peer(peer)) = envelope.to else {
-            panic!("scenarios send to one peer");
+        let typed = match envelope.to {
+            Some(tmp2p_core::router::Target::Peer(peer)) => {
+                tmp2p_driver_smol::Envelope::to_peer(peer, envelope.message)
+            }
+            _ => tmp2p_driver_smol::Envelope::broadcast(envelope.message),
         };
-        let typed = tmp2p_driver_smol::Envelope::to_peer(peer, envelope.message);
         smol::block_on(sender.send(typed)).unwrap();
     }
 
@@ -876,6 +899,11 @@ macro_rules! suite {
             #[test]
             fn drop_counters_match_the_loss_exactly() {
                 super::drop_counters_match_the_loss_exactly::<$backend>(2000);
+            }
+
+            #[test]
+            fn broadcasts_reach_every_peer_once_in_order() {
+                super::broadcasts_reach_every_peer_once_in_order::<$backend>();
             }
 
             #[test]
