@@ -103,6 +103,14 @@ impl NodeHandle {
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
             return self.command(Command::Send(envelope));
         };
+        if let Target::Peer(node) = to {
+            // The common case, without a plan's allocations.
+            let reserved = windows.reserve_blocking(node, channel, len);
+            if reserved != Reserve::Reserved {
+                refusal(to, channel, Some(reserved))?;
+            }
+            return self.command(Command::Send(envelope));
+        }
         let plan = windows.plan(to, channel, len);
         refusal(to, channel, plan.refused)?;
         for node in plan.reserved {

@@ -135,6 +135,17 @@ impl<M> ChannelSender<M> {
         if self.policy == OverflowPolicy::Drop {
             return self.hand_over(Some(to), message).await;
         }
+        if let Target::Peer(node) = to {
+            // The common case, without a plan's allocations.
+            let reserved = self
+                .windows
+                .reserve(node, self.channel, message.len())
+                .await;
+            if reserved != Reserve::Reserved {
+                self.check(to, Some(reserved))?;
+            }
+            return self.hand_over(Some(to), message).await;
+        }
         let plan = self.windows.plan(to, self.channel, message.len());
         self.check(to, plan.refused)?;
         for node in plan.reserved {

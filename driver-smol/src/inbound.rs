@@ -87,6 +87,9 @@ pub(crate) struct Inbound {
     peer: Option<NodeId>,
     /// Messages not yet delivered, in arrival order.
     held: VecDeque<(u8, Bytes)>,
+    /// Held messages of the channel waiting for room (those stay put: a pass over `held`
+    /// is needed only when others are held too).
+    held_for_waiting: usize,
     /// Payload bytes held, including the message waiting for room.
     held_bytes: usize,
     /// `DriverOptions::inbound_hold_bytes`: past it the socket is not read.
@@ -106,6 +109,7 @@ impl Inbound {
             channels,
             peer: None,
             held: VecDeque::new(),
+            held_for_waiting: 0,
             held_bytes: 0,
             hold_limit,
             waiting: None,
@@ -121,6 +125,9 @@ impl Inbound {
         }
         if !self.poisoned {
             self.held_bytes = self.held_bytes.saturating_add(message.len());
+            if self.waiting.as_ref().is_some_and(|(c, _, _)| *c == channel) {
+                self.held_for_waiting += 1;
+            }
             self.held.push_back((channel, message));
         }
         Ok(())
@@ -153,6 +160,12 @@ impl Inbound {
     /// peer error to report when a message did not decode.
     pub(crate) fn deliver(&mut self) -> Option<PeerError> {
         let peer = self.peer?;
+        if self.held.len() == self.held_for_waiting {
+            // Everything held waits for the full channel: nothing to do until it has room.
+            return None;
+        }
+        // Only while a channel is full are messages kept back (in a queue of their own,
+        // so the common path reuses `held`'s allocation).
         let mut kept = VecDeque::new();
         while let Some((channel, message)) = self.held.pop_front() {
             let full = self.waiting.as_ref().map(|(c, _, _)| *c);
@@ -172,7 +185,10 @@ impl Inbound {
                 message,
             }) {
                 Delivery::Delivered => self.held_bytes = self.held_bytes.saturating_sub(len),
-                Delivery::Full(wait) => self.waiting = Some((channel, len, wait)),
+                Delivery::Full(wait) => {
+                    self.waiting = Some((channel, len, wait));
+                    self.held_for_waiting = 0;
+                }
                 Delivery::Closed => {
                     self.held_bytes = self.held_bytes.saturating_sub(len);
                     tracing::debug!(channel, "inbound receiver dropped: message dropped");
@@ -180,12 +196,18 @@ impl Inbound {
                 Delivery::Undecodable(error) => {
                     self.poisoned = true;
                     self.held.clear();
+                    self.held_for_waiting = 0;
                     self.held_bytes = self.waiting.as_ref().map_or(0, |(_, len, _)| *len);
                     return Some(PeerError::from(error));
                 }
             }
         }
-        self.held = kept;
+        if !kept.is_empty() {
+            // What came after the kept messages (of other channels) was delivered: the
+            // kept ones are all that is left.
+            self.held = kept;
+        }
+        self.held_for_waiting = self.held.len();
         None
     }
 
@@ -202,6 +224,7 @@ impl Inbound {
                 }
                 self.held_bytes = self.held_bytes.saturating_sub(*len);
                 self.waiting = None;
+                self.held_for_waiting = 0;
                 Poll::Ready(())
             }
             Poll::Pending => Poll::Pending,
@@ -213,6 +236,7 @@ impl Inbound {
     pub(crate) fn discard(&mut self) -> usize {
         let count = self.held.len() + usize::from(self.waiting.is_some());
         self.held.clear();
+        self.held_for_waiting = 0;
         self.held_bytes = 0;
         self.waiting = None;
         count
