@@ -67,6 +67,9 @@ pub struct Link {
     counters: Arc<RouterCounters>,
     /// The handshake completed.
     authenticated: bool,
+    /// Messages and bytes received since the counters were last updated (once per batch
+    /// of reports, not once per message: the atomics are shared with other threads).
+    received: (usize, usize),
 }
 
 impl Link {
@@ -97,6 +100,7 @@ impl Link {
             gave_up: false,
             counters,
             authenticated: false,
+            received: (0, 0),
         }
     }
 
@@ -169,9 +173,18 @@ impl Link {
         if !self.taken.is_empty() {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
         }
-        let event = self.connection.poll_event()?;
+        let Some(event) = self.connection.poll_event() else {
+            let (messages, bytes) = std::mem::take(&mut self.received);
+            if messages > 0 {
+                self.counters.received(messages, bytes);
+            }
+            return None;
+        };
         match &event {
-            PeerEvent::Message { message, .. } => self.counters.received(message.len()),
+            PeerEvent::Message { message, .. } => {
+                self.received.0 = self.received.0.saturating_add(1);
+                self.received.1 = self.received.1.saturating_add(message.len());
+            }
             PeerEvent::Authenticated { .. } => {
                 self.authenticated = true;
                 self.counters.handshake(None);

@@ -101,8 +101,11 @@ impl RouterCounters {
             .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    pub(crate) fn received(&self, bytes: usize) {
-        self.received_messages.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn received(&self, messages: usize, bytes: usize) {
+        self.received_messages.fetch_add(
+            u64::try_from(messages).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         self.received_bytes
             .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
