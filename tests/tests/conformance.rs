@@ -481,15 +481,43 @@ fn address(id: NodeId, at: SocketAddr) -> NodeAddress {
     NodeAddress::parse(&format!("{id}@{at}")).unwrap()
 }
 
+/// What both real-driver backends keep of their started nodes.
+#[derive(Default)]
+struct Started {
+    ids: Vec<NodeId>,
+    /// The nodes' listen addresses, for the nodes started after them to dial.
+    addresses: Vec<NodeAddress>,
+    watches: Vec<Watch>,
+}
+
+impl Started {
+    fn add(&mut self, id: NodeId, at: SocketAddr, watch: Watch) {
+        self.ids.push(id);
+        self.addresses.push(address(id, at));
+        self.watches.push(watch);
+    }
+
+    /// Waits for the full mesh (each node sees every other up), unless `setup` is seeded;
+    /// a deaf node's application sees nothing, so it is not asked.
+    fn wait_mesh(&self, setup: &Setup<'_>) {
+        if setup.seeded {
+            return;
+        }
+        let n = self.ids.len();
+        for (i, watch) in self.watches.iter().enumerate() {
+            if setup.deaf != Some(i) {
+                watch.wait_up(n - 1);
+            }
+        }
+    }
+}
+
 // ---- smol ----
 
 struct SmolNet {
     nodes: Vec<Option<tmp2p_driver_smol::NodeHandle>>,
-    ids: Vec<NodeId>,
-    /// The nodes' listen addresses: each new node dials every earlier one.
-    addresses: Vec<NodeAddress>,
+    started: Started,
     senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
-    watches: Vec<Watch>,
     /// Each node's error channel.
     errors: Vec<tmp2p_driver_smol::ErrorSender>,
     /// A deaf node's inbound receivers, kept open and never read.
@@ -502,15 +530,13 @@ impl Backend for SmolNet {
     fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = SmolNet {
             nodes: vec![],
-            ids: vec![],
-            addresses: vec![],
+            started: Started::default(),
             senders: vec![],
-            watches: vec![],
             errors: vec![],
             untaken: vec![],
         };
         for i in 0..n {
-            let config = config(i, &net.addresses, &setup);
+            let config = config(i, &net.started.addresses, &setup);
             let store = Box::new(MemoryPeerStore::new());
             let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
             if let Some(pex) = setup.pex(i) {
@@ -546,18 +572,11 @@ impl Backend for SmolNet {
                 }
             });
             let node = smol::block_on(builder.start()).unwrap();
-            net.addresses
-                .push(address(node.node_id(), node.local_addr()));
-            net.ids.push(node.node_id());
+            net.started.add(node.node_id(), node.local_addr(), watch);
             net.nodes.push(Some(node));
             net.senders.push(senders);
-            net.watches.push(watch);
         }
-        if !setup.seeded {
-            for watch in &net.watches {
-                watch.wait_up(n - 1);
-            }
-        }
+        net.started.wait_mesh(&setup);
         net
     }
 
@@ -572,11 +591,11 @@ impl Backend for SmolNet {
     }
 
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
-        self.watches[at].peers_when(done)
+        self.started.watches[at].peers_when(done)
     }
 
     fn id(&self, i: usize) -> NodeId {
-        self.ids[i]
+        self.started.ids[i]
     }
 
     fn send(&mut self, from: usize, envelope: Envelope) {
@@ -594,7 +613,7 @@ impl Backend for SmolNet {
     }
 
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
-        self.watches[at].received(channel, count)
+        self.started.watches[at].received(channel, count)
     }
 
     fn counters_when(
@@ -617,10 +636,7 @@ impl Backend for SmolNet {
 
 struct MioNet {
     nodes: Vec<Option<tmp2p_driver_mio::RunningNode>>,
-    ids: Vec<NodeId>,
-    /// The nodes' listen addresses: each new node dials every earlier one.
-    addresses: Vec<NodeAddress>,
-    watches: Vec<Watch>,
+    started: Started,
 }
 
 impl Backend for MioNet {
@@ -629,12 +645,10 @@ impl Backend for MioNet {
     fn start_with(n: usize, setup: Setup<'_>) -> Self {
         let mut net = MioNet {
             nodes: vec![],
-            ids: vec![],
-            addresses: vec![],
-            watches: vec![],
+            started: Started::default(),
         };
         for i in 0..n {
-            let config = config(i, &net.addresses, &setup);
+            let config = config(i, &net.started.addresses, &setup);
             let descriptors = setup.channels.iter().map(|c| descriptor(c.id)).collect();
             let mut driver = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
             driver.drop_channels = setup
@@ -653,8 +667,6 @@ impl Backend for MioNet {
                 1024
             };
             let mut node = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
-            net.addresses
-                .push(address(node.node_id(), node.local_addr()));
             let inbound = node.take_inbound().unwrap();
             let watch = Watch::default();
             let w = watch.clone();
@@ -678,17 +690,10 @@ impl Backend for MioNet {
                     }
                 }
             });
-            net.ids.push(node.node_id());
+            net.started.add(node.node_id(), node.local_addr(), watch);
             net.nodes.push(Some(node));
-            net.watches.push(watch);
         }
-        if !setup.seeded {
-            for (i, watch) in net.watches.iter().enumerate() {
-                if setup.deaf != Some(i) {
-                    watch.wait_up(n - 1);
-                }
-            }
-        }
+        net.started.wait_mesh(&setup);
         net
     }
 
@@ -703,11 +708,11 @@ impl Backend for MioNet {
     }
 
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
-        self.watches[at].peers_when(done)
+        self.started.watches[at].peers_when(done)
     }
 
     fn id(&self, i: usize) -> NodeId {
-        self.ids[i]
+        self.started.ids[i]
     }
 
     fn send(&mut self, from: usize, envelope: Envelope) {
@@ -715,7 +720,7 @@ impl Backend for MioNet {
     }
 
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
-        self.watches[at].received(channel, count)
+        self.started.watches[at].received(channel, count)
     }
 
     fn counters_when(
