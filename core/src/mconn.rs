@@ -33,7 +33,7 @@ use bytes::BytesMut;
 
 pub use config::{ChannelDescriptor, MConnConfig};
 pub use machine::{MConnEvent, MConnection};
-pub use packet::{chunk_size, max_packet_size};
+pub use packet::{chunk_size, max_received_packet_size, max_sent_packet_size};
 
 /// Everything that makes an MConnection fail. Every variant is fatal for the connection
 /// that produced it, and for nothing else; configuration variants come from

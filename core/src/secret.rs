@@ -23,6 +23,7 @@ mod frame;
 mod kdf;
 
 pub use aead::AeadBackend;
+pub(crate) use connection::parse_auth_sig;
 pub use connection::{SecretConfig, SecretConnection, SecretEvent};
 pub use frame::{FrameOpener, FrameSealer};
 pub use kdf::{derive_secrets, transcript_challenge, DerivedSecrets};

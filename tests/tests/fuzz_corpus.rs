@@ -31,6 +31,10 @@ fuzz_targets! {
     mconn_packet_decoder: 3000;
     peer_connection_after_handshake: 150;
     pex_message: 1500;
+    node_info: 3000;
+    auth_sig: 400;
+    addrbook_import: 2000;
+    node_key_load: 2000;
 }
 
 fn run_target(corpus: &Path, body: fn(&[u8]), random_inputs: usize) {

@@ -30,8 +30,9 @@ pub struct ChannelDescriptor {
 /// limits and the flush throttle off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MConnConfig {
-    /// Chunk size for outgoing messages and the basis of the largest packet accepted
-    /// (1034 bytes for 1024). Keep 1024 to talk to CometBFT nodes.
+    /// Chunk size for outgoing messages and the basis of the packet limits: we send at most
+    /// 1034 bytes and accept at most 1035 for 1024 (see `max_sent_packet_size` and
+    /// `max_received_packet_size`). Keep 1024 to talk to CometBFT nodes.
     pub max_packet_payload_size: usize,
     /// How often we ping the peer.
     pub ping_interval: Duration,

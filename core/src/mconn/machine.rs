@@ -79,7 +79,7 @@ impl MConnection {
         let payload = config.max_packet_payload_size;
         Ok(Self {
             state: State::Open,
-            max_packet: packet::max_packet_size(payload),
+            max_packet: packet::max_received_packet_size(payload),
             channels: channels
                 .iter()
                 .map(|d| Channel::new(d, packet::chunk_size(d.id, payload)))

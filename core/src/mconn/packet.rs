@@ -44,17 +44,33 @@ fn msg_packet_len(channel: u8, eof: bool, data_len: usize) -> usize {
     body.saturating_add(1 + varint_len(body))
 }
 
-/// The largest packet (without its length prefix) a receiver accepts for a payload size:
-/// `Packet{PacketMsg{channel_id: 1, eof: true, data: payload bytes}}`, as Go sizes it
-/// (1034 for 1024). Callers keep `payload` within the validated config range.
-pub fn max_packet_size(payload: usize) -> usize {
+/// The largest packet (without its length prefix) we send for a payload size, and the
+/// limit a Go receiver enforces: `Packet{PacketMsg{channel_id: 1, eof: true, data: payload
+/// bytes}}` (1034 for 1024). Go sizes its limit for a one-byte channel id, so on channel
+/// ids ≥ 0x80 we chunk one byte smaller ([`chunk_size`]) and every packet we send passes a
+/// Go peer's check. Callers keep `payload` within the validated config range.
+pub fn max_sent_packet_size(payload: usize) -> usize {
     msg_packet_len(1, true, payload)
 }
 
+/// The largest packet (without its length prefix) we accept for a payload size: the
+/// largest one a CometBFT node can emit, a full `payload`-byte chunk with eof set on a
+/// channel id ≥ 0x80, whose varint takes two bytes (1035 for 1024). Go's MConnection
+/// chunks at `payload` bytes on every channel id, so on those channels it sends packets
+/// one byte above its own receive limit ([`max_sent_packet_size`]); accepting them is the
+/// "liberal in what we accept" half of that Go bug, and a packet one byte larger is still
+/// refused with `MConnError::OversizedPacket`.
+pub fn max_received_packet_size(payload: usize) -> usize {
+    // Every channel id a CometBFT node can send fits in a byte; 0xFF has the longest
+    // varint among them (two bytes, like every id ≥ 0x80).
+    msg_packet_len(u8::MAX, true, payload)
+}
+
 /// The chunk size used on `channel`: the payload size, less what a channel id ≥ 0x80 costs
-/// in extra varint bytes, so that every packet fits in [`max_packet_size`] (1023 at 1024).
+/// in extra varint bytes, so that every packet fits in [`max_sent_packet_size`] (1023 at
+/// 1024).
 pub fn chunk_size(channel: u8, payload: usize) -> usize {
-    let max = max_packet_size(payload);
+    let max = max_sent_packet_size(payload);
     let mut size = payload;
     while size > 1 && msg_packet_len(channel, true, size) > max {
         // cannot panic: size > 1.
@@ -129,8 +145,9 @@ mod tests {
 
     #[test]
     fn sizes_of_absurd_payloads_saturate_instead_of_overflowing() {
-        assert_eq!(max_packet_size(usize::MAX), usize::MAX);
-        assert_eq!(max_packet_size(usize::MAX - 5), usize::MAX);
+        assert_eq!(max_sent_packet_size(usize::MAX), usize::MAX);
+        assert_eq!(max_sent_packet_size(usize::MAX - 5), usize::MAX);
+        assert_eq!(max_received_packet_size(usize::MAX - 5), usize::MAX);
         assert!(chunk_size(0xff, usize::MAX - 5) <= usize::MAX - 5);
     }
 
@@ -147,8 +164,9 @@ mod tests {
 
     #[test]
     fn limits_match_go() {
-        assert_eq!(max_packet_size(1024), 1034);
-        assert_eq!(max_packet_size(1400), 1410);
+        assert_eq!(max_sent_packet_size(1024), 1034);
+        assert_eq!(max_sent_packet_size(1400), 1410);
+        assert_eq!(max_received_packet_size(1024), 1035);
         assert_eq!(msg_packet_len(0x80, true, 1024), 1035);
         assert_eq!(chunk_size(0x7f, 1024), 1024);
         assert_eq!(chunk_size(0x80, 1024), 1023);
@@ -157,7 +175,11 @@ mod tests {
         for ch in 0..=255u8 {
             for payload in [64, 100, 127, 128, 1024, 1400, 16383, 16384, 1 << 20] {
                 let size = chunk_size(ch, payload);
-                assert!(msg_packet_len(ch, true, size) <= max_packet_size(payload));
+                assert!(msg_packet_len(ch, true, size) <= max_sent_packet_size(payload));
+                // What Go sends on any channel: a full chunk with eof.
+                let go = prost_delimited(ch, true, &vec![0xa5; payload]);
+                let go_packet = go.len() - varint_len(go.len());
+                assert!(go_packet <= max_received_packet_size(payload));
             }
         }
     }

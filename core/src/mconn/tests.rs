@@ -149,7 +149,7 @@ fn packet_vectors_are_reproduced() {
     feed(&mut b, &wire).unwrap();
     assert_eq!(events(&mut b), vec![msg(1, vec![0u8; 1024])]);
     assert_eq!(
-        max_packet_size(1400) as u64,
+        max_sent_packet_size(1400) as u64,
         cases[6]["packet_len"].as_u64().unwrap()
     );
 }
@@ -436,23 +436,38 @@ fn chunk(channel: u8, eof: bool, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn oversized_packet_is_rejected_from_its_prefix() {
-    // 1035 announced; only the two prefix bytes have arrived.
+    // 1036 announced; only the two prefix bytes have arrived.
     assert_eq!(
-        hostile(&[0x8b, 0x08]),
+        hostile(&[0x8c, 0x08]),
         MConnError::OversizedPacket {
-            len: 1035,
-            max: 1034
+            len: 1036,
+            max: 1035
         }
     );
-    // A full 1024-byte chunk on channel 0x80 (what Go also rejects).
+    // One data byte more than a full chunk on channel 0x80.
     assert_eq!(
-        hostile(&chunk(0x80, true, &[0u8; 1024])),
+        hostile(&chunk(0x80, true, &[0u8; 1025])),
         MConnError::OversizedPacket {
-            len: 1035,
-            max: 1034
+            len: 1036,
+            max: 1035
         }
     );
     assert_eq!(hostile(&[0xff; 10]), MConnError::MalformedLengthPrefix);
+}
+
+#[test]
+fn full_chunks_on_high_channel_ids_are_accepted_as_go_sends_them() {
+    // Go chunks at 1024 on every channel id: on 0x80 and up that is a 1035-byte packet.
+    for channel in [0x80u8, 0xc0, 0xff] {
+        let mut wire = chunk(channel, false, &[1u8; 1024]);
+        wire.extend(chunk(channel, true, &[2u8; 1024]));
+        assert_eq!(packets(&wire)[1].len(), 1035);
+        let mut b = conn(&[(channel, 1)]);
+        feed(&mut b, &wire).unwrap();
+        let mut expected = vec![1u8; 1024];
+        expected.extend([2u8; 1024]);
+        assert_eq!(events(&mut b), vec![msg(channel, expected)]);
+    }
 }
 
 #[test]

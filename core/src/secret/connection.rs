@@ -340,9 +340,7 @@ impl SecretConnection {
         };
         self.received.advance(prefix);
         let body = self.received.split_to(len);
-        let auth = AuthSigMessage::decode(body.freeze())
-            .map_err(|e| SecretError::AuthSigDecode(e.to_string()))?;
-        let remote = verify_auth_sig(&auth, challenge)?;
+        let remote = parse_auth_sig(body.freeze(), challenge)?;
         self.remote = Some(remote);
         self.event = Some(SecretEvent::Authenticated { remote });
         self.phase = Phase::Established;
@@ -389,6 +387,14 @@ fn is_low_order(point: &[u8; 32]) -> bool {
     let mut masked = *point;
     masked[31] &= 0x7f;
     LOW_ORDER_POINTS.contains(&masked)
+}
+
+/// Decodes an AuthSig message body (its length prefix removed, at most
+/// `AUTH_SIG_MAX_SIZE` bytes) and verifies it over `challenge`: the peer's key on success.
+pub(crate) fn parse_auth_sig(body: Bytes, challenge: &[u8; 32]) -> Result<PublicKey, SecretError> {
+    let auth =
+        AuthSigMessage::decode(body).map_err(|e| SecretError::AuthSigDecode(e.to_string()))?;
+    verify_auth_sig(&auth, challenge)
 }
 
 /// Checks the AuthSig: an Ed25519 key, a 64-byte signature that verifies over the
