@@ -19,6 +19,7 @@ pub mod delimited;
 pub mod fuzzing;
 pub mod id;
 pub mod key;
+pub mod limits;
 pub mod mconn;
 pub mod node;
 pub mod node_config;

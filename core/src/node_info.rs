@@ -291,6 +291,55 @@ mod tests {
         assert_eq!(strip_scheme("0.0.0.0:1"), "0.0.0.0:1");
     }
 
+    fn info(p2p: u64, block: u64, version: &str, channels: &[u8]) -> NodeInfo {
+        NodeInfo {
+            protocol_version: ProtocolVersions { p2p, block, app: 0 },
+            node_id: crate::NodeKey::from_seed([9; 32]).node_id(),
+            listen_addr: "tcp://127.0.0.1:26656".into(),
+            network: "chain-1".into(),
+            version: version.into(),
+            channels: channels.to_vec(),
+            moniker: "m".into(),
+            tx_index: "on".into(),
+            rpc_address: String::new(),
+        }
+    }
+
+    #[test]
+    fn every_p2p_dialect_and_version_string_is_compatible_and_the_block_version_decides() {
+        let ours = info(8, 11, "0.1.0", &[0x00, 0x20, 0x30]);
+        // CometBFT v0.34..v0.40 advertise p2p 8, v1.x advertises 9; the p2p value and the
+        // version string never decide.
+        for p2p in [0, 7, 8, 9, 10, u64::MAX] {
+            for version in ["0.34.24", "0.38.25", "1.0.1", "v2-custom+build", ""] {
+                let theirs = info(p2p, 11, version, &[0x20, 0x40]);
+                assert_eq!(theirs.validate(), Ok(()), "p2p {p2p}, {version:?}");
+                assert_eq!(
+                    ours.compatible_with(&theirs),
+                    Ok(()),
+                    "p2p {p2p}, {version:?}"
+                );
+            }
+        }
+        assert_eq!(
+            ours.compatible_with(&info(9, 12, "1.0.1", &[0x20])),
+            Err(NodeInfoError::BlockVersionMismatch {
+                ours: 11,
+                theirs: 12
+            })
+        );
+        assert_eq!(
+            ours.compatible_with(&info(9, 11, "1.0.1", &[0x60])),
+            Err(NodeInfoError::NoCommonChannel)
+        );
+        let mut elsewhere = info(9, 11, "1.0.1", &[0x20]);
+        elsewhere.network = "chain-2".into();
+        assert!(matches!(
+            ours.compatible_with(&elsewhere),
+            Err(NodeInfoError::NetworkMismatch { .. })
+        ));
+    }
+
     #[test]
     fn decode_refuses_oversized_input() {
         let big = vec![0u8; MAX_NODE_INFO_SIZE + 1];

@@ -29,16 +29,21 @@ const THEIR_SEED: [u8; 32] = [0x42; 32];
 const NETWORK: &str = "smol-interop";
 
 fn their_info() -> DefaultNodeInfo {
+    their_info_as(8, "0.38.17")
+}
+
+/// The reference peer's node info with another p2p protocol version and version string.
+fn their_info_as(p2p: u64, version: &str) -> DefaultNodeInfo {
     DefaultNodeInfo {
         protocol_version: Some(ProtocolVersion {
-            p2p: 8,
+            p2p,
             block: 11,
             app: 0,
         }),
         default_node_id: NodeKey::from_seed(THEIR_SEED).node_id().to_string(),
         listen_addr: "tcp://127.0.0.1:26657".into(),
         network: NETWORK.into(),
-        version: "0.38.17".into(),
+        version: version.into(),
         channels: CHANNELS.to_vec(),
         moniker: "reference".into(),
         other: Some(DefaultNodeInfoOther {
@@ -53,6 +58,10 @@ fn message(channel: u8, size: usize) -> Vec<u8> {
 }
 
 fn run(we_dial: bool) {
+    run_with(we_dial, their_info());
+}
+
+fn run_with(we_dial: bool, info: DefaultNodeInfo) {
     let key = NodeKey::from_seed([0x17; 32]);
     let their_id = NodeKey::from_seed(THEIR_SEED).node_id();
     let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
@@ -84,7 +93,7 @@ fn run(we_dial: bool) {
     } else {
         TcpStream::connect(node.local_addr()).unwrap()
     };
-    let reference = thread::spawn(move || ReferencePeer::start(stream, THEIR_SEED, their_info()))
+    let reference = thread::spawn(move || ReferencePeer::start(stream, THEIR_SEED, info))
         .join()
         .unwrap()
         .unwrap();
@@ -150,6 +159,14 @@ fn smol_node_dials_the_reference_peer() {
 #[test]
 fn reference_peer_dials_the_smol_node() {
     run(false);
+}
+
+/// CometBFT v1.x advertises p2p 9 (v0.34..v0.40: 8); compatibility rests on the block
+/// version, the network and a shared channel only, never on p2p or the version string.
+#[test]
+fn a_peer_advertising_another_p2p_dialect_is_accepted() {
+    run_with(false, their_info_as(9, "1.0.1"));
+    run_with(true, their_info_as(u64::MAX, "v2-custom+build"));
 }
 
 #[test]
