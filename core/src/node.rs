@@ -22,11 +22,13 @@
 //!    - drain [`Node::poll_output`] and carry out each [`NodeOutput`]: `Dial` → connect,
 //!      then [`Node::dial_succeeded`] (start a [`Link`] with the returned params) or
 //!      [`Node::dial_failed`]; `Resolve` → DNS, then [`Node::resolved`]; `Link` → that
-//!      connection's [`Link::handle_command`]; `Deliver`, `PeerUpdate`, `Writable`, `Pex`
-//!      → the application; `Store` → the peer store, in one transaction;
+//!      connection's [`Link::handle_command`]; `PeerUpdate`, `Writable`, `Pex` → the
+//!      application; `Store` → the peer store, in one transaction;
 //!    - for each accepted connection call [`Node::accept`] before any handshake work;
 //!    - feed every [`Link::poll_report`] of every connection to
-//!      [`Node::handle_link_report`] (the `Closed` event is mandatory);
+//!      [`Node::handle_link_report`] (the `Closed` event is mandatory), and hand the
+//!      application what [`Link::poll_delivery`] gives (the inbound flow-control rule is
+//!      the link's: see [`Link`]);
 //!    - application sends go to [`Node::send`], reactor complaints to
 //!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
 //!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
@@ -41,10 +43,11 @@
 //! message back when the peer's queue is full and announce room with
 //! [`NodeOutput::Writable`]; drop channels count each drop.
 
+mod inbox;
 mod link;
 mod pex_host;
 
-pub use link::{Link, LinkCommand, LinkReport};
+pub use link::{Link, LinkCommand, LinkReport, LinkSettings};
 pub use pex_host::PexEvent;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -95,8 +98,6 @@ pub enum NodeOutput {
         /// The command.
         command: LinkCommand,
     },
-    /// An inbound message for the application.
-    Deliver(Envelope),
     /// A peer went up or down.
     PeerUpdate(PeerUpdate),
     /// Apply these to the peer store, in one transaction.
@@ -145,7 +146,7 @@ pub struct Node {
     pex_rng: Option<Box<dyn RngCore + Send>>,
     initial_peers: Vec<NodeAddress>,
     started: bool,
-    close_linger: Duration,
+    link_settings: LinkSettings,
     /// Each connection's remote IP, for PEX (which learns inbound peers' addresses).
     remote_ips: BTreeMap<ConnectionId, IpAddr>,
     /// Sends gathered while draining the Router, one command per connection.
@@ -186,7 +187,10 @@ impl Node {
             pex_rng: Some(Box::new(rng)),
             initial_peers: config.initial_peers().cloned().collect(),
             started: false,
-            close_linger: config.close_linger,
+            link_settings: LinkSettings {
+                close_linger: config.close_linger,
+                inbound_hold_bytes: config.inbound_hold_bytes,
+            },
             remote_ips: BTreeMap::new(),
             batches: BTreeMap::new(),
             store_ops: Vec::new(),
@@ -356,10 +360,29 @@ impl Node {
                     }
                     PeerEvent::Message { .. } | PeerEvent::Pong { .. } => {}
                 }
+                let authenticated = matches!(event, PeerEvent::Authenticated { .. });
                 self.router.handle_connection_event(now, conn, event);
+                if authenticated {
+                    self.admit(conn);
+                }
             }
         }
         self.drain(now);
+    }
+
+    /// Tells a connection whose peer the Router just routed to deliver its messages (a
+    /// refused one gets a `Close` instead).
+    fn admit(&mut self, conn: ConnectionId) {
+        let Some(peer) = self.router.routed_peer(conn) else {
+            return;
+        };
+        let internal = if self.pex.is_some() {
+            vec![PEX_CHANNEL]
+        } else {
+            Vec::new()
+        };
+        let command = LinkCommand::Admit { peer, internal };
+        self.outputs.push_back(NodeOutput::Link { conn, command });
     }
 
     /// Routes an application message (see `Router::send` for the contract).
@@ -432,10 +455,14 @@ impl Node {
         self.router.counters()
     }
 
-    /// How long a connection's close may take ([`NodeConfig::close_linger`]): give it to
-    /// every [`Link::new`].
+    /// How long a connection's close may take ([`NodeConfig::close_linger`]).
     pub fn close_linger(&self) -> Duration {
-        self.close_linger
+        self.link_settings.close_linger
+    }
+
+    /// The settings to give every [`Link::new`].
+    pub fn link_settings(&self) -> LinkSettings {
+        self.link_settings
     }
 
     /// The Router, for inspection (peer manager, node info, channel policies, windows).
@@ -516,13 +543,21 @@ impl Node {
                     command: LinkCommand::Close,
                 }
             }
-            RouterAction::Deliver(envelope) => match (&mut self.pex, envelope.from) {
-                (Some(pex), Some(from)) if envelope.channel == PEX_CHANNEL => {
-                    pex.on_message(now, from, envelope.message, &mut self.router);
-                    return;
+            RouterAction::Deliver(envelope) => {
+                // Links report only the node machine's own channels (the application's
+                // messages leave through `Link::poll_delivery`).
+                if let (Some(pex), Some(from)) = (&mut self.pex, envelope.from) {
+                    if envelope.channel == PEX_CHANNEL {
+                        pex.on_message(now, from, envelope.message, &mut self.router);
+                        return;
+                    }
                 }
-                _ => NodeOutput::Deliver(envelope),
-            },
+                tracing::debug!(
+                    channel = envelope.channel,
+                    "message for no reactor: dropped"
+                );
+                return;
+            }
             RouterAction::PeerUpdate(update) => {
                 // What was sent to a peer before it went down (or to its previous
                 // connection) goes out before the update: a driver that tracks windows

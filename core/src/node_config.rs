@@ -72,6 +72,11 @@ pub struct NodeConfig {
     /// dropped and the connection ends, so a peer that stops reading cannot keep a
     /// connection the node decided to close.
     pub close_linger: Duration,
+    /// Received payload bytes a connection may hold for the application's full channels
+    /// before it stops reading its socket (default 1 MiB; see `node::Link`). Below it, a
+    /// slow reactor holds back only its own channel while pings and the other channels'
+    /// messages go on; above it, TCP pushes back on that one peer.
+    pub inbound_hold_bytes: usize,
 }
 
 impl NodeConfig {
@@ -91,6 +96,7 @@ impl NodeConfig {
             private_peer_ids: Vec::new(),
             router: RouterConfig::default(),
             close_linger: Duration::from_secs(5),
+            inbound_hold_bytes: 1 << 20,
         }
     }
 

@@ -23,6 +23,7 @@ mod frame;
 mod kdf;
 
 pub use aead::AeadBackend;
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use connection::parse_auth_sig;
 pub use connection::{SecretConfig, SecretConnection, SecretEvent};
 pub use frame::{FrameOpener, FrameSealer};

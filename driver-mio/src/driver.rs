@@ -72,7 +72,8 @@ pub struct Driver {
     by_conn: HashMap<ConnectionId, usize>,
     timers: BTreeSet<(Instant, ConnectionId)>,
     ready: VecDeque<usize>,
-    parked: Vec<usize>,
+    /// Links holding messages the application's queue had no room for.
+    waiting: Vec<usize>,
     store: Box<dyn PeerStore + Send>,
     store_ops: Vec<StoreOp>,
     events: VecDeque<AppEvent>,
@@ -169,7 +170,7 @@ impl Driver {
             by_conn: HashMap::new(),
             timers: BTreeSet::new(),
             ready: VecDeque::new(),
-            parked: Vec::new(),
+            waiting: Vec::new(),
             store,
             store_ops: Vec::new(),
             events: VecDeque::new(),
@@ -377,7 +378,7 @@ impl Driver {
         let leftover = self.touched
             || !self.ready.is_empty()
             || self.listener_ready
-            || (!self.parked.is_empty() && !self.reading_paused())
+            || (!self.waiting.is_empty() && self.has_inbound_room())
             || (self.shutdown && self.links.is_empty())
             || (matches!(self.sink, Sink::Callback(_)) && !self.events.is_empty());
         if leftover {
@@ -428,7 +429,7 @@ impl Driver {
             }
         }
         self.deliver(now);
-        self.resume_if_room();
+        self.resume_waiting();
         self.flush_store();
     }
 
@@ -450,8 +451,9 @@ impl Driver {
         self.run_outputs(now);
     }
 
-    fn reading_paused(&self) -> bool {
-        self.events.len() >= self.limits.max_pending_inbound
+    /// Whether the application's queue of pending events has room.
+    fn has_inbound_room(&self) -> bool {
+        self.events.len() < self.limits.max_pending_inbound
     }
 
     fn enqueue(&mut self, slot: usize) {
@@ -529,7 +531,6 @@ impl Driver {
                 NodeOutput::Dial { conn, socket, .. } => self.dial(now, conn, socket),
                 NodeOutput::Resolve { address } => self.resolve(address),
                 NodeOutput::Link { conn, command } => self.command_link(now, conn, command),
-                NodeOutput::Deliver(envelope) => self.push_event(AppEvent::Message(envelope)),
                 NodeOutput::PeerUpdate(update) => {
                     self.window_changes.push(match update.status {
                         PeerStatus::Up => {
@@ -565,6 +566,9 @@ impl Driver {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
+        if let LinkCommand::Admit { peer, .. } = &command {
+            link.peer = Some(*peer);
+        }
         if let (LinkCommand::Send(messages), Some(peer)) = (&command, link.peer) {
             let bounded = messages.iter().filter(|(c, _)| self.windows.is_bounded(*c));
             let released = bounded.map(|(c, m)| WindowChange::Released(peer, *c, m.len()));

@@ -36,10 +36,14 @@
 //! blocks while it is full, [`NodeHandle::try_send`] and [`Control::send`] hand the message
 //! back (then [`AppEvent::Writable`]); drop channels ([`DriverSetup::drop_channels`]) count
 //! their drops. Each connection's `Link` holds what the node handed it until its machine
-//! takes it; unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound: when
-//! the application has `max_pending_inbound` events it has not taken, sockets are no longer
-//! read and their read interest is dropped, so TCP's window closes on the senders (real
-//! backpressure); reading resumes when the application catches up.
+//! takes it; unwritten sealed bytes (partial writes) stay in the connection's buffer. Inbound:
+//! core's one rule (`tmp2p_core::node::Link`). The application's queue takes at most
+//! `max_pending_inbound` events; beyond that, received messages wait in their connection,
+//! which goes on reading (pings and pongs flow, so a slow application does not make
+//! connections time out) until it holds `NodeConfig::inbound_hold_bytes`. Only then does it
+//! stop reading and drop its read interest, so TCP's window closes on that one sender;
+//! connections with nothing waiting are unaffected. All resume when the application
+//! catches up.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]

@@ -81,8 +81,9 @@ pub(crate) struct Link {
     pub(crate) linger_until: Option<Instant>,
     /// In the driver's ready queue.
     pub(crate) queued: bool,
-    /// Waiting for inbound room before reading again.
-    pub(crate) parked: bool,
+    /// Holds messages the application's full queue could not take yet (listed in the
+    /// driver's `waiting`).
+    pub(crate) waiting: bool,
 }
 
 impl Link {
@@ -112,14 +113,33 @@ impl Link {
             timer: None,
             linger_until: None,
             queued: false,
-            parked: false,
+            waiting: false,
         }
     }
 
-    /// Whether reading is what the machine wants now (regardless of inbound room).
+    /// Whether reading is what the machine wants now: open, and not holding back (the
+    /// core's inbound rule: `Link::wants_input`).
     pub(crate) fn wants_read(&self) -> bool {
         match &self.stage {
-            Stage::Open(machine) => !self.read_eof && !self.dead && !machine.is_closed(),
+            Stage::Open(machine) => {
+                !self.read_eof && !self.dead && !machine.is_closed() && machine.wants_input()
+            }
+            Stage::Connecting { .. } => false,
+        }
+    }
+
+    /// The connection machine, once TCP is up.
+    pub(crate) fn machine(&mut self) -> Option<&mut ConnLink> {
+        match &mut self.stage {
+            Stage::Open(machine) => Some(machine),
+            Stage::Connecting { .. } => None,
+        }
+    }
+
+    /// Whether received messages still wait for the application.
+    pub(crate) fn holds_inbound(&self) -> bool {
+        match &self.stage {
+            Stage::Open(machine) => machine.holds_inbound(),
             Stage::Connecting { .. } => false,
         }
     }
@@ -130,7 +150,7 @@ impl Link {
             return ReadOutcome::Drained;
         };
         let mut taken = 0usize;
-        while self.readable && !self.read_eof && !machine.is_closed() {
+        while self.readable && !self.read_eof && !machine.is_closed() && machine.wants_input() {
             if taken >= budget {
                 return ReadOutcome::BudgetSpent;
             }
@@ -259,10 +279,14 @@ impl Link {
         }
     }
 
-    /// Whether the link is over: its `Closed` was reported and the socket is failed or
-    /// fully flushed.
-    pub(crate) fn finished(&self) -> bool {
-        self.reported_closed && (self.dead || self.read_eof || self.out.is_empty())
+    /// Whether the link is over: its `Closed` was reported, the socket is failed or fully
+    /// flushed, and the application took what was received (or the flush deadline passed:
+    /// what is left is counted as undelivered when the machine is dropped).
+    pub(crate) fn finished(&self, now: Instant) -> bool {
+        let flushed = self.dead || self.read_eof || self.out.is_empty();
+        let delivered =
+            !self.holds_inbound() || self.linger_until.is_some_and(|until| until <= now);
+        self.reported_closed && flushed && delivered
     }
 
     /// The machine's next deadline, or the flush deadline after `Closed`.
@@ -278,17 +302,13 @@ impl Link {
     }
 
     /// Derives socket interest from the machine state: readable (and writable) while the
-    /// machine wants input and the application has room (`may_read`); otherwise writable
-    /// while bytes wait for a `WouldBlock`ed socket. Registers, reregisters or deregisters to match.
-    pub(crate) fn update_interest(
-        &mut self,
-        registry: &Registry,
-        may_read: bool,
-    ) -> io::Result<()> {
+    /// machine wants input; otherwise writable while bytes wait for a `WouldBlock`ed
+    /// socket. Registers, reregisters or deregisters to match.
+    pub(crate) fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
         let wanted = match &self.stage {
             Stage::Connecting { .. } => Some(Interest::READABLE | Interest::WRITABLE),
             Stage::Open(_) => {
-                let read = may_read && self.wants_read();
+                let read = self.wants_read();
                 let write = !self.writable && !self.dead;
                 match (read, write) {
                     // A reading link keeps write interest too: edge-triggered writability

@@ -21,7 +21,8 @@ pub struct DriverLimits {
     pub accepts_per_turn: usize,
     /// Commands from other threads handled per turn.
     pub commands_per_turn: usize,
-    /// Inbound events the application has not taken yet before sockets stop being read.
+    /// Inbound events the application has not taken yet before received messages wait in
+    /// their connections (each stops reading past `NodeConfig::inbound_hold_bytes`).
     pub max_pending_inbound: usize,
 }
 

@@ -25,9 +25,9 @@ use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
 use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
-use tmp2p_core::node::{Link, LinkCommand, LinkReport};
+use tmp2p_core::node::{Link, LinkCommand, LinkReport, LinkSettings};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
-use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_core::NodeKey;
 
 use crate::inbound::{AppChannels, Inbound};
 use crate::router_task::RouterInput;
@@ -39,36 +39,18 @@ const READ_SIZE: usize = 64 * 1024;
 /// Commands taken from the router in one go before the socket is served again.
 const COMMAND_BATCH: usize = 256;
 
-/// What the router task tells a connection.
-#[derive(Debug)]
-pub(crate) enum ConnCommand {
-    /// The node machine's command for the link.
-    Link(LinkCommand),
-    /// The node routed the connection to this peer: deliver its messages.
-    Routed(NodeId),
-}
-
-/// Inputs of the connection task other than the socket: router commands. Unbounded:
-/// they are bounded by the router's send credit.
-#[derive(Debug)]
-pub(crate) enum ConnInput {
-    Command(ConnCommand),
-}
-
 /// Everything a connection task needs.
 pub(crate) struct ConnTask {
     pub(crate) params: ConnectionParams,
     pub(crate) key: NodeKey,
     pub(crate) stream: TcpStream,
-    pub(crate) inputs: Receiver<ConnInput>,
-    pub(crate) inputs_tx: Sender<ConnInput>,
+    pub(crate) inputs: Receiver<LinkCommand>,
+    pub(crate) inputs_tx: Sender<LinkCommand>,
     pub(crate) router: Sender<RouterInput>,
     pub(crate) executor: Weak<Executor<'static>>,
     pub(crate) app_channels: AppChannels,
-    /// `NodeConfig::close_linger`.
-    pub(crate) close_linger: Duration,
-    /// `DriverOptions::inbound_hold_bytes`.
-    pub(crate) inbound_hold_bytes: usize,
+    /// The node machine's settings for links.
+    pub(crate) settings: LinkSettings,
 }
 
 /// What woke the connection task.
@@ -80,11 +62,11 @@ enum Wake {
     Read(usize),
     Eof,
     ReadFailed(io::Error),
-    Input(ConnInput),
+    Input(LinkCommand),
     /// Every sender of the command channel is gone.
     InputsClosed,
     /// A full application channel took the message waiting for it.
-    Room,
+    Room(u8),
     Timer,
 }
 
@@ -144,9 +126,9 @@ impl SocketIo {
     fn poll_wake(
         &mut self,
         cx: &mut Context<'_>,
-        mut inputs: Option<Pin<&mut Receiver<ConnInput>>>,
+        mut inputs: Option<Pin<&mut Receiver<LinkCommand>>>,
         inputs_first: bool,
-        inbound: Option<&mut Inbound>,
+        inbound: Option<(&mut Inbound, bool)>,
         timer: Option<&mut Timer>,
     ) -> Poll<Wake> {
         if !self.writing.is_empty() {
@@ -162,11 +144,11 @@ impl SocketIo {
             }
         }
         let mut reading = !self.read_done && self.read_limit > 0;
-        if let Some(inbound) = inbound {
-            if inbound.poll_room(cx).is_ready() {
-                return Poll::Ready(Wake::Room);
+        if let Some((inbound, wants_input)) = inbound {
+            if let Poll::Ready(channel) = inbound.poll_room(cx) {
+                return Poll::Ready(Wake::Room(channel));
             }
-            reading &= !inbound.is_blocked();
+            reading &= wants_input;
         }
         if reading {
             match self.poll_read(cx) {
@@ -191,7 +173,7 @@ impl SocketIo {
 /// Polls the command channel, when there is one to poll.
 fn poll_inputs(
     cx: &mut Context<'_>,
-    inputs: Option<Pin<&mut Receiver<ConnInput>>>,
+    inputs: Option<Pin<&mut Receiver<LinkCommand>>>,
 ) -> Option<Wake> {
     match inputs?.poll_next(cx) {
         Poll::Ready(Some(input)) => Some(Wake::Input(input)),
@@ -230,8 +212,7 @@ impl ConnTask {
             router,
             executor,
             app_channels,
-            close_linger,
-            inbound_hold_bytes,
+            settings,
         } = self;
         // No subtask needs a sender of our own command channel any more.
         drop(inputs_tx);
@@ -246,12 +227,13 @@ impl ConnTask {
             Instant::now(),
             &key,
             params,
-            close_linger,
+            settings,
             &mut rand_core::OsRng,
         );
+        let close_linger = settings.close_linger;
         drop(key);
         let mut io = SocketIo::new(stream, READ_SIZE);
-        let mut inbound = Inbound::new(app_channels, inbound_hold_bytes);
+        let mut inbound = Inbound::new(app_channels);
         let mut timer = Timer::never();
         let mut armed: Option<Instant> = None;
         let mut out = BytesMut::new();
@@ -280,15 +262,6 @@ impl ConnTask {
                     }
                 };
                 closed |= matches!(event, PeerEvent::Closed { .. });
-                let event = match event {
-                    PeerEvent::Message { channel, message } => {
-                        match inbound.take(channel, message) {
-                            Ok(()) => continue,
-                            Err(message) => PeerEvent::Message { channel, message },
-                        }
-                    }
-                    event => event,
-                };
                 match &event {
                     PeerEvent::Authenticated { node_info, .. } => {
                         let peer = tracing::field::display(node_info.node_id);
@@ -300,14 +273,14 @@ impl ConnTask {
                 }
                 reports.push(LinkReport::Event(event));
             }
-            if let Some(error) = inbound.deliver() {
+            if let Some(error) = inbound.deliver(&mut link) {
                 if router.send(RouterInput::Undecodable(error)).await.is_err() {
                     return;
                 }
             }
             if closed {
                 // What the application has not taken yet still goes to it, for a while.
-                deliver_before_close(&mut inbound, close_linger).await;
+                deliver_before_close(&mut link, &mut inbound, close_linger).await;
             }
             // Every report of this turn in one message.
             if !report(&router, conn, reports).await {
@@ -330,13 +303,14 @@ impl ConnTask {
             // Under a receive rate limit at 0 the socket waits for the timer (the
             // allowance refills at the link's deadline).
             io.read_limit = link.recv_allowance(Instant::now());
+            let wants_input = link.wants_input();
             let wake = future::poll_fn(|cx| {
                 let inputs = Some(inputs.as_mut());
                 io.poll_wake(
                     cx,
                     inputs,
                     inputs_first,
-                    Some(&mut inbound),
+                    Some((&mut inbound, wants_input)),
                     Some(&mut timer),
                 )
             })
@@ -369,11 +343,8 @@ impl ConnTask {
                     // Take every command already queued: one wake-up, many messages.
                     let mut next = Some(input);
                     let mut commands = 0;
-                    while let Some(ConnInput::Command(command)) = next {
-                        match command {
-                            ConnCommand::Link(command) => link.handle_command(now, command),
-                            ConnCommand::Routed(peer) => inbound.routed(peer),
-                        }
+                    while let Some(command) = next {
+                        link.handle_command(now, command);
                         commands += 1;
                         next = if commands < COMMAND_BATCH {
                             inputs.try_recv().ok()
@@ -390,7 +361,7 @@ impl ConnTask {
                     tracing::debug!("router task gone: connection ends");
                     return;
                 }
-                Wake::Room => {}
+                Wake::Room(channel) => link.has_room(channel),
                 Wake::Timer => {
                     // A fired timer stays fired: re-arm on the next deadline.
                     armed = None;
@@ -430,7 +401,7 @@ impl ConnTask {
                 | Wake::Read(_)
                 | Wake::Input(_)
                 | Wake::InputsClosed
-                | Wake::Room => {}
+                | Wake::Room(_) => {}
                 Wake::WriteFailed(_) => break,
                 Wake::Eof | Wake::ReadFailed(_) => io.read_done = true,
                 Wake::Timer => {
@@ -442,120 +413,32 @@ impl ConnTask {
     }
 }
 
-/// Delivers the messages a closing connection still holds, waiting at most `linger` for
-/// room in full channels; what does not fit by then is dropped with a warning.
-async fn deliver_before_close(inbound: &mut Inbound, linger: Duration) {
-    let deadline = later(Instant::now(), linger);
-    let mut timer = Timer::at(deadline);
+/// After the connection closed: hands the application what the peer sent before it,
+/// waiting for room at most `linger`; what is left then is dropped and counted (the link
+/// counts what it still holds when it is dropped).
+async fn deliver_before_close(link: &mut Link, inbound: &mut Inbound, linger: Duration) {
+    let mut timer = Timer::at(later(Instant::now(), linger));
     loop {
-        // An undecodable message here needs no report: the connection is gone.
-        let _ = inbound.deliver();
-        if inbound.is_empty() {
-            return;
-        }
+        // An undecodable message was reported already; nothing more of its peer goes on.
+        let _ = inbound.deliver(link);
         if !inbound.waits_for_room() {
-            // Held for a routing verdict that will not come: the peer was never routed.
-            inbound.discard();
             return;
         }
         let room = future::poll_fn(|cx| match inbound.poll_room(cx) {
-            Poll::Ready(()) => Poll::Ready(true),
-            Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| false),
+            Poll::Ready(channel) => Poll::Ready(Some(channel)),
+            Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| None),
         })
         .await;
-        if !room {
-            let dropped = inbound.discard();
-            tracing::warn!(
-                dropped,
-                "application did not take the last inbound messages"
-            );
-            return;
+        match room {
+            Some(channel) => link.has_room(channel),
+            None => {
+                let dropped = inbound.discard();
+                tracing::warn!(
+                    dropped,
+                    "application did not take the last inbound messages"
+                );
+                return;
+            }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use futures_lite::AsyncReadExt;
-
-    /// A write the socket cannot take at once is cut short by other wake-ups (the timer
-    /// here) again and again; every byte still arrives, once, in order.
-    #[test]
-    fn a_write_interrupted_by_other_wakes_loses_no_byte() {
-        smol::block_on(async {
-            let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let (mut server, _) = listener.accept().await.unwrap();
-            // Far more than loopback socket buffers hold: the write must go Pending.
-            let data: Vec<u8> = (0..32_000_000u32).map(|i| (i % 251) as u8).collect();
-            let mut io = SocketIo::new(client, 16);
-            io.writing = Bytes::from(data.clone());
-            io.read_done = true;
-            let mut received = Vec::with_capacity(data.len());
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut interrupted = 0;
-            while !io.writing.is_empty() {
-                let mut timer = Timer::after(Duration::from_millis(1));
-                let wake =
-                    future::poll_fn(|cx| io.poll_wake(cx, None, false, None, Some(&mut timer)))
-                        .await;
-                match wake {
-                    Wake::Timer => interrupted += 1,
-                    Wake::Written => {}
-                    _ => panic!("unexpected wake"),
-                }
-                let n = server.read(&mut buf).await.unwrap();
-                received.extend_from_slice(&buf[..n]);
-            }
-            drop(io);
-            server.read_to_end(&mut received).await.unwrap();
-            assert!(interrupted > 0, "the write never went pending");
-            assert!(received == data, "bytes lost, repeated or reordered");
-        });
-    }
-
-    /// After a short read, bytes that arrive later, and the peer's close right behind its
-    /// last bytes, are still read (the close is not lost as on the mio driver before
-    /// d5e9c54).
-    #[test]
-    fn bytes_and_the_close_after_a_short_read_are_read() {
-        use futures_lite::AsyncWriteExt;
-        smol::block_on(async {
-            let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut peer = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
-            let (ours, _) = listener.accept().await.unwrap();
-            let mut io = SocketIo::new(ours, 64);
-            async fn read(io: &mut SocketIo) -> Option<usize> {
-                let mut timer = Timer::after(Duration::from_secs(5));
-                future::poll_fn(move |cx| match io.poll_read(cx) {
-                    Poll::Ready(result) => Poll::Ready(Some(result.unwrap())),
-                    Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| None),
-                })
-                .await
-            }
-            peer.write_all(b"first").await.unwrap();
-            assert_eq!(read(&mut io).await, Some(5));
-            // Nothing more yet: the read waits (here until the timer) without failing.
-            let mut timer = Timer::after(Duration::from_millis(50));
-            let idle = future::poll_fn(|cx| match io.poll_read(cx) {
-                Poll::Ready(_) => Poll::Ready(false),
-                Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| true),
-            })
-            .await;
-            assert!(idle, "a socket with no data must not report a read");
-            // Later bytes, then the close right behind them, in one go.
-            peer.write_all(b"second").await.unwrap();
-            peer.close().await.unwrap();
-            drop(peer);
-            Timer::after(Duration::from_millis(20)).await;
-            assert_eq!(read(&mut io).await, Some(6));
-            assert_eq!(&io.read_buf[..6], b"second");
-            assert_eq!(read(&mut io).await, Some(0), "the close after a short read");
-        });
     }
 }

@@ -258,7 +258,7 @@ pub struct Channel<M> {
     pub id: u8,
     /// Decoded inbound messages (`from` set). Bounded: when the application does not keep
     /// up, each connection with messages for this channel holds them (its other channels
-    /// and its pings go on) up to `DriverOptions::inbound_hold_bytes`, then stops reading
+    /// and its pings go on) up to `NodeConfig::inbound_hold_bytes`, then stops reading
     /// from its peer until there is room (TCP backpressure; nothing taken off the wire is
     /// dropped).
     pub inbound: Receiver<Envelope<M>>,

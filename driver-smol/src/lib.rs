@@ -28,13 +28,11 @@
 //! message back instead.
 //!
 //! Inbound messages go from each connection task straight to the application's channels
-//! once the node has routed the peer. When the application falls behind and a channel is
-//! full, the connection holds what arrives for that channel and goes on reading its socket
-//! and delivering its other channels, so pings and pongs go on; past
-//! [`DriverOptions::inbound_hold_bytes`] it stops reading until there is room (TCP
-//! backpressure towards that peer, nothing dropped). The mio driver stops reading when the
-//! application has `max_pending_inbound` events it has not taken, one bound for the whole
-//! node.
+//! once the node has admitted the peer, under core's one inbound rule (`tmp2p_core::node::
+//! Link`, the same in the mio driver): when a channel is full, the connection holds what
+//! arrives for that channel and goes on reading its socket and delivering its other
+//! channels, so pings and pongs go on; past `NodeConfig::inbound_hold_bytes` it stops
+//! reading until there is room (TCP backpressure towards that peer, nothing dropped).
 //!
 //! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's PEX
 //! reactor inside the node machine (seed mode is a [`PexConfig`] flag).

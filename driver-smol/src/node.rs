@@ -40,14 +40,9 @@ pub struct DriverOptions {
     /// makes senders wait.
     pub command_capacity: usize,
     /// Inbound messages buffered per channel for the application. When a channel is full,
-    /// a connection holds what arrives for it (up to `inbound_hold_bytes`) while it keeps
-    /// reading its socket and delivering its other channels.
+    /// a connection holds what arrives for it (up to `NodeConfig::inbound_hold_bytes`)
+    /// while it keeps reading its socket and delivering its other channels.
     pub inbound_capacity: usize,
-    /// Payload bytes one connection holds for full application channels while it keeps
-    /// reading its socket, so pings and pongs go on and a reactor that stalls for a while
-    /// does not make the connection time out. Past it the connection stops reading until
-    /// there is room (TCP backpressure towards that peer; the others go on).
-    pub inbound_hold_bytes: usize,
     /// Peer updates buffered per subscriber; beyond it updates are dropped with a warning.
     pub subscriber_capacity: usize,
     /// How long `stop` waits for queued messages to be handed to their connections
@@ -61,7 +56,6 @@ impl Default for DriverOptions {
             threads: 2,
             command_capacity: 1024,
             inbound_capacity: 1024,
-            inbound_hold_bytes: 1 << 20,
             subscriber_capacity: 256,
             stop_timeout: Duration::from_secs(10),
         }
@@ -346,7 +340,6 @@ impl NodeBuilder {
             listener: Some(accept),
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
-            inbound_hold_bytes: options.inbound_hold_bytes,
             windows,
         };
         let span = tracing::info_span!("node", id = %node_id);

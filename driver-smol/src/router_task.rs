@@ -31,7 +31,7 @@ use tmp2p_core::router::{
 use tmp2p_core::{NodeId, NodeKey};
 use tracing::Instrument;
 
-use crate::connection_task::{ConnCommand, ConnInput, ConnTask};
+use crate::connection_task::ConnTask;
 use crate::envelope::AppCommand;
 use crate::inbound::AppChannels;
 use crate::send_windows::SharedWindows;
@@ -61,7 +61,7 @@ pub(crate) enum RouterInput {
 }
 
 struct ConnEntry {
-    inputs: Sender<ConnInput>,
+    inputs: Sender<LinkCommand>,
     /// The peer, once routed (for the senders' windows).
     peer: Option<NodeId>,
 }
@@ -69,8 +69,7 @@ struct ConnEntry {
 impl ConnEntry {
     /// Hands messages to the connection task.
     fn hand_over(&mut self, messages: Vec<(u8, Bytes)>) {
-        let command = ConnCommand::Link(LinkCommand::Send(messages));
-        let _ = self.inputs.try_send(ConnInput::Command(command));
+        let _ = self.inputs.try_send(LinkCommand::Send(messages));
     }
 }
 
@@ -95,8 +94,6 @@ pub(crate) struct RouterTask {
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
     pub(crate) stop_timeout: Duration,
-    /// `DriverOptions::inbound_hold_bytes`, for every connection task.
-    pub(crate) inbound_hold_bytes: usize,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
 }
@@ -267,15 +264,10 @@ impl RouterTask {
         match input {
             RouterInput::Connection(conn, reports) => {
                 for report in reports {
-                    let authenticated =
-                        matches!(report, LinkReport::Event(PeerEvent::Authenticated { .. }));
                     if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                         conns.remove(&conn);
                     }
                     self.node.handle_link_report(now, conn, report);
-                    if authenticated {
-                        self.tell_routed(conn, conns);
-                    }
                 }
             }
             RouterInput::Undecodable(error) => self.node.report_error(now, error),
@@ -307,20 +299,6 @@ impl RouterTask {
         }
     }
 
-    /// A connection authenticated: once the node routed it to a peer, its task delivers
-    /// that peer's inbound messages itself.
-    fn tell_routed(&mut self, conn: ConnectionId, conns: &mut BTreeMap<ConnectionId, ConnEntry>) {
-        let (Some(peer), Some(entry)) =
-            (self.node.router().routed_peer(conn), conns.get_mut(&conn))
-        else {
-            return;
-        };
-        entry.peer = Some(peer);
-        let _ = entry
-            .inputs
-            .try_send(ConnInput::Command(ConnCommand::Routed(peer)));
-    }
-
     fn spawn_connection(
         &self,
         params: ConnectionParams,
@@ -349,8 +327,7 @@ impl RouterTask {
             router: self.inputs_tx.clone(),
             executor: std::sync::Arc::downgrade(&executor),
             app_channels: std::sync::Arc::clone(&self.app_channels),
-            close_linger: self.node.close_linger(),
-            inbound_hold_bytes: self.inbound_hold_bytes,
+            settings: self.node.link_settings(),
         };
         executor.spawn(task.run().instrument(span)).detach();
         conns.insert(
@@ -397,19 +374,15 @@ impl RouterTask {
                     }
                     entry.hand_over(messages);
                 }
-                NodeOutput::Link {
-                    conn,
-                    command: LinkCommand::Close,
-                } => {
-                    if let Some(entry) = conns.get(&conn) {
-                        let close = ConnCommand::Link(LinkCommand::Close);
-                        let _ = entry.inputs.try_send(ConnInput::Command(close));
+                NodeOutput::Link { conn, command } => {
+                    if let Some(entry) = conns.get_mut(&conn) {
+                        if let LinkCommand::Admit { peer, .. } = &command {
+                            // Sends handed over from now on release this peer's room.
+                            entry.peer = Some(*peer);
+                        }
+                        let _ = entry.inputs.try_send(command);
                     }
                 }
-                NodeOutput::Deliver(envelope) => tracing::debug!(
-                    channel = envelope.channel,
-                    "no receiver for channel: dropped"
-                ),
                 NodeOutput::PeerUpdate(update) => {
                     // Sends handed over before the update release their room first.
                     self.windows.release(&std::mem::take(&mut released));

@@ -232,7 +232,6 @@ impl MemNet {
                         link.handle_command(self.now, command);
                     }
                 }
-                NodeOutput::Deliver(envelope) => n.delivered.push(envelope),
                 NodeOutput::PeerUpdate(update) => n.updates.push(update),
                 NodeOutput::Writable { node, channel } => n.writable.push((node, channel)),
                 NodeOutput::Pex(event) => n.pex.push(event),
@@ -264,9 +263,9 @@ impl MemNet {
 
     fn start_link(&mut self, i: usize, params: ConnectionParams) {
         let n = &mut self.nodes[i];
-        let linger = n.node.close_linger();
+        let settings = n.node.link_settings();
         let conn = params.conn;
-        let link = Link::new(self.now, &n.key, params, linger, &mut self.rng);
+        let link = Link::new(self.now, &n.key, params, settings, &mut self.rng);
         n.links.insert(conn, link);
     }
 
@@ -317,6 +316,10 @@ impl MemNet {
                 busy = true;
                 closed |= matches!(report, LinkReport::Event(PeerEvent::Closed { .. }));
                 n.node.handle_link_report(self.now, conn, report);
+            }
+            while let Some(envelope) = link.poll_delivery() {
+                busy = true;
+                n.delivered.push(envelope);
             }
             if closed {
                 n.links.remove(&conn);

@@ -339,6 +339,11 @@ impl Sim {
             node.paused.insert(channel);
         } else {
             node.paused.remove(&channel);
+            if let Some(running) = node.running.as_mut() {
+                for c in running.conns.values_mut() {
+                    c.machine.has_room(channel);
+                }
+            }
         }
         self.service(i)
     }

@@ -102,6 +102,12 @@ trait Backend: Sized {
     /// Runs until node `at` received at least `count` messages on `channel` (or `WAIT`
     /// passes) and returns what it received on it, in order.
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)>;
+    /// Lets `span` pass (real time on sockets, virtual time in the simulator).
+    fn idle(&mut self, span: Duration);
+    /// How many times node `at` saw a peer go down.
+    fn downs(&mut self, at: usize) -> usize;
+    /// The deaf node's application starts taking its messages.
+    fn hear(&mut self, i: usize);
     /// Runs until `done(counters of node i)` holds or `WAIT` passes; returns the counters.
     fn counters_when(
         &mut self,
@@ -345,6 +351,44 @@ fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger<B: Backend>() 
     net.stop();
 }
 
+/// A reactor that stops taking its messages for ten pong timeouts does not make its
+/// connection time out: the connection goes on reading (pings and pongs flow) and holds
+/// what waits for the reactor; once the reactor reads again, everything arrives in order.
+fn a_stalled_reactor_does_not_time_out_its_connection<B: Backend>() {
+    const COUNT: usize = 300;
+    const STALL: Duration = Duration::from_secs(2);
+    let chans = [Chan {
+        id: 0x71,
+        policy: OverflowPolicy::Backpressure,
+    }];
+    let setup = Setup {
+        deaf: Some(1),
+        ..Setup::mesh(&chans, |c| {
+            let mconn = &mut c.router.connection.mconn;
+            mconn.ping_interval = Duration::from_millis(250);
+            mconn.pong_timeout = Duration::from_millis(200);
+        })
+    };
+    let mut net = B::start_with(2, setup);
+    let to = net.id(1);
+    for n in 0..COUNT {
+        net.send(0, Envelope::to_peer(to, 0x71, numbered(n, 1000)));
+    }
+    net.idle(STALL);
+    assert_eq!(net.downs(0), 0, "the connection timed out during the stall");
+    assert!(net.peers_when(0, &|up| up.contains(&to)), "still up");
+    net.hear(1);
+    let got = net.received(1, 0x71, COUNT);
+    let seq: Vec<usize> = got.iter().map(|(_, m)| number(m)).collect();
+    assert_eq!(
+        seq,
+        (0..COUNT).collect::<Vec<_>>(),
+        "every message, in order"
+    );
+    assert_eq!(net.downs(0), 0);
+    net.stop();
+}
+
 /// A graceful stop loses nothing accepted: a node that sent a burst and stops at once
 /// still gets every message to its peer before its connections close. (The drivers; the
 /// simulator's nodes crash instead.)
@@ -377,6 +421,8 @@ fn stop_loses_nothing<B: Backend>() {
 struct Seen {
     messages: Vec<(u8, NodeId, Bytes)>,
     up: BTreeSet<NodeId>,
+    /// Peer-down updates seen.
+    downs: usize,
 }
 
 #[derive(Default, Clone)]
@@ -413,6 +459,10 @@ impl Watch {
         })
     }
 
+    fn downs(&self) -> usize {
+        self.0 .0.lock().unwrap().downs
+    }
+
     fn wait_up(&self, peers: usize) {
         self.wait("peers up", |seen| (seen.up.len() >= peers).then_some(()));
     }
@@ -439,6 +489,7 @@ fn up_or_down(watch: &Watch, node: NodeId, status: PeerStatus) {
             seen.up.insert(node);
         } else {
             seen.up.remove(&node);
+            seen.downs += 1;
         }
     });
 }
@@ -524,6 +575,17 @@ struct SmolNet {
     untaken: Vec<tmp2p_driver_smol::Channel<Bytes>>,
 }
 
+/// The application side of a smol channel: takes every message into `watch`.
+fn take_smol(channel: tmp2p_driver_smol::Channel<Bytes>, watch: Watch) {
+    let id = channel.id;
+    std::thread::spawn(move || {
+        while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
+            let from = envelope.from.unwrap();
+            watch.update(|seen| seen.messages.push((id, from, envelope.message)));
+        }
+    });
+}
+
 impl Backend for SmolNet {
     const REAL_SOCKETS: bool = true;
 
@@ -556,13 +618,7 @@ impl Backend for SmolNet {
                     net.untaken.push(channel);
                     continue;
                 }
-                let (watch, id) = (watch.clone(), chan.id);
-                std::thread::spawn(move || {
-                    while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
-                        let from = envelope.from.unwrap();
-                        watch.update(|seen| seen.messages.push((id, from, envelope.message)));
-                    }
-                });
+                take_smol(channel, watch.clone());
             }
             let updates = builder.subscribe();
             let w = watch.clone();
@@ -582,6 +638,20 @@ impl Backend for SmolNet {
 
     fn report_error(&mut self, at: usize, error: PeerError) {
         smol::block_on(self.errors[at].report(error)).unwrap();
+    }
+
+    fn idle(&mut self, span: Duration) {
+        std::thread::sleep(span);
+    }
+
+    fn downs(&mut self, at: usize) -> usize {
+        self.started.watches[at].downs()
+    }
+
+    fn hear(&mut self, i: usize) {
+        for channel in std::mem::take(&mut self.untaken) {
+            take_smol(channel, self.started.watches[i].clone());
+        }
     }
 
     fn stop_node(&mut self, i: usize) {
@@ -637,6 +707,10 @@ impl Backend for SmolNet {
 struct MioNet {
     nodes: Vec<Option<tmp2p_driver_mio::RunningNode>>,
     started: Started,
+    /// Each node's application thread.
+    readers: Vec<std::thread::Thread>,
+    /// Opened by `hear`: the deaf node's application takes its messages from then on.
+    gate: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Backend for MioNet {
@@ -646,6 +720,8 @@ impl Backend for MioNet {
         let mut net = MioNet {
             nodes: vec![],
             started: Started::default(),
+            readers: vec![],
+            gate: Arc::default(),
         };
         for i in 0..n {
             let config = config(i, &net.started.addresses, &setup);
@@ -671,10 +747,11 @@ impl Backend for MioNet {
             let watch = Watch::default();
             let w = watch.clone();
             let deaf = setup.deaf == Some(i);
-            std::thread::spawn(move || {
+            let gate = Arc::clone(&net.gate);
+            let reader = std::thread::spawn(move || {
                 while let Ok(event) = inbound.recv() {
-                    if deaf {
-                        // Takes nothing more, and holds the channel open.
+                    // A deaf node takes nothing (and holds the channel open) until heard.
+                    while deaf && !gate.load(std::sync::atomic::Ordering::SeqCst) {
                         std::thread::park();
                     }
                     match event {
@@ -692,6 +769,7 @@ impl Backend for MioNet {
             });
             net.started.add(node.node_id(), node.local_addr(), watch);
             net.nodes.push(Some(node));
+            net.readers.push(reader.thread().clone());
         }
         net.started.wait_mesh(&setup);
         net
@@ -699,6 +777,19 @@ impl Backend for MioNet {
 
     fn report_error(&mut self, at: usize, error: PeerError) {
         self.node(at).handle().report_error(error).unwrap();
+    }
+
+    fn idle(&mut self, span: Duration) {
+        std::thread::sleep(span);
+    }
+
+    fn downs(&mut self, at: usize) -> usize {
+        self.started.watches[at].downs()
+    }
+
+    fn hear(&mut self, i: usize) {
+        self.gate.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.readers[i].unpark();
     }
 
     fn stop_node(&mut self, i: usize) {
@@ -818,6 +909,29 @@ impl Backend for SimNet {
         self.sim.report_error(at, error).unwrap();
     }
 
+    fn idle(&mut self, span: Duration) {
+        self.sim.run_for(span).unwrap();
+    }
+
+    fn downs(&mut self, at: usize) -> usize {
+        let updates = self.sim.nodes()[at].updates().iter();
+        updates
+            .filter(|(_, u)| u.status == PeerStatus::Down)
+            .count()
+    }
+
+    fn hear(&mut self, i: usize) {
+        let channels: Vec<u8> = self.sim.nodes()[i]
+            .spec()
+            .channels
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        for channel in channels {
+            self.sim.pause_channel(i, channel, false).unwrap();
+        }
+    }
+
     fn stop_node(&mut self, _: usize) {
         panic!("the simulator has crashes, not graceful stops");
     }
@@ -914,6 +1028,11 @@ macro_rules! suite {
             #[test]
             fn pex_discovery_from_one_seed() {
                 super::pex_discovery_from_one_seed::<$backend>();
+            }
+
+            #[test]
+            fn a_stalled_reactor_does_not_time_out_its_connection() {
+                super::a_stalled_reactor_does_not_time_out_its_connection::<$backend>();
             }
 
             #[test]

@@ -16,23 +16,44 @@
 //! 3. After the `Closed` event is reported, write what is left unless
 //!    [`Link::gave_up`], then drop the link.
 //!
+//! Inbound: after the `Authenticated` report the link holds every received message until
+//! the node machine admits the peer ([`LinkCommand::Admit`]; a refused peer gets a `Close`
+//! instead, and what it sent is dropped with the link). From then on, messages of the node
+//! machine's own channels (PEX) are reported, and the application's wait in the link's
+//! inbox until the driver takes them with [`Link::poll_delivery`], under the one inbound
+//! flow-control rule of [`inbox`](super::inbox): hand back a message whose receiver is full
+//! with [`Link::refused`], announce room with [`Link::has_room`], and read the socket only
+//! while [`Link::wants_input`]. Messages still held when the link is dropped are counted as
+//! undelivered.
+//!
 //! The close linger: a `Close` takes effect once the sends handed over before it are in
 //! the connection. If that has not happened within the close linger (the peer stopped
 //! reading, so nothing more fits), the link gives up: what is left is dropped and the
 //! connection ends with [`ConnectionError::CloseTimedOut`], so a peer that stops reading
 //! cannot keep a connection the node decided to close.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rand_core::CryptoRngCore;
 
-use std::sync::Arc;
-
+use super::inbox::Inbox;
 use crate::connection::{ConnectionError, Outbox, PeerConnection, PeerEvent, Taken};
 use crate::deadline::later;
+use crate::id::NodeId;
 use crate::key::NodeKey;
-use crate::router::{ConnectionParams, RouterCounters};
+use crate::router::{ConnectionParams, Envelope, RouterCounters};
+
+/// The node-wide settings every link gets (from `Node::link_settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// `NodeConfig::close_linger`.
+    pub close_linger: Duration,
+    /// `NodeConfig::inbound_hold_bytes`.
+    pub inbound_hold_bytes: usize,
+}
 
 /// What the node machine tells a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +63,14 @@ pub enum LinkCommand {
     Send(Vec<(u8, Bytes)>),
     /// Close gracefully after the messages sent before it, within the close linger.
     Close,
+    /// The peer is routed: deliver its messages. Those of `internal` channels are the node
+    /// machine's (reported as events); every other channel's go to the application.
+    Admit {
+        /// The peer.
+        peer: NodeId,
+        /// The node machine's own channels.
+        internal: Vec<u8>,
+    },
 }
 
 /// What a connection tells the node machine.
@@ -57,7 +86,7 @@ pub enum LinkReport {
 pub struct Link {
     connection: PeerConnection,
     outbox: Outbox,
-    close_linger: Duration,
+    settings: LinkSettings,
     /// Set by a `Close` command: the close must be done by then.
     close_by: Option<Instant>,
     /// Taken since the last report.
@@ -70,6 +99,14 @@ pub struct Link {
     /// Messages and bytes received since the counters were last updated (once per batch
     /// of reports, not once per message: the atomics are shared with other threads).
     received: (usize, usize),
+    /// The admitted peer and the node machine's channels.
+    admitted: Option<(NodeId, Vec<u8>)>,
+    /// Received messages waiting for admission or for the application.
+    inbox: Inbox,
+    /// Messages of the node machine's channels held until admission, then reported.
+    internal: VecDeque<(u8, Bytes)>,
+    /// Set by [`Link::discard_inbound`]: nothing more of this peer reaches the application.
+    discarding: bool,
 }
 
 impl Link {
@@ -79,7 +116,7 @@ impl Link {
         now: Instant,
         key: &NodeKey,
         params: ConnectionParams,
-        close_linger: Duration,
+        settings: LinkSettings,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
         let counters = params.counters;
@@ -94,13 +131,17 @@ impl Link {
         Link {
             connection,
             outbox: Outbox::new(),
-            close_linger,
+            settings,
             close_by: None,
             taken: Taken::default(),
             gave_up: false,
             counters,
             authenticated: false,
             received: (0, 0),
+            admitted: None,
+            inbox: Inbox::default(),
+            internal: VecDeque::new(),
+            discarding: false,
         }
     }
 
@@ -114,7 +155,15 @@ impl Link {
             }
             LinkCommand::Close => {
                 self.outbox.request_close();
-                self.close_by.get_or_insert(later(now, self.close_linger));
+                self.close_by
+                    .get_or_insert(later(now, self.settings.close_linger));
+            }
+            LinkCommand::Admit { peer, internal } => {
+                for &channel in &internal {
+                    let held = self.inbox.take_channel(channel);
+                    self.internal.extend(held.into_iter().map(|m| (channel, m)));
+                }
+                self.admitted = Some((peer, internal));
             }
         }
         self.flush(now);
@@ -158,12 +207,16 @@ impl Link {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.connection.handle_timeout(now);
         if self.close_by.is_some_and(|by| by <= now) && !self.connection.is_closed() {
-            tracing::debug!(linger = ?self.close_linger, left = self.outbox.len(),
-                "close did not finish in time: giving up");
+            let linger = self.settings.close_linger;
+            tracing::debug!(
+                ?linger,
+                left = self.outbox.len(),
+                "close did not finish in time: giving up"
+            );
             self.outbox = Outbox::new();
             self.gave_up = true;
             self.connection
-                .abort(ConnectionError::CloseTimedOut(self.close_linger));
+                .abort(ConnectionError::CloseTimedOut(linger));
         }
         self.flush(now);
     }
@@ -173,17 +226,44 @@ impl Link {
         if !self.taken.is_empty() {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
         }
-        let Some(event) = self.connection.poll_event() else {
-            let (messages, bytes) = std::mem::take(&mut self.received);
-            if messages > 0 {
-                self.counters.received(messages, bytes);
+        if self.admitted.is_some() {
+            if let Some((channel, message)) = self.internal.pop_front() {
+                return Some(LinkReport::Event(PeerEvent::Message { channel, message }));
             }
-            return None;
-        };
+        }
+        loop {
+            let Some(event) = self.connection.poll_event() else {
+                let (messages, bytes) = std::mem::take(&mut self.received);
+                if messages > 0 {
+                    self.counters.received(messages, bytes);
+                }
+                return None;
+            };
+            if let Some(report) = self.on_event(event) {
+                return Some(report);
+            }
+        }
+    }
+
+    /// Counts an event of the connection and decides where it goes: to the node machine
+    /// (returned) or, for a message, into the inbox.
+    fn on_event(&mut self, event: PeerEvent) -> Option<LinkReport> {
         match &event {
-            PeerEvent::Message { message, .. } => {
+            PeerEvent::Message { channel, message } => {
                 self.received.0 = self.received.0.saturating_add(1);
                 self.received.1 = self.received.1.saturating_add(message.len());
+                let internal = match &self.admitted {
+                    Some((_, internal)) => internal.contains(channel),
+                    None => false,
+                };
+                if !internal {
+                    if self.discarding {
+                        self.counters.undelivered(1);
+                    } else {
+                        self.inbox.push(*channel, message.clone());
+                    }
+                    return None;
+                }
             }
             PeerEvent::Authenticated { .. } => {
                 self.authenticated = true;
@@ -197,6 +277,70 @@ impl Link {
             PeerEvent::Closed { .. } | PeerEvent::Pong { .. } => {}
         }
         Some(LinkReport::Event(event))
+    }
+
+    /// The next received message for the application, from a channel whose receiver is
+    /// not known to be full (see the module docs).
+    pub fn poll_delivery(&mut self) -> Option<Envelope> {
+        let (peer, _) = self.admitted.as_ref()?;
+        let from = Some(*peer);
+        let (channel, message) = self.inbox.pop()?;
+        Some(Envelope {
+            from,
+            to: None,
+            channel,
+            message,
+        })
+    }
+
+    /// The application's receiver for `envelope`'s channel is full: the link keeps the
+    /// message (first in line) and delivers nothing more of that channel until
+    /// [`Link::has_room`].
+    pub fn refused(&mut self, envelope: Envelope) {
+        self.inbox.refused(envelope.channel, envelope.message);
+    }
+
+    /// The application's receiver for `channel` is full, and the driver keeps the message
+    /// that found it full (for instance inside a future that completes once there is
+    /// room): the link delivers nothing more of that channel until [`Link::has_room`].
+    pub fn channel_full(&mut self, channel: u8) {
+        self.inbox.mark_full(channel);
+    }
+
+    /// The application's receiver for `channel` has room again.
+    pub fn has_room(&mut self, channel: u8) {
+        self.inbox.has_room(channel);
+    }
+
+    /// Whether [`Link::poll_delivery`] has a message now.
+    pub fn has_delivery(&self) -> bool {
+        self.admitted.is_some() && self.inbox.has_ready()
+    }
+
+    /// Whether received messages wait (for admission or for the application).
+    pub fn holds_inbound(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    /// Received messages and payload bytes waiting (for admission or for the application).
+    pub fn held_inbound(&self) -> (usize, usize) {
+        (self.inbox.held_messages(), self.inbox.held_bytes())
+    }
+
+    /// Whether the driver should read the socket now: not while messages wait for the
+    /// peer's admission, nor while more than the hold budget waits for the application.
+    pub fn wants_input(&self) -> bool {
+        let unadmitted = self.admitted.is_none() && !self.inbox.is_empty();
+        !unadmitted && self.inbox.held_bytes() <= self.settings.inbound_hold_bytes
+    }
+
+    /// Drops every held message and any later one (the application found the peer's
+    /// messages unusable, e.g. undecodable, and the peer is being evicted); counted as
+    /// undelivered.
+    pub fn discard_inbound(&mut self) {
+        self.discarding = true;
+        let dropped = self.inbox.clear();
+        self.counters.undelivered(dropped);
     }
 
     /// Bytes the driver may read from the socket now under the connection's receive rate
@@ -229,5 +373,19 @@ impl Link {
         }
         let taken = self.outbox.flush(now, &mut self.connection);
         self.taken.add(taken);
+    }
+}
+
+impl Drop for Link {
+    /// What the application never took is counted, never lost silently.
+    fn drop(&mut self) {
+        let dropped = self.inbox.held_messages();
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                "connection ended before the application took its messages"
+            );
+            self.counters.undelivered(dropped);
+        }
     }
 }

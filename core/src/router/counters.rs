@@ -42,6 +42,7 @@ pub struct RouterCounters {
     dropped_not_connected: AtomicU64,
     dropped_no_channel: AtomicU64,
     dropped_channel_not_open: AtomicU64,
+    undelivered_inbound: AtomicU64,
 }
 
 /// A copy of [`RouterCounters`] at one moment.
@@ -81,6 +82,9 @@ pub struct CountersSnapshot {
     pub dropped_no_channel: u64,
     /// Dropped because the channel is not open here.
     pub dropped_channel_not_open: u64,
+    /// Received messages the application never took: the connection ended (or its peer's
+    /// messages were discarded as undecodable) while they waited.
+    pub undelivered_inbound: u64,
 }
 
 impl CountersSnapshot {
@@ -108,6 +112,15 @@ impl RouterCounters {
         );
         self.received_bytes
             .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    pub(crate) fn undelivered(&self, messages: usize) {
+        if messages > 0 {
+            self.undelivered_inbound.fetch_add(
+                u64::try_from(messages).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
     }
 
     pub(crate) fn dial(&self, succeeded: bool) {
@@ -168,6 +181,7 @@ impl RouterCounters {
             dropped_not_connected: get(&self.dropped_not_connected),
             dropped_no_channel: get(&self.dropped_no_channel),
             dropped_channel_not_open: get(&self.dropped_channel_not_open),
+            undelivered_inbound: get(&self.undelivered_inbound),
         }
     }
 }

@@ -127,8 +127,8 @@ impl Driver {
         }
         let _ = stream.set_nodelay(true);
         let conn = params.conn;
-        let linger = self.node.close_linger();
-        let machine = ConnLink::new(now, &self.key, params, linger, &mut OsRng);
+        let settings = self.node.link_settings();
+        let machine = ConnLink::new(now, &self.key, params, settings, &mut OsRng);
         let slot = entry.key();
         let link = entry.insert(Link::new(
             conn,
@@ -178,8 +178,8 @@ impl Driver {
         match self.node.dial_succeeded(now, conn, socket) {
             Ok(params) => {
                 let _ = link.stream.set_nodelay(true);
-                let linger = self.node.close_linger();
-                let machine = ConnLink::new(now, &self.key, params, linger, &mut OsRng);
+                let settings = self.node.link_settings();
+                let machine = ConnLink::new(now, &self.key, params, settings, &mut OsRng);
                 link.stage = Stage::Open(Box::new(machine));
                 link.readable = true;
                 link.writable = true;

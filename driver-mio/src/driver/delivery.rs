@@ -1,6 +1,6 @@
 //! Inbound delivery: events go to the application's sink (kept for `poll_event`, pushed
-//! into the bounded `Inbound` channel, or run through the callback), and parked
-//! connections resume reading once there is room again.
+//! into the bounded `Inbound` channel, or run through the callback), and connections whose
+//! messages waited for room hand them on once there is room again.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::TrySendError;
@@ -65,14 +65,18 @@ impl Driver {
         }
     }
 
-    pub(super) fn resume_if_room(&mut self) {
-        if self.reading_paused() || self.parked.is_empty() {
+    /// Links holding messages the application's queue could not take get another turn
+    /// once it has room: their messages move on, and a link that had stopped reading
+    /// (past its hold budget) reads again.
+    pub(super) fn resume_waiting(&mut self) {
+        if !self.has_inbound_room() || self.waiting.is_empty() {
             return;
         }
-        for slot in std::mem::take(&mut self.parked) {
+        for slot in std::mem::take(&mut self.waiting) {
             if let Some(link) = self.links.get_mut(slot) {
-                link.parked = false;
+                link.waiting = false;
             }
+            self.take_deliveries(slot);
             self.enqueue(slot);
         }
     }

@@ -127,6 +127,8 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     let mut poll = Poll::new().unwrap();
     let mut slow_setup = setup(3, vec![]);
     slow_setup.limits.max_pending_inbound = 2;
+    // The connection holds about four messages beyond the queue, then stops reading.
+    slow_setup.config.inbound_hold_bytes = 4000;
     // Small reads, so a turn's read yields about one message and the pause shows.
     slow_setup.limits.read_budget = 1024;
     let mut slow =
@@ -146,7 +148,8 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
             Ok(1)
         );
     }
-    // Nobody takes the slow node's events: it stops reading once two wait.
+    // Nobody takes the slow node's events: two wait in its queue, a few more in the
+    // connection, which then stops reading.
     for _ in 0..30 {
         turn(
             &mut poll,
@@ -154,8 +157,13 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
             Duration::from_millis(10),
         );
     }
-    assert!(slow.reading_paused());
-    assert!(!slow.parked.is_empty(), "the connection waits for room");
+    assert!(!slow.waiting.is_empty(), "the connection waits for room");
+    let (_, link) = slow.links.iter().next().unwrap();
+    assert!(
+        link.holds_inbound() && !link.wants_read(),
+        "it stopped reading"
+    );
+    assert_eq!(slow.events.len(), 2);
     assert!(
         slow.events.len() < COUNT,
         "reading stopped early ({} events queued)",
@@ -343,7 +351,10 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
             Duration::from_millis(10),
         );
     }
-    assert!(slow.reading_paused(), "the slow node stopped reading");
+    assert!(
+        slow.links.iter().all(|(_, link)| !link.wants_read()),
+        "the slow node stopped reading"
+    );
     let reported = Instant::now();
     let error = PeerError {
         node: slow_id,

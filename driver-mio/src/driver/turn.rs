@@ -1,7 +1,8 @@
-//! One connection's turn on the loop: read within its budget (unless inbound room ran
-//! out), hand its machine's reports to the node, write within its budget (the machine
-//! takes the node's queued sends as it transmits), re-derive its socket interest and
-//! timer, and remove it once it is over.
+//! One connection's turn on the loop: read within its budget (while its machine wants
+//! input: core's inbound rule), hand its machine's reports to the node and its received
+//! messages to the application's queue, write within its budget (the machine takes the
+//! node's queued sends as it transmits), re-derive its socket interest and timer, and
+//! remove it once it is over.
 
 use std::time::Instant;
 
@@ -10,6 +11,7 @@ use tmp2p_core::deadline::later;
 use tmp2p_core::node::LinkReport;
 
 use super::Driver;
+use crate::app::AppEvent;
 use crate::link::{ReadOutcome, Stage};
 
 impl Driver {
@@ -24,11 +26,10 @@ impl Driver {
             // A completed connect was re-queued; its IO happens on that turn.
             return false;
         }
-        let paused = self.reading_paused();
         let mut more = false;
         if let Some(link) = self.links.get_mut(slot) {
             let allowance = link.recv_allowance(now);
-            if !paused && link.wants_read() && link.readable && allowance > 0 {
+            if link.wants_read() && link.readable && allowance > 0 {
                 // Under a receive rate limit the allowance caps the read; what it leaves
                 // waits for the link's timer (the refill), not for another turn.
                 let rate_limited = allowance < self.limits.read_budget;
@@ -44,22 +45,15 @@ impl Driver {
             more |= link.write(now, self.limits.write_budget);
         }
         self.drain_link_reports(slot, now);
-        let may_read = !self.reading_paused();
+        self.take_deliveries(slot);
         let Some(link) = self.links.get_mut(slot) else {
             return false;
         };
-        if link.finished() {
+        if link.finished(now) {
             self.remove(slot, now);
             return false;
         }
-        if !may_read && link.wants_read() && !link.parked {
-            // Its interest drops reading below (whether or not bytes are known to wait):
-            // parked links are revisited, and their interest re-derived, once the
-            // application makes room.
-            link.parked = true;
-            self.parked.push(slot);
-        }
-        if let Err(error) = link.update_interest(&self.registry, may_read) {
+        if let Err(error) = link.update_interest(&self.registry) {
             tracing::warn!(conn = %link.conn, %error, "cannot update socket interest");
         }
         self.refresh_timer(slot);
@@ -77,22 +71,40 @@ impl Driver {
                 break;
             };
             let conn = link.conn;
-            let authenticated =
-                matches!(report, LinkReport::Event(PeerEvent::Authenticated { .. }));
             if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                 link.reported_closed = true;
                 link.linger_until
                     .get_or_insert(later(now, self.node.close_linger()));
             }
             self.node.handle_link_report(now, conn, report);
-            if authenticated {
-                let peer = self.node.router().routed_peer(conn);
-                if let Some(link) = self.links.get_mut(slot) {
-                    link.peer = peer;
-                }
-            }
         }
         self.run_outputs(now);
+    }
+
+    /// Moves the link's received messages into the application's queue while it has room;
+    /// what is left waits in the link (which stops reading past its hold budget) until
+    /// the application makes room (`resume_waiting`).
+    pub(super) fn take_deliveries(&mut self, slot: usize) {
+        let room = self
+            .limits
+            .max_pending_inbound
+            .saturating_sub(self.events.len());
+        let Some(link) = self.links.get_mut(slot) else {
+            return;
+        };
+        let Some(machine) = link.machine() else {
+            return;
+        };
+        for _ in 0..room {
+            let Some(envelope) = machine.poll_delivery() else {
+                break;
+            };
+            self.events.push_back(AppEvent::Message(envelope));
+        }
+        if machine.has_delivery() && !link.waiting {
+            link.waiting = true;
+            self.waiting.push(slot);
+        }
     }
 
     pub(super) fn refresh_timer(&mut self, slot: usize) {

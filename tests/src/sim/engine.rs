@@ -241,7 +241,6 @@ impl Sim {
                     c.machine.handle_command(now, command);
                 }
             }
-            NodeOutput::Deliver(envelope) => self.deliver(i, envelope),
             NodeOutput::PeerUpdate(update) => {
                 let peer = self.index_of(update.node_id).map_or(u64::MAX, |p| p as u64);
                 self.record("update", &[i as u64, peer, update.status as u64], &[]);
@@ -322,12 +321,16 @@ impl Sim {
         let ids: Vec<ConnectionId> = running.conns.keys().copied().collect();
         let mut progress = false;
         for conn in ids {
-            let Some(running) = self.nodes.get_mut(i).and_then(|n| n.running.as_mut()) else {
+            let Some(node) = self.nodes.get_mut(i) else {
+                return progress;
+            };
+            let Some(running) = node.running.as_mut() else {
                 return progress;
             };
             let Some(c) = running.conns.get_mut(&conn) else {
                 continue;
             };
+
             let mut out = BytesMut::new();
             let mut reports = Vec::new();
             while let Some(report) = c.machine.poll_report() {
@@ -342,6 +345,16 @@ impl Sim {
                 .any(|r| matches!(r, LinkReport::Event(PeerEvent::Closed { .. })));
             if closed {
                 while c.machine.poll_transmit(now, &mut out) {}
+            }
+            // The application's messages: a paused channel's receiver counts as full, so
+            // its messages wait in the link (core's inbound rule) until it resumes.
+            let mut delivered = Vec::new();
+            while let Some(envelope) = c.machine.poll_delivery() {
+                if node.paused.contains(&envelope.channel) {
+                    c.machine.refused(envelope);
+                } else {
+                    delivered.push(envelope);
+                }
             }
             let (link, side) = (c.link, c.side);
             for report in reports {
@@ -358,6 +371,10 @@ impl Sim {
             if closed {
                 self.record("closed", &[i as u64, link], &[]);
                 self.close_end(link, side);
+            }
+            for envelope in delivered {
+                progress = true;
+                self.deliver(i, envelope);
             }
         }
         progress

@@ -231,6 +231,13 @@ impl SimNode {
         self.running.as_ref().map_or(0, |r| r.conns.len())
     }
 
+    /// Received messages its connections hold for its paused channels (core's inbound
+    /// rule keeps them in the connection until the channel resumes).
+    pub fn held_in_connections(&self) -> usize {
+        let conns = self.running.iter().flat_map(|r| r.conns.values());
+        conns.map(|c| c.machine.held_inbound().0).sum()
+    }
+
     /// Messages waiting in its paused channel's inbox.
     pub fn inbox_len(&self, channel: u8) -> usize {
         self.inbox.get(&channel).map_or(0, VecDeque::len)

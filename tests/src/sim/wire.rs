@@ -270,8 +270,8 @@ impl Sim {
             return;
         };
         let conn = params.conn;
-        let linger = running.node.close_linger();
-        let mut machine = ConnLink::new(now, key, params, linger, &mut running.rng);
+        let settings = running.node.link_settings();
+        let mut machine = ConnLink::new(now, key, params, settings, &mut running.rng);
         if let Some(end) = self.links.get_mut(&link).and_then(|l| l.ends.get_mut(side)) {
             end.conn = Some(conn);
             if !end.early.is_empty() {
