@@ -134,8 +134,12 @@ pub fn pex_message(data: &[u8]) {
         instant: now,
         since_unix_epoch: std::time::Duration::from_secs(1_700_000_000),
     };
-    let me = NodeKey::from_seed(LOCAL_IDENTITY_SEED).node_id();
-    let peer = NodeKey::from_seed(PEER_IDENTITY_SEED).node_id();
+    // Deriving the two Ed25519 keys costs more than a small input's whole run: once.
+    static IDS: std::sync::OnceLock<(crate::NodeId, crate::NodeId)> = std::sync::OnceLock::new();
+    let (me, peer) = *IDS.get_or_init(|| {
+        let id = |seed| NodeKey::from_seed(seed).node_id();
+        (id(LOCAL_IDENTITY_SEED), id(PEER_IDENTITY_SEED))
+    });
     let options = PeerManagerOptions {
         max_peers: 300,
         max_connected: 16,
