@@ -20,7 +20,7 @@ use tmp2p_core::pex::{MAX_ADDRESSES_RECEIVED, PEX_CHANNEL};
 use tmp2p_core::typed::pex::PexInner;
 use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
 use tmp2p_core::{NodeId, NodeKey};
-use tmp2p_driver_smol::session::{Session, SessionError};
+use crate::session::{Session, SessionError};
 use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
 
 use crate::ping::COMETBFT_CHANNELS;

@@ -12,6 +12,7 @@ mod latency;
 mod node;
 mod node_mio;
 mod ping;
+mod session;
 
 use std::fs::OpenOptions;
 use std::io::Write as _;

@@ -15,7 +15,7 @@ use tmp2p_core::connection::PeerConfig;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_info::NodeInfo;
 use tmp2p_core::NodeKey;
-use tmp2p_driver_smol::session::{Session, SessionError};
+use crate::session::{Session, SessionError};
 
 use crate::latency::{human, LatencySummary};
 use crate::CliError;

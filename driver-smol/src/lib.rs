@@ -48,7 +48,6 @@ mod inbound;
 mod node;
 mod router_task;
 mod send_windows;
-pub mod session;
 mod store_task;
 
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};

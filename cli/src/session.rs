@@ -21,7 +21,9 @@ use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::{ConnectionError, Direction, PeerConfig, PeerConnection, PeerEvent};
 use tmp2p_core::mconn::SendError;
 use tmp2p_core::node_info::NodeInfo;
-use tmp2p_core::{NodeId, NodeKey, PublicKey};
+use tmp2p_core::NodeKey;
+#[cfg(test)]
+use tmp2p_core::NodeId;
 
 /// How long one TCP connect attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,7 +38,7 @@ const INBOX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a session could not be opened or failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// The address cannot be dialed as written (no host, no port, bad hostname...).
     #[error("cannot dial {address}: {reason}")]
     Undialable {
@@ -106,14 +108,13 @@ enum Wake {
 }
 
 /// One live connection to one peer (see the module docs).
-pub struct Session {
+pub(crate) struct Session {
     conn: PeerConnection,
     reader: TcpStream,
     writer: TcpStream,
     read_buf: Vec<u8>,
     out: BytesMut,
     peer_info: Option<NodeInfo>,
-    peer_key: Option<PublicKey>,
     inbox: VecDeque<(u8, Bytes)>,
     inbox_bytes: usize,
     dropped: u64,
@@ -126,7 +127,7 @@ pub struct Session {
 impl Session {
     /// Resolves `address` (DNS names through async-net), connects to the first address
     /// that accepts, and completes the handshake expecting `address.node_id`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         address: &NodeAddress,
         key: &NodeKey,
         node_info: NodeInfo,
@@ -152,7 +153,8 @@ impl Session {
     }
 
     /// Connects to `addr` and completes the handshake expecting the peer to be `expected`.
-    pub async fn connect_socket(
+    #[cfg(test)]
+    async fn connect_socket(
         addr: SocketAddr,
         expected: NodeId,
         key: &NodeKey,
@@ -165,7 +167,8 @@ impl Session {
     }
 
     /// Completes the handshake on a connection the peer opened (any peer id is accepted).
-    pub async fn accept(
+    #[cfg(test)]
+    async fn accept(
         stream: TcpStream,
         key: &NodeKey,
         node_info: NodeInfo,
@@ -198,7 +201,6 @@ impl Session {
             read_buf: vec![0; READ_CHUNK],
             out: BytesMut::new(),
             peer_info: None,
-            peer_key: None,
             inbox: VecDeque::new(),
             inbox_bytes: 0,
             dropped: 0,
@@ -213,22 +215,17 @@ impl Session {
     }
 
     /// The peer's validated node info.
-    pub fn peer_info(&self) -> Option<&NodeInfo> {
+    pub(crate) fn peer_info(&self) -> Option<&NodeInfo> {
         self.peer_info.as_ref()
     }
 
-    /// The key the peer authenticated with.
-    pub fn peer_key(&self) -> Option<&PublicKey> {
-        self.peer_key.as_ref()
-    }
-
     /// Messages dropped because the inbox was full (nobody called [`Session::recv`]).
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Sends an MConnection ping and waits for its pong; returns the round-trip time.
-    pub async fn ping(&mut self) -> Result<Duration, SessionError> {
+    pub(crate) async fn ping(&mut self) -> Result<Duration, SessionError> {
         self.last_rtt = None;
         self.conn.ping_now(Instant::now());
         self.run_until(Wait::Pong).await?;
@@ -237,7 +234,7 @@ impl Session {
 
     /// Queues `message` on `channel`, waiting for room while the channel's queue is full.
     /// Returns once the connection accepted it (not once it was written).
-    pub async fn send(&mut self, channel: u8, message: Bytes) -> Result<(), SessionError> {
+    pub(crate) async fn send(&mut self, channel: u8, message: Bytes) -> Result<(), SessionError> {
         let mut message = message;
         loop {
             self.check_open()?;
@@ -257,7 +254,7 @@ impl Session {
     }
 
     /// Waits for everything queued so far to be written to the socket.
-    pub async fn flush(&mut self) -> Result<(), SessionError> {
+    pub(crate) async fn flush(&mut self) -> Result<(), SessionError> {
         loop {
             self.check_open()?;
             self.gather(Instant::now());
@@ -269,7 +266,7 @@ impl Session {
     }
 
     /// The next message from the peer: `(channel, bytes)`.
-    pub async fn recv(&mut self) -> Result<(u8, Bytes), SessionError> {
+    pub(crate) async fn recv(&mut self) -> Result<(u8, Bytes), SessionError> {
         loop {
             if let Some(received) = self.try_recv() {
                 return Ok(received);
@@ -279,14 +276,14 @@ impl Session {
     }
 
     /// A message already received, without waiting or doing IO.
-    pub fn try_recv(&mut self) -> Option<(u8, Bytes)> {
+    pub(crate) fn try_recv(&mut self) -> Option<(u8, Bytes)> {
         let (channel, message) = self.inbox.pop_front()?;
         self.inbox_bytes = self.inbox_bytes.saturating_sub(message.len());
         Some((channel, message))
     }
 
     /// Closes gracefully: queued messages are written first, then the socket is shut.
-    pub async fn close(mut self) -> Result<(), SessionError> {
+    pub(crate) async fn close(mut self) -> Result<(), SessionError> {
         self.conn.close();
         let result = self.run_until(Wait::Closed).await;
         let _ = self.writer.close().await;
@@ -315,13 +312,9 @@ impl Session {
         let mut done = false;
         while let Some(event) = self.conn.poll_event() {
             match event {
-                PeerEvent::Authenticated {
-                    node_info,
-                    public_key,
-                } => {
+                PeerEvent::Authenticated { node_info, .. } => {
                     tracing::debug!(peer = %node_info.node_id, "authenticated");
                     self.peer_info = Some(*node_info);
-                    self.peer_key = Some(public_key);
                     done |= matches!(wait, Wait::Authenticated);
                 }
                 PeerEvent::Message { channel, message } => {
@@ -571,12 +564,6 @@ mod tests {
             let (a, b) = pair("net", "net", None).await;
             let (mut a, mut b) = (a.unwrap(), b.unwrap());
             assert_eq!(a.peer_info().unwrap().network, "net");
-            assert_eq!(
-                b.peer_info().unwrap().node_id,
-                a.peer_key()
-                    .map(|_| b.peer_info().unwrap().node_id)
-                    .unwrap()
-            );
             // b echoes until the connection ends, answering pings meanwhile.
             let echo = async move {
                 let mut echoed = 0;
