@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
+use crate::session::{Session, SessionError};
 use async_io::Timer;
 use futures_lite::future;
 use rand_core::OsRng;
@@ -20,7 +21,6 @@ use tmp2p_core::pex::{MAX_ADDRESSES_RECEIVED, PEX_CHANNEL};
 use tmp2p_core::typed::pex::PexInner;
 use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
 use tmp2p_core::{NodeId, NodeKey};
-use crate::session::{Session, SessionError};
 use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
 
 use crate::ping::COMETBFT_CHANNELS;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::session::{Session, SessionError};
 use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
@@ -15,7 +16,6 @@ use tmp2p_core::connection::PeerConfig;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_info::NodeInfo;
 use tmp2p_core::NodeKey;
-use crate::session::{Session, SessionError};
 
 use crate::latency::{human, LatencySummary};
 use crate::CliError;

@@ -21,9 +21,9 @@ use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::{ConnectionError, Direction, PeerConfig, PeerConnection, PeerEvent};
 use tmp2p_core::mconn::SendError;
 use tmp2p_core::node_info::NodeInfo;
-use tmp2p_core::NodeKey;
 #[cfg(test)]
 use tmp2p_core::NodeId;
+use tmp2p_core::NodeKey;
 
 /// How long one TCP connect attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -15,25 +15,50 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use prost::Message as _;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::pex::PexConfig;
 use tmp2p_core::router::{CountersSnapshot, Envelope, OverflowPolicy, PeerError};
-use tmp2p_core::typed::RawCodec;
+use tmp2p_core::typed::{ProtoCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_proto::echo::Ping;
 use tmp2p_store::MemoryPeerStore;
-use tmp2p_tests::sim::{NodeSpec, PexRole, Sim};
+use tmp2p_tests::sim::{NodeSpec, PexRole, Sim, TypedReactor};
 
 /// The longest any wait of a scenario may take.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A channel of a scenario: its id and its policy for full peer queues.
+/// A channel of a scenario: its id, its policy for full peer queues, and whether the
+/// application reads it typed (as `Ping`s, decoded by the driver's typed-channel layer: an
+/// undecodable message is a fatal error against its sender) or raw.
 #[derive(Clone, Copy)]
 struct Chan {
     id: u8,
     policy: OverflowPolicy,
+    typed: bool,
+}
+
+impl Chan {
+    fn raw(id: u8, policy: OverflowPolicy) -> Self {
+        Chan {
+            id,
+            policy,
+            typed: false,
+        }
+    }
+}
+
+/// The typed channels' message: what goes on the wire for payload `payload`.
+fn ping(payload: Bytes) -> Bytes {
+    Bytes::from(Ping { payload }.encode_to_vec())
+}
+
+/// The payload of a typed channel's wire bytes (the scenarios send only valid ones).
+fn payload_of(wire: Bytes) -> Bytes {
+    Ping::decode(wire).expect("a valid Ping").payload
 }
 
 /// How a scenario's network is built.
@@ -47,6 +72,9 @@ struct Setup<'a> {
     seeded: bool,
     /// A node whose application never takes its inbound messages.
     deaf: Option<usize>,
+    /// A node that opens every channel raw, so it can send what a typed channel's
+    /// receivers cannot decode.
+    sloppy: Option<usize>,
 }
 
 impl<'a> Setup<'a> {
@@ -56,7 +84,13 @@ impl<'a> Setup<'a> {
             edit,
             seeded: false,
             deaf: None,
+            sloppy: None,
         }
+    }
+
+    /// Whether node `i` reads `chan` typed.
+    fn typed(&self, i: usize, chan: &Chan) -> bool {
+        chan.typed && self.sloppy != Some(i)
     }
 
     /// The nodes node `i` dials at start.
@@ -97,10 +131,11 @@ trait Backend: Sized {
     /// whether they did.
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool;
     fn id(&self, i: usize) -> NodeId;
-    /// Sends as an application does (waiting while the peer's queue is full).
+    /// Sends as an application does (waiting while the peer's queue is full); on a typed
+    /// channel `envelope.message` is the wire encoding (`ping`).
     fn send(&mut self, from: usize, envelope: Envelope);
     /// Runs until node `at` received at least `count` messages on `channel` (or `WAIT`
-    /// passes) and returns what it received on it, in order.
+    /// passes) and returns what it received on it, in order (a typed channel's payloads).
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)>;
     /// Lets `span` pass (real time on sockets, virtual time in the simulator).
     fn idle(&mut self, span: Duration);
@@ -146,23 +181,22 @@ fn mesh_of_five_on_two_channels<B: Backend>() {
     const N: usize = 5;
     const EACH: usize = 20;
     let bp = OverflowPolicy::Backpressure;
-    let chans = [
-        Chan {
-            id: 0x20,
-            policy: bp,
-        },
-        Chan {
-            id: 0x21,
-            policy: bp,
-        },
-    ];
+    let typed = Chan {
+        typed: true,
+        ..Chan::raw(0x21, bp)
+    };
+    let chans = [Chan::raw(0x20, bp), typed];
     let mut net = B::start(N, &chans, |_| {});
     for from in 0..N {
         for to in (0..N).filter(|&to| to != from) {
             for n in 0..EACH {
                 for chan in &chans {
                     let peer = net.id(to);
-                    net.send(from, Envelope::to_peer(peer, chan.id, numbered(n, 100)));
+                    let message = match chan.typed {
+                        true => ping(numbered(n, 100)),
+                        false => numbered(n, 100),
+                    };
+                    net.send(from, Envelope::to_peer(peer, chan.id, message));
                 }
             }
         }
@@ -194,10 +228,7 @@ fn mesh_of_five_on_two_channels<B: Backend>() {
 fn broadcasts_reach_every_peer_once_in_order<B: Backend>() {
     const N: usize = 4;
     const COUNT: usize = 500;
-    let chans = [Chan {
-        id: 0x22,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x22, OverflowPolicy::Backpressure)];
     let mut net = B::start(N, &chans, |c| c.router.channel_queue_messages = 8);
     for n in 0..COUNT {
         net.send(0, Envelope::broadcast(0x22, numbered(n, 1000)));
@@ -211,10 +242,7 @@ fn broadcasts_reach_every_peer_once_in_order<B: Backend>() {
 }
 
 fn a_backpressure_flood_arrives_whole<B: Backend>(count: usize) {
-    let chans = [Chan {
-        id: 0x30,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x30, OverflowPolicy::Backpressure)];
     let mut net = B::start(2, &chans, |c| c.router.channel_queue_messages = 64);
     let to = net.id(1);
     for n in 0..count {
@@ -229,10 +257,7 @@ fn a_backpressure_flood_arrives_whole<B: Backend>(count: usize) {
 }
 
 fn drop_counters_match_the_loss_exactly<B: Backend>(count: usize) {
-    let chans = [Chan {
-        id: 0x40,
-        policy: OverflowPolicy::Drop,
-    }];
+    let chans = [Chan::raw(0x40, OverflowPolicy::Drop)];
     let mut net = B::start(2, &chans, |c| {
         c.router.queue_kind = tmp2p_core::queue::QueueKind::Fifo;
         c.router.queue_max_items = 8;
@@ -268,10 +293,7 @@ fn drop_counters_match_the_loss_exactly<B: Backend>(count: usize) {
 /// to its connections as they arrive.
 fn a_receive_rate_limit_holds<B: Backend>() {
     const COUNT: usize = 500;
-    let chans = [Chan {
-        id: 0x50,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x50, OverflowPolicy::Backpressure)];
     let mut net = B::start(2, &chans, |c| {
         c.router.connection.mconn.recv_rate = Some(200_000);
     });
@@ -294,10 +316,7 @@ fn a_receive_rate_limit_holds<B: Backend>() {
 /// its answers and connect, while the seed lets each go after answering.
 fn pex_discovery_from_one_seed<B: Backend>() {
     const N: usize = 4;
-    let chans = [Chan {
-        id: 0x60,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x60, OverflowPolicy::Backpressure)];
     let setup = Setup {
         seeded: true,
         ..Setup::mesh(&chans, |_| {})
@@ -316,10 +335,7 @@ fn pex_discovery_from_one_seed<B: Backend>() {
 /// peer is down.
 fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger<B: Backend>() {
     const FLOOD: usize = 1000;
-    let chans = [Chan {
-        id: 0x70,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x70, OverflowPolicy::Backpressure)];
     let setup = Setup {
         deaf: Some(1),
         ..Setup::mesh(&chans, |c| c.close_linger = Duration::from_secs(1))
@@ -357,10 +373,7 @@ fn a_fatal_error_while_a_flood_is_queued_closes_within_the_linger<B: Backend>() 
 fn a_stalled_reactor_does_not_time_out_its_connection<B: Backend>() {
     const COUNT: usize = 300;
     const STALL: Duration = Duration::from_secs(2);
-    let chans = [Chan {
-        id: 0x71,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x71, OverflowPolicy::Backpressure)];
     let setup = Setup {
         deaf: Some(1),
         ..Setup::mesh(&chans, |c| {
@@ -389,15 +402,44 @@ fn a_stalled_reactor_does_not_time_out_its_connection<B: Backend>() {
     net.stop();
 }
 
+/// A message a typed channel cannot decode is a fatal error against its sender: the
+/// receiver disconnects it (as CometBFT does), and nothing of it reaches the application.
+fn an_undecodable_message_is_fatal<B: Backend>() {
+    let typed = Chan {
+        typed: true,
+        ..Chan::raw(0x73, OverflowPolicy::Backpressure)
+    };
+    let chans = [typed];
+    let setup = Setup {
+        sloppy: Some(0),
+        ..Setup::mesh(&chans, |_| {})
+    };
+    let mut net = B::start_with(2, setup);
+    let (sloppy, strict) = (net.id(0), net.id(1));
+    net.send(0, Envelope::to_peer(strict, 0x73, ping(numbered(1, 10))));
+    assert_eq!(net.received(1, 0x73, 1).len(), 1, "a valid message arrives");
+    net.send(
+        0,
+        Envelope::to_peer(strict, 0x73, Bytes::from_static(&[0xff, 0xff])),
+    );
+    assert!(
+        net.peers_when(1, &|up| !up.contains(&sloppy)),
+        "the receiver disconnected the sender"
+    );
+    assert!(
+        net.peers_when(0, &|up| !up.contains(&strict)),
+        "both see it"
+    );
+    assert!(net.downs(1) >= 1);
+    net.stop();
+}
+
 /// A graceful stop loses nothing accepted: a node that sent a burst and stops at once
 /// still gets every message to its peer before its connections close. (The drivers; the
 /// simulator's nodes crash instead.)
 fn stop_loses_nothing<B: Backend>() {
     const COUNT: usize = 3000;
-    let chans = [Chan {
-        id: 0x80,
-        policy: OverflowPolicy::Backpressure,
-    }];
+    let chans = [Chan::raw(0x80, OverflowPolicy::Backpressure)];
     let mut net = B::start(2, &chans, |_| {});
     let to = net.id(1);
     for n in 0..COUNT {
@@ -565,14 +607,32 @@ impl Started {
 
 // ---- smol ----
 
+/// A smol application's sender: raw, or typed as the scenarios' `Ping`s.
+enum SmolSender {
+    Raw(tmp2p_driver_smol::ChannelSender<Bytes>),
+    Typed(tmp2p_driver_smol::ChannelSender<Ping>),
+}
+
 struct SmolNet {
     nodes: Vec<Option<tmp2p_driver_smol::NodeHandle>>,
     started: Started,
-    senders: Vec<Vec<tmp2p_driver_smol::ChannelSender<Bytes>>>,
+    senders: Vec<Vec<(u8, SmolSender)>>,
     /// Each node's error channel.
     errors: Vec<tmp2p_driver_smol::ErrorSender>,
     /// A deaf node's inbound receivers, kept open and never read.
     untaken: Vec<tmp2p_driver_smol::Channel<Bytes>>,
+}
+
+/// Takes every message of a typed smol channel into `watch` (the payloads).
+fn take_smol_typed(channel: tmp2p_driver_smol::Channel<Ping>, watch: Watch) {
+    let id = channel.id;
+    std::thread::spawn(move || {
+        while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
+            let from = envelope.from.unwrap();
+            let payload = envelope.message.payload;
+            watch.update(|seen| seen.messages.push((id, from, payload)));
+        }
+    });
 }
 
 /// The application side of a smol channel: takes every message into `watch`.
@@ -607,10 +667,22 @@ impl Backend for SmolNet {
             let watch = Watch::default();
             let mut senders = vec![];
             for chan in setup.channels {
+                if setup.typed(i, chan) {
+                    let codec = ProtoCodec::<Ping>::new();
+                    let channel = builder
+                        .open_channel_with_policy(descriptor(chan.id), codec, chan.policy)
+                        .unwrap();
+                    senders.push((chan.id, SmolSender::Typed(channel.outbound.clone())));
+                    if net.errors.len() == i {
+                        net.errors.push(channel.errors.clone());
+                    }
+                    take_smol_typed(channel, watch.clone());
+                    continue;
+                }
                 let channel = builder
                     .open_channel_with_policy(descriptor(chan.id), RawCodec, chan.policy)
                     .unwrap();
-                senders.push(channel.outbound.clone());
+                senders.push((chan.id, SmolSender::Raw(channel.outbound.clone())));
                 if net.errors.len() == i {
                     net.errors.push(channel.errors.clone());
                 }
@@ -669,17 +741,30 @@ impl Backend for SmolNet {
     }
 
     fn send(&mut self, from: usize, envelope: Envelope) {
-        let sender = self.senders[from]
+        let (_, sender) = self.senders[from]
             .iter()
-            .find(|s| s.channel() == envelope.channel)
+            .find(|(id, _)| *id == envelope.channel)
             .unwrap();
-        let typed = match envelope.to {
+        let wrap = |message| match envelope.to {
             Some(tmp2p_core::router::Target::Peer(peer)) => {
-                tmp2p_driver_smol::Envelope::to_peer(peer, envelope.message)
+                tmp2p_driver_smol::Envelope::to_peer(peer, message)
             }
-            _ => tmp2p_driver_smol::Envelope::broadcast(envelope.message),
+            _ => tmp2p_driver_smol::Envelope::broadcast(message),
         };
-        smol::block_on(sender.send(typed)).unwrap();
+        match sender {
+            SmolSender::Raw(raw) => smol::block_on(raw.send(wrap(envelope.message))),
+            SmolSender::Typed(typed) => {
+                let message = Ping::decode(envelope.message.clone()).unwrap();
+                let typed_envelope = match envelope.to {
+                    Some(tmp2p_core::router::Target::Peer(peer)) => {
+                        tmp2p_driver_smol::Envelope::to_peer(peer, message)
+                    }
+                    _ => tmp2p_driver_smol::Envelope::broadcast(message),
+                };
+                smol::block_on(typed.send(typed_envelope))
+            }
+        }
+        .unwrap();
     }
 
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
@@ -748,6 +833,13 @@ impl Backend for MioNet {
             let w = watch.clone();
             let deaf = setup.deaf == Some(i);
             let gate = Arc::clone(&net.gate);
+            let typed: Vec<u8> = setup
+                .channels
+                .iter()
+                .filter(|c| setup.typed(i, c))
+                .map(|c| c.id)
+                .collect();
+            let handle = node.handle().clone();
             let reader = std::thread::spawn(move || {
                 while let Ok(event) = inbound.recv() {
                     // A deaf node takes nothing (and holds the channel open) until heard.
@@ -756,9 +848,18 @@ impl Backend for MioNet {
                     }
                     match event {
                         tmp2p_driver_mio::AppEvent::Message(envelope) => {
-                            let from = envelope.from.unwrap();
-                            let entry = (envelope.channel, from, envelope.message);
-                            w.update(|seen| seen.messages.push(entry));
+                            let (from, channel) = (envelope.from.unwrap(), envelope.channel);
+                            let message = if typed.contains(&channel) {
+                                // An undecodable message is reported (fatal) by `decode`.
+                                let codec = ProtoCodec::<Ping>::new();
+                                match handle.decode(&codec, envelope) {
+                                    Some(ping) => ping.payload,
+                                    None => continue,
+                                }
+                            } else {
+                                envelope.message
+                            };
+                            w.update(|seen| seen.messages.push((channel, from, message)));
                         }
                         tmp2p_driver_mio::AppEvent::PeerUpdate(update) => {
                             up_or_down(&w, update.node_id, update.status);
@@ -840,15 +941,21 @@ impl MioNet {
 
 struct SimNet {
     sim: Sim,
+    /// The typed channels' ids (the simulator records wire bytes).
+    typed: Vec<u8>,
 }
 
 impl SimNet {
     fn messages(&self, at: usize, channel: u8) -> Vec<(NodeId, Bytes)> {
+        let typed = self.typed.contains(&channel);
         self.sim.nodes()[at]
             .received()
             .iter()
             .filter(|r| r.channel == channel)
-            .map(|r| (r.from, r.message.clone()))
+            .map(|r| match typed {
+                true => (r.from, payload_of(r.message.clone())),
+                false => (r.from, r.message.clone()),
+            })
             .collect()
     }
 
@@ -885,6 +992,10 @@ impl Backend for SimNet {
             if let Some(pex) = setup.pex(i) {
                 sim.enable_pex(i, PexRole::Reactor(pex)).unwrap();
             }
+            for chan in channels.iter().filter(|c| setup.typed(i, c)) {
+                let reactor = TypedReactor::new(ProtoCodec::<Ping>::new(), |_: &mut _, _, _| {});
+                sim.set_reactor(i, chan.id, reactor).unwrap();
+            }
             if setup.deaf == Some(i) {
                 for chan in channels {
                     sim.pause_channel(i, chan.id, true).unwrap();
@@ -902,7 +1013,8 @@ impl Backend for SimNet {
                 .unwrap();
             assert!(ok, "the simulated mesh formed");
         }
-        SimNet { sim }
+        let typed = channels.iter().filter(|c| c.typed).map(|c| c.id).collect();
+        SimNet { sim, typed }
     }
 
     fn report_error(&mut self, at: usize, error: PeerError) {
@@ -1028,6 +1140,11 @@ macro_rules! suite {
             #[test]
             fn pex_discovery_from_one_seed() {
                 super::pex_discovery_from_one_seed::<$backend>();
+            }
+
+            #[test]
+            fn an_undecodable_message_is_fatal() {
+                super::an_undecodable_message_is_fatal::<$backend>();
             }
 
             #[test]
