@@ -2,11 +2,21 @@
 //! the mio driver over loopback TCP, and the deterministic simulator. Each scenario is
 //! written once against [`Backend`] and runs on all three, so the delivery contract and the
 //! node-level behaviour are the same everywhere:
-//! - a mesh of five nodes on two channels: every message to every peer arrives once, in
-//!   order per sender;
+//! - a mesh of five nodes on two channels, one of them typed: every message to every peer
+//!   arrives once, in order per sender;
 //! - a flood under the default backpressure policy arrives whole and in order, with no
-//!   drop counted;
-//! - under the drop policy, the drop counter matches the messages lost exactly.
+//!   drop counted; a broadcast reaches every peer once, in order;
+//! - under the drop policy, the drop counter matches the messages lost exactly;
+//! - PEX discovery from one seed;
+//! - a fatal error while a flood is queued closes the connection within the close linger;
+//! - a reactor that stops reading for ten pong timeouts does not make its connection time
+//!   out, and loses nothing;
+//! - one slow peer does not slow the others (≥ 80 % of the rate);
+//! - an undecodable message on a typed channel is fatal for its sender;
+//! - a restart finds its peers in the store (redb for the drivers).
+//!
+//! The drivers only (the simulator has crashes, not graceful stops, and feeds bytes as
+//! they arrive): a receive rate limit holds, and a graceful stop loses nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
@@ -64,9 +74,9 @@ fn payload_of(wire: Bytes) -> Bytes {
 }
 
 /// How a scenario's network is built.
-#[derive(Clone, Copy)]
-struct Setup<'a> {
-    channels: &'a [Chan],
+#[derive(Clone)]
+struct Setup {
+    channels: Vec<Chan>,
     /// Adjusts every node's configuration.
     edit: fn(&mut NodeConfig),
     /// Node 0 runs PEX as a seed and every other node runs PEX and knows only node 0;
@@ -77,16 +87,23 @@ struct Setup<'a> {
     /// A node that opens every channel raw, so it can send what a typed channel's
     /// receivers cannot decode.
     sloppy: Option<usize>,
+    /// No node dials another at start (the scenario adds peers itself).
+    isolated: bool,
+    /// Each node keeps its peers in a store that outlives it (the drivers: redb in a
+    /// temporary directory), so a restart finds them.
+    stored: bool,
 }
 
-impl<'a> Setup<'a> {
-    fn mesh(channels: &'a [Chan], edit: fn(&mut NodeConfig)) -> Self {
+impl Setup {
+    fn mesh(channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
         Setup {
-            channels,
+            channels: channels.to_vec(),
             edit,
             seeded: false,
             deaf: None,
             sloppy: None,
+            isolated: false,
+            stored: false,
         }
     }
 
@@ -97,6 +114,9 @@ impl<'a> Setup<'a> {
 
     /// The nodes node `i` dials at start.
     fn dials(&self, i: usize) -> Vec<usize> {
+        if self.isolated {
+            return Vec::new();
+        }
         match (self.seeded, i) {
             (true, 0) => vec![],
             (true, _) => vec![0],
@@ -119,7 +139,7 @@ trait Backend: Sized {
     /// sender (the simulator's links take everything at once).
     const REAL_SOCKETS: bool;
     /// `n` nodes as `setup` says.
-    fn start_with(n: usize, setup: Setup<'_>) -> Self;
+    fn start_with(n: usize, setup: Setup) -> Self;
     /// `n` nodes with `channels`, each dialing every node before it; `edit` adjusts node
     /// configurations. Returns once every node sees every other up.
     fn start(n: usize, channels: &[Chan], edit: fn(&mut NodeConfig)) -> Self {
@@ -127,6 +147,11 @@ trait Backend: Sized {
     }
     /// Stops node `i` gracefully (returns once it stopped).
     fn stop_node(&mut self, i: usize);
+    /// Starts a stopped node `i` again, with the peers its store kept (the simulator:
+    /// crashes it first).
+    fn restart(&mut self, i: usize);
+    /// Node `at` learns node `peer`'s address (and dials it).
+    fn add_peer(&mut self, at: usize, peer: usize);
     /// Reports `error` at node `at`.
     fn report_error(&mut self, at: usize, error: PeerError);
     /// Runs until the peers node `at` has up satisfy `done` (or `WAIT` passes); returns
@@ -469,6 +494,35 @@ fn one_slow_peer_does_not_slow_the_others<B: Backend>() {
     panic!("{ROUND} messages took {beside_slow:?} beside a slow peer, {alone:?} before");
 }
 
+/// A restart finds its peers in the store: node 0 learns node 1's address at run time (no
+/// configured peer), stops, and once started again from its store (the drivers: the redb
+/// file; the simulator: a crash, which keeps what was stored) it dials node 1 by itself.
+fn a_restart_finds_its_peers_in_the_store<B: Backend>() {
+    let chans = [Chan::raw(0x75, OverflowPolicy::Backpressure)];
+    let setup = Setup {
+        isolated: true,
+        stored: true,
+        ..Setup::mesh(&chans, |_| {})
+    };
+    let mut net = B::start_with(2, setup);
+    let other = net.id(1);
+    net.add_peer(0, 1);
+    assert!(net.peers_when(0, &|up| up.contains(&other)), "connected");
+    if B::REAL_SOCKETS {
+        net.stop_node(0);
+    }
+    net.restart(0);
+    let found = net.peers_when(0, &|up| up.contains(&other));
+    assert!(found, "the restarted node dialed the peer its store kept");
+    net.send(0, Envelope::to_peer(other, 0x75, numbered(7, 100)));
+    let got = net.received(1, 0x75, 1);
+    assert_eq!(
+        got.iter().map(|(_, m)| number(m)).collect::<Vec<_>>(),
+        vec![7]
+    );
+    net.stop();
+}
+
 /// A message a typed channel cannot decode is a fatal error against its sender: the
 /// receiver disconnects it (as CometBFT does), and nothing of it reaches the application.
 fn an_undecodable_message_is_fatal<B: Backend>() {
@@ -631,7 +685,7 @@ fn counters_when(
 }
 
 /// Node `i`'s configuration: it dials the earlier nodes `setup` names.
-fn config(i: usize, addresses: &[NodeAddress], setup: &Setup<'_>) -> NodeConfig {
+fn config(i: usize, addresses: &[NodeAddress], setup: &Setup) -> NodeConfig {
     let mut config = NodeConfig::new("conformance", "127.0.0.1:0".parse().unwrap());
     let dials = setup.dials(i).into_iter();
     let peers = dials.filter_map(|j| addresses.get(j).cloned()).collect();
@@ -654,34 +708,48 @@ fn address(id: NodeId, at: SocketAddr) -> NodeAddress {
 struct Started {
     /// When the network was started (the scenarios' clock).
     epoch: Instant,
+    /// Where the nodes' redb stores live, when the setup keeps stores.
+    stores: Option<tempfile::TempDir>,
     ids: Vec<NodeId>,
     /// The nodes' listen addresses, for the nodes started after them to dial.
     addresses: Vec<NodeAddress>,
     watches: Vec<Watch>,
 }
 
-impl Default for Started {
-    fn default() -> Self {
+impl Started {
+    fn new(setup: &Setup) -> Self {
         Started {
             epoch: Instant::now(),
+            stores: setup.stored.then(|| tempfile::tempdir().unwrap()),
             ids: Vec::new(),
             addresses: Vec::new(),
             watches: Vec::new(),
         }
     }
-}
 
-impl Started {
-    fn add(&mut self, id: NodeId, at: SocketAddr, watch: Watch) {
-        self.ids.push(id);
-        self.addresses.push(address(id, at));
-        self.watches.push(watch);
+    /// Node `i` runs (first start or restart).
+    fn set(&mut self, i: usize, id: NodeId, at: SocketAddr, watch: Watch) {
+        set(&mut self.ids, i, id);
+        set(&mut self.addresses, i, address(id, at));
+        set(&mut self.watches, i, watch);
+    }
+
+    /// Node `i`'s peer store: its redb file when the setup keeps stores, else a fresh
+    /// in-memory one.
+    fn store(&self, i: usize) -> Box<dyn tmp2p_store::PeerStore + Send> {
+        match &self.stores {
+            Some(dir) => {
+                let path = dir.path().join(format!("node-{i}.redb"));
+                Box::new(tmp2p_store::RedbPeerStore::open(path).unwrap())
+            }
+            None => Box::new(MemoryPeerStore::new()),
+        }
     }
 
     /// Waits for the full mesh (each node sees every other up), unless `setup` is seeded;
     /// a deaf node's application sees nothing, so it is not asked.
-    fn wait_mesh(&self, setup: &Setup<'_>) {
-        if setup.seeded {
+    fn wait_mesh(&self, setup: &Setup) {
+        if setup.seeded || setup.isolated {
             return;
         }
         let n = self.ids.len();
@@ -709,6 +777,7 @@ struct SmolNet {
     errors: Vec<tmp2p_driver_smol::ErrorSender>,
     /// A deaf node's inbound receivers, kept open and never read.
     untaken: Vec<tmp2p_driver_smol::Channel<Bytes>>,
+    setup: Setup,
 }
 
 /// Takes every message of a typed smol channel into `watch` (the payloads).
@@ -721,6 +790,65 @@ fn take_smol_typed(channel: tmp2p_driver_smol::Channel<Ping>, watch: Watch) {
             watch.update(|seen| seen.take(id, from, payload));
         }
     });
+}
+
+impl SmolNet {
+    /// Starts node `i` (again, after a stop) as the setup says.
+    fn start_node(&mut self, i: usize) {
+        let setup = &self.setup;
+        let config = config(i, &self.started.addresses, setup);
+        let store = self.started.store(i);
+        let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
+        if let Some(pex) = setup.pex(i) {
+            builder.enable_pex(pex).unwrap();
+        }
+        let watch = Watch::default();
+        let mut senders = vec![];
+        let mut errors = None;
+        for chan in &setup.channels {
+            if setup.typed(i, chan) {
+                let codec = ProtoCodec::<Ping>::new();
+                let channel = builder
+                    .open_channel_with_policy(descriptor(chan.id), codec, chan.policy)
+                    .unwrap();
+                senders.push((chan.id, SmolSender::Typed(channel.outbound.clone())));
+                errors.get_or_insert_with(|| channel.errors.clone());
+                take_smol_typed(channel, watch.clone());
+                continue;
+            }
+            let channel = builder
+                .open_channel_with_policy(descriptor(chan.id), RawCodec, chan.policy)
+                .unwrap();
+            senders.push((chan.id, SmolSender::Raw(channel.outbound.clone())));
+            errors.get_or_insert_with(|| channel.errors.clone());
+            if setup.deaf == Some(i) {
+                self.untaken.push(channel);
+                continue;
+            }
+            take_smol(channel, watch.clone());
+        }
+        let updates = builder.subscribe();
+        let w = watch.clone();
+        std::thread::spawn(move || {
+            while let Ok(update) = smol::block_on(updates.recv()) {
+                up_or_down(&w, update.node_id, update.status);
+            }
+        });
+        let node = smol::block_on(builder.start()).unwrap();
+        self.started
+            .set(i, node.node_id(), node.local_addr(), watch);
+        set(&mut self.nodes, i, Some(node));
+        set(&mut self.senders, i, senders);
+        set(&mut self.errors, i, errors.expect("a channel"));
+    }
+}
+
+/// Puts `value` at index `i`: appended for a new node, replaced for a restarted one.
+fn set<T>(list: &mut Vec<T>, i: usize, value: T) {
+    match list.get_mut(i) {
+        Some(slot) => *slot = value,
+        None => list.push(value),
+    }
 }
 
 /// The application side of a smol channel: takes every message into `watch`.
@@ -737,63 +865,30 @@ fn take_smol(channel: tmp2p_driver_smol::Channel<Bytes>, watch: Watch) {
 impl Backend for SmolNet {
     const REAL_SOCKETS: bool = true;
 
-    fn start_with(n: usize, setup: Setup<'_>) -> Self {
+    fn start_with(n: usize, setup: Setup) -> Self {
         let mut net = SmolNet {
             nodes: vec![],
-            started: Started::default(),
+            started: Started::new(&setup),
             senders: vec![],
             errors: vec![],
             untaken: vec![],
+            setup,
         };
         for i in 0..n {
-            let config = config(i, &net.started.addresses, &setup);
-            let store = Box::new(MemoryPeerStore::new());
-            let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
-            if let Some(pex) = setup.pex(i) {
-                builder.enable_pex(pex).unwrap();
-            }
-            let watch = Watch::default();
-            let mut senders = vec![];
-            for chan in setup.channels {
-                if setup.typed(i, chan) {
-                    let codec = ProtoCodec::<Ping>::new();
-                    let channel = builder
-                        .open_channel_with_policy(descriptor(chan.id), codec, chan.policy)
-                        .unwrap();
-                    senders.push((chan.id, SmolSender::Typed(channel.outbound.clone())));
-                    if net.errors.len() == i {
-                        net.errors.push(channel.errors.clone());
-                    }
-                    take_smol_typed(channel, watch.clone());
-                    continue;
-                }
-                let channel = builder
-                    .open_channel_with_policy(descriptor(chan.id), RawCodec, chan.policy)
-                    .unwrap();
-                senders.push((chan.id, SmolSender::Raw(channel.outbound.clone())));
-                if net.errors.len() == i {
-                    net.errors.push(channel.errors.clone());
-                }
-                if setup.deaf == Some(i) {
-                    net.untaken.push(channel);
-                    continue;
-                }
-                take_smol(channel, watch.clone());
-            }
-            let updates = builder.subscribe();
-            let w = watch.clone();
-            std::thread::spawn(move || {
-                while let Ok(update) = smol::block_on(updates.recv()) {
-                    up_or_down(&w, update.node_id, update.status);
-                }
-            });
-            let node = smol::block_on(builder.start()).unwrap();
-            net.started.add(node.node_id(), node.local_addr(), watch);
-            net.nodes.push(Some(node));
-            net.senders.push(senders);
+            net.start_node(i);
         }
-        net.started.wait_mesh(&setup);
+        net.started.wait_mesh(&net.setup);
         net
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.start_node(i);
+    }
+
+    fn add_peer(&mut self, at: usize, peer: usize) {
+        let address = self.started.addresses[peer].clone();
+        let node = self.nodes[at].as_ref().expect("node runs");
+        smol::block_on(node.add_peer(address)).unwrap();
     }
 
     fn report_error(&mut self, at: usize, error: PeerError) {
@@ -907,84 +1002,34 @@ struct MioNet {
     readers: Vec<std::thread::Thread>,
     /// Opened by `hear`: the deaf node's application takes its messages from then on.
     gate: Arc<std::sync::atomic::AtomicBool>,
+    setup: Setup,
 }
 
 impl Backend for MioNet {
     const REAL_SOCKETS: bool = true;
 
-    fn start_with(n: usize, setup: Setup<'_>) -> Self {
+    fn start_with(n: usize, setup: Setup) -> Self {
         let mut net = MioNet {
             nodes: vec![],
-            started: Started::default(),
+            started: Started::new(&setup),
             readers: vec![],
             gate: Arc::default(),
+            setup,
         };
         for i in 0..n {
-            let config = config(i, &net.started.addresses, &setup);
-            let descriptors = setup.channels.iter().map(|c| descriptor(c.id)).collect();
-            let mut driver = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
-            driver.drop_channels = setup
-                .channels
-                .iter()
-                .filter(|c| c.policy == OverflowPolicy::Drop)
-                .map(|c| c.id)
-                .collect();
-            driver.pex = setup.pex(i);
-            // A deaf node's application takes nothing: its driver stops reading once its
-            // small inbound channel and pending events are full.
-            let capacity = if setup.deaf == Some(i) {
-                driver.limits.max_pending_inbound = 2;
-                1
-            } else {
-                1024
-            };
-            let mut node = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
-            let inbound = node.take_inbound().unwrap();
-            let watch = Watch::default();
-            let w = watch.clone();
-            let deaf = setup.deaf == Some(i);
-            let gate = Arc::clone(&net.gate);
-            let typed: Vec<u8> = setup
-                .channels
-                .iter()
-                .filter(|c| setup.typed(i, c))
-                .map(|c| c.id)
-                .collect();
-            let handle = node.handle().clone();
-            let reader = std::thread::spawn(move || {
-                while let Ok(event) = inbound.recv() {
-                    // A deaf node takes nothing (and holds the channel open) until heard.
-                    while deaf && !gate.load(std::sync::atomic::Ordering::SeqCst) {
-                        std::thread::park();
-                    }
-                    match event {
-                        tmp2p_driver_mio::AppEvent::Message(envelope) => {
-                            let (from, channel) = (envelope.from.unwrap(), envelope.channel);
-                            let message = if typed.contains(&channel) {
-                                // An undecodable message is reported (fatal) by `decode`.
-                                let codec = ProtoCodec::<Ping>::new();
-                                match handle.decode(&codec, envelope) {
-                                    Some(ping) => ping.payload,
-                                    None => continue,
-                                }
-                            } else {
-                                envelope.message
-                            };
-                            w.update(|seen| seen.take(channel, from, message));
-                        }
-                        tmp2p_driver_mio::AppEvent::PeerUpdate(update) => {
-                            up_or_down(&w, update.node_id, update.status);
-                        }
-                        tmp2p_driver_mio::AppEvent::Writable { .. } => {}
-                    }
-                }
-            });
-            net.started.add(node.node_id(), node.local_addr(), watch);
-            net.nodes.push(Some(node));
-            net.readers.push(reader.thread().clone());
+            net.start_node(i);
         }
-        net.started.wait_mesh(&setup);
+        net.started.wait_mesh(&net.setup);
         net
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.start_node(i);
+    }
+
+    fn add_peer(&mut self, at: usize, peer: usize) {
+        let address = self.started.addresses[peer].clone();
+        self.node(at).handle().add_peer(address).unwrap();
     }
 
     fn report_error(&mut self, at: usize, error: PeerError) {
@@ -1055,6 +1100,75 @@ impl Backend for MioNet {
 }
 
 impl MioNet {
+    /// Starts node `i` (again, after a stop) as the setup says.
+    fn start_node(&mut self, i: usize) {
+        let setup = &self.setup;
+        let config = config(i, &self.started.addresses, setup);
+        let descriptors = setup.channels.iter().map(|c| descriptor(c.id)).collect();
+        let mut driver = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
+        driver.store = self.started.store(i);
+        driver.drop_channels = setup
+            .channels
+            .iter()
+            .filter(|c| c.policy == OverflowPolicy::Drop)
+            .map(|c| c.id)
+            .collect();
+        driver.pex = setup.pex(i);
+        // A deaf node's application takes nothing: its driver stops reading once its
+        // small inbound channel and pending events are full.
+        let capacity = if setup.deaf == Some(i) {
+            driver.limits.max_pending_inbound = 2;
+            1
+        } else {
+            1024
+        };
+        let mut node = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
+        let inbound = node.take_inbound().unwrap();
+        let watch = Watch::default();
+        let w = watch.clone();
+        let deaf = setup.deaf == Some(i);
+        let gate = Arc::clone(&self.gate);
+        let typed: Vec<u8> = setup
+            .channels
+            .iter()
+            .filter(|c| setup.typed(i, c))
+            .map(|c| c.id)
+            .collect();
+        let handle = node.handle().clone();
+        let reader = std::thread::spawn(move || {
+            while let Ok(event) = inbound.recv() {
+                // A deaf node takes nothing (and holds the channel open) until heard.
+                while deaf && !gate.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                match event {
+                    tmp2p_driver_mio::AppEvent::Message(envelope) => {
+                        let (from, channel) = (envelope.from.unwrap(), envelope.channel);
+                        let message = if typed.contains(&channel) {
+                            // An undecodable message is reported (fatal) by `decode`.
+                            let codec = ProtoCodec::<Ping>::new();
+                            match handle.decode(&codec, envelope) {
+                                Some(ping) => ping.payload,
+                                None => continue,
+                            }
+                        } else {
+                            envelope.message
+                        };
+                        w.update(|seen| seen.take(channel, from, message));
+                    }
+                    tmp2p_driver_mio::AppEvent::PeerUpdate(update) => {
+                        up_or_down(&w, update.node_id, update.status);
+                    }
+                    tmp2p_driver_mio::AppEvent::Writable { .. } => {}
+                }
+            }
+        });
+        self.started
+            .set(i, node.node_id(), node.local_addr(), watch);
+        set(&mut self.nodes, i, Some(node));
+        set(&mut self.readers, i, reader.thread().clone());
+    }
+
     fn node(&self, i: usize) -> &tmp2p_driver_mio::RunningNode {
         self.nodes[i].as_ref().expect("node runs")
     }
@@ -1096,8 +1210,8 @@ impl SimNet {
 impl Backend for SimNet {
     const REAL_SOCKETS: bool = false;
 
-    fn start_with(n: usize, setup: Setup<'_>) -> Self {
-        let (channels, edit) = (setup.channels, setup.edit);
+    fn start_with(n: usize, setup: Setup) -> Self {
+        let (channels, edit) = (&setup.channels, setup.edit);
         let mut sim = Sim::new(7);
         for i in 0..n {
             let ip = IpAddr::from([10, 9, 0, i as u8 + 1]);
@@ -1126,7 +1240,7 @@ impl Backend for SimNet {
             }
         }
         sim.start_all().unwrap();
-        if !setup.seeded {
+        if !setup.seeded && !setup.isolated {
             let ok = sim
                 .run_until(WAIT, |sim| {
                     sim.nodes()
@@ -1178,6 +1292,16 @@ impl Backend for SimNet {
 
     fn stop_node(&mut self, _: usize) {
         panic!("the simulator has crashes, not graceful stops");
+    }
+
+    fn restart(&mut self, i: usize) {
+        // A crash keeps what the node stored, as a killed process keeps its store file.
+        self.sim.crash(i).unwrap();
+        self.sim.start(i).unwrap();
+    }
+
+    fn add_peer(&mut self, at: usize, peer: usize) {
+        self.sim.add_peer(at, peer).unwrap();
     }
 
     fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
@@ -1272,6 +1396,11 @@ macro_rules! suite {
             #[test]
             fn pex_discovery_from_one_seed() {
                 super::pex_discovery_from_one_seed::<$backend>();
+            }
+
+            #[test]
+            fn a_restart_finds_its_peers_in_the_store() {
+                super::a_restart_finds_its_peers_in_the_store::<$backend>();
             }
 
             #[test]
