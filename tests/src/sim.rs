@@ -479,6 +479,44 @@ impl Sim {
         Ok(())
     }
 
+    /// Stops node `i` gracefully, as the drivers do: its node machine closes every
+    /// connection once what it accepted is handed over (within `within`, then each within
+    /// the close linger); once they are closed the node is down, its store kept for
+    /// [`Sim::start`]. What the application still holds (sends the node refused as full)
+    /// was never accepted and is dropped with it. Returns whether the stop completed
+    /// before its deadlines (else the node is crashed).
+    ///
+    /// # Errors
+    /// [`SimError::WrongState`] if the node is down.
+    pub fn stop(&mut self, i: usize, within: Duration) -> Result<bool, SimError> {
+        let now = self.now;
+        let running = self
+            .node_mut(i)?
+            .running
+            .as_mut()
+            .ok_or(SimError::WrongState {
+                node: i,
+                what: "must run to stop",
+            })?;
+        running.node.stop(now, within);
+        let linger = running.node.close_linger();
+        self.service(i)?;
+        let limit = within + linger + linger;
+        let stopped = self.run_until(limit, |sim| {
+            let running = sim.nodes.get(i).and_then(|n| n.running.as_ref());
+            running.is_none_or(|r| r.node.is_stopped() && r.conns.is_empty())
+        })?;
+        self.crash(i)?;
+        Ok(stopped)
+    }
+
+    /// Sends node `i`'s application holds because a peer's queue was full (not yet
+    /// accepted by the node).
+    pub fn held_sends(&self, i: usize) -> usize {
+        let running = self.nodes.get(i).and_then(|n| n.running.as_ref());
+        running.map_or(0, |r| r.held_sends.len())
+    }
+
     /// Adds `peer`'s address to node `i`'s router (stored, not re-added on restart).
     ///
     /// # Errors
