@@ -69,6 +69,7 @@ use crate::router::{
     AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerError, Router,
     RouterAction, RouterCounters, RouterError, SendError,
 };
+use crate::router::window::WindowLimits;
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
 
@@ -463,6 +464,17 @@ impl Node {
     /// The settings to give every [`Link::new`].
     pub fn link_settings(&self) -> LinkSettings {
         self.link_settings
+    }
+
+    /// The overflow policy `channel` was opened with (`None`: not open).
+    pub fn channel_policy(&self, channel: u8) -> Option<OverflowPolicy> {
+        self.router.channel_policy(channel)
+    }
+
+    /// The bounds of each peer's queue for each backpressure channel, for the drivers'
+    /// send windows.
+    pub fn window_limits(&self) -> WindowLimits {
+        self.router.window_limits()
     }
 
     /// The Router, for inspection (peer manager, node info, channel policies, windows).

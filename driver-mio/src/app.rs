@@ -7,7 +7,7 @@ use std::time::Instant;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::Node;
 use tmp2p_core::peer_manager::PeerUpdate;
-use tmp2p_core::router::{Envelope, PeerError, Router, SendError};
+use tmp2p_core::router::{Envelope, PeerError, SendError};
 use tmp2p_core::typed::ChannelCodec;
 use tmp2p_core::NodeId;
 
@@ -83,9 +83,9 @@ impl Control<'_> {
         self.node.connected_peers().collect()
     }
 
-    /// The Router, for inspection (peer manager, node info, channel policies).
-    pub fn router(&self) -> &Router {
-        self.node.router()
+    /// The node machine, for inspection (its router, peer manager, node info).
+    pub fn node(&self) -> &Node {
+        self.node
     }
 
     /// The time of this turn of the loop.

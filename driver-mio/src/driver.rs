@@ -15,7 +15,7 @@ use slab::Slab;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::{LinkCommand, Node, NodeOutput};
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
-use tmp2p_core::router::{ConnectionId, Envelope, OverflowPolicy, PeerError, Router, SendError};
+use tmp2p_core::router::{ConnectionId, Envelope, OverflowPolicy, PeerError, SendError};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
 
@@ -147,7 +147,7 @@ impl Driver {
             node.enable_pex(pex)?;
         }
         let windows = Arc::new(BlockingWindows::new(
-            node.router().window_limits(),
+            node.window_limits(),
             drop_channels.into_iter().collect(),
         ));
         node.start(now)?;
@@ -202,9 +202,9 @@ impl Driver {
         self.tokens
     }
 
-    /// The Router, for inspection.
-    pub fn router(&self) -> &Router {
-        self.node.router()
+    /// The node machine, for inspection (its router, peer manager, node info).
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
     /// Open TCP connections (dialing, handshaking, active or flushing).

@@ -158,7 +158,7 @@ impl NodeBuilder {
         )
         .map_err(DriverError::from_node)?;
         let (commands_tx, commands) = async_channel::bounded(options.command_capacity);
-        let windows = Arc::new(SharedWindows::new(node.router().window_limits()));
+        let windows = Arc::new(SharedWindows::new(node.window_limits()));
         Ok(NodeBuilder {
             config,
             key,

@@ -228,7 +228,7 @@ impl RouterTask {
     /// their peer's window, so the Router takes them; one it refuses all the same (the
     /// peer went down, or reconnected, since the reservation) gives its room back.
     fn route(&mut self, now: Instant, envelope: router::Envelope) {
-        let policy = self.node.router().channel_policy(envelope.channel);
+        let policy = self.node.channel_policy(envelope.channel);
         let reserved = match (envelope.to, policy) {
             (Some(Target::Peer(node)), Some(OverflowPolicy::Backpressure)) => {
                 Some((node, envelope.channel, envelope.message.len()))
@@ -366,9 +366,9 @@ impl RouterTask {
                         continue;
                     };
                     if let Some(peer) = entry.peer {
-                        let router = self.node.router();
+                        let node = &self.node;
                         let bounded = messages.iter().filter(|(channel, _)| {
-                            router.channel_policy(*channel) == Some(OverflowPolicy::Backpressure)
+                            node.channel_policy(*channel) == Some(OverflowPolicy::Backpressure)
                         });
                         released.extend(bounded.map(|(c, m)| (peer, *c, m.len())));
                     }
