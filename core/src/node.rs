@@ -65,11 +65,11 @@ use crate::mconn::ChannelDescriptor;
 use crate::node_config::{NodeConfig, NodeConfigError};
 use crate::peer_manager::{ClockAnchor, PeerRecord, PeerUpdate, StoreOp};
 use crate::pex::{self, PexConfig, PexError, PexReactor, PEX_CHANNEL};
-use crate::router::{
-    AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerError, Router,
-    RouterAction, RouterCounters, RouterError, SendError,
-};
 use crate::router::window::WindowLimits;
+use crate::router::{
+    AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerCounters,
+    PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError, SendError,
+};
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
 
@@ -374,7 +374,10 @@ impl Node {
     /// Tells a connection whose peer the Router just routed to deliver its messages (a
     /// refused one gets a `Close` instead).
     fn admit(&mut self, conn: ConnectionId) {
-        let Some(peer) = self.router.routed_peer(conn) else {
+        let (Some(peer), Some(counters)) = (
+            self.router.routed_peer(conn),
+            self.router.peer_counters(conn),
+        ) else {
             return;
         };
         let internal = if self.pex.is_some() {
@@ -382,7 +385,11 @@ impl Node {
         } else {
             Vec::new()
         };
-        let command = LinkCommand::Admit { peer, internal };
+        let command = LinkCommand::Admit {
+            peer,
+            internal,
+            counters,
+        };
         self.outputs.push_back(NodeOutput::Link { conn, command });
     }
 
@@ -449,6 +456,23 @@ impl Node {
     /// Connected, routed peers.
     pub fn connected_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.router.connected_peers()
+    }
+
+    /// The counters of routed peer `node`, shared: a driver takes them when the peer's
+    /// `PeerUpdate` says it is up, for exporters on other threads.
+    pub fn peer_counters(&self, node: NodeId) -> Option<Arc<PeerCounters>> {
+        self.router.peer_counters_of(node)
+    }
+
+    /// Every routed peer's counters now, peers ascending (on the owner's thread).
+    pub fn peer_snapshots(&self) -> Vec<PeerSnapshot> {
+        let peers = self.router.connected_peers();
+        let mut snapshots: Vec<PeerSnapshot> = peers
+            .filter_map(|node| self.router.peer_counters_of(node))
+            .map(|counters| counters.snapshot())
+            .collect();
+        snapshots.sort_by_key(|s| s.node);
+        snapshots
     }
 
     /// The delivery counters, shared: keep the `Arc` to read them from any thread.

@@ -36,12 +36,14 @@ mod admission;
 mod counters;
 mod held;
 mod outbound;
+mod peer_counters;
 mod table;
 mod types;
 pub mod window;
 
 pub use admission::AdmissionError;
 pub use counters::{CountersSnapshot, DropReason, RouterCounters};
+pub use peer_counters::{ChannelSnapshot, PeerCounters, PeerSnapshot};
 pub use table::ConnectionId;
 pub use types::{
     Envelope, OverflowPolicy, PeerError, RouterAction, RouterError, SendError, Target,
@@ -207,6 +209,8 @@ enum Phase {
         credit: usize,
         /// Payload bytes handed over and not yet confirmed.
         in_flight_bytes: usize,
+        /// The peer's counters (shared with its `Link` and the registry).
+        stats: Arc<PeerCounters>,
     },
     /// Authenticated but refused (the PeerManager already knows); waiting for `Closed`.
     Refused,
@@ -576,6 +580,25 @@ impl Router {
         }
     }
 
+    /// The counters of routed peer `node` (shared: keep the `Arc` to read them from any
+    /// thread while the peer is up).
+    pub fn peer_counters_of(&self, node: NodeId) -> Option<Arc<PeerCounters>> {
+        let conn = *self.by_node.get(&node)?;
+        self.peer_counters(conn)
+    }
+
+    /// The counters of the peer connection `conn` is routed to (see [`Router::routed_peer`]).
+    pub fn peer_counters(&self, conn: ConnectionId) -> Option<Arc<PeerCounters>> {
+        match self.conns.get(conn)? {
+            Conn {
+                phase: Phase::Active { stats, .. },
+                closing: false,
+                ..
+            } => Some(Arc::clone(stats)),
+            _ => None,
+        }
+    }
+
     /// A reactor's complaint: fatal (or at capacity) evicts the peer; otherwise its score
     /// goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
@@ -741,6 +764,9 @@ impl Router {
             return;
         }
         if let Some(entry) = self.conns.get_mut(conn) {
+            let shared = info.channels.iter().copied();
+            let shared = shared.filter(|c| self.channels.contains_key(c));
+            let stats = Arc::new(PeerCounters::new(node, shared));
             entry.phase = Phase::Active {
                 node,
                 channels: ChannelSet::from_ids(&info.channels),
@@ -749,6 +775,7 @@ impl Router {
                 held_turn: true,
                 credit: self.config.send_credit,
                 in_flight_bytes: 0,
+                stats,
             };
             self.by_node.insert(node, conn);
             let channels = info.channels.iter().map(|&c| u16::from(c)).collect();
@@ -800,12 +827,17 @@ impl Router {
         }
         match entry.phase {
             Phase::Active {
-                node, queue, held, ..
+                node,
+                queue,
+                held,
+                stats,
+                ..
             } => {
                 let lost = queue.len().saturating_add(held.len());
                 if lost > 0 {
                     tracing::debug!(%node, lost, "peer gone with messages still queued for it");
                     self.counters.dropped(counters::DropReason::PeerGone, lost);
+                    stats.dropped_peer_gone(lost);
                 }
                 self.by_node.remove(&node);
                 self.peers.disconnected(now, node);

@@ -15,13 +15,15 @@ use slab::Slab;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::{LinkCommand, Node, NodeOutput};
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
-use tmp2p_core::router::{ConnectionId, Envelope, OverflowPolicy, PeerError, SendError};
+use tmp2p_core::router::{
+    ConnectionId, Envelope, OverflowPolicy, PeerError, PeerSnapshot, SendError,
+};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
 
 use crate::app::{AppEvent, Callback, Control};
 use crate::error::DriverError;
-use crate::handle::{Command, Inbound, NodeHandle, Notify, Shared};
+use crate::handle::{Command, Inbound, NodeHandle, Notify, PeerRegistry, Shared};
 use crate::link::{Link, Stage};
 use crate::send_windows::{BlockingWindows, WindowChange};
 use crate::setup::{DriverLimits, DriverSetup};
@@ -88,6 +90,8 @@ pub struct Driver {
     shutdown: bool,
     /// Same-thread code called into the router since the last turn: its actions wait.
     touched: bool,
+    /// The routed peers' counters, for the handles' `peer_counters`.
+    peers: PeerRegistry,
 }
 
 fn clock_anchor(now: Instant) -> ClockAnchor {
@@ -184,6 +188,7 @@ impl Driver {
             now,
             shutdown: false,
             touched: false,
+            peers: PeerRegistry::default(),
         })
     }
 
@@ -210,6 +215,11 @@ impl Driver {
     /// Open TCP connections (dialing, handshaking, active or flushing).
     pub fn connection_count(&self) -> usize {
         self.links.len()
+    }
+
+    /// Each routed peer's counters now, per channel.
+    pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
+        self.node.peer_snapshots()
     }
 
     /// Connected, routed peers.
@@ -332,6 +342,7 @@ impl Driver {
                     paused: Default::default(),
                     windows: Arc::clone(&self.windows),
                     counters: Arc::clone(self.node.counters()),
+                    peers: Arc::clone(&self.peers),
                 }),
             }
         });
@@ -532,6 +543,16 @@ impl Driver {
                 NodeOutput::Resolve { address } => self.resolve(address),
                 NodeOutput::Link { conn, command } => self.command_link(now, conn, command),
                 NodeOutput::PeerUpdate(update) => {
+                    let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+                    match self.node.peer_counters(update.node_id) {
+                        Some(counters) if update.status == PeerStatus::Up => {
+                            peers.insert(update.node_id, counters);
+                        }
+                        _ => {
+                            peers.remove(&update.node_id);
+                        }
+                    }
+                    drop(peers);
                     self.window_changes.push(match update.status {
                         PeerStatus::Up => {
                             let channels = update.channels.iter();

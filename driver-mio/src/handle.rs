@@ -4,15 +4,17 @@
 //! the driver stops reading sockets (TCP backpressure) until the application catches up;
 //! each receive wakes the loop while it is paused.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::router::window::Reserve;
 use tmp2p_core::router::{
-    CountersSnapshot, Envelope, PeerError, RouterCounters, SendError, Target,
+    CountersSnapshot, Envelope, PeerCounters, PeerError, PeerSnapshot, RouterCounters, SendError,
+    Target,
 };
 use tmp2p_core::typed::{decode_inbound, ChannelCodec};
 use tmp2p_core::NodeId;
@@ -56,7 +58,13 @@ pub(crate) struct Shared {
     pub(crate) windows: Arc<BlockingWindows>,
     /// The Router's delivery counters.
     pub(crate) counters: Arc<RouterCounters>,
+    /// The routed peers' counters, kept by the loop as peers come and go.
+    pub(crate) peers: PeerRegistry,
 }
+
+/// The routed peers' counters (the lock is taken per peer update and per read, never per
+/// message).
+pub(crate) type PeerRegistry = Arc<Mutex<BTreeMap<NodeId, Arc<PeerCounters>>>>;
 
 /// Sends requests to a node's loop from any thread. Cheap to clone.
 #[derive(Clone)]
@@ -84,6 +92,15 @@ impl NodeHandle {
     /// by reason (read without waking the loop).
     pub fn counters(&self) -> CountersSnapshot {
         self.shared.counters.snapshot()
+    }
+
+    /// Each routed peer's counters now, per channel (read without waking the loop).
+    pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
+        let peers: Vec<Arc<PeerCounters>> = {
+            let registry = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
+            registry.values().cloned().collect()
+        };
+        peers.iter().map(|peer| peer.snapshot()).collect()
     }
 
     /// Routes an outbound envelope. On a backpressure channel (the default) it blocks the

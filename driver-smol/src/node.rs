@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,9 @@ use tmp2p_core::node::Node;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
 use tmp2p_core::pex::PexConfig;
-use tmp2p_core::router::{CountersSnapshot, OverflowPolicy, RouterCounters};
+use tmp2p_core::router::{
+    CountersSnapshot, OverflowPolicy, PeerCounters, PeerSnapshot, RouterCounters,
+};
 use tmp2p_core::typed::{ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
@@ -327,6 +329,7 @@ impl NodeBuilder {
         let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
         let node_id = key.node_id();
         let counters = Arc::clone(node.counters());
+        let peers = PeerRegistry::default();
         let task = RouterTask {
             node,
             key,
@@ -341,6 +344,7 @@ impl NodeBuilder {
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
             windows,
+            peers: Arc::clone(&peers),
         };
         let span = tracing::info_span!("node", id = %node_id);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));
@@ -355,6 +359,7 @@ impl NodeBuilder {
             threads: Vec::new(),
             shutdown: None,
             counters,
+            peers,
         })
     }
 }
@@ -373,7 +378,13 @@ pub struct NodeHandle {
     threads: Vec<JoinHandle<()>>,
     shutdown: Option<Sender<()>>,
     counters: Arc<RouterCounters>,
+    peers: PeerRegistry,
 }
+
+/// The routed peers' counters, kept by the router task as peers come and go, read by
+/// [`NodeHandle::peer_counters`] (the lock is taken per peer update and per read, never per
+/// message).
+pub(crate) type PeerRegistry = Arc<Mutex<BTreeMap<NodeId, Arc<PeerCounters>>>>;
 
 impl NodeHandle {
     /// Our node id.
@@ -390,6 +401,15 @@ impl NodeHandle {
     /// by reason (read without asking the router task).
     pub fn counters(&self) -> CountersSnapshot {
         self.counters.snapshot()
+    }
+
+    /// Each routed peer's counters now, per channel (read without asking the router task).
+    pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
+        let peers: Vec<Arc<PeerCounters>> = {
+            let registry = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            registry.values().cloned().collect()
+        };
+        peers.iter().map(|peer| peer.snapshot()).collect()
     }
 
     /// Adds a peer address (dialed when the PeerManager decides). Returns whether the

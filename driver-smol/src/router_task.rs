@@ -34,6 +34,7 @@ use tracing::Instrument;
 use crate::connection_task::ConnTask;
 use crate::envelope::AppCommand;
 use crate::inbound::AppChannels;
+use crate::node::PeerRegistry;
 use crate::send_windows::SharedWindows;
 use crate::store_task::StoreRequest;
 
@@ -96,6 +97,8 @@ pub(crate) struct RouterTask {
     pub(crate) stop_timeout: Duration,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
+    /// The routed peers' counters, for `NodeHandle::peer_counters`.
+    pub(crate) peers: PeerRegistry,
 }
 
 enum Wake {
@@ -402,14 +405,22 @@ impl RouterTask {
     /// A peer went up or down: the senders' windows follow, then the subscribers learn.
     fn publish(&mut self, update: PeerUpdate) {
         tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         match update.status {
             PeerStatus::Up => {
                 let channels = update.channels.iter();
                 let channels = channels.filter_map(|&c| u8::try_from(c).ok());
                 self.windows.peer_up(update.node_id, channels);
+                if let Some(counters) = self.node.peer_counters(update.node_id) {
+                    peers.insert(update.node_id, counters);
+                }
             }
-            PeerStatus::Down => self.windows.peer_down(update.node_id),
+            PeerStatus::Down => {
+                self.windows.peer_down(update.node_id);
+                peers.remove(&update.node_id);
+            }
         }
+        drop(peers);
         self.subscribers
             .retain(|s| match s.try_send(update.clone()) {
                 Ok(()) => true,

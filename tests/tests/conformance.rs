@@ -33,7 +33,7 @@ use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::pex::PexConfig;
 use tmp2p_core::router::{
-    CountersSnapshot, Envelope, OverflowPolicy, PeerError, SendError, Target,
+    CountersSnapshot, Envelope, OverflowPolicy, PeerError, PeerSnapshot, SendError, Target,
 };
 use tmp2p_core::typed::{ProtoCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
@@ -176,6 +176,8 @@ trait Backend: Sized {
     fn downs(&mut self, at: usize) -> usize;
     /// The deaf node's application starts taking its messages.
     fn hear(&mut self, i: usize);
+    /// Node `i`'s counters of each routed peer.
+    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot>;
     /// Runs until `done(counters of node i)` holds or `WAIT` passes; returns the counters.
     fn counters_when(
         &mut self,
@@ -286,6 +288,22 @@ fn a_backpressure_flood_arrives_whole<B: Backend>(count: usize) {
     assert_eq!(seq, (0..count).collect::<Vec<_>>(), "whole and in order");
     let counters = net.counters_when(0, &|c| c.sent_messages >= count as u64);
     assert_eq!(counters.dropped(), 0);
+    // The same flood in each end's counters of the other peer, on its channel.
+    let (sender, receiver) = (net.id(0), net.id(1));
+    let of = |peers: Vec<PeerSnapshot>, peer: NodeId| {
+        let peer = peers.into_iter().find(|p| p.node == peer).expect("routed");
+        let channel = peer.channels.iter().find(|c| c.channel == 0x30).copied();
+        (peer, channel.expect("a shared channel"))
+    };
+    let (out, on_channel) = of(net.peer_counters(0), receiver);
+    assert_eq!(on_channel.sent_messages, count as u64);
+    assert_eq!(on_channel.sent_bytes, 1000 * count as u64);
+    assert_eq!(on_channel.queued, 0);
+    assert_eq!((out.dropped_queue_full, out.dropped_peer_gone), (0, 0));
+    let (inbound, on_channel) = of(net.peer_counters(1), sender);
+    assert_eq!(on_channel.received_messages, count as u64);
+    assert_eq!(on_channel.received_bytes, 1000 * count as u64);
+    assert_eq!(inbound.inbound_held, 0);
     net.stop();
 }
 
@@ -317,6 +335,12 @@ fn drop_counters_match_the_loss_exactly<B: Backend>(count: usize) {
     );
     let seq: Vec<usize> = delivered.iter().map(|(_, m)| number(m)).collect();
     assert!(seq.windows(2).all(|w| w[0] < w[1]), "in order");
+    let peers = net.peer_counters(0);
+    let peer = peers.iter().find(|p| p.node == to).expect("routed");
+    assert_eq!(
+        peer.dropped_queue_full, counters.dropped_queue_full,
+        "the peer's own count"
+    );
     net.stop();
 }
 
@@ -975,6 +999,10 @@ impl Backend for SmolNet {
         self.started.watches[at].received(channel, count)
     }
 
+    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
+        self.nodes[i].as_ref().expect("node runs").peer_counters()
+    }
+
     fn counters_when(
         &mut self,
         i: usize,
@@ -1079,6 +1107,10 @@ impl Backend for MioNet {
 
     fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
         self.started.watches[at].received(channel, count)
+    }
+
+    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
+        self.node(i).handle().peer_counters()
     }
 
     fn counters_when(
@@ -1347,6 +1379,10 @@ impl Backend for SimNet {
             .unwrap();
         assert!(ok, "node {at} received {count} messages");
         self.messages(at, channel)
+    }
+
+    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
+        self.sim.node(i).unwrap().peer_counters()
     }
 
     fn counters_when(

@@ -91,6 +91,13 @@ impl Inbox {
         taken
     }
 
+    /// Calls `f` with the channel and size of every held message.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(u8, usize)) {
+        for (&channel, queue) in &self.queues {
+            queue.iter().for_each(|m| f(channel, m.len()));
+        }
+    }
+
     /// Drops everything; returns how many messages that was.
     pub(crate) fn clear(&mut self) -> usize {
         let dropped = self.held_messages;

@@ -44,7 +44,7 @@ use crate::connection::{ConnectionError, Outbox, PeerConnection, PeerEvent, Take
 use crate::deadline::later;
 use crate::id::NodeId;
 use crate::key::NodeKey;
-use crate::router::{ConnectionParams, Envelope, RouterCounters};
+use crate::router::{ConnectionParams, Envelope, PeerCounters, RouterCounters};
 
 /// The node-wide settings every link gets (from `Node::link_settings`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub enum LinkCommand {
         peer: NodeId,
         /// The node machine's own channels.
         internal: Vec<u8>,
+        /// The peer's counters, for what the connection receives and holds.
+        counters: Arc<PeerCounters>,
     },
 }
 
@@ -101,6 +103,8 @@ pub struct Link {
     received: (usize, usize),
     /// The admitted peer and the node machine's channels.
     admitted: Option<(NodeId, Vec<u8>)>,
+    /// The admitted peer's counters.
+    peer_counters: Option<Arc<PeerCounters>>,
     /// Received messages waiting for admission or for the application.
     inbox: Inbox,
     /// Messages of the node machine's channels held until admission, then reported.
@@ -139,6 +143,7 @@ impl Link {
             authenticated: false,
             received: (0, 0),
             admitted: None,
+            peer_counters: None,
             inbox: Inbox::default(),
             internal: VecDeque::new(),
             discarding: false,
@@ -158,12 +163,24 @@ impl Link {
                 self.close_by
                     .get_or_insert(later(now, self.settings.close_linger));
             }
-            LinkCommand::Admit { peer, internal } => {
+            LinkCommand::Admit {
+                peer,
+                internal,
+                counters,
+            } => {
+                // What arrived before the verdict counts as received from the peer now.
+                self.inbox
+                    .for_each(|channel, len| counters.received(channel, len));
                 for &channel in &internal {
                     let held = self.inbox.take_channel(channel);
+                    for message in &held {
+                        counters.received(channel, message.len());
+                    }
                     self.internal.extend(held.into_iter().map(|m| (channel, m)));
                 }
+                counters.set_inbound_held(self.inbox.held_messages());
                 self.admitted = Some((peer, internal));
+                self.peer_counters = Some(counters);
             }
         }
         self.flush(now);
@@ -236,6 +253,9 @@ impl Link {
                 let (messages, bytes) = std::mem::take(&mut self.received);
                 if messages > 0 {
                     self.counters.received(messages, bytes);
+                    if let Some(peer) = &self.peer_counters {
+                        peer.set_inbound_held(self.inbox.held_messages());
+                    }
                 }
                 return None;
             };
@@ -256,6 +276,9 @@ impl Link {
                     Some((_, internal)) => internal.contains(channel),
                     None => false,
                 };
+                if let Some(peer) = &self.peer_counters {
+                    peer.received(*channel, message.len());
+                }
                 if !internal {
                     if self.discarding {
                         self.counters.undelivered(1);
@@ -285,6 +308,9 @@ impl Link {
         let (peer, _) = self.admitted.as_ref()?;
         let from = Some(*peer);
         let (channel, message) = self.inbox.pop()?;
+        if let Some(peer) = &self.peer_counters {
+            peer.set_inbound_held(self.inbox.held_messages());
+        }
         Some(Envelope {
             from,
             to: None,

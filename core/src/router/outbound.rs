@@ -137,6 +137,7 @@ impl Router {
                     queue,
                     held,
                     node,
+                    stats,
                     ..
                 },
             closing: false,
@@ -151,7 +152,10 @@ impl Router {
         let message = envelope.message.clone();
         if policy == OverflowPolicy::Backpressure {
             return Some(match held.try_push(channel, message, limits) {
-                Ok(()) => Outcome::Queued,
+                Ok(()) => {
+                    stats.set_queued(channel, held.queued(channel));
+                    Outcome::Queued
+                }
                 Err(_) => Outcome::Full(*node),
             });
         }
@@ -159,6 +163,7 @@ impl Router {
             tracing::debug!(%node, channel = dropped.channel, len = dropped.message.len(),
                 "outbound queue full: message dropped");
             self.counters.dropped(DropReason::QueueFull, 1);
+            stats.dropped_queue_full(1);
         }
         Some(Outcome::Queued)
     }
@@ -176,6 +181,7 @@ impl Router {
                     credit,
                     in_flight_bytes,
                     held_turn,
+                    stats,
                     ..
                 },
             closing: false,
@@ -198,6 +204,9 @@ impl Router {
             } else {
                 from_queue(queue).or_else(|| from_held(held))
             };
+            if let Some(popped) = &next {
+                stats.set_queued(popped.channel, held.queued(popped.channel));
+            }
             let Some(Popped {
                 channel,
                 message,
@@ -210,6 +219,7 @@ impl Router {
             *credit -= 1; // cannot panic: credit > 0
             *in_flight_bytes = in_flight_bytes.saturating_add(message.len());
             self.counters.sent(message.len());
+            stats.sent(channel, message.len());
             self.actions.push_back(RouterAction::Send {
                 conn,
                 node: *node,

@@ -84,11 +84,22 @@ fn a_refused_connect_is_a_failed_dial_and_frees_its_slot() {
     )
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while driver.node().router().peer_manager().last_dialed(absent).is_none() {
+    while driver
+        .node()
+        .router()
+        .peer_manager()
+        .last_dialed(absent)
+        .is_none()
+    {
         assert!(Instant::now() < deadline, "no dial outcome recorded");
         turn(&mut poll, &mut [&mut driver], Duration::from_millis(20));
     }
-    let (_, succeeded) = driver.node().router().peer_manager().last_dialed(absent).unwrap();
+    let (_, succeeded) = driver
+        .node()
+        .router()
+        .peer_manager()
+        .last_dialed(absent)
+        .unwrap();
     assert!(!succeeded, "a refused connect is a failed dial");
     assert_eq!(driver.connection_count(), 0);
     assert!(driver.by_conn.is_empty() && driver.timers.is_empty());

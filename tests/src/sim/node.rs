@@ -231,6 +231,13 @@ impl SimNode {
         self.running.as_ref().map_or(0, |r| r.conns.len())
     }
 
+    /// Its counters of each routed peer (empty while down).
+    pub fn peer_counters(&self) -> Vec<tmp2p_core::router::PeerSnapshot> {
+        self.running
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.node.peer_snapshots())
+    }
+
     /// Received messages its connections hold for its paused channels (core's inbound
     /// rule keeps them in the connection until the channel resumes).
     pub fn held_in_connections(&self) -> usize {
