@@ -14,6 +14,7 @@
 //! reported as a `PeerError` against its sender (see [`decode_inbound`]), never a crash.
 //! [`echo`] and [`pex`] are the wrapper pairs for the ADR's echo example and for PEX.
 
+mod channel;
 pub mod echo;
 pub mod pex;
 mod proto_codec;
@@ -24,6 +25,7 @@ use bytes::Bytes;
 
 use crate::NodeId;
 
+pub use channel::TypedChannel;
 pub use proto_codec::ProtoCodec;
 pub use raw::RawCodec;
 pub use wrapper::WrapperCodec;

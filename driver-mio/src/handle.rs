@@ -16,7 +16,7 @@ use tmp2p_core::router::{
     CountersSnapshot, Envelope, PeerCounters, PeerError, PeerSnapshot, RouterCounters, SendError,
     Target,
 };
-use tmp2p_core::typed::{decode_inbound, ChannelCodec};
+use tmp2p_core::typed::{ChannelCodec, TypedChannel};
 use tmp2p_core::NodeId;
 
 use crate::app::{AppEvent, Control};
@@ -203,13 +203,33 @@ impl NodeHandle {
         self.command(Command::Call(Box::new(call)))
     }
 
-    /// Decodes an inbound envelope with a channel codec; an undecodable message is
+    /// Sends `message` on a typed channel (see [`DriverSetup::open_typed`]), waiting as
+    /// [`NodeHandle::send`] does.
+    ///
+    /// # Errors
+    /// As [`NodeHandle::send`].
+    ///
+    /// [`DriverSetup::open_typed`]: crate::DriverSetup::open_typed
+    pub fn send_typed<C: ChannelCodec>(
+        &self,
+        channel: &TypedChannel<C>,
+        to: Target,
+        message: &C::Message,
+    ) -> Result<(), DriverError> {
+        self.send(channel.envelope(to, message))
+    }
+
+    /// Decodes an inbound envelope of a typed channel: its sender and message, or `None`
+    /// when it is another channel's, or does not decode. An undecodable message is
     /// reported as a fatal [`PeerError`] against its sender (its connection is closed, as
-    /// in the smol driver and on CometBFT) and gives `None`.
-    pub fn decode<C: ChannelCodec>(&self, codec: &C, envelope: Envelope) -> Option<C::Message> {
-        let from = envelope.from?;
-        match decode_inbound(codec, from, envelope.message) {
-            Ok(message) => Some(message),
+    /// in the smol driver and on CometBFT).
+    pub fn receive_typed<C: ChannelCodec>(
+        &self,
+        channel: &TypedChannel<C>,
+        envelope: Envelope,
+    ) -> Option<(NodeId, C::Message)> {
+        match channel.decode(envelope)? {
+            Ok(received) => Some(received),
             Err(undecodable) => {
                 let _ = self.report_error(PeerError::from(undecodable));
                 None

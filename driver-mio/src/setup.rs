@@ -4,6 +4,7 @@
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
+use tmp2p_core::typed::{ChannelCodec, TypedChannel};
 use tmp2p_core::NodeKey;
 use tmp2p_store::{MemoryPeerStore, PeerStore};
 
@@ -61,6 +62,19 @@ pub struct DriverSetup {
 }
 
 impl DriverSetup {
+    /// Adds `descriptor` as a typed channel: the returned [`TypedChannel`] encodes what
+    /// [`NodeHandle::send_typed`](crate::NodeHandle::send_typed) sends on it and decodes
+    /// what [`NodeHandle::receive_typed`](crate::NodeHandle::receive_typed) takes from it.
+    pub fn open_typed<C: ChannelCodec>(
+        &mut self,
+        descriptor: ChannelDescriptor,
+        codec: C,
+    ) -> TypedChannel<C> {
+        let id = descriptor.id;
+        self.channels.push(descriptor);
+        TypedChannel::new(id, codec)
+    }
+
     /// A setup with an in-memory peer store and default limits.
     pub fn new(config: NodeConfig, key: NodeKey, channels: Vec<ChannelDescriptor>) -> Self {
         DriverSetup {

@@ -12,9 +12,9 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
-use tmp2p_core::router::Envelope;
+use tmp2p_core::router::{Envelope, Target};
 use tmp2p_core::typed::echo::EchoInner;
-use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
+use tmp2p_core::typed::WrapperCodec;
 use tmp2p_core::NodeKey;
 use tmp2p_driver_mio::{AppEvent, DriverSetup, RunningNode};
 use tmp2p_driver_smol::NodeBuilder;
@@ -52,15 +52,10 @@ fn ping(payload: String) -> EchoInner {
 #[test]
 fn mio_and_smol_nodes_exchange_both_ways_on_two_channels() {
     let codec = WrapperCodec::<EchoMessage, EchoInner>::new();
-    let mio_node = RunningNode::spawn(
-        DriverSetup::new(
-            config(),
-            NodeKey::from_seed([31; 32]),
-            vec![descriptor(ECHO), descriptor(RAW)],
-        ),
-        1024,
-    )
-    .unwrap();
+    let mut setup = DriverSetup::new(config(), NodeKey::from_seed([31; 32]), vec![]);
+    let echo_at_mio = setup.open_typed(descriptor(ECHO), codec);
+    setup.channels.push(descriptor(RAW));
+    let mio_node = RunningNode::spawn(setup, 1024).unwrap();
     let mio_id = mio_node.node_id();
     let mio_address = NodeAddress::parse(&format!("{mio_id}@{}", mio_node.local_addr())).unwrap();
 
@@ -115,10 +110,11 @@ fn mio_and_smol_nodes_exchange_both_ways_on_two_channels() {
 
     // mio → smol on both channels.
     for i in 0..COUNT {
-        let typed = codec.encode(&ping(format!("mio ping {i}")));
+        let to = Target::Peer(smol_id);
+        let message = ping(format!("mio ping {i}"));
         mio_node
             .handle()
-            .send(Envelope::to_peer(smol_id, ECHO, typed))
+            .send_typed(&echo_at_mio, to, &message)
             .unwrap();
         mio_node
             .handle()
@@ -190,7 +186,12 @@ fn mio_and_smol_nodes_exchange_both_ways_on_two_channels() {
         if let Some(AppEvent::Message(env)) = inbound.recv_timeout(left).unwrap() {
             assert_eq!(env.from, Some(smol_id));
             match env.channel {
-                ECHO => typed_at_mio.push(mio_node.handle().decode(&codec, env).unwrap()),
+                ECHO => {
+                    let (from, message) =
+                        mio_node.handle().receive_typed(&echo_at_mio, env).unwrap();
+                    assert_eq!(from, smol_id);
+                    typed_at_mio.push(message);
+                }
                 RAW => raw_at_mio.push(env.message),
                 other => panic!("unexpected channel {other:#x}"),
             }
