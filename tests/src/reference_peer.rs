@@ -13,8 +13,37 @@ use std::thread;
 use prost::Message;
 use tendermint_p2p::secret_connection::{SecretConnection, Version};
 use tendermint_proto::v0_38::p2p::{
-    packet::Sum, DefaultNodeInfo, Packet, PacketMsg, PacketPing, PacketPong,
+    packet::Sum, DefaultNodeInfo, DefaultNodeInfoOther, Packet, PacketMsg, PacketPing, PacketPong,
+    ProtocolVersion,
 };
+
+/// The node info a reference peer advertises: CometBFT v0.38's (p2p 8, block 11, version
+/// 0.38.25) with `seed`'s id, on `network` and `channels`. Tests that need another dialect
+/// change the fields they care about.
+pub fn reference_info(seed: [u8; 32], network: &str, channels: &[u8]) -> DefaultNodeInfo {
+    let key = ed25519_consensus::SigningKey::from(seed);
+    let public = key.verification_key();
+    let id = tendermint_p2p::secret_connection::PublicKey::from_raw_ed25519(public.as_bytes())
+        .map(|public| public.peer_id().to_string())
+        .unwrap_or_default();
+    DefaultNodeInfo {
+        protocol_version: Some(ProtocolVersion {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        }),
+        default_node_id: id,
+        listen_addr: "tcp://127.0.0.1:26657".into(),
+        network: network.into(),
+        version: "0.38.25".into(),
+        channels: channels.to_vec(),
+        moniker: "reference".into(),
+        other: Some(DefaultNodeInfoOther {
+            tx_index: "on".into(),
+            rpc_address: String::new(),
+        }),
+    }
+}
 
 /// Chunk size of the reference peer (CometBFT's default).
 const CHUNK: usize = 1024;

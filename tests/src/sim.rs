@@ -274,6 +274,12 @@ impl Sim {
         self.nodes.get_mut(i).ok_or(SimError::NoSuchNode(i))
     }
 
+    /// Node `i`'s running state; `what` says why it must run.
+    fn running_mut(&mut self, i: usize, what: &'static str) -> Result<&mut Running, SimError> {
+        let running = self.node_mut(i)?.running.as_mut();
+        running.ok_or(SimError::WrongState { node: i, what })
+    }
+
     /// All nodes.
     pub fn nodes(&self) -> &[SimNode] {
         &self.nodes
@@ -490,14 +496,7 @@ impl Sim {
     /// [`SimError::WrongState`] if the node is down.
     pub fn stop(&mut self, i: usize, within: Duration) -> Result<bool, SimError> {
         let now = self.now;
-        let running = self
-            .node_mut(i)?
-            .running
-            .as_mut()
-            .ok_or(SimError::WrongState {
-                node: i,
-                what: "must run to stop",
-            })?;
+        let running = self.running_mut(i, "must run to stop")?;
         running.node.stop(now, within);
         let linger = running.node.close_linger();
         self.service(i)?;
@@ -524,14 +523,7 @@ impl Sim {
     pub fn add_peer(&mut self, i: usize, peer: usize) -> Result<(), SimError> {
         let address = self.address(peer)?;
         let now = self.now;
-        let running = self
-            .node_mut(i)?
-            .running
-            .as_mut()
-            .ok_or(SimError::WrongState {
-                node: i,
-                what: "must run to add a peer",
-            })?;
+        let running = self.running_mut(i, "must run to add a peer")?;
         running
             .node
             .add_peer(now, address)

@@ -761,6 +761,11 @@ impl Started {
         set(&mut self.watches, i, watch);
     }
 
+    /// How many times node `at` saw a peer go down.
+    fn downs(&self, at: usize) -> usize {
+        self.watches[at].downs()
+    }
+
     /// Node `i`'s peer store: its redb file when the setup keeps stores, else a fresh
     /// in-memory one.
     fn store(&self, i: usize) -> Box<dyn tmp2p_store::PeerStore + Send> {
@@ -950,7 +955,7 @@ impl Backend for SmolNet {
     }
 
     fn downs(&mut self, at: usize) -> usize {
-        self.started.watches[at].downs()
+        self.started.downs(at)
     }
 
     fn hear(&mut self, i: usize) {
@@ -1084,7 +1089,7 @@ impl Backend for MioNet {
     }
 
     fn downs(&mut self, at: usize) -> usize {
-        self.started.watches[at].downs()
+        self.started.downs(at)
     }
 
     fn hear(&mut self, i: usize) {

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;
-use tendermint_proto::v0_38::p2p::{
-    packet::Sum, DefaultNodeInfo, DefaultNodeInfoOther, Packet, PacketMsg, ProtocolVersion,
-};
+use tendermint_proto::v0_38::p2p::{packet::Sum, DefaultNodeInfo, Packet, PacketMsg};
 use tmp2p_core::mconn::{ChannelDescriptor, MConnConfig, MConnError, MConnEvent, MConnection};
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::router::Envelope;
@@ -27,7 +25,7 @@ use tmp2p_driver_mio::{AppEvent, DriverSetup, RunningNode};
 use tmp2p_driver_smol::echo::run_raw_echo;
 use tmp2p_driver_smol::NodeBuilder;
 use tmp2p_store::MemoryPeerStore;
-use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
+use tmp2p_tests::reference_peer::{reference_info, RefEvent, ReferencePeer};
 use tmp2p_tests::smol_support::within;
 
 const HIGH: u8 = 0x80;
@@ -98,23 +96,7 @@ fn a_full_chunk_with_eof_is_accepted_on_every_channel_id_and_one_byte_more_is_no
 }
 
 fn their_info() -> DefaultNodeInfo {
-    DefaultNodeInfo {
-        protocol_version: Some(ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        }),
-        default_node_id: NodeKey::from_seed(THEIR_SEED).node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:26657".into(),
-        network: NETWORK.into(),
-        version: "0.38.25".into(),
-        channels: vec![HIGH],
-        moniker: "reference".into(),
-        other: Some(DefaultNodeInfoOther {
-            tx_index: "on".into(),
-            rpc_address: String::new(),
-        }),
-    }
+    reference_info(THEIR_SEED, NETWORK, &[HIGH])
 }
 
 fn message(size: usize) -> Vec<u8> {

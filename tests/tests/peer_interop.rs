@@ -10,13 +10,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tendermint_proto::v0_38::p2p::{DefaultNodeInfo, DefaultNodeInfoOther, ProtocolVersion};
+use tendermint_proto::v0_38::p2p::DefaultNodeInfo;
 use tmp2p_core::connection::{Direction, PeerConfig, PeerEvent};
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_info::{NodeInfo, ProtocolVersions};
 use tmp2p_core::NodeKey;
 use tmp2p_tests::blocking_peer::{self, PeerCommand};
-use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
+use tmp2p_tests::reference_peer::{reference_info, RefEvent, ReferencePeer};
 
 const CHANNELS: [u8; 3] = [0x20, 0x21, 0x30];
 const SIZES: [usize; 6] = [0, 1, 1000, 1024, 1025, 100_000];
@@ -42,23 +42,7 @@ fn our_info(key: &NodeKey) -> NodeInfo {
 }
 
 fn their_info() -> DefaultNodeInfo {
-    DefaultNodeInfo {
-        protocol_version: Some(ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        }),
-        default_node_id: NodeKey::from_seed(THEIR_SEED).node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:26657".into(),
-        network: "interop-chain".into(),
-        version: "0.38.17".into(),
-        channels: CHANNELS.to_vec(),
-        moniker: "reference".into(),
-        other: Some(DefaultNodeInfoOther {
-            tx_index: "on".into(),
-            rpc_address: String::new(),
-        }),
-    }
+    reference_info(THEIR_SEED, "interop-chain", &CHANNELS)
 }
 
 fn message(channel: u8, size: usize, salt: u8) -> Vec<u8> {
@@ -122,7 +106,7 @@ fn run(we_dial: bool) {
             assert_eq!(node_info.node_id, their_id);
             assert_eq!(public_key.node_id(), their_id);
             assert_eq!(node_info.moniker, "reference");
-            assert_eq!(node_info.version, "0.38.17");
+            assert_eq!(node_info.version, "0.38.25");
         }
         other => panic!("{other:?}"),
     }

@@ -17,8 +17,7 @@ use prost::Message as _;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tendermint_proto::v0_38::p2p::{
-    message::Sum, DefaultNodeInfo, DefaultNodeInfoOther, Message, NetAddress, PexAddrs, PexRequest,
-    ProtocolVersion,
+    message::Sum, DefaultNodeInfo, Message, NetAddress, PexAddrs, PexRequest,
 };
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::connection::{Direction, PeerConfig, PeerEvent};
@@ -29,7 +28,7 @@ use tmp2p_core::peer_manager::{
 use tmp2p_core::pex::{self, PexConfig, PexError, PexOutput, PexReactor, PEX_CHANNEL};
 use tmp2p_core::NodeKey;
 use tmp2p_tests::blocking_peer::{self, PeerCommand};
-use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
+use tmp2p_tests::reference_peer::{reference_info, RefEvent, ReferencePeer};
 
 const THEIR_SEED: [u8; 32] = [0x42; 32];
 const OUR_SEED: [u8; 32] = [0x17; 32];
@@ -57,23 +56,7 @@ fn our_info(key: &NodeKey) -> NodeInfo {
 }
 
 fn their_info() -> DefaultNodeInfo {
-    DefaultNodeInfo {
-        protocol_version: Some(ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        }),
-        default_node_id: NodeKey::from_seed(THEIR_SEED).node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:26657".into(),
-        network: "pex-interop".into(),
-        version: "0.38.17".into(),
-        channels: vec![PEX_CHANNEL],
-        moniker: "reference".into(),
-        other: Some(DefaultNodeInfoOther {
-            tx_index: "on".into(),
-            rpc_address: String::new(),
-        }),
-    }
+    reference_info(THEIR_SEED, "pex-interop", &[PEX_CHANNEL])
 }
 
 /// The addresses the responder hands out in answer `round`.

@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tendermint_proto::v0_38::p2p::{DefaultNodeInfo, DefaultNodeInfoOther, ProtocolVersion};
+use tendermint_proto::v0_38::p2p::DefaultNodeInfo;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
@@ -20,7 +20,7 @@ use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::{Envelope, NodeBuilder};
 use tmp2p_proto::echo::EchoMessage;
 use tmp2p_store::MemoryPeerStore;
-use tmp2p_tests::reference_peer::{RefEvent, ReferencePeer};
+use tmp2p_tests::reference_peer::{reference_info, RefEvent, ReferencePeer};
 use tmp2p_tests::smol_support::within;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,28 +29,17 @@ const THEIR_SEED: [u8; 32] = [0x42; 32];
 const NETWORK: &str = "smol-interop";
 
 fn their_info() -> DefaultNodeInfo {
-    their_info_as(8, "0.38.17")
+    their_info_as(8, "0.38.25")
 }
 
 /// The reference peer's node info with another p2p protocol version and version string.
 fn their_info_as(p2p: u64, version: &str) -> DefaultNodeInfo {
-    DefaultNodeInfo {
-        protocol_version: Some(ProtocolVersion {
-            p2p,
-            block: 11,
-            app: 0,
-        }),
-        default_node_id: NodeKey::from_seed(THEIR_SEED).node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:26657".into(),
-        network: NETWORK.into(),
-        version: version.into(),
-        channels: CHANNELS.to_vec(),
-        moniker: "reference".into(),
-        other: Some(DefaultNodeInfoOther {
-            tx_index: "on".into(),
-            rpc_address: String::new(),
-        }),
+    let mut info = reference_info(THEIR_SEED, NETWORK, &CHANNELS);
+    if let Some(versions) = &mut info.protocol_version {
+        versions.p2p = p2p;
     }
+    info.version = version.into();
+    info
 }
 
 fn message(channel: u8, size: usize) -> Vec<u8> {
