@@ -565,10 +565,9 @@ impl Router {
 
     /// The peer connection `conn` is routed to: `Some` once its `Authenticated` event made
     /// it an active peer (accepted by the PeerManager) and while no `Close` was emitted for
-    /// it. A driver that hands inbound messages to the application from the connection's
-    /// own task, rather than through [`RouterAction::Deliver`], asks this after passing on
-    /// the `Authenticated` event and holds the connection's messages until then (a `None`
-    /// there means the peer was refused and a `Close` follows).
+    /// it. The node machine asks this after passing on the `Authenticated` event, to admit
+    /// the connection's `Link` (a `None` there means the peer was refused and a `Close`
+    /// follows).
     pub fn routed_peer(&self, conn: ConnectionId) -> Option<NodeId> {
         match self.conns.get(conn)? {
             Conn {

@@ -113,7 +113,9 @@ pub enum RouterAction {
         /// The connection.
         conn: ConnectionId,
     },
-    /// Deliver an inbound envelope to the application's channel.
+    /// An inbound envelope reported to the Router (under the node machine: only its own
+    /// channels' messages, such as PEX; the application's leave each connection's `Link`
+    /// directly).
     Deliver(Envelope),
     /// A peer went up or down.
     PeerUpdate(PeerUpdate),
