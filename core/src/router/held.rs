@@ -76,11 +76,6 @@ impl Held {
         })
     }
 
-    /// Messages held for `channel`.
-    pub(super) fn queued(&self, channel: u8) -> usize {
-        self.channels.get(&channel).map_or(0, |c| c.queue.len())
-    }
-
     /// Messages held.
     pub(super) fn len(&self) -> usize {
         self.messages

@@ -153,7 +153,7 @@ impl Router {
         if policy == OverflowPolicy::Backpressure {
             return Some(match held.try_push(channel, message, limits) {
                 Ok(()) => {
-                    stats.set_queued(channel, held.queued(channel));
+                    stats.enqueued(channel);
                     Outcome::Queued
                 }
                 Err(_) => Outcome::Full(*node),
@@ -204,9 +204,6 @@ impl Router {
             } else {
                 from_queue(queue).or_else(|| from_held(held))
             };
-            if let Some(popped) = &next {
-                stats.set_queued(popped.channel, held.queued(popped.channel));
-            }
             let Some(Popped {
                 channel,
                 message,

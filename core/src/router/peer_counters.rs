@@ -3,7 +3,8 @@
 //! the application, and drops by reason. Atomics behind one `Arc` per peer: the Router
 //! updates what it sends and queues, the peer's `Link` what it receives (each only for its
 //! own peer, so the cache lines are not contended), and an exporter on any thread reads
-//! them. Core keeps no registry behind a lock: the node machine hands out each peer's
+//! them. Each counter has exactly one writer (the Router, or the peer's `Link`), so an
+//! update is a plain relaxed load and store, not a locked read-modify-write. Core keeps no registry behind a lock: the node machine hands out each peer's
 //! `Arc` (`Node::peer_counters`) when the peer comes up, and a driver keeps the list its
 //! exporters read.
 
@@ -18,7 +19,9 @@ struct ChannelCounters {
     sent_bytes: AtomicU64,
     received_messages: AtomicU64,
     received_bytes: AtomicU64,
-    queued: AtomicU64,
+    /// Messages put in the peer's backpressure queue for this channel (all of which are
+    /// sent from there: the depth is this less `sent_messages`).
+    enqueued: AtomicU64,
 }
 
 /// The counters of one routed peer (see the module docs).
@@ -73,8 +76,11 @@ pub struct PeerSnapshot {
     pub inbound_held: u64,
 }
 
+/// Adds to a counter with one writer (see the module docs): readers see each value whole.
 fn add(counter: &AtomicU64, value: usize) {
-    counter.fetch_add(u64::try_from(value).unwrap_or(u64::MAX), Ordering::Relaxed);
+    let value = u64::try_from(value).unwrap_or(u64::MAX);
+    let sum = counter.load(Ordering::Relaxed).saturating_add(value);
+    counter.store(sum, Ordering::Relaxed);
 }
 
 impl PeerCounters {
@@ -119,10 +125,10 @@ impl PeerCounters {
         }
     }
 
-    pub(crate) fn set_queued(&self, channel: u8, messages: usize) {
+    /// A message entered the peer's backpressure queue for `channel`.
+    pub(crate) fn enqueued(&self, channel: u8) {
         if let Some(c) = self.channel(channel) {
-            let value = u64::try_from(messages).unwrap_or(u64::MAX);
-            c.queued.store(value, Ordering::Relaxed);
+            add(&c.enqueued, 1);
         }
     }
 
@@ -147,13 +153,18 @@ impl PeerCounters {
             channels: self
                 .channels
                 .iter()
-                .map(|(channel, c)| ChannelSnapshot {
-                    channel: *channel,
-                    sent_messages: get(&c.sent_messages),
-                    sent_bytes: get(&c.sent_bytes),
-                    received_messages: get(&c.received_messages),
-                    received_bytes: get(&c.received_bytes),
-                    queued: get(&c.queued),
+                .map(|(channel, c)| {
+                    // `sent` first: read in this order the depth is never below the truth.
+                    let sent_messages = get(&c.sent_messages);
+                    let enqueued = get(&c.enqueued);
+                    ChannelSnapshot {
+                        channel: *channel,
+                        sent_messages,
+                        sent_bytes: get(&c.sent_bytes),
+                        received_messages: get(&c.received_messages),
+                        received_bytes: get(&c.received_bytes),
+                        queued: enqueued.saturating_sub(sent_messages),
+                    }
                 })
                 .collect(),
             dropped_queue_full: get(&self.dropped_queue_full),
@@ -175,7 +186,9 @@ mod tests {
         peer.sent(0x20, 50);
         peer.received(0x30, 7);
         peer.sent(0x99, 1_000);
-        peer.set_queued(0x30, 4);
+        for _ in 0..4 {
+            peer.enqueued(0x30);
+        }
         peer.dropped_queue_full(2);
         peer.dropped_peer_gone(3);
         peer.set_inbound_held(5);
