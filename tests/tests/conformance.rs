@@ -793,6 +793,170 @@ impl Started {
     }
 }
 
+// ---- The two real drivers: one backend, the differences behind `SocketDriver` ----
+
+/// What differs between the smol and the mio driver under [`SocketNet`]: how a node starts
+/// with the scenario's channels and its application, how that application sends, and how
+/// the node stops.
+trait SocketDriver: Default {
+    type Node;
+    /// Starts node `i` with `config` and `store` as `setup` says; its application puts
+    /// what it receives and its peer updates into `watch`.
+    fn start(
+        &mut self,
+        i: usize,
+        setup: &Setup,
+        config: NodeConfig,
+        store: Box<dyn tmp2p_store::PeerStore + Send>,
+        watch: Watch,
+    ) -> Self::Node;
+    /// The node's id and listen address.
+    fn identity(node: &Self::Node) -> (NodeId, SocketAddr);
+    fn add_peer(node: &Self::Node, address: NodeAddress);
+    fn report_error(node: &Self::Node, error: PeerError);
+    /// As [`Backend::send`].
+    fn send(node: &Self::Node, envelope: Envelope);
+    /// As [`Backend::try_send`].
+    fn try_send(node: &Self::Node, envelope: Envelope) -> bool;
+    /// The deaf node's application starts taking its messages into `watch`.
+    fn hear(&mut self, node: &Self::Node, watch: &Watch);
+    fn peer_counters(node: &Self::Node) -> Vec<PeerSnapshot>;
+    fn counters(node: &Self::Node) -> CountersSnapshot;
+    /// Stops the node gracefully (returns once it stopped).
+    fn stop(node: Self::Node);
+}
+
+/// Nodes of one real driver over loopback TCP.
+struct SocketNet<D: SocketDriver> {
+    driver: D,
+    nodes: Vec<Option<D::Node>>,
+    started: Started,
+    setup: Setup,
+}
+
+type SmolNet = SocketNet<Smol>;
+type MioNet = SocketNet<Mio>;
+
+impl<D: SocketDriver> SocketNet<D> {
+    /// Starts node `i` (again, after a stop) as the setup says.
+    fn start_node(&mut self, i: usize) {
+        let config = config(i, &self.started.addresses, &self.setup);
+        let store = self.started.store(i);
+        let watch = Watch::default();
+        let node = self
+            .driver
+            .start(i, &self.setup, config, store, watch.clone());
+        let (id, at) = D::identity(&node);
+        self.started.set(i, id, at, watch);
+        set(&mut self.nodes, i, Some(node));
+    }
+
+    fn node(&self, i: usize) -> &D::Node {
+        self.nodes[i].as_ref().expect("node runs")
+    }
+}
+
+impl<D: SocketDriver> Backend for SocketNet<D> {
+    const REAL_SOCKETS: bool = true;
+
+    fn start_with(n: usize, setup: Setup) -> Self {
+        let mut net = SocketNet {
+            driver: D::default(),
+            nodes: vec![],
+            started: Started::new(&setup),
+            setup,
+        };
+        for i in 0..n {
+            net.start_node(i);
+        }
+        net.started.wait_mesh(&net.setup);
+        net
+    }
+
+    fn stop_node(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            D::stop(node);
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.start_node(i);
+    }
+
+    fn add_peer(&mut self, at: usize, peer: usize) {
+        let address = self.started.addresses[peer].clone();
+        D::add_peer(self.node(at), address);
+    }
+
+    fn report_error(&mut self, at: usize, error: PeerError) {
+        D::report_error(self.node(at), error);
+    }
+
+    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
+        self.started.watches[at].peers_when(done)
+    }
+
+    fn id(&self, i: usize) -> NodeId {
+        self.started.ids[i]
+    }
+
+    fn send(&mut self, from: usize, envelope: Envelope) {
+        D::send(self.node(from), envelope);
+    }
+
+    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
+        self.started.watches[at].received(channel, count)
+    }
+
+    fn try_send(&mut self, from: usize, envelope: Envelope) -> bool {
+        D::try_send(self.node(from), envelope)
+    }
+
+    fn clock(&self) -> Duration {
+        self.started.epoch.elapsed()
+    }
+
+    fn idle(&mut self, span: Duration) {
+        std::thread::sleep(span);
+    }
+
+    fn downs(&mut self, at: usize) -> usize {
+        self.started.downs(at)
+    }
+
+    fn hear(&mut self, i: usize) {
+        let node = self.nodes[i].as_ref().expect("node runs");
+        self.driver.hear(node, &self.started.watches[i]);
+    }
+
+    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
+        D::peer_counters(self.node(i))
+    }
+
+    fn counters_when(
+        &mut self,
+        i: usize,
+        done: &dyn Fn(&CountersSnapshot) -> bool,
+    ) -> CountersSnapshot {
+        let node = self.node(i);
+        counters_when(|| D::counters(node), done)
+    }
+
+    fn stop(self) {
+        for node in self.nodes.into_iter().flatten() {
+            D::stop(node);
+        }
+    }
+}
+
+/// Puts `value` at index `i`: appended for a new node, replaced for a restarted one.
+fn set<T>(list: &mut Vec<T>, i: usize, value: T) {
+    match list.get_mut(i) {
+        Some(slot) => *slot = value,
+        None => list.push(value),
+    }
+}
+
 // ---- smol ----
 
 /// A smol application's sender: raw, or typed as the scenarios' `Ping`s.
@@ -801,15 +965,24 @@ enum SmolSender {
     Typed(tmp2p_driver_smol::ChannelSender<Ping>),
 }
 
-struct SmolNet {
-    nodes: Vec<Option<tmp2p_driver_smol::NodeHandle>>,
-    started: Started,
-    senders: Vec<Vec<(u8, SmolSender)>>,
-    /// Each node's error channel.
-    errors: Vec<tmp2p_driver_smol::ErrorSender>,
-    /// A deaf node's inbound receivers, kept open and never read.
+/// A running smol node and its application's ends.
+struct SmolNode {
+    handle: tmp2p_driver_smol::NodeHandle,
+    senders: Vec<(u8, SmolSender)>,
+    errors: tmp2p_driver_smol::ErrorSender,
+}
+
+impl SmolNode {
+    fn sender(&self, channel: u8) -> &SmolSender {
+        let (_, sender) = self.senders.iter().find(|(id, _)| *id == channel).unwrap();
+        sender
+    }
+}
+
+#[derive(Default)]
+struct Smol {
+    /// A deaf node's inbound receivers, kept open and never read until heard.
     untaken: Vec<tmp2p_driver_smol::Channel<Bytes>>,
-    setup: Setup,
 }
 
 /// Takes every message of a typed smol channel into `watch` (the payloads).
@@ -824,17 +997,40 @@ fn take_smol_typed(channel: tmp2p_driver_smol::Channel<Ping>, watch: Watch) {
     });
 }
 
-impl SmolNet {
-    /// Starts node `i` (again, after a stop) as the setup says.
-    fn start_node(&mut self, i: usize) {
-        let setup = &self.setup;
-        let config = config(i, &self.started.addresses, setup);
-        let store = self.started.store(i);
+/// The application side of a smol channel: takes every message into `watch`.
+fn take_smol(channel: tmp2p_driver_smol::Channel<Bytes>, watch: Watch) {
+    let id = channel.id;
+    std::thread::spawn(move || {
+        while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
+            let from = envelope.from.unwrap();
+            watch.update(|seen| seen.take(id, from, envelope.message));
+        }
+    });
+}
+
+/// The smol form of `envelope`'s target around `message`.
+fn smol_envelope<T>(to: Option<Target>, message: T) -> tmp2p_driver_smol::Envelope<T> {
+    match to {
+        Some(Target::Peer(peer)) => tmp2p_driver_smol::Envelope::to_peer(peer, message),
+        _ => tmp2p_driver_smol::Envelope::broadcast(message),
+    }
+}
+
+impl SocketDriver for Smol {
+    type Node = SmolNode;
+
+    fn start(
+        &mut self,
+        i: usize,
+        setup: &Setup,
+        config: NodeConfig,
+        store: Box<dyn tmp2p_store::PeerStore + Send>,
+        watch: Watch,
+    ) -> SmolNode {
         let mut builder = tmp2p_driver_smol::NodeBuilder::new(config, key(i), store).unwrap();
         if let Some(pex) = setup.pex(i) {
             builder.enable_pex(pex).unwrap();
         }
-        let watch = Watch::default();
         let mut senders = vec![];
         let mut errors = None;
         for chan in &setup.channels {
@@ -860,82 +1056,48 @@ impl SmolNet {
             take_smol(channel, watch.clone());
         }
         let updates = builder.subscribe();
-        let w = watch.clone();
         std::thread::spawn(move || {
             while let Ok(update) = smol::block_on(updates.recv()) {
-                up_or_down(&w, update.node_id, update.status);
+                up_or_down(&watch, update.node_id, update.status);
             }
         });
-        let node = smol::block_on(builder.start()).unwrap();
-        self.started
-            .set(i, node.node_id(), node.local_addr(), watch);
-        set(&mut self.nodes, i, Some(node));
-        set(&mut self.senders, i, senders);
-        set(&mut self.errors, i, errors.expect("a channel"));
-    }
-}
-
-/// Puts `value` at index `i`: appended for a new node, replaced for a restarted one.
-fn set<T>(list: &mut Vec<T>, i: usize, value: T) {
-    match list.get_mut(i) {
-        Some(slot) => *slot = value,
-        None => list.push(value),
-    }
-}
-
-/// The application side of a smol channel: takes every message into `watch`.
-fn take_smol(channel: tmp2p_driver_smol::Channel<Bytes>, watch: Watch) {
-    let id = channel.id;
-    std::thread::spawn(move || {
-        while let Ok(envelope) = smol::block_on(channel.inbound.recv()) {
-            let from = envelope.from.unwrap();
-            watch.update(|seen| seen.take(id, from, envelope.message));
+        SmolNode {
+            handle: smol::block_on(builder.start()).unwrap(),
+            senders,
+            errors: errors.expect("a channel"),
         }
-    });
-}
+    }
 
-impl Backend for SmolNet {
-    const REAL_SOCKETS: bool = true;
+    fn identity(node: &SmolNode) -> (NodeId, SocketAddr) {
+        (node.handle.node_id(), node.handle.local_addr())
+    }
 
-    fn start_with(n: usize, setup: Setup) -> Self {
-        let mut net = SmolNet {
-            nodes: vec![],
-            started: Started::new(&setup),
-            senders: vec![],
-            errors: vec![],
-            untaken: vec![],
-            setup,
-        };
-        for i in 0..n {
-            net.start_node(i);
+    fn add_peer(node: &SmolNode, address: NodeAddress) {
+        smol::block_on(node.handle.add_peer(address)).unwrap();
+    }
+
+    fn report_error(node: &SmolNode, error: PeerError) {
+        smol::block_on(node.errors.report(error)).unwrap();
+    }
+
+    fn send(node: &SmolNode, envelope: Envelope) {
+        match node.sender(envelope.channel) {
+            SmolSender::Raw(raw) => {
+                smol::block_on(raw.send(smol_envelope(envelope.to, envelope.message)))
+            }
+            SmolSender::Typed(typed) => {
+                let message = Ping::decode(envelope.message).unwrap();
+                smol::block_on(typed.send(smol_envelope(envelope.to, message)))
+            }
         }
-        net.started.wait_mesh(&net.setup);
-        net
+        .unwrap();
     }
 
-    fn restart(&mut self, i: usize) {
-        self.start_node(i);
-    }
-
-    fn add_peer(&mut self, at: usize, peer: usize) {
-        let address = self.started.addresses[peer].clone();
-        let node = self.nodes[at].as_ref().expect("node runs");
-        smol::block_on(node.add_peer(address)).unwrap();
-    }
-
-    fn report_error(&mut self, at: usize, error: PeerError) {
-        smol::block_on(self.errors[at].report(error)).unwrap();
-    }
-
-    fn try_send(&mut self, from: usize, envelope: Envelope) -> bool {
+    fn try_send(node: &SmolNode, envelope: Envelope) -> bool {
         let Some(Target::Peer(peer)) = envelope.to else {
             panic!("try_send is for one peer");
         };
-        let (_, sender) = self.senders[from]
-            .iter()
-            .find(|(id, _)| *id == envelope.channel)
-            .unwrap();
-        let SmolSender::Raw(raw) = sender else {
+        let SmolSender::Raw(raw) = node.sender(envelope.channel) else {
             panic!("try_send is for raw channels");
         };
         let envelope = tmp2p_driver_smol::Envelope::to_peer(peer, envelope.message);
@@ -946,207 +1108,53 @@ impl Backend for SmolNet {
         }
     }
 
-    fn clock(&self) -> Duration {
-        self.started.epoch.elapsed()
-    }
-
-    fn idle(&mut self, span: Duration) {
-        std::thread::sleep(span);
-    }
-
-    fn downs(&mut self, at: usize) -> usize {
-        self.started.downs(at)
-    }
-
-    fn hear(&mut self, i: usize) {
+    fn hear(&mut self, _node: &SmolNode, watch: &Watch) {
         for channel in std::mem::take(&mut self.untaken) {
-            take_smol(channel, self.started.watches[i].clone());
+            take_smol(channel, watch.clone());
         }
     }
 
-    fn stop_node(&mut self, i: usize) {
-        if let Some(node) = self.nodes[i].take() {
-            smol::block_on(node.stop());
-        }
+    fn peer_counters(node: &SmolNode) -> Vec<PeerSnapshot> {
+        node.handle.peer_counters()
     }
 
-    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
-        self.started.watches[at].peers_when(done)
+    fn counters(node: &SmolNode) -> CountersSnapshot {
+        node.handle.counters()
     }
 
-    fn id(&self, i: usize) -> NodeId {
-        self.started.ids[i]
-    }
-
-    fn send(&mut self, from: usize, envelope: Envelope) {
-        let (_, sender) = self.senders[from]
-            .iter()
-            .find(|(id, _)| *id == envelope.channel)
-            .unwrap();
-        let wrap = |message| match envelope.to {
-            Some(tmp2p_core::router::Target::Peer(peer)) => {
-                tmp2p_driver_smol::Envelope::to_peer(peer, message)
-            }
-            _ => tmp2p_driver_smol::Envelope::broadcast(message),
-        };
-        match sender {
-            SmolSender::Raw(raw) => smol::block_on(raw.send(wrap(envelope.message))),
-            SmolSender::Typed(typed) => {
-                let message = Ping::decode(envelope.message.clone()).unwrap();
-                let typed_envelope = match envelope.to {
-                    Some(tmp2p_core::router::Target::Peer(peer)) => {
-                        tmp2p_driver_smol::Envelope::to_peer(peer, message)
-                    }
-                    _ => tmp2p_driver_smol::Envelope::broadcast(message),
-                };
-                smol::block_on(typed.send(typed_envelope))
-            }
-        }
-        .unwrap();
-    }
-
-    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
-        self.started.watches[at].received(channel, count)
-    }
-
-    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
-        self.nodes[i].as_ref().expect("node runs").peer_counters()
-    }
-
-    fn counters_when(
-        &mut self,
-        i: usize,
-        done: &dyn Fn(&CountersSnapshot) -> bool,
-    ) -> CountersSnapshot {
-        let node = self.nodes[i].as_ref().expect("node runs");
-        counters_when(|| node.counters(), done)
-    }
-
-    fn stop(self) {
-        for node in self.nodes.into_iter().flatten() {
-            smol::block_on(node.stop());
-        }
+    fn stop(node: SmolNode) {
+        smol::block_on(node.handle.stop());
     }
 }
 
 // ---- mio ----
 
-struct MioNet {
-    nodes: Vec<Option<tmp2p_driver_mio::RunningNode>>,
-    started: Started,
-    /// Each node's application thread.
-    readers: Vec<std::thread::Thread>,
+/// A running mio node and its application's thread.
+struct MioNode {
+    running: tmp2p_driver_mio::RunningNode,
+    reader: std::thread::Thread,
+}
+
+#[derive(Default)]
+struct Mio {
     /// Opened by `hear`: the deaf node's application takes its messages from then on.
     gate: Arc<std::sync::atomic::AtomicBool>,
-    setup: Setup,
 }
 
-impl Backend for MioNet {
-    const REAL_SOCKETS: bool = true;
+impl SocketDriver for Mio {
+    type Node = MioNode;
 
-    fn start_with(n: usize, setup: Setup) -> Self {
-        let mut net = MioNet {
-            nodes: vec![],
-            started: Started::new(&setup),
-            readers: vec![],
-            gate: Arc::default(),
-            setup,
-        };
-        for i in 0..n {
-            net.start_node(i);
-        }
-        net.started.wait_mesh(&net.setup);
-        net
-    }
-
-    fn restart(&mut self, i: usize) {
-        self.start_node(i);
-    }
-
-    fn add_peer(&mut self, at: usize, peer: usize) {
-        let address = self.started.addresses[peer].clone();
-        self.node(at).handle().add_peer(address).unwrap();
-    }
-
-    fn report_error(&mut self, at: usize, error: PeerError) {
-        self.node(at).handle().report_error(error).unwrap();
-    }
-
-    fn try_send(&mut self, from: usize, envelope: Envelope) -> bool {
-        match self.node(from).handle().try_send(envelope) {
-            Ok(()) => true,
-            Err(tmp2p_driver_mio::DriverError::Send(SendError::Full { .. })) => false,
-            Err(error) => panic!("{error}"),
-        }
-    }
-
-    fn clock(&self) -> Duration {
-        self.started.epoch.elapsed()
-    }
-
-    fn idle(&mut self, span: Duration) {
-        std::thread::sleep(span);
-    }
-
-    fn downs(&mut self, at: usize) -> usize {
-        self.started.downs(at)
-    }
-
-    fn hear(&mut self, i: usize) {
-        self.gate.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.readers[i].unpark();
-    }
-
-    fn stop_node(&mut self, i: usize) {
-        if let Some(node) = self.nodes[i].take() {
-            node.stop().unwrap();
-        }
-    }
-
-    fn peers_when(&mut self, at: usize, done: &dyn Fn(&BTreeSet<NodeId>) -> bool) -> bool {
-        self.started.watches[at].peers_when(done)
-    }
-
-    fn id(&self, i: usize) -> NodeId {
-        self.started.ids[i]
-    }
-
-    fn send(&mut self, from: usize, envelope: Envelope) {
-        self.node(from).handle().send(envelope).unwrap();
-    }
-
-    fn received(&mut self, at: usize, channel: u8, count: usize) -> Vec<(NodeId, Bytes)> {
-        self.started.watches[at].received(channel, count)
-    }
-
-    fn peer_counters(&mut self, i: usize) -> Vec<PeerSnapshot> {
-        self.node(i).handle().peer_counters()
-    }
-
-    fn counters_when(
+    fn start(
         &mut self,
         i: usize,
-        done: &dyn Fn(&CountersSnapshot) -> bool,
-    ) -> CountersSnapshot {
-        let node = self.node(i);
-        counters_when(|| node.handle().counters(), done)
-    }
-
-    fn stop(self) {
-        for node in self.nodes.into_iter().flatten() {
-            node.stop().unwrap();
-        }
-    }
-}
-
-impl MioNet {
-    /// Starts node `i` (again, after a stop) as the setup says.
-    fn start_node(&mut self, i: usize) {
-        let setup = &self.setup;
-        let config = config(i, &self.started.addresses, setup);
+        setup: &Setup,
+        config: NodeConfig,
+        store: Box<dyn tmp2p_store::PeerStore + Send>,
+        watch: Watch,
+    ) -> MioNode {
         let descriptors = setup.channels.iter().map(|c| descriptor(c.id)).collect();
         let mut driver = tmp2p_driver_mio::DriverSetup::new(config, key(i), descriptors);
-        driver.store = self.started.store(i);
+        driver.store = store;
         driver.drop_channels = setup
             .channels
             .iter()
@@ -1156,17 +1164,15 @@ impl MioNet {
         driver.pex = setup.pex(i);
         // A deaf node's application takes nothing: its driver stops reading once its
         // small inbound channel and pending events are full.
-        let capacity = if setup.deaf == Some(i) {
+        let deaf = setup.deaf == Some(i);
+        let capacity = if deaf {
             driver.limits.max_pending_inbound = 2;
             1
         } else {
             1024
         };
-        let mut node = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
-        let inbound = node.take_inbound().unwrap();
-        let watch = Watch::default();
-        let w = watch.clone();
-        let deaf = setup.deaf == Some(i);
+        let mut running = tmp2p_driver_mio::RunningNode::spawn(driver, capacity).unwrap();
+        let inbound = running.take_inbound().unwrap();
         let gate = Arc::clone(&self.gate);
         let typed: Vec<u8> = setup
             .channels
@@ -1174,7 +1180,7 @@ impl MioNet {
             .filter(|c| setup.typed(i, c))
             .map(|c| c.id)
             .collect();
-        let handle = node.handle().clone();
+        let handle = running.handle().clone();
         let reader = std::thread::spawn(move || {
             while let Ok(event) = inbound.recv() {
                 // A deaf node takes nothing (and holds the channel open) until heard.
@@ -1195,23 +1201,60 @@ impl MioNet {
                         } else {
                             envelope.message
                         };
-                        w.update(|seen| seen.take(channel, from, message));
+                        watch.update(|seen| seen.take(channel, from, message));
                     }
                     tmp2p_driver_mio::AppEvent::PeerUpdate(update) => {
-                        up_or_down(&w, update.node_id, update.status);
+                        up_or_down(&watch, update.node_id, update.status);
                     }
                     tmp2p_driver_mio::AppEvent::Writable { .. } => {}
                 }
             }
         });
-        self.started
-            .set(i, node.node_id(), node.local_addr(), watch);
-        set(&mut self.nodes, i, Some(node));
-        set(&mut self.readers, i, reader.thread().clone());
+        MioNode {
+            running,
+            reader: reader.thread().clone(),
+        }
     }
 
-    fn node(&self, i: usize) -> &tmp2p_driver_mio::RunningNode {
-        self.nodes[i].as_ref().expect("node runs")
+    fn identity(node: &MioNode) -> (NodeId, SocketAddr) {
+        (node.running.node_id(), node.running.local_addr())
+    }
+
+    fn add_peer(node: &MioNode, address: NodeAddress) {
+        node.running.handle().add_peer(address).unwrap();
+    }
+
+    fn report_error(node: &MioNode, error: PeerError) {
+        node.running.handle().report_error(error).unwrap();
+    }
+
+    fn send(node: &MioNode, envelope: Envelope) {
+        node.running.handle().send(envelope).unwrap();
+    }
+
+    fn try_send(node: &MioNode, envelope: Envelope) -> bool {
+        match node.running.handle().try_send(envelope) {
+            Ok(()) => true,
+            Err(tmp2p_driver_mio::DriverError::Send(SendError::Full { .. })) => false,
+            Err(error) => panic!("{error}"),
+        }
+    }
+
+    fn hear(&mut self, node: &MioNode, _watch: &Watch) {
+        self.gate.store(true, std::sync::atomic::Ordering::SeqCst);
+        node.reader.unpark();
+    }
+
+    fn peer_counters(node: &MioNode) -> Vec<PeerSnapshot> {
+        node.running.handle().peer_counters()
+    }
+
+    fn counters(node: &MioNode) -> CountersSnapshot {
+        node.running.handle().counters()
+    }
+
+    fn stop(node: MioNode) {
+        node.running.stop().unwrap();
     }
 }
 
