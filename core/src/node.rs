@@ -22,14 +22,16 @@
 //!    - drain [`Node::poll_output`] and carry out each [`NodeOutput`]: `Dial` → connect,
 //!      then [`Node::dial_succeeded`] (start a [`Link`] with the returned params) or
 //!      [`Node::dial_failed`]; `Resolve` → DNS, then [`Node::resolved`]; `Link` → that
-//!      connection's [`Link::handle_command`]; `PeerUpdate`, `Writable`, `Pex` → the
-//!      application; `Store` → the peer store, in one transaction;
+//!      connection's [`Link::handle_command`]; `Windows` → the senders' windows, if the
+//!      driver keeps them; `PeerUpdate`, `Writable`, `Pex` → the application; `Store` →
+//!      the peer store, in one transaction;
 //!    - for each accepted connection call [`Node::accept`] before any handshake work;
 //!    - feed every [`Link::poll_report`] of every connection to
 //!      [`Node::handle_link_report`] (the `Closed` event is mandatory), and hand the
 //!      application what [`Link::poll_delivery`] gives (the inbound flow-control rule is
 //!      the link's: see [`Link`]);
-//!    - application sends go to [`Node::send`], reactor complaints to
+//!    - application sends go to [`Node::send`] ([`Node::send_reserved`] when the sender
+//!      reserved room in the windows), reactor complaints to
 //!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
 //!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
 //! 3. To stop: [`Node::stop`], and go on looping until [`Node::is_stopped`] (every
@@ -63,12 +65,12 @@ use crate::connection::PeerEvent;
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_config::{NodeConfig, NodeConfigError};
-use crate::peer_manager::{ClockAnchor, PeerRecord, PeerUpdate, StoreOp};
+use crate::peer_manager::{ClockAnchor, PeerRecord, PeerStatus, PeerUpdate, StoreOp};
 use crate::pex::{self, PexConfig, PexError, PexReactor, PEX_CHANNEL};
-use crate::router::window::WindowLimits;
+use crate::router::window::{WindowChange, WindowLimits};
 use crate::router::{
     AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerCounters,
-    PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError, SendError,
+    PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError, SendError, Target,
 };
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
@@ -99,6 +101,10 @@ pub enum NodeOutput {
         /// The command.
         command: LinkCommand,
     },
+    /// The senders' windows must follow these changes (see
+    /// [`SendWindows`](crate::router::window::SendWindows)); they come before the
+    /// `PeerUpdate` they belong to. A driver without senders on other threads ignores them.
+    Windows(Vec<WindowChange>),
     /// A peer went up or down.
     PeerUpdate(PeerUpdate),
     /// Apply these to the peer store, in one transaction.
@@ -153,6 +159,8 @@ pub struct Node {
     /// Sends gathered while draining the Router, one command per connection.
     batches: BTreeMap<ConnectionId, Vec<(u8, Bytes)>>,
     store_ops: Vec<StoreOp>,
+    /// Changes for the senders' windows since the last `NodeOutput::Windows`.
+    window_changes: Vec<WindowChange>,
     outputs: VecDeque<NodeOutput>,
     /// Set by [`Node::stop`]: past it, connections close whatever they still hold.
     stop_deadline: Option<Instant>,
@@ -195,6 +203,7 @@ impl Node {
             remote_ips: BTreeMap::new(),
             batches: BTreeMap::new(),
             store_ops: Vec::new(),
+            window_changes: Vec::new(),
             outputs: VecDeque::new(),
             stop_deadline: None,
         })
@@ -403,6 +412,29 @@ impl Node {
         sent
     }
 
+    /// Routes an application message for which the sender reserved room in the senders'
+    /// windows (one peer, on a backpressure channel). A refusal gives the room back with a
+    /// `WindowChange::Released`; the application learns of the peer's reconnection or
+    /// departure that caused it from its peer updates.
+    ///
+    /// # Errors
+    /// As `Router::send`.
+    pub fn send_reserved(&mut self, now: Instant, envelope: Envelope) -> Result<usize, SendError> {
+        let reserved = match envelope.to {
+            Some(Target::Peer(node)) if self.windowed(envelope.channel) => Some(
+                WindowChange::Released(node, envelope.channel, envelope.message.len()),
+            ),
+            _ => None,
+        };
+        let sent = self.router.send(envelope);
+        if let (Err(error), Some(release)) = (&sent, reserved) {
+            tracing::debug!(%error, "a message with reserved room was refused");
+            self.window_changes.push(release);
+        }
+        self.drain(now);
+        sent
+    }
+
     /// A reactor's complaint: fatal disconnects the peer, otherwise its score goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
         self.router.report_error(now, error);
@@ -501,6 +533,13 @@ impl Node {
         self.router.window_limits()
     }
 
+    /// Whether the senders' windows track `channel`: an application channel opened with
+    /// backpressure (the built-in PEX reactor's channel is the node's own).
+    fn windowed(&self, channel: u8) -> bool {
+        let own = self.pex.is_some() && channel == PEX_CHANNEL;
+        !own && self.router.channel_policy(channel) == Some(OverflowPolicy::Backpressure)
+    }
+
     /// The Router, for inspection (peer manager, node info, channel policies, windows).
     pub fn router(&self) -> &Router {
         &self.router
@@ -536,11 +575,16 @@ impl Node {
         }
     }
 
-    /// Emits the gathered sends, one command per connection.
+    /// Emits the gathered sends, one command per connection, then the room they free in
+    /// the senders' windows.
     fn flush_batches(&mut self) {
         for (conn, messages) in std::mem::take(&mut self.batches) {
             let command = LinkCommand::Send(messages);
             self.outputs.push_back(NodeOutput::Link { conn, command });
+        }
+        if !self.window_changes.is_empty() {
+            let changes = std::mem::take(&mut self.window_changes);
+            self.outputs.push_back(NodeOutput::Windows(changes));
         }
     }
 
@@ -558,10 +602,14 @@ impl Node {
             RouterAction::Resolve { address } => NodeOutput::Resolve { address },
             RouterAction::Send {
                 conn,
+                node,
                 channel,
                 message,
-                ..
             } => {
+                if self.windowed(channel) {
+                    let released = WindowChange::Released(node, channel, message.len());
+                    self.window_changes.push(released);
+                }
                 self.batches
                     .entry(conn)
                     .or_default()
@@ -569,11 +617,9 @@ impl Node {
                 return;
             }
             RouterAction::Close { conn } => {
-                // The sends queued before the close go first.
-                if let Some(messages) = self.batches.remove(&conn) {
-                    let command = LinkCommand::Send(messages);
-                    self.outputs.push_back(NodeOutput::Link { conn, command });
-                }
+                // The sends queued before the close go first (all of them: simpler than
+                // picking this connection's, and the order per connection is the same).
+                self.flush_batches();
                 NodeOutput::Link {
                     conn,
                     command: LinkCommand::Close,
@@ -596,9 +642,21 @@ impl Node {
             }
             RouterAction::PeerUpdate(update) => {
                 // What was sent to a peer before it went down (or to its previous
-                // connection) goes out before the update: a driver that tracks windows
-                // per peer releases them in order.
+                // connection) goes out, and frees its room, before the update; the
+                // windows follow the update before the application hears of it.
                 self.flush_batches();
+                let change = match update.status {
+                    PeerStatus::Up => {
+                        let channels = update.channels.iter();
+                        let channels = channels.filter_map(|&c| u8::try_from(c).ok());
+                        WindowChange::Up(
+                            update.node_id,
+                            channels.filter(|&c| self.windowed(c)).collect(),
+                        )
+                    }
+                    PeerStatus::Down => WindowChange::Down(update.node_id),
+                };
+                self.outputs.push_back(NodeOutput::Windows(vec![change]));
                 if let Some(pex) = &mut self.pex {
                     pex.on_peer_update(now, &update, &mut self.router);
                 }

@@ -15,6 +15,7 @@ use slab::Slab;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::{LinkCommand, Node, NodeOutput};
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
+use tmp2p_core::router::window::WindowChange;
 use tmp2p_core::router::{
     ConnectionId, Envelope, OverflowPolicy, PeerError, PeerSnapshot, SendError,
 };
@@ -25,7 +26,7 @@ use crate::app::{AppEvent, Callback, Control};
 use crate::error::DriverError;
 use crate::handle::{Command, Inbound, NodeHandle, Notify, PeerRegistry, Shared};
 use crate::link::{Link, Stage};
-use crate::send_windows::{BlockingWindows, WindowChange};
+use crate::send_windows::BlockingWindows;
 use crate::setup::{DriverLimits, DriverSetup};
 use crate::tokens::TokenRange;
 
@@ -553,17 +554,9 @@ impl Driver {
                         }
                     }
                     drop(peers);
-                    self.window_changes.push(match update.status {
-                        PeerStatus::Up => {
-                            let channels = update.channels.iter();
-                            let channels = channels.filter_map(|&c| u8::try_from(c).ok());
-                            let bounded = channels.filter(|&c| self.windows.is_bounded(c));
-                            WindowChange::Up(update.node_id, bounded.collect())
-                        }
-                        PeerStatus::Down => WindowChange::Down(update.node_id),
-                    });
                     self.push_event(AppEvent::PeerUpdate(update));
                 }
+                NodeOutput::Windows(changes) => self.window_changes.extend(changes),
                 // Loop-thread sends are checked against the windows first, so the node
                 // itself never refuses one; room is announced from the windows below.
                 NodeOutput::Writable { .. } => {}
@@ -587,14 +580,6 @@ impl Driver {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        if let LinkCommand::Admit { peer, .. } = &command {
-            link.peer = Some(*peer);
-        }
-        if let (LinkCommand::Send(messages), Some(peer)) = (&command, link.peer) {
-            let bounded = messages.iter().filter(|(c, _)| self.windows.is_bounded(*c));
-            let released = bounded.map(|(c, m)| WindowChange::Released(peer, *c, m.len()));
-            self.window_changes.extend(released);
-        }
         if command == LinkCommand::Close && matches!(link.stage, Stage::Connecting { .. }) {
             self.remove(slot, now);
             return;

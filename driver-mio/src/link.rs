@@ -12,7 +12,6 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use tmp2p_core::node::{Link as ConnLink, LinkCommand, LinkReport};
 use tmp2p_core::router::ConnectionId;
-use tmp2p_core::NodeId;
 
 /// An emptied output buffer larger than this is released, so an idle connection that once
 /// carried a burst goes back to a small footprint.
@@ -59,8 +58,6 @@ pub(crate) struct Link {
     pub(crate) stage: Stage,
     /// Sealed bytes taken from the machine, not yet accepted by the socket.
     out: BytesMut,
-    /// The peer the node routed this connection to (for the senders' windows).
-    pub(crate) peer: Option<NodeId>,
     /// The socket may have bytes to read (cleared on `WouldBlock`).
     pub(crate) readable: bool,
     /// A readiness event said the peer closed its side. Edge-triggered epoll reports that
@@ -102,7 +99,6 @@ impl Link {
             token,
             stage,
             out: BytesMut::new(),
-            peer: None,
             readable: open,
             read_closed: false,
             writable: open,

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use std::time::Instant;
-use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowLimits};
+use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowChange, WindowLimits};
 
 use tmp2p_core::node::Node;
 use tmp2p_core::router::{Envelope, SendError, Target};
@@ -65,62 +65,26 @@ impl BlockingWindows {
         self.lock().plan(target, channel, len)
     }
 
-    /// Applies the loop's changes of one turn, wakes blocked senders and adds to
-    /// `writable` each peer and channel that refused a non-blocking send and has room now.
+    /// Applies the node machine's changes of one turn (`NodeOutput::Windows`), wakes
+    /// blocked senders and adds to `writable` each peer and channel that refused a
+    /// non-blocking send and has room now.
     pub(crate) fn apply(&self, changes: &mut Vec<WindowChange>, writable: &mut Vec<(NodeId, u8)>) {
         if changes.is_empty() {
             return;
         }
         let mut windows = self.lock();
-        for change in changes.drain(..) {
-            match change {
-                WindowChange::Up(node, channels) => windows.peer_up(node, channels),
-                WindowChange::Down(node) => windows.peer_down(node),
-                WindowChange::Released(node, channel, len) => {
-                    if windows.release(node, channel, len) {
-                        writable.push((node, channel));
-                    }
-                }
-            }
-        }
+        writable.extend(changes.drain(..).filter_map(|change| windows.apply(change)));
         drop(windows);
         self.changed.notify_all();
     }
 }
 
-/// What the loop learned in a turn that the senders' windows must follow.
-pub(crate) enum WindowChange {
-    /// A peer came up with these backpressure channels.
-    Up(NodeId, Vec<u8>),
-    /// A peer went down.
-    Down(NodeId),
-    /// A message of this size left the Router for the peer's connection, or was refused.
-    Released(NodeId, u8, usize),
-}
-
 impl BlockingWindows {
-    /// Gives back the room of a reserved message the Router refused.
-    fn release_now(&self, node: NodeId, channel: u8, len: usize) {
-        // No refused sender can be waiting on the loop thread itself; blocked handles are
-        // woken below.
-        let _writable = self.lock().release(node, channel, len);
-        self.changed.notify_all();
-    }
-
     /// Routes an envelope whose room (if its channel is bounded and it targets one peer)
-    /// was reserved by a handle. A refusal gives the room back.
+    /// was reserved by a handle; the node machine gives back the room of one it refuses.
     pub(crate) fn route_reserved(&self, node: &mut Node, now: Instant, envelope: Envelope) {
-        let reserved = match envelope.to {
-            Some(Target::Peer(node)) if self.is_bounded(envelope.channel) => {
-                Some((node, envelope.channel, envelope.message.len()))
-            }
-            _ => None,
-        };
-        if let Err(error) = node.send(now, envelope) {
+        if let Err(error) = node.send_reserved(now, envelope) {
             tracing::debug!(%error, "message from a handle not sent");
-            if let Some((node, channel, len)) = reserved {
-                self.release_now(node, channel, len);
-            }
         }
     }
 

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender, TrySendError};
 use async_io::Timer;
 use async_net::TcpStream;
-use bytes::Bytes;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
@@ -25,10 +24,8 @@ use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
 use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
 use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
-use tmp2p_core::router::{
-    self, ConnectionId, ConnectionParams, OverflowPolicy, PeerError, SendError, Target,
-};
-use tmp2p_core::{NodeId, NodeKey};
+use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError};
+use tmp2p_core::NodeKey;
 use tracing::Instrument;
 
 use crate::connection_task::ConnTask;
@@ -61,17 +58,9 @@ pub(crate) enum RouterInput {
     Undecodable(PeerError),
 }
 
+/// A connection task's command queue.
 struct ConnEntry {
     inputs: Sender<LinkCommand>,
-    /// The peer, once routed (for the senders' windows).
-    peer: Option<NodeId>,
-}
-
-impl ConnEntry {
-    /// Hands messages to the connection task.
-    fn hand_over(&mut self, messages: Vec<(u8, Bytes)>) {
-        let _ = self.inputs.try_send(LinkCommand::Send(messages));
-    }
 }
 
 struct Stopping {
@@ -228,32 +217,12 @@ impl RouterTask {
     }
 
     /// Routes an application message. Backpressure messages come with room reserved in
-    /// their peer's window, so the Router takes them; one it refuses all the same (the
-    /// peer went down, or reconnected, since the reservation) gives its room back.
+    /// their peer's window (every `ChannelSender` reserves first), so the Router takes
+    /// them; the node machine gives back the room of one it refuses all the same (the
+    /// peer went down, or reconnected, since the reservation).
     fn route(&mut self, now: Instant, envelope: router::Envelope) {
-        let policy = self.node.channel_policy(envelope.channel);
-        let reserved = match (envelope.to, policy) {
-            (Some(Target::Peer(node)), Some(OverflowPolicy::Backpressure)) => {
-                Some((node, envelope.channel, envelope.message.len()))
-            }
-            _ => None,
-        };
-        match self.node.send(now, envelope) {
-            Ok(_) => {}
-            Err(SendError::Full { envelope, peers }) => {
-                tracing::warn!(
-                    channel = envelope.channel,
-                    ?peers,
-                    "a peer reconnected while a send waited for it: message not sent"
-                );
-                self.windows
-                    .release(&reserved.into_iter().collect::<Vec<_>>());
-            }
-            Err(error) => {
-                tracing::debug!(%error, "message not sent");
-                self.windows
-                    .release(&reserved.into_iter().collect::<Vec<_>>());
-            }
+        if let Err(error) = self.node.send_reserved(now, envelope) {
+            tracing::debug!(%error, "message not sent");
         }
     }
 
@@ -333,19 +302,11 @@ impl RouterTask {
             settings: self.node.link_settings(),
         };
         executor.spawn(task.run().instrument(span)).detach();
-        conns.insert(
-            conn,
-            ConnEntry {
-                inputs: inputs_tx,
-                peer: None,
-            },
-        );
+        conns.insert(conn, ConnEntry { inputs: inputs_tx });
     }
 
     /// Carries out every pending output of the node machine.
     fn drain_actions(&mut self, conns: &mut BTreeMap<ConnectionId, ConnEntry>, stopping: bool) {
-        // Room in the senders' windows freed by messages handed to connections.
-        let mut released: Vec<(NodeId, u8, usize)> = Vec::new();
         let now = Instant::now();
         while let Some(output) = self.node.poll_output() {
             match output {
@@ -361,36 +322,13 @@ impl RouterTask {
                     }
                 }
                 NodeOutput::Resolve { address } => self.spawn_resolve(address),
-                NodeOutput::Link {
-                    conn,
-                    command: LinkCommand::Send(messages),
-                } => {
-                    let Some(entry) = conns.get_mut(&conn) else {
-                        continue;
-                    };
-                    if let Some(peer) = entry.peer {
-                        let node = &self.node;
-                        let bounded = messages.iter().filter(|(channel, _)| {
-                            node.channel_policy(*channel) == Some(OverflowPolicy::Backpressure)
-                        });
-                        released.extend(bounded.map(|(c, m)| (peer, *c, m.len())));
-                    }
-                    entry.hand_over(messages);
-                }
                 NodeOutput::Link { conn, command } => {
-                    if let Some(entry) = conns.get_mut(&conn) {
-                        if let LinkCommand::Admit { peer, .. } = &command {
-                            // Sends handed over from now on release this peer's room.
-                            entry.peer = Some(*peer);
-                        }
+                    if let Some(entry) = conns.get(&conn) {
                         let _ = entry.inputs.try_send(command);
                     }
                 }
-                NodeOutput::PeerUpdate(update) => {
-                    // Sends handed over before the update release their room first.
-                    self.windows.release(&std::mem::take(&mut released));
-                    self.publish(update);
-                }
+                NodeOutput::Windows(changes) => self.windows.apply(changes),
+                NodeOutput::PeerUpdate(update) => self.publish(update),
                 NodeOutput::Store(ops) => {
                     let _ = self.store.try_send(StoreRequest::Apply(ops));
                 }
@@ -399,24 +337,20 @@ impl RouterTask {
                 NodeOutput::Pex(event) => tracing::debug!(?event, "PEX"),
             }
         }
-        self.windows.release(&released);
     }
 
-    /// A peer went up or down: the senders' windows follow, then the subscribers learn.
+    /// A peer went up or down (the senders' windows followed already): the subscribers
+    /// learn.
     fn publish(&mut self, update: PeerUpdate) {
         tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         match update.status {
             PeerStatus::Up => {
-                let channels = update.channels.iter();
-                let channels = channels.filter_map(|&c| u8::try_from(c).ok());
-                self.windows.peer_up(update.node_id, channels);
                 if let Some(counters) = self.node.peer_counters(update.node_id) {
                     peers.insert(update.node_id, counters);
                 }
             }
             PeerStatus::Down => {
-                self.windows.peer_down(update.node_id);
                 peers.remove(&update.node_id);
             }
         }

@@ -1,12 +1,12 @@
 //! The senders' side of backpressure: core's [`SendWindows`] behind a lock, with an event
-//! that wakes waiting senders when the router task releases room or a peer goes up or
-//! down. A sender reserves room before it hands a message to the router task, so the
+//! that wakes waiting senders when the node machine releases room or a peer goes up or
+//! down (`NodeOutput::Windows`). A sender reserves room before it hands a message to the router task, so the
 //! Router never has to refuse one, and a full peer makes only its own senders wait.
 
 use std::sync::Mutex;
 
 use event_listener::Event;
-use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowLimits};
+use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowChange, WindowLimits};
 use tmp2p_core::router::Target;
 use tmp2p_core::NodeId;
 
@@ -61,28 +61,15 @@ impl SharedWindows {
         self.with(|w| w.plan(target, channel, len))
     }
 
-    /// Messages left the Router for their connections (or were refused there).
-    pub(crate) fn release(&self, released: &[(NodeId, u8, usize)]) {
-        if released.is_empty() {
-            return;
-        }
+    /// Follows the node machine's changes (peers up and down, room released), then wakes
+    /// every waiting sender to try again.
+    pub(crate) fn apply(&self, changes: Vec<WindowChange>) {
         self.with(|w| {
-            for &(node, channel, len) in released {
+            for change in changes {
                 // Waiting senders are woken below, whatever the window says.
-                let _writable = w.release(node, channel, len);
+                let _writable = w.apply(change);
             }
         });
-        self.room.notify(usize::MAX);
-    }
-
-    pub(crate) fn peer_up(&self, node: NodeId, channels: impl IntoIterator<Item = u8>) {
-        self.with(|w| w.peer_up(node, channels));
-        self.room.notify(usize::MAX);
-    }
-
-    /// Senders waiting for `node` learn that it is gone.
-    pub(crate) fn peer_down(&self, node: NodeId) {
-        self.with(|w| w.peer_down(node));
         self.room.notify(usize::MAX);
     }
 }

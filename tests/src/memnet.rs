@@ -18,6 +18,7 @@ use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::node::{Link, LinkReport, Node, NodeOutput, PexEvent};
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, PeerUpdate};
+use tmp2p_core::router::window::{Reserve, SendWindows};
 use tmp2p_core::router::{ConnectionId, ConnectionParams, Envelope, SendError};
 use tmp2p_core::{NodeId, NodeKey};
 
@@ -57,6 +58,10 @@ pub struct MemNode {
     pub pex: Vec<PexEvent>,
     /// Every dial it started: when, and to which IP.
     pub dials: Vec<(Instant, IpAddr)>,
+    /// The senders' windows a driver keeps, following `NodeOutput::Windows`.
+    pub windows: SendWindows,
+    /// Each peer update with whether the windows knew the peer when it arrived.
+    pub windows_at_update: Vec<(NodeId, PeerStatus, bool)>,
 }
 
 impl MemNode {
@@ -114,6 +119,7 @@ impl MemNet {
                 let mut node = Node::new(&config, key.node_id(), clock, now, vec![], rng).unwrap();
                 setup(i, &mut node);
                 node.start(now).unwrap();
+                let windows = SendWindows::new(node.window_limits());
                 MemNode {
                     node,
                     key,
@@ -124,6 +130,8 @@ impl MemNet {
                     writable: vec![],
                     pex: vec![],
                     dials: vec![],
+                    windows,
+                    windows_at_update: vec![],
                 }
             })
             .collect();
@@ -161,6 +169,31 @@ impl MemNet {
         let sent = self.nodes[i].node.send(self.now, envelope);
         self.settle();
         sent
+    }
+
+    /// Node `i` sends as a driver's sender does on a backpressure channel: it reserves
+    /// room in the windows first (a full or unknown window refuses without calling the
+    /// node), then hands the message to `Node::send_reserved`; the network settles.
+    ///
+    /// # Errors
+    /// The windows' refusal (outside), or the node machine's (inside).
+    pub fn send_reserved(
+        &mut self,
+        i: usize,
+        peer: NodeId,
+        channel: u8,
+        message: Bytes,
+    ) -> Result<Result<usize, SendError>, Reserve> {
+        let n = &mut self.nodes[i];
+        match n.windows.try_reserve(peer, channel, message.len()) {
+            Reserve::Reserved => {}
+            refused => return Err(refused),
+        }
+        let sent = n
+            .node
+            .send_reserved(self.now, Envelope::to_peer(peer, channel, message));
+        self.settle();
+        Ok(sent)
     }
 
     /// Moves everything that needs no time to pass until nothing moves.
@@ -232,7 +265,17 @@ impl MemNet {
                         link.handle_command(self.now, command);
                     }
                 }
-                NodeOutput::PeerUpdate(update) => n.updates.push(update),
+                NodeOutput::Windows(changes) => {
+                    for change in changes {
+                        n.windows.apply(change);
+                    }
+                }
+                NodeOutput::PeerUpdate(update) => {
+                    let known = n.windows.is_up(update.node_id);
+                    n.windows_at_update
+                        .push((update.node_id, update.status, known));
+                    n.updates.push(update);
+                }
                 NodeOutput::Writable { node, channel } => n.writable.push((node, channel)),
                 NodeOutput::Pex(event) => n.pex.push(event),
                 NodeOutput::Store(_) => {}

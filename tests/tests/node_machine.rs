@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node::{Node, NodeError, PexEvent};
+use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::pex::PexConfig;
+use tmp2p_core::router::window::Reserve;
 use tmp2p_core::router::{Envelope, OverflowPolicy, PeerError, SendError};
 use tmp2p_core::typed::echo::EchoInner;
 use tmp2p_core::typed::{RawCodec, WrapperCodec};
@@ -89,6 +91,65 @@ fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() 
         .map(|m| u32::from(m[0]))
         .collect();
     assert_eq!(got, (0..=accepted).map(|n| n % 256).collect::<Vec<_>>());
+    assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
+}
+
+/// A driver's senders' windows, kept only from `NodeOutput::Windows`, stay in step with
+/// the node machine: a deaf peer's window fills exactly when the Router would refuse (so
+/// the node never has to), every message handed to its connection frees its room, and a
+/// peer's windows exist before its `Up` reaches the application and are gone before its
+/// `Down` does.
+#[test]
+fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
+    let mut net = MemNet::new(
+        3,
+        |_, c| {
+            c.router.channel_queue_messages = 8;
+            c.router.send_credit = 4;
+        },
+        data_channel,
+    );
+    net.connect(1, 0);
+    net.connect(2, 0);
+    let (id1, id2) = (net.id(1), net.id(2));
+    net.deaf.insert(1);
+    let mut reserved = 0usize;
+    loop {
+        let message = Bytes::from(vec![reserved as u8; 16_000]);
+        match net.send_reserved(0, id1, DATA, message) {
+            Ok(sent) => assert_eq!(sent, Ok(1), "the node refused a reserved message"),
+            Err(Reserve::Full) => break,
+            Err(other) => panic!("{other:?}"),
+        }
+        reserved += 1;
+        assert!(reserved < 1000, "a deaf peer's window never filled");
+    }
+    // The Router's queue (8) is full, and its connection holds what its credit allowed.
+    assert!(reserved > 8, "{reserved}");
+    let other = net.send_reserved(0, id2, DATA, Bytes::from_static(b"other"));
+    assert_eq!(other, Ok(Ok(1)), "the other peer is not held up");
+
+    net.deaf.clear();
+    net.settle();
+    assert_eq!(net.nodes[1].messages(DATA).len(), reserved);
+    let windows = &mut net.nodes[0].windows;
+    for _ in 0..8 {
+        assert_eq!(windows.try_reserve(id1, DATA, 1), Reserve::Reserved);
+    }
+    assert_eq!(windows.try_reserve(id1, DATA, 1), Reserve::Full);
+
+    let now = net.now;
+    net.nodes[0].node.disconnect(now, id2).unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[0].windows.try_reserve(id2, DATA, 1),
+        Reserve::NotConnected
+    );
+    let seen = &net.nodes[0].windows_at_update;
+    assert!(seen.contains(&(id2, PeerStatus::Down, false)), "{seen:?}");
+    for (peer, status, known) in seen {
+        assert_eq!(*known, *status == PeerStatus::Up, "{peer} {status:?}");
+    }
     assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
 }
 

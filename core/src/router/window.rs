@@ -67,6 +67,20 @@ impl SendWindow {
     }
 }
 
+/// A change the senders' [`SendWindows`] must follow, made by the node machine in the
+/// order it happened (`NodeOutput::Windows`): a driver applies each with
+/// [`SendWindows::apply`] before it tells the application of the peer updates that follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowChange {
+    /// A peer came up with these application backpressure channels (windows start empty).
+    Up(NodeId, Vec<u8>),
+    /// A peer went down: its windows are gone.
+    Down(NodeId),
+    /// A message of this many bytes to the peer on the channel left the Router for its
+    /// connection, or a reserved one was refused: its room is free again.
+    Released(NodeId, u8, usize),
+}
+
 /// Why [`SendWindows::try_reserve`] did not reserve room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserve {
@@ -123,6 +137,11 @@ impl SendWindows {
         self.peers.remove(&node);
     }
 
+    /// Whether `node` is connected here (it came up and did not go down since).
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.peers.contains_key(&node)
+    }
+
     /// Connected peers that advertised `channel`.
     pub fn peers_with(&self, channel: u8) -> impl Iterator<Item = NodeId> + '_ {
         self.peers
@@ -164,6 +183,19 @@ impl SendWindows {
             }
         }
         plan
+    }
+
+    /// Follows one change of the node machine. Returns the peer and channel whose refused
+    /// reservation has room now (see [`SendWindows::release`]).
+    pub fn apply(&mut self, change: WindowChange) -> Option<(NodeId, u8)> {
+        match change {
+            WindowChange::Up(node, channels) => self.peer_up(node, channels),
+            WindowChange::Down(node) => self.peer_down(node),
+            WindowChange::Released(node, channel, len) => {
+                return self.release(node, channel, len).then_some((node, channel));
+            }
+        }
+        None
     }
 
     /// A message of `len` bytes to `node` on `channel` left the Router for its connection
@@ -221,6 +253,21 @@ mod tests {
         windows.peer_down(node(1));
         assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::NotConnected);
         assert_eq!(windows.peers_with(7).count(), 0);
+    }
+
+    #[test]
+    fn changes_apply_in_order_and_name_the_window_that_has_room_again() {
+        let mut windows = SendWindows::new(LIMITS);
+        assert_eq!(windows.apply(WindowChange::Up(node(1), vec![7])), None);
+        for _ in 0..2 {
+            assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::Reserved);
+        }
+        assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::Full);
+        let released = WindowChange::Released(node(1), 7, 10);
+        assert_eq!(windows.apply(released.clone()), Some((node(1), 7)));
+        assert_eq!(windows.apply(released), None, "room is announced once");
+        assert_eq!(windows.apply(WindowChange::Down(node(1))), None);
+        assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::NotConnected);
     }
 
     #[test]

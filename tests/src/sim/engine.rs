@@ -241,6 +241,9 @@ impl Sim {
                     c.machine.handle_command(now, command);
                 }
             }
+            // The simulated applications send on the node's own thread and are told of a
+            // full peer by `Writable`: no senders' windows to keep.
+            NodeOutput::Windows(_) => {}
             NodeOutput::PeerUpdate(update) => {
                 let peer = self.index_of(update.node_id).map_or(u64::MAX, |p| p as u64);
                 self.record("update", &[i as u64, peer, update.status as u64], &[]);
