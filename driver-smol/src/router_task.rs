@@ -1,8 +1,9 @@
 //! The task that owns the node machine (`tmp2p_core::node::Node`; no lock around it:
 //! everything reaches it as a message). It feeds it the connections' reports, accepted
 //! sockets, dial and DNS results and the application's commands, and carries out its
-//! outputs: dials and lookups as tasks, link commands to connection tasks, peer updates to
-//! subscribers (and the senders' windows), store batches to the store task. It tells each
+//! outputs: dials and lookups as tasks, link commands to connection tasks, window changes
+//! to the senders' windows, peer updates to subscribers, store batches to the store task.
+//! It tells each
 //! connection task when its peer is routed (from then on that task delivers the
 //! application's inbound messages itself: see `inbound`), arms the node's timer, and runs
 //! the graceful stop: wait until every routed message is handed to its connection, close
