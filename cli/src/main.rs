@@ -9,6 +9,7 @@
 mod crawl;
 mod demo;
 mod latency;
+mod logging;
 mod node;
 mod node_mio;
 mod ping;
@@ -32,6 +33,13 @@ use tmp2p_core::NodeKey;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log filter, e.g. `info` or `tmp2p_core=debug,info` (default: RUST_LOG, else info
+    /// for `node` and warn for the other commands). Logs go to stderr.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value = "plain")]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +117,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let default_level = match cli.command {
+        Command::Node(_) => "info",
+        _ => "warn",
+    };
+    if let Err(e) = logging::install(cli.log_level.as_deref(), cli.log_format, default_level) {
+        eprintln!("tmp2p: {e}");
+        return e.exit_code();
+    }
     let result = match cli.command {
         Command::Keygen { out, force } => keygen(out.as_deref(), force),
         Command::Id {

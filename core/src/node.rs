@@ -250,7 +250,13 @@ impl Node {
         now: Instant,
         remote: SocketAddr,
     ) -> Result<ConnectionParams, AdmissionError> {
-        let params = self.router.accept(now, remote)?;
+        let params = match self.router.accept(now, remote) {
+            Ok(params) => params,
+            Err(error) => {
+                tracing::info!(%remote, %error, "inbound connection refused");
+                return Err(error);
+            }
+        };
         self.remote_ips.insert(params.conn, remote.ip());
         self.drain(now);
         Ok(params)

@@ -58,7 +58,7 @@ use rand_core::RngCore;
 
 use crate::address::{NodeAddress, Resolution};
 use crate::channel_set::ChannelSet;
-use crate::connection::{Direction, PeerConfig, PeerEvent};
+use crate::connection::{ConnectionError, Direction, PeerConfig, PeerEvent};
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_info::NodeInfo;
@@ -433,7 +433,7 @@ impl Router {
                 break;
             }
             self.dial_deadlines.remove(&(at, conn));
-            tracing::debug!(%conn, "dial timed out");
+            tracing::info!(%conn, "dial timed out");
             self.fail_dial(now, conn);
             self.actions.push_back(RouterAction::Close { conn });
         }
@@ -551,7 +551,7 @@ impl Router {
             PeerEvent::Message { channel, message } => self.on_message(conn, channel, message),
             PeerEvent::Pong { rtt } => tracing::trace!(%conn, ?rtt, "pong"),
             PeerEvent::Closed { reason } => {
-                tracing::debug!(%conn, reason = ?reason, "connection closed");
+                self.log_close(conn, reason.as_ref());
                 let incompatible = reason
                     .as_ref()
                     .is_some_and(|r| r.kind() == crate::connection::FailureKind::Incompatible);
@@ -601,7 +601,11 @@ impl Router {
     /// A reactor's complaint: fatal (or at capacity) evicts the peer; otherwise its score
     /// goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
-        tracing::debug!(node = %error.node, fatal = error.fatal, reason = %error.reason, "peer error");
+        if error.fatal {
+            tracing::info!(peer = %error.node, reason = %error.reason, "fatal peer error: disconnecting");
+        } else {
+            tracing::debug!(peer = %error.node, reason = %error.reason, "peer error");
+        }
         let max = usize::from(self.config.peer_manager.max_connected);
         let at_capacity = max > 0 && self.peers.connected_count() >= max;
         if error.fatal || at_capacity {
@@ -758,7 +762,7 @@ impl Router {
             },
         };
         if let Err(reason) = result {
-            tracing::debug!(%conn, %node, %reason, "peer refused after handshake");
+            tracing::info!(%conn, peer = %node, %reason, "peer refused after handshake");
             self.refuse(conn);
             return;
         }
@@ -780,6 +784,23 @@ impl Router {
             let channels = info.channels.iter().map(|&c| u16::from(c)).collect();
             self.peers.ready(node, channels);
             tracing::debug!(%conn, %node, "peer routed");
+        }
+    }
+
+    /// Logs a connection's end once, at info when an operator needs it: a routed peer's
+    /// disconnect, or a handshake that failed (an incompatible peer's reason shows only
+    /// here). A refused peer's close was logged with the refusal, a dial's with its failure.
+    fn log_close(&self, conn: ConnectionId, reason: Option<&ConnectionError>) {
+        let phase = self.conns.get(conn).map(|entry| &entry.phase);
+        let cause = reason.map_or_else(|| "closed by this node".to_owned(), ToString::to_string);
+        match phase {
+            Some(Phase::Active { node, .. }) => {
+                tracing::info!(%conn, peer = %node, reason = %cause, "peer disconnected");
+            }
+            Some(Phase::Handshaking) if reason.is_some() => {
+                tracing::info!(%conn, reason = %cause, "handshake failed");
+            }
+            _ => tracing::debug!(%conn, reason = %cause, "connection closed"),
         }
     }
 

@@ -255,7 +255,7 @@ impl RouterTask {
                     Err(error) => tracing::debug!(%conn, %error, "late dial result dropped"),
                 },
                 Err(error) => {
-                    tracing::debug!(%conn, %socket, %error, "dial failed");
+                    tracing::info!(%conn, %socket, %error, "dial failed");
                     self.node.dial_failed(now, conn);
                 }
             },
@@ -263,9 +263,9 @@ impl RouterTask {
                 if stopping {
                     return;
                 }
-                match self.node.accept(now, remote) {
-                    Ok(params) => self.spawn_connection(params, stream, remote, conns),
-                    Err(error) => tracing::debug!(%remote, %error, "inbound connection refused"),
+                // A refusal is logged by the node machine.
+                if let Ok(params) = self.node.accept(now, remote) {
+                    self.spawn_connection(params, stream, remote, conns);
                 }
             }
             RouterInput::Resolved(address, ips) => self.node.resolved(now, &address, &ips),

@@ -34,7 +34,7 @@ impl Driver {
         let mut stream = match TcpStream::connect(socket) {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::debug!(%conn, %socket, %error, "connect failed");
+                tracing::info!(%conn, %socket, %error, "dial failed");
                 self.node.dial_failed(now, conn);
                 return;
             }
@@ -111,12 +111,9 @@ impl Driver {
             tracing::debug!(%remote, "no free token: inbound connection dropped");
             return;
         };
-        let params = match self.node.accept(now, remote) {
-            Ok(params) => params,
-            Err(error) => {
-                tracing::debug!(%remote, %error, "inbound connection refused");
-                return;
-            }
+        // A refusal is logged by the node machine.
+        let Ok(params) = self.node.accept(now, remote) else {
+            return;
         };
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(error) = self.registry.register(&mut stream, token, interest) {
@@ -170,7 +167,7 @@ impl Driver {
             },
         };
         if let Some(error) = failed {
-            tracing::debug!(%conn, %socket, %error, "connect failed");
+            tracing::info!(%conn, %socket, %error, "dial failed");
             self.remove(slot, now);
             self.node.dial_failed(now, conn);
             return;
