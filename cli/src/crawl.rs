@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use crate::session::{Session, SessionError};
+use crate::session::{learned_network, Session, SessionError};
 use async_io::Timer;
 use futures_lite::future;
 use rand_core::OsRng;
@@ -23,7 +23,7 @@ use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
 
-use crate::ping::COMETBFT_CHANNELS;
+use crate::ping::{COMETBFT_CHANNELS, DEFAULT_NETWORK};
 use crate::CliError;
 
 /// Largest message accepted from a crawled node on any channel.
@@ -36,8 +36,10 @@ pub(crate) struct CrawlArgs {
     #[arg(value_name = "ID@HOST:PORT", value_parser = crate::ping::parse_address)]
     address: NodeAddress,
     /// Network (chain id) to advertise; nodes of another network refuse the handshake.
-    #[arg(long, default_value = "tmp2p-local")]
-    network: String,
+    /// Without it, the start node's network is learned from its NodeInfo (even when it
+    /// refuses a node of tmp2p-local) and used for the whole walk.
+    #[arg(long)]
+    network: Option<String>,
     /// Stop queueing new nodes once this many were found.
     #[arg(long, value_name = "N", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -92,9 +94,11 @@ struct Visit {
 pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
     let key = NodeKey::generate(&mut OsRng);
     // Port 0: a node offered our listen address drops it (nobody listens there).
-    let info = crate::our_node_info(
+    let mut info = crate::our_node_info(
         &key,
-        args.network.clone(),
+        args.network
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NETWORK.to_owned()),
         "tmp2p-crawl".to_owned(),
         "tcp://0.0.0.0:0".to_owned(),
         COMETBFT_CHANNELS.to_vec(),
@@ -113,6 +117,9 @@ pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
         handshake_timeout: timeout,
         ..PeerConfig::default()
     };
+    if args.network.is_none() {
+        info.network = async_io::block_on(learn_network(&args.address, &key, &info, &config));
+    }
     let visit = std::sync::Arc::new(Visit {
         key,
         info,
@@ -207,6 +214,32 @@ fn walk(
         let _ = worker.join();
     }
     found
+}
+
+/// The network of the node at `address`: ours if it accepts `info`, the one its NodeInfo
+/// names if it refuses us for being on another (said on stderr), else ours.
+async fn learn_network(
+    address: &NodeAddress,
+    key: &NodeKey,
+    info: &NodeInfo,
+    config: &PeerConfig,
+) -> String {
+    match Session::connect(address, key, info.clone(), config.clone()).await {
+        Ok(session) => {
+            let _ = session.close().await;
+            info.network.clone()
+        }
+        Err(error) => match learned_network(&error) {
+            Some(network) => {
+                eprintln!(
+                    "tmp2p: {} is on network {network:?}: using it",
+                    address.node_id
+                );
+                network.to_owned()
+            }
+            None => info.network.clone(),
+        },
+    }
 }
 
 /// Dials one node, pings it, asks it for addresses once. Returns the outcome and the

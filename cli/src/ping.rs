@@ -6,7 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::session::{Session, SessionError};
+use crate::session::{connect_learning_network, Session, SessionError};
 use async_io::Timer;
 use bytes::Bytes;
 use futures_lite::future;
@@ -26,6 +26,9 @@ use crate::CliError;
 pub(crate) const COMETBFT_CHANNELS: [u8; 10] =
     [0x40, 0x20, 0x21, 0x22, 0x23, 0x30, 0x38, 0x60, 0x61, 0x00];
 
+/// The network advertised first when `--network` is not given.
+pub(crate) const DEFAULT_NETWORK: &str = "tmp2p-local";
+
 /// Largest message accepted on any channel (the echo channel gets at least `--size`).
 const RECV_MESSAGE_CAPACITY: usize = 4 * 1024 * 1024;
 
@@ -35,9 +38,10 @@ pub(crate) struct PingArgs {
     /// The peer to dial: ID@HOST:PORT (HOST may be a DNS name).
     #[arg(value_name = "ID@HOST:PORT", value_parser = parse_address)]
     address: NodeAddress,
-    /// Network (chain id) to advertise; must be the peer's.
-    #[arg(long, default_value = "tmp2p-local")]
-    network: String,
+    /// Network (chain id) to advertise. Without it, tmp2p-local is tried first and a peer of
+    /// another network is dialed again as a node of the network its NodeInfo names.
+    #[arg(long)]
+    network: Option<String>,
     /// Round trips to measure.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     count: u32,
@@ -125,7 +129,9 @@ pub(crate) fn run(args: &PingArgs) -> Result<(), CliError> {
     }
     let info = crate::our_node_info(
         &key,
-        args.network.clone(),
+        args.network
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NETWORK.to_owned()),
         args.moniker.clone(),
         "tcp://0.0.0.0:26656".to_owned(),
         channels.clone(),
@@ -146,7 +152,8 @@ pub(crate) fn run(args: &PingArgs) -> Result<(), CliError> {
         ..PeerConfig::default()
     };
     async_io::block_on(async {
-        let mut session = Session::connect(&args.address, &key, info, config)
+        let learn = args.network.is_none();
+        let mut session = connect_learning_network(&args.address, &key, info, config, learn)
             .await
             .map_err(|e| refused(&e))?;
         let peer = session.peer_info().cloned().ok_or_else(|| {

@@ -20,7 +20,7 @@ use futures_lite::{future, AsyncReadExt as _, AsyncWriteExt as _};
 use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::{ConnectionError, Direction, PeerConfig, PeerConnection, PeerEvent};
 use tmp2p_core::mconn::SendError;
-use tmp2p_core::node_info::NodeInfo;
+use tmp2p_core::node_info::{NodeInfo, NodeInfoError};
 #[cfg(test)]
 use tmp2p_core::NodeId;
 use tmp2p_core::NodeKey;
@@ -84,6 +84,46 @@ pub(crate) enum SessionError {
     /// The message cannot be sent (unknown channel).
     #[error("cannot send: {0}")]
     Send(#[source] SendError),
+}
+
+/// The network a peer named in its NodeInfo when it refused ours as another network's
+/// (its NodeInfo reaches us before either side decides).
+pub(crate) fn learned_network(error: &SessionError) -> Option<&str> {
+    match error {
+        SessionError::Connection(ConnectionError::Incompatible(
+            NodeInfoError::NetworkMismatch { theirs, .. },
+        )) => Some(theirs),
+        _ => None,
+    }
+}
+
+/// Connects as [`Session::connect`] does; with `learn`, a peer that refused us for being on
+/// another network is dialed once more as a node of its network (said on stderr).
+///
+/// # Errors
+/// As [`Session::connect`], for the last attempt.
+pub(crate) async fn connect_learning_network(
+    address: &NodeAddress,
+    key: &NodeKey,
+    mut info: NodeInfo,
+    config: PeerConfig,
+    learn: bool,
+) -> Result<Session, SessionError> {
+    let error = match Session::connect(address, key, info.clone(), config.clone()).await {
+        Ok(session) => return Ok(session),
+        Err(error) => error,
+    };
+    match learned_network(&error).filter(|_| learn) {
+        Some(network) => {
+            eprintln!(
+                "tmp2p: {} is on network {network:?}: using it",
+                address.node_id
+            );
+            info.network = network.to_owned();
+            Session::connect(address, key, info, config).await
+        }
+        None => Err(error),
+    }
 }
 
 /// What the IO loop should stop for.

@@ -34,9 +34,26 @@ fn start_node(
     bootstrap: Option<&str>,
     lines: &mpsc::Sender<(usize, String)>,
 ) -> String {
+    start_node_on(nodes, index, bootstrap, lines, "tmp2p-local")
+}
+
+fn start_node_on(
+    nodes: &mut Nodes,
+    index: usize,
+    bootstrap: Option<&str>,
+    lines: &mpsc::Sender<(usize, String)>,
+    network: &str,
+) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tmp2p"));
     command
-        .args(["node", "--listen", "127.0.0.1:0", "--moniker"])
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--network",
+            network,
+            "--moniker",
+        ])
         .arg(format!("crawl-{index}"))
         .arg("--home")
         .arg(scratch(&index.to_string()));
@@ -150,6 +167,25 @@ fn crawl_finds_all_ten_chained_node_processes() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["summary"]["found"], 3, "{v:#}");
+}
+
+#[test]
+fn without_network_crawl_learns_the_start_nodes_network() {
+    let (lines_tx, _lines) = mpsc::channel();
+    let mut nodes = Nodes(Vec::new());
+    let address = start_node_on(&mut nodes, 101, None, &lines_tx, "far-chain");
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(["crawl", &address, "--json", "--timeout", "5"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is on network \"far-chain\": using it"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["reached"], 1, "{v:#}");
 }
 
 #[test]

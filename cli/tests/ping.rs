@@ -26,7 +26,8 @@ enum Echo {
     Corrupt,
 }
 
-/// A peer listening on loopback; serves one connection on a thread. Returns `id@addr`.
+/// A peer listening on loopback; serves its connections one after the other on a thread.
+/// Returns `id@addr`.
 fn start_peer(network: &str, echo: Echo) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -49,8 +50,9 @@ fn start_peer(network: &str, echo: Echo) -> String {
         rpc_address: String::new(),
     };
     thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        serve(stream, &key, info, echo);
+        for stream in listener.incoming() {
+            serve(stream.unwrap(), &key, info.clone(), echo);
+        }
     });
     format!("{id}@{addr}")
 }
@@ -268,6 +270,21 @@ fn peer_on_another_network_is_refused_with_the_typed_reason() {
     let err = assert_one_line_error(&out, 1);
     assert!(err.contains("handshake refused (Incompatible)"), "{err}");
     assert!(err.contains("other-chain"), "{err}");
+}
+
+#[test]
+fn without_network_ping_learns_the_peers_network_and_goes_on() {
+    let peer = start_peer("other-chain", Echo::Faithful);
+    let out = tmp2p(&["ping", &peer, "--count", "2", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is on network \"other-chain\": using it"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["peer"]["network"], "other-chain", "{v:#}");
+    assert_eq!(v["rtt"]["count"], 2, "{v:#}");
 }
 
 #[test]
