@@ -60,9 +60,9 @@ fn node_log_after_a_foreign_ping(name: &str, log_args: &[&str]) -> String {
     log
 }
 
-#[test]
-fn a_refused_peer_is_logged_once_with_its_reason_as_json() {
-    let log = node_log_after_a_foreign_ping("json", &["--log-format", "json"]);
+fn a_refused_peer_is_logged_once_with_its_reason_and_its_connection(driver: &str) {
+    let args = ["--log-format", "json", "--driver", driver];
+    let log = node_log_after_a_foreign_ping(driver, &args);
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
@@ -79,6 +79,25 @@ fn a_refused_peer_is_logged_once_with_its_reason_as_json() {
         reason.contains("incompatible peer") && reason.contains("net-b"),
         "{reason}"
     );
+    // Inside the connection's span: which connection, from where, which way.
+    let span = &entry["span"];
+    assert_eq!(span["name"], "peer", "{entry}");
+    assert_eq!(span["direction"], "inbound", "{entry}");
+    assert!(
+        span["remote"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{entry}"
+    );
+    assert!(span["conn"].is_string(), "{entry}");
+}
+
+#[test]
+fn a_smol_node_logs_a_refused_peer_once_with_its_reason_and_connection() {
+    a_refused_peer_is_logged_once_with_its_reason_and_its_connection("smol");
+}
+
+#[test]
+fn a_mio_node_logs_a_refused_peer_once_with_its_reason_and_connection() {
+    a_refused_peer_is_logged_once_with_its_reason_and_its_connection("mio");
 }
 
 #[test]

@@ -89,6 +89,16 @@ pub enum Direction {
     Inbound,
 }
 
+impl Direction {
+    /// `"outbound"` or `"inbound"`, as logs and tables show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Outbound { .. } => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+}
+
 /// What the layer above must learn from a peer connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerEvent {

@@ -81,6 +81,9 @@ pub(crate) struct Link {
     /// Holds messages the application's full queue could not take yet (listed in the
     /// driver's `waiting`).
     pub(crate) waiting: bool,
+    /// Entered for each of this connection's turns: its logs carry the connection id,
+    /// remote address, direction and (once authenticated) the peer id.
+    pub(crate) span: tracing::Span,
 }
 
 impl Link {
@@ -91,6 +94,7 @@ impl Link {
         token: Token,
         stage: Stage,
         interest: Interest,
+        span: tracing::Span,
     ) -> Self {
         let open = matches!(stage, Stage::Open(_));
         Link {
@@ -110,6 +114,7 @@ impl Link {
             linger_until: None,
             queued: false,
             waiting: false,
+            span,
         }
     }
 

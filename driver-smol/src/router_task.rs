@@ -59,9 +59,11 @@ pub(crate) enum RouterInput {
     Undecodable(PeerError),
 }
 
-/// A connection task's command queue.
+/// A connection task's command queue, and its span (entered while the node machine
+/// handles the connection's reports, so those logs carry the connection's fields too).
 struct ConnEntry {
     inputs: Sender<LinkCommand>,
+    span: tracing::Span,
 }
 
 struct Stopping {
@@ -236,6 +238,8 @@ impl RouterTask {
     ) {
         match input {
             RouterInput::Connection(conn, reports) => {
+                let span = conns.get(&conn).map(|entry| entry.span.clone());
+                let _entered = span.as_ref().map(tracing::Span::enter);
                 for report in reports {
                     if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                         conns.remove(&conn);
@@ -288,7 +292,7 @@ impl RouterTask {
             "peer",
             %conn,
             %remote,
-            direction = ?params.direction,
+            direction = params.direction.name(),
             peer = tracing::field::Empty
         );
         let task = ConnTask {
@@ -302,8 +306,14 @@ impl RouterTask {
             app_channels: std::sync::Arc::clone(&self.app_channels),
             settings: self.node.link_settings(),
         };
-        executor.spawn(task.run().instrument(span)).detach();
-        conns.insert(conn, ConnEntry { inputs: inputs_tx });
+        executor.spawn(task.run().instrument(span.clone())).detach();
+        conns.insert(
+            conn,
+            ConnEntry {
+                inputs: inputs_tx,
+                span,
+            },
+        );
     }
 
     /// Carries out every pending output of the node machine.

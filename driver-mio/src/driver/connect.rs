@@ -45,12 +45,14 @@ impl Driver {
             return;
         }
         let slot = entry.key();
+        let span = peer_span(conn, socket, "outbound");
         entry.insert(Link::new(
             conn,
             stream,
             token,
             Stage::Connecting { socket },
             interest,
+            span,
         ));
         self.by_conn.insert(conn, slot);
     }
@@ -124,6 +126,7 @@ impl Driver {
         }
         let _ = stream.set_nodelay(true);
         let conn = params.conn;
+        let span = peer_span(conn, remote, params.direction.name());
         let settings = self.node.link_settings();
         let machine = ConnLink::new(now, &self.key, params, settings, &mut OsRng);
         let slot = entry.key();
@@ -133,6 +136,7 @@ impl Driver {
             token,
             Stage::Open(Box::new(machine)),
             interest,
+            span,
         ));
         // The dialer speaks when it has its own key ready, rarely before we accept: wait
         // for the readiness event (registration reports bytes already there) instead of a
@@ -188,4 +192,15 @@ impl Driver {
             }
         }
     }
+}
+
+/// The span of one connection (the smol driver names its fields the same).
+fn peer_span(conn: ConnectionId, remote: SocketAddr, direction: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "peer",
+        %conn,
+        %remote,
+        direction,
+        peer = tracing::field::Empty
+    )
 }

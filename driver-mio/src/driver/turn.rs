@@ -26,6 +26,8 @@ impl Driver {
             // A completed connect was re-queued; its IO happens on that turn.
             return false;
         }
+        let span = self.links.get(slot).map(|link| link.span.clone());
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut more = false;
         if let Some(link) = self.links.get_mut(slot) {
             let allowance = link.recv_allowance(now);
@@ -71,6 +73,10 @@ impl Driver {
                 break;
             };
             let conn = link.conn;
+            if let LinkReport::Event(PeerEvent::Authenticated { node_info, .. }) = &report {
+                let peer = tracing::field::display(node_info.node_id);
+                link.span.record("peer", peer);
+            }
             if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                 link.reported_closed = true;
                 link.linger_until
