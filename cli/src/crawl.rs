@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
-use crate::session::{learned_network, Session, SessionError};
+use crate::session::{learned_network, Session, SessionError, REDIAL_DELAY};
 use async_io::Timer;
 use futures_lite::future;
 use rand_core::OsRng;
@@ -217,8 +217,20 @@ fn walk(
 }
 
 /// The network of the node at `address`: ours if it accepts `info`, the one its NodeInfo
-/// names if it refuses us for being on another (said on stderr), else ours.
+/// names if it refuses us for being on another (said on stderr), else ours. Returns after
+/// [`REDIAL_DELAY`], so the walk may dial the node again at once.
 async fn learn_network(
+    address: &NodeAddress,
+    key: &NodeKey,
+    info: &NodeInfo,
+    config: &PeerConfig,
+) -> String {
+    let network = probe_network(address, key, info, config).await;
+    Timer::after(REDIAL_DELAY).await;
+    network
+}
+
+async fn probe_network(
     address: &NodeAddress,
     key: &NodeKey,
     info: &NodeInfo,

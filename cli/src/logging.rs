@@ -20,7 +20,8 @@ pub(crate) enum LogFormat {
 }
 
 /// Installs the subscriber. `level` is a `tracing` filter (`info`, `tmp2p_core=debug,warn`,
-/// ...); without it `RUST_LOG` applies, else `default`.
+/// ...); without it `RUST_LOG` applies (a malformed one is reported and ignored), else
+/// `default`.
 ///
 /// # Errors
 /// [`CliError::BadInput`] for a filter that does not parse.
@@ -32,9 +33,13 @@ pub(crate) fn install(
     let filter = match level {
         Some(level) => EnvFilter::try_new(level)
             .map_err(|e| CliError::BadInput(format!("--log-level {level:?}: {e}")))?,
+        // A malformed RUST_LOG is the environment's, not this command's: it is said once
+        // and the default applies.
         None => match std::env::var("RUST_LOG") {
-            Ok(value) if !value.is_empty() => EnvFilter::try_new(&value)
-                .map_err(|e| CliError::BadInput(format!("RUST_LOG {value:?}: {e}")))?,
+            Ok(value) if !value.is_empty() => EnvFilter::try_new(&value).unwrap_or_else(|e| {
+                eprintln!("tmp2p: RUST_LOG {value:?} ignored: {e}");
+                EnvFilter::new(default)
+            }),
             _ => EnvFilter::new(default),
         },
     };

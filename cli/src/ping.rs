@@ -153,9 +153,16 @@ pub(crate) fn run(args: &PingArgs) -> Result<(), CliError> {
     };
     async_io::block_on(async {
         let learn = args.network.is_none();
-        let mut session = connect_learning_network(&args.address, &key, info, config, learn)
-            .await
-            .map_err(|e| refused(&e))?;
+        let (mut session, learned) =
+            connect_learning_network(&args.address, &key, info, config, learn)
+                .await
+                .map_err(|e| refused(&e))?;
+        if let Some(network) = learned {
+            eprintln!(
+                "tmp2p: {} is on network {network:?}: using it",
+                args.address.node_id
+            );
+        }
         let peer = session.peer_info().cloned().ok_or_else(|| {
             CliError::Runtime("handshake completed without the peer's node info".to_owned())
         })?;

@@ -97,8 +97,14 @@ pub(crate) fn learned_network(error: &SessionError) -> Option<&str> {
     }
 }
 
+/// How long to wait before dialing a peer again right after a connection to it ended: a
+/// node may refuse a reconnect from the same IP within a short window (tmp2p's
+/// `RouterConfig::incoming_window`, 100 ms by default; Tendermint v0.35 alike).
+pub(crate) const REDIAL_DELAY: Duration = Duration::from_secs(1);
+
 /// Connects as [`Session::connect`] does; with `learn`, a peer that refused us for being on
-/// another network is dialed once more as a node of its network (said on stderr).
+/// another network is dialed once more, after [`REDIAL_DELAY`], as a node of its network.
+/// Returns the session and the network learned, if one was.
 ///
 /// # Errors
 /// As [`Session::connect`], for the last attempt.
@@ -108,19 +114,17 @@ pub(crate) async fn connect_learning_network(
     mut info: NodeInfo,
     config: PeerConfig,
     learn: bool,
-) -> Result<Session, SessionError> {
+) -> Result<(Session, Option<String>), SessionError> {
     let error = match Session::connect(address, key, info.clone(), config.clone()).await {
-        Ok(session) => return Ok(session),
+        Ok(session) => return Ok((session, None)),
         Err(error) => error,
     };
     match learned_network(&error).filter(|_| learn) {
         Some(network) => {
-            eprintln!(
-                "tmp2p: {} is on network {network:?}: using it",
-                address.node_id
-            );
             info.network = network.to_owned();
-            Session::connect(address, key, info, config).await
+            Timer::after(REDIAL_DELAY).await;
+            let session = Session::connect(address, key, info.clone(), config).await?;
+            Ok((session, Some(info.network)))
         }
         None => Err(error),
     }

@@ -280,10 +280,12 @@ impl Node {
         params
     }
 
-    /// The connect of `conn` failed.
-    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) {
-        self.router.dial_failed(now, conn);
+    /// The connect of `conn` failed. Returns whether the dial was still pending: a late
+    /// failure of a dial the node already timed out (and logged) needs no second log.
+    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) -> bool {
+        let pending = self.router.dial_failed(now, conn);
         self.drain(now);
+        pending
     }
 
     /// The hostname of `address` resolved to `ips` (empty: it did not resolve).
@@ -366,7 +368,15 @@ impl Node {
         };
         let sent = self.router.send(envelope);
         if let (Err(error), Some(release)) = (&sent, reserved) {
-            tracing::debug!(%error, "a message with reserved room was refused");
+            match error {
+                // The room was reserved against the peer's previous connection: the peer
+                // reconnected meanwhile, and its Down / Up updates told the application.
+                SendError::Full { peers, .. } => tracing::warn!(
+                    ?peers,
+                    "a peer reconnected while a send waited for it: message not sent"
+                ),
+                _ => tracing::debug!(%error, "a message with reserved room was refused"),
+            }
             self.window_changes.push(release);
         }
         self.drain(now);

@@ -496,11 +496,13 @@ impl Router {
         Ok(self.params(conn, direction))
     }
 
-    /// The TCP connect of `conn` failed.
-    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) {
-        self.fail_dial(now, conn);
+    /// The TCP connect of `conn` failed. Returns whether the dial was still pending (a
+    /// driver logs a late failure of a dial the Router already timed out at debug only).
+    pub fn dial_failed(&mut self, now: Instant, conn: ConnectionId) -> bool {
+        let pending = self.fail_dial(now, conn);
         self.try_dials(now);
         self.drain_peer_manager();
+        pending
     }
 
     /// A TCP connection from `remote` arrived. Call before any handshake work: on `Err`
@@ -601,7 +603,13 @@ impl Router {
     /// A reactor's complaint: fatal (or at capacity) evicts the peer; otherwise its score
     /// goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
-        if error.fatal {
+        // Once per disconnect: a closing peer's further errors (messages it sent before
+        // the close still arrive) are debug, so a peer cannot flood the log.
+        let open = self
+            .by_node
+            .get(&error.node)
+            .and_then(|&c| self.conns.get(c));
+        if error.fatal && open.is_some_and(|entry| !entry.closing) {
             tracing::info!(peer = %error.node, reason = %error.reason, "fatal peer error: disconnecting");
         } else {
             tracing::debug!(peer = %error.node, reason = %error.reason, "peer error");
@@ -881,14 +889,16 @@ impl Router {
         }
     }
 
-    fn fail_dial(&mut self, now: Instant, conn: ConnectionId) {
+    fn fail_dial(&mut self, now: Instant, conn: ConnectionId) -> bool {
         let Some(entry) = self.conns.get(conn) else {
-            return;
+            return false;
         };
-        if let Phase::Dialing { .. } = entry.phase {
+        let pending = matches!(entry.phase, Phase::Dialing { .. });
+        if pending {
             self.counters.dial(false);
             self.on_closed(now, conn, false);
         }
+        pending
     }
 
     fn evict(&mut self, _now: Instant) {

@@ -81,8 +81,8 @@ pub(crate) struct Link {
     /// Holds messages the application's full queue could not take yet (listed in the
     /// driver's `waiting`).
     pub(crate) waiting: bool,
-    /// Entered for each of this connection's turns: its logs carry the connection id,
-    /// remote address, direction and (once authenticated) the peer id.
+    /// Entered while this connection reads, writes and reports: its logs carry the
+    /// connection id, remote address, direction and (once authenticated) the peer id.
     pub(crate) span: tracing::Span,
 }
 

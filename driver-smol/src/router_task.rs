@@ -253,14 +253,19 @@ impl RouterTask {
                 socket,
                 result,
             } => match result {
-                Ok(_) if stopping => self.node.dial_failed(now, conn),
+                Ok(_) if stopping => {
+                    self.node.dial_failed(now, conn);
+                }
                 Ok(stream) => match self.node.dial_succeeded(now, conn, socket) {
                     Ok(params) => self.spawn_connection(params, stream, socket, conns),
                     Err(error) => tracing::debug!(%conn, %error, "late dial result dropped"),
                 },
                 Err(error) => {
-                    tracing::info!(%conn, %socket, %error, "dial failed");
-                    self.node.dial_failed(now, conn);
+                    if self.node.dial_failed(now, conn) {
+                        tracing::info!(%conn, %socket, %error, "dial failed");
+                    } else {
+                        tracing::debug!(%conn, %socket, %error, "late failure of a timed-out dial");
+                    }
                 }
             },
             RouterInput::Incoming(stream, remote) => {
@@ -353,7 +358,8 @@ impl RouterTask {
     /// A peer went up or down (the senders' windows followed already): the subscribers
     /// learn.
     fn publish(&mut self, update: PeerUpdate) {
-        tracing::info!(peer = %update.node_id, status = ?update.status, "peer update");
+        // The node machine logs why a peer went down, at info.
+        tracing::debug!(peer = %update.node_id, status = ?update.status, "peer update");
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         match update.status {
             PeerStatus::Up => {

@@ -162,7 +162,9 @@ impl Net {
                                 self.links.insert((i, conn), (t, their));
                                 self.links.insert((t, their), (i, conn));
                             }
-                            _ => self.nodes[i].router.dial_failed(self.now, conn),
+                            _ => {
+                                self.nodes[i].router.dial_failed(self.now, conn);
+                            }
                         }
                     }
                     RouterAction::Send {

@@ -26,10 +26,9 @@ impl Driver {
             // A completed connect was re-queued; its IO happens on that turn.
             return false;
         }
-        let span = self.links.get(slot).map(|link| link.span.clone());
-        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut more = false;
         if let Some(link) = self.links.get_mut(slot) {
+            let _entered = link.span.clone().entered();
             let allowance = link.recv_allowance(now);
             if link.wants_read() && link.readable && allowance > 0 {
                 // Under a receive rate limit the allowance caps the read; what it leaves
@@ -44,6 +43,7 @@ impl Driver {
         }
         self.drain_link_reports(slot, now);
         if let Some(link) = self.links.get_mut(slot) {
+            let _entered = link.span.clone().entered();
             more |= link.write(now, self.limits.write_budget);
         }
         self.drain_link_reports(slot, now);
@@ -62,9 +62,12 @@ impl Driver {
         more
     }
 
-    /// Hands the link machine's reports (its events, the messages it took) to the node,
-    /// then carries out the node's outputs.
+    /// Hands the link machine's reports (its events, the messages it took) to the node
+    /// inside the connection's span, then carries out the node's outputs outside it (they
+    /// may concern other connections).
     pub(super) fn drain_link_reports(&mut self, slot: usize, now: Instant) {
+        let span = self.links.get(slot).map(|link| link.span.clone());
+        let entered = span.as_ref().map(tracing::Span::enter);
         loop {
             let Some(link) = self.links.get_mut(slot) else {
                 return;
@@ -84,6 +87,7 @@ impl Driver {
             }
             self.node.handle_link_report(now, conn, report);
         }
+        drop(entered);
         self.run_outputs(now);
     }
 
