@@ -70,9 +70,11 @@ use crate::node_config::NodeConfig;
 use crate::peer_manager::{ClockAnchor, PeerRecord, PeerStatus, StoreOp};
 use crate::pex::{self, PexConfig, PexReactor, PEX_CHANNEL};
 use crate::router::window::{WindowChange, WindowLimits};
+
 use crate::router::{
-    AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerCounters,
-    PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError, SendError, Target,
+    AdmissionError, ConnectionId, ConnectionParams, DropReason, Envelope, OverflowPolicy,
+    PeerCounters, PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError,
+    SendError, Target,
 };
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
@@ -370,11 +372,15 @@ impl Node {
         if let (Err(error), Some(release)) = (&sent, reserved) {
             match error {
                 // The room was reserved against the peer's previous connection: the peer
-                // reconnected meanwhile, and its Down / Up updates told the application.
-                SendError::Full { peers, .. } => tracing::warn!(
-                    ?peers,
-                    "a peer reconnected while a send waited for it: message not sent"
-                ),
+                // reconnected meanwhile (its Down / Up updates told the application), and
+                // the message the sender was told went out is counted as the peer's loss.
+                SendError::Full { peers, .. } => {
+                    self.router.counters().dropped(DropReason::PeerGone, 1);
+                    tracing::warn!(
+                        ?peers,
+                        "a peer reconnected while a send waited for it: message not sent"
+                    );
+                }
                 _ => tracing::debug!(%error, "a message with reserved room was refused"),
             }
             self.window_changes.push(release);

@@ -153,6 +153,48 @@ fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
     assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
 }
 
+/// A reserved message the Router refuses as full (its room was reserved against the peer's
+/// previous connection, so the windows and the Router disagree) is counted as the peer's
+/// loss, and its room goes back.
+#[test]
+fn a_reserved_message_the_router_refuses_is_counted_and_its_room_released() {
+    let mut net = MemNet::new(
+        2,
+        |_, c| {
+            c.router.channel_queue_messages = 8;
+            c.router.send_credit = 4;
+        },
+        data_channel,
+    );
+    net.connect(1, 0);
+    let id1 = net.id(1);
+    net.deaf.insert(1);
+    // Fill the Router's queue without the windows (as sends reserved against an earlier
+    // connection would).
+    while net
+        .send(
+            0,
+            Envelope::to_peer(id1, DATA, Bytes::from(vec![1; 16_000])),
+        )
+        .is_ok()
+    {}
+    let before = net.nodes[0].node.counters().snapshot().dropped_peer_gone;
+    let refused = net.send_reserved(0, id1, DATA, Bytes::from_static(b"late"));
+    assert!(
+        matches!(refused, Ok(Err(SendError::Full { .. }))),
+        "{refused:?}"
+    );
+    let after = net.nodes[0].node.counters().snapshot().dropped_peer_gone;
+    assert_eq!(after, before + 1);
+    // Its room came back: the windows hold nothing for the peer.
+    for _ in 0..8 {
+        assert_eq!(
+            net.nodes[0].windows.try_reserve(id1, DATA, 1),
+            Reserve::Reserved
+        );
+    }
+}
+
 #[test]
 fn a_close_towards_a_peer_that_stopped_reading_gives_up_after_the_linger() {
     let linger = Duration::from_secs(2);
