@@ -69,7 +69,7 @@ use crate::mconn::ChannelDescriptor;
 use crate::node_config::NodeConfig;
 use crate::peer_manager::{ClockAnchor, PeerRecord, PeerStatus, StoreOp};
 use crate::pex::{self, PexConfig, PexReactor, PEX_CHANNEL};
-use crate::router::window::{WindowChange, WindowLimits};
+use crate::router::window::{Reservation, WindowChange, WindowLimits};
 
 use crate::router::{
     AdmissionError, ConnectionId, ConnectionParams, DropReason, Envelope, OverflowPolicy,
@@ -95,6 +95,10 @@ pub struct Node {
     store_ops: Vec<StoreOp>,
     /// Changes for the senders' windows since the last `NodeOutput::Windows`.
     window_changes: Vec<WindowChange>,
+    /// Each routed peer's connection, as the senders' windows name it (`WindowChange::Up`).
+    epochs: BTreeMap<NodeId, u64>,
+    /// The epoch of the next peer to come up.
+    next_epoch: u64,
     outputs: VecDeque<NodeOutput>,
     /// Set by [`Node::stop`]: past it, connections close whatever they still hold.
     stop_deadline: Option<Instant>,
@@ -138,6 +142,8 @@ impl Node {
             batches: BTreeMap::new(),
             store_ops: Vec::new(),
             window_changes: Vec::new(),
+            epochs: BTreeMap::new(),
+            next_epoch: 1,
             outputs: VecDeque::new(),
             stop_deadline: None,
         })
@@ -355,33 +361,49 @@ impl Node {
     }
 
     /// Routes an application message for which the sender reserved room in the senders'
-    /// windows (one peer, on a backpressure channel). A refusal gives the room back with a
-    /// `WindowChange::Released`; the application learns of the peer's reconnection or
-    /// departure that caused it from its peer updates.
+    /// windows (one peer, on a backpressure channel), with that `reservation`. One reserved
+    /// against a connection of the peer that has gone since (the application saw its
+    /// `Down`) is dropped and counted as `dropped_peer_gone`, as if it had waited in the
+    /// Router: the new connection's window never counted it. A refusal gives the room back
+    /// with a `WindowChange::Released`.
     ///
     /// # Errors
-    /// As `Router::send`.
-    pub fn send_reserved(&mut self, now: Instant, envelope: Envelope) -> Result<usize, SendError> {
-        let reserved = match envelope.to {
-            Some(Target::Peer(node)) if self.windowed(envelope.channel) => Some(
-                WindowChange::Released(node, envelope.channel, envelope.message.len()),
-            ),
+    /// As `Router::send`; [`SendError::NotConnected`] for a reservation of a gone
+    /// connection.
+    pub fn send_reserved(
+        &mut self,
+        now: Instant,
+        envelope: Envelope,
+        reservation: Reservation,
+    ) -> Result<usize, SendError> {
+        let peer = match envelope.to {
+            Some(Target::Peer(node)) => Some(node),
             _ => None,
         };
+        let current = peer.and_then(|node| self.epochs.get(&node).copied());
+        if current != Some(reservation.epoch()) {
+            self.router.counters().dropped(DropReason::PeerGone, 1);
+            tracing::debug!(
+                ?peer,
+                "a message reserved against a gone connection: dropped"
+            );
+            return Err(SendError::NotConnected);
+        }
+        let release = peer
+            .filter(|_| self.windowed(envelope.channel))
+            .map(|node| WindowChange::Released(node, envelope.channel, envelope.message.len()));
         let sent = self.router.send(envelope);
-        if let (Err(error), Some(release)) = (&sent, reserved) {
-            match error {
-                // The room was reserved against the peer's previous connection: the peer
-                // reconnected meanwhile (its Down / Up updates told the application), and
-                // the message the sender was told went out is counted as the peer's loss.
-                SendError::Full { peers, .. } => {
-                    self.router.counters().dropped(DropReason::PeerGone, 1);
-                    tracing::warn!(
-                        ?peers,
-                        "a peer reconnected while a send waited for it: message not sent"
-                    );
-                }
-                _ => tracing::debug!(%error, "a message with reserved room was refused"),
+        if let (Err(error), Some(release)) = (&sent, release) {
+            if let SendError::Full { peers, .. } = error {
+                // The windows admit no more than the Router holds, so this is a sender that
+                // reserved nothing for what it sent before; the message is lost and counted.
+                self.router.counters().dropped(DropReason::QueueFull, 1);
+                tracing::warn!(
+                    ?peers,
+                    "the senders' windows and the Router disagree: message not sent"
+                );
+            } else {
+                tracing::debug!(%error, "a message with reserved room was refused");
             }
             self.window_changes.push(release);
         }
@@ -601,14 +623,21 @@ impl Node {
                 self.flush_batches();
                 let change = match update.status {
                     PeerStatus::Up => {
+                        let epoch = self.next_epoch;
+                        self.next_epoch = epoch.wrapping_add(1);
+                        self.epochs.insert(update.node_id, epoch);
                         let channels = update.channels.iter();
                         let channels = channels.filter_map(|&c| u8::try_from(c).ok());
-                        WindowChange::Up(
-                            update.node_id,
-                            channels.filter(|&c| self.windowed(c)).collect(),
-                        )
+                        WindowChange::Up {
+                            node: update.node_id,
+                            epoch,
+                            channels: channels.filter(|&c| self.windowed(c)).collect(),
+                        }
                     }
-                    PeerStatus::Down => WindowChange::Down(update.node_id),
+                    PeerStatus::Down => {
+                        self.epochs.remove(&update.node_id);
+                        WindowChange::Down(update.node_id)
+                    }
                 };
                 self.outputs.push_back(NodeOutput::Windows(vec![change]));
                 if let Some(pex) = &mut self.pex {

@@ -487,8 +487,9 @@ impl Driver {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
             };
             match command {
-                Command::Send(envelope) => {
-                    self.windows.route_reserved(&mut self.node, now, envelope)
+                Command::Send(envelope, reservation) => {
+                    self.windows
+                        .route_reserved(&mut self.node, now, envelope, reservation)
                 }
                 Command::ReportError(error) => self.node.report_error(now, error),
                 Command::AddPeer(address) => {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tmp2p_core::address::NodeAddress;
-use tmp2p_core::router::window::Reserve;
+use tmp2p_core::router::window::{Reservation, Reserve};
 use tmp2p_core::router::{
     CountersSnapshot, Envelope, PeerCounters, PeerError, PeerSnapshot, RouterCounters, SendError,
     Target,
@@ -42,7 +42,8 @@ pub type LoopCall = Box<dyn FnOnce(&mut Control<'_>) + Send>;
 
 /// A request from another thread.
 pub(crate) enum Command {
-    Send(Envelope),
+    /// An envelope, with the room reserved for it (backpressure channels).
+    Send(Envelope, Option<Reservation>),
     ReportError(PeerError),
     AddPeer(NodeAddress),
     Call(LoopCall),
@@ -118,24 +119,26 @@ impl NodeHandle {
         let windows = &self.shared.windows;
         let (channel, len) = (envelope.channel, envelope.message.len());
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
-            return self.command(Command::Send(envelope));
+            return self.command(Command::Send(envelope, None));
         };
         if let Target::Peer(node) = to {
             // The common case, without a plan's allocations.
             let reserved = windows.reserve_blocking(node, channel, len);
-            if reserved != Reserve::Reserved {
-                refusal(to, channel, Some(reserved))?;
-            }
-            return self.command(Command::Send(envelope));
+            let Reserve::Reserved(reservation) = reserved else {
+                return refusal(to, channel, Some(reserved));
+            };
+            return self.command(Command::Send(envelope, Some(reservation)));
         }
         let plan = windows.plan(to, channel, len);
         refusal(to, channel, plan.refused)?;
-        for node in plan.reserved {
-            self.send_reserved(node, &envelope)?;
+        for (node, reservation) in plan.reserved {
+            self.send_reserved(node, &envelope, reservation)?;
         }
         for node in plan.full {
             match windows.reserve_blocking(node, channel, len) {
-                Reserve::Reserved => self.send_reserved(node, &envelope)?,
+                Reserve::Reserved(reservation) => {
+                    self.send_reserved(node, &envelope, reservation)?;
+                }
                 // A broadcast owes no copy to a peer that left meanwhile.
                 _ if to == Target::Broadcast => {}
                 refused => refusal(to, channel, Some(refused))?,
@@ -154,12 +157,12 @@ impl NodeHandle {
         let windows = &self.shared.windows;
         let (channel, len) = (envelope.channel, envelope.message.len());
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
-            return self.command(Command::Send(envelope));
+            return self.command(Command::Send(envelope, None));
         };
         let plan = windows.plan(to, channel, len);
         refusal(to, channel, plan.refused)?;
-        for node in plan.reserved {
-            self.send_reserved(node, &envelope)?;
+        for (node, reservation) in plan.reserved {
+            self.send_reserved(node, &envelope, reservation)?;
         }
         if plan.full.is_empty() {
             return Ok(());
@@ -171,9 +174,14 @@ impl NodeHandle {
     }
 
     /// Queues `envelope`'s message for `node`, whose room is reserved.
-    fn send_reserved(&self, node: NodeId, envelope: &Envelope) -> Result<(), DriverError> {
+    fn send_reserved(
+        &self,
+        node: NodeId,
+        envelope: &Envelope,
+        reservation: Reservation,
+    ) -> Result<(), DriverError> {
         let copy = Envelope::to_peer(node, envelope.channel, envelope.message.clone());
-        self.command(Command::Send(copy))
+        self.command(Command::Send(copy, Some(reservation)))
     }
 
     /// Reports a misbehaving peer.

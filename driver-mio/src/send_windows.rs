@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use std::time::Instant;
-use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowChange, WindowLimits};
+use tmp2p_core::router::window::{
+    Reservation, Reserve, SendPlan, SendWindows, WindowChange, WindowLimits,
+};
 
 use tmp2p_core::node::Node;
 use tmp2p_core::router::{Envelope, SendError, Target};
@@ -80,10 +82,20 @@ impl BlockingWindows {
 }
 
 impl BlockingWindows {
-    /// Routes an envelope whose room (if its channel is bounded and it targets one peer)
-    /// was reserved by a handle; the node machine gives back the room of one it refuses.
-    pub(crate) fn route_reserved(&self, node: &mut Node, now: Instant, envelope: Envelope) {
-        if let Err(error) = node.send_reserved(now, envelope) {
+    /// Routes an envelope with the room reserved for it (a bounded channel's message to one
+    /// peer), or none; the node machine gives back the room of one it refuses.
+    pub(crate) fn route_reserved(
+        &self,
+        node: &mut Node,
+        now: Instant,
+        envelope: Envelope,
+        reservation: Option<Reservation>,
+    ) {
+        let sent = match reservation {
+            Some(reservation) => node.send_reserved(now, envelope, reservation),
+            None => node.send(now, envelope),
+        };
+        if let Err(error) = sent {
             tracing::debug!(%error, "message from a handle not sent");
         }
     }
@@ -109,9 +121,9 @@ impl BlockingWindows {
             return node.send(now, envelope);
         }
         let queued = plan.reserved.len();
-        for peer in plan.reserved {
+        for (peer, reservation) in plan.reserved {
             let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
-            self.route_reserved(node, now, copy);
+            self.route_reserved(node, now, copy, Some(reservation));
         }
         let full = plan.full;
         if full.is_empty() {

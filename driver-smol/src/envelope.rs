@@ -8,7 +8,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::peer_manager::PeerUpdate;
-use tmp2p_core::router::window::Reserve;
+use tmp2p_core::router::window::{Reservation, Reserve};
 use tmp2p_core::router::{self, OverflowPolicy, PeerError, RouterError, Target};
 use tmp2p_core::NodeId;
 
@@ -53,8 +53,8 @@ impl<M> Envelope<M> {
 
 /// What the application asks of the router task (in order, over one bounded queue).
 pub(crate) enum AppCommand {
-    /// Route an encoded envelope.
-    Send(router::Envelope),
+    /// Route an encoded envelope, with the room reserved for it (backpressure channels).
+    Send(router::Envelope, Option<Reservation>),
     /// A reactor's complaint about a peer.
     Error(PeerError),
     /// Add a peer address; the reply says whether it was new.
@@ -133,7 +133,7 @@ impl<M> ChannelSender<M> {
         let message = (self.encode)(&envelope.message);
         let to = envelope.to.ok_or(DriverError::NoTarget)?;
         if self.policy == OverflowPolicy::Drop {
-            return self.hand_over(Some(to), message).await;
+            return self.hand_over(Some(to), message, None).await;
         }
         if let Target::Peer(node) = to {
             // The common case, without a plan's allocations.
@@ -141,15 +141,16 @@ impl<M> ChannelSender<M> {
                 .windows
                 .reserve(node, self.channel, message.len())
                 .await;
-            if reserved != Reserve::Reserved {
+            let Reserve::Reserved(reservation) = reserved else {
                 self.check(to, Some(reserved))?;
-            }
-            return self.hand_over(Some(to), message).await;
+                return Ok(());
+            };
+            return self.hand_over(Some(to), message, Some(reservation)).await;
         }
         let plan = self.windows.plan(to, self.channel, message.len());
         self.check(to, plan.refused)?;
-        for node in plan.reserved {
-            self.hand_over(Some(Target::Peer(node)), message.clone())
+        for (node, reservation) in plan.reserved {
+            self.hand_over(Some(Target::Peer(node)), message.clone(), Some(reservation))
                 .await?;
         }
         for node in plan.full {
@@ -158,8 +159,9 @@ impl<M> ChannelSender<M> {
                 .reserve(node, self.channel, message.len())
                 .await
             {
-                Reserve::Reserved => {
-                    self.hand_over(Some(Target::Peer(node)), message.clone())
+                Reserve::Reserved(reservation) => {
+                    let to = Some(Target::Peer(node));
+                    self.hand_over(to, message.clone(), Some(reservation))
                         .await?;
                 }
                 // A broadcast owes no copy to a peer that left meanwhile.
@@ -183,14 +185,14 @@ impl<M> ChannelSender<M> {
         };
         if self.policy == OverflowPolicy::Drop {
             return self
-                .hand_over(Some(to), message)
+                .hand_over(Some(to), message, None)
                 .await
                 .map_err(TrySendError::Failed);
         }
         let plan = self.windows.plan(to, self.channel, message.len());
         self.check(to, plan.refused).map_err(TrySendError::Failed)?;
-        for node in plan.reserved {
-            self.hand_over(Some(Target::Peer(node)), message.clone())
+        for (node, reservation) in plan.reserved {
+            self.hand_over(Some(Target::Peer(node)), message.clone(), Some(reservation))
                 .await
                 .map_err(TrySendError::Failed)?;
         }
@@ -215,7 +217,12 @@ impl<M> ChannelSender<M> {
         }
     }
 
-    async fn hand_over(&self, to: Option<Target>, message: Bytes) -> Result<(), DriverError> {
+    async fn hand_over(
+        &self,
+        to: Option<Target>,
+        message: Bytes,
+        reservation: Option<Reservation>,
+    ) -> Result<(), DriverError> {
         let envelope = router::Envelope {
             from: None,
             to,
@@ -223,7 +230,7 @@ impl<M> ChannelSender<M> {
             message,
         };
         self.commands
-            .send(AppCommand::Send(envelope))
+            .send(AppCommand::Send(envelope, reservation))
             .await
             .map_err(|_| DriverError::Stopped)
     }

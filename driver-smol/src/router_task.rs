@@ -25,6 +25,7 @@ use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
 use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
 use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
+use tmp2p_core::router::window::Reservation;
 use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError};
 use tmp2p_core::NodeKey;
 use tracing::Instrument;
@@ -206,7 +207,7 @@ impl RouterTask {
 
     fn on_command(&mut self, now: Instant, command: AppCommand) {
         match command {
-            AppCommand::Send(envelope) => self.route(now, envelope),
+            AppCommand::Send(envelope, reservation) => self.route(now, envelope, reservation),
             AppCommand::Error(error) => self.node.report_error(now, error),
             AppCommand::AddPeer(address, reply) => {
                 let _ = reply.try_send(self.node.add_peer(now, address));
@@ -221,10 +222,18 @@ impl RouterTask {
 
     /// Routes an application message. Backpressure messages come with room reserved in
     /// their peer's window (every `ChannelSender` reserves first), so the Router takes
-    /// them; the node machine gives back the room of one it refuses all the same (the
-    /// peer went down, or reconnected, since the reservation).
-    fn route(&mut self, now: Instant, envelope: router::Envelope) {
-        if let Err(error) = self.node.send_reserved(now, envelope) {
+    /// them; the node machine sorts out one whose peer went down, or reconnected, since.
+    fn route(
+        &mut self,
+        now: Instant,
+        envelope: router::Envelope,
+        reservation: Option<Reservation>,
+    ) {
+        let sent = match reservation {
+            Some(reservation) => self.node.send_reserved(now, envelope, reservation),
+            None => self.node.send(now, envelope),
+        };
+        if let Err(error) = sent {
             tracing::debug!(%error, "message not sent");
         }
     }

@@ -185,13 +185,12 @@ impl MemNet {
         message: Bytes,
     ) -> Result<Result<usize, SendError>, Reserve> {
         let n = &mut self.nodes[i];
-        match n.windows.try_reserve(peer, channel, message.len()) {
-            Reserve::Reserved => {}
+        let reservation = match n.windows.try_reserve(peer, channel, message.len()) {
+            Reserve::Reserved(reservation) => reservation,
             refused => return Err(refused),
-        }
-        let sent = n
-            .node
-            .send_reserved(self.now, Envelope::to_peer(peer, channel, message));
+        };
+        let envelope = Envelope::to_peer(peer, channel, message);
+        let sent = n.node.send_reserved(self.now, envelope, reservation);
         self.settle();
         Ok(sent)
     }

@@ -134,7 +134,8 @@ fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
     assert_eq!(net.nodes[1].messages(DATA).len(), reserved);
     let windows = &mut net.nodes[0].windows;
     for _ in 0..8 {
-        assert_eq!(windows.try_reserve(id1, DATA, 1), Reserve::Reserved);
+        let reserved = windows.try_reserve(id1, DATA, 1);
+        assert!(matches!(reserved, Reserve::Reserved(_)), "{reserved:?}");
     }
     assert_eq!(windows.try_reserve(id1, DATA, 1), Reserve::Full);
 
@@ -153,46 +154,48 @@ fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
     assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
 }
 
-/// A reserved message the Router refuses as full (its room was reserved against the peer's
-/// previous connection, so the windows and the Router disagree) is counted as the peer's
-/// loss, and its room goes back.
+/// A message reserved against a peer's connection that is gone by the time it reaches the
+/// node (the peer reconnected meanwhile) is dropped and counted as the peer's loss, not
+/// queued on the new connection, whose window never counted it: the windows and the
+/// Router stay in step.
 #[test]
-fn a_reserved_message_the_router_refuses_is_counted_and_its_room_released() {
-    let mut net = MemNet::new(
-        2,
-        |_, c| {
-            c.router.channel_queue_messages = 8;
-            c.router.send_credit = 4;
-        },
-        data_channel,
-    );
+fn a_message_reserved_against_a_gone_connection_is_dropped_and_counted() {
+    let mut net = MemNet::new(2, |_, _| {}, data_channel);
     net.connect(1, 0);
     let id1 = net.id(1);
-    net.deaf.insert(1);
-    // Fill the Router's queue without the windows (as sends reserved against an earlier
-    // connection would).
-    while net
-        .send(
-            0,
-            Envelope::to_peer(id1, DATA, Bytes::from(vec![1; 16_000])),
-        )
-        .is_ok()
-    {}
-    let before = net.nodes[0].node.counters().snapshot().dropped_peer_gone;
-    let refused = net.send_reserved(0, id1, DATA, Bytes::from_static(b"late"));
-    assert!(
-        matches!(refused, Ok(Err(SendError::Full { .. }))),
-        "{refused:?}"
+    let Reserve::Reserved(stale) = net.nodes[0].windows.try_reserve(id1, DATA, 4) else {
+        panic!("no room on a fresh connection");
+    };
+    // The peer reconnects before the reserved message reaches the node machine.
+    let now = net.now;
+    net.nodes[0].node.disconnect(now, id1).unwrap();
+    net.settle();
+    assert!(net.nodes[0].saw_down(id1));
+    net.advance(Duration::from_secs(2));
+    assert_eq!(
+        net.nodes[0].node.connected_peers().collect::<Vec<_>>(),
+        vec![id1]
     );
+
+    let before = net.nodes[0].node.counters().snapshot().dropped_peer_gone;
+    let late = Envelope::to_peer(id1, DATA, Bytes::from_static(b"late"));
+    let now = net.now;
+    assert_eq!(
+        net.nodes[0].node.send_reserved(now, late, stale),
+        Err(SendError::NotConnected)
+    );
+    net.settle();
     let after = net.nodes[0].node.counters().snapshot().dropped_peer_gone;
     assert_eq!(after, before + 1);
-    // Its room came back: the windows hold nothing for the peer.
-    for _ in 0..8 {
-        assert_eq!(
-            net.nodes[0].windows.try_reserve(id1, DATA, 1),
-            Reserve::Reserved
-        );
-    }
+    assert!(!net.nodes[1]
+        .messages(DATA)
+        .contains(&Bytes::from_static(b"late")));
+    // The new connection's window is whole, and a send reserved against it goes out.
+    let fresh = net.send_reserved(0, id1, DATA, Bytes::from_static(b"fresh"));
+    assert_eq!(fresh, Ok(Ok(1)));
+    assert!(net.nodes[1]
+        .messages(DATA)
+        .contains(&Bytes::from_static(b"fresh")));
 }
 
 #[test]

@@ -72,8 +72,16 @@ impl SendWindow {
 /// [`SendWindows::apply`] before it tells the application of the peer updates that follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WindowChange {
-    /// A peer came up with these application backpressure channels (windows start empty).
-    Up(NodeId, Vec<u8>),
+    /// A peer came up with these application backpressure channels (windows start empty);
+    /// `epoch` names this connection of the peer in the [`Reservation`]s made for it.
+    Up {
+        /// The peer.
+        node: NodeId,
+        /// Names the peer's connection (the node machine counts them).
+        epoch: u64,
+        /// Its application backpressure channels.
+        channels: Vec<u8>,
+    },
     /// A peer went down: its windows are gone.
     Down(NodeId),
     /// A message of this many bytes to the peer on the channel left the Router for its
@@ -81,11 +89,32 @@ pub enum WindowChange {
     Released(NodeId, u8, usize),
 }
 
-/// Why [`SendWindows::try_reserve`] did not reserve room.
+/// Room reserved in one peer's window, to hand over with the message
+/// (`Node::send_reserved`): it names the peer's connection it was reserved against, so a
+/// message whose peer reconnected meanwhile is not counted against the new connection's
+/// window, which never counted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    epoch: u64,
+}
+
+impl Reservation {
+    /// The reservation of a window of connection `epoch` (see [`WindowChange::Up`]).
+    pub fn new(epoch: u64) -> Self {
+        Reservation { epoch }
+    }
+
+    /// The connection of the peer it was reserved against.
+    pub fn epoch(self) -> u64 {
+        self.epoch
+    }
+}
+
+/// What [`SendWindows::try_reserve`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reserve {
-    /// Room was reserved: hand the message over.
-    Reserved,
+    /// Room was reserved: hand the message over with the reservation.
+    Reserved(Reservation),
     /// The window is full: wait for a release.
     Full,
     /// The peer is not connected (or went down).
@@ -98,7 +127,7 @@ pub enum Reserve {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SendPlan {
     /// Peers room was reserved for: hand the message over for each of them now.
-    pub reserved: Vec<NodeId>,
+    pub reserved: Vec<(NodeId, Reservation)>,
     /// Peers whose window is full: wait for room for each, or hand the message back.
     pub full: Vec<NodeId>,
     /// A send to one peer that cannot go at all, and why
@@ -110,7 +139,14 @@ pub struct SendPlan {
 #[derive(Debug, Clone)]
 pub struct SendWindows {
     limits: WindowLimits,
-    peers: BTreeMap<NodeId, BTreeMap<u8, SendWindow>>,
+    peers: BTreeMap<NodeId, PeerWindows>,
+}
+
+/// One connected peer's windows.
+#[derive(Debug, Clone)]
+struct PeerWindows {
+    epoch: u64,
+    channels: BTreeMap<u8, SendWindow>,
 }
 
 impl SendWindows {
@@ -122,13 +158,13 @@ impl SendWindows {
         }
     }
 
-    /// A peer came up with these channels (its windows start empty).
-    pub fn peer_up(&mut self, node: NodeId, channels: impl IntoIterator<Item = u8>) {
-        let windows = channels
+    /// A peer came up on connection `epoch` with these channels (its windows start empty).
+    pub fn peer_up(&mut self, node: NodeId, epoch: u64, channels: impl IntoIterator<Item = u8>) {
+        let channels = channels
             .into_iter()
             .map(|c| (c, SendWindow::default()))
             .collect();
-        self.peers.insert(node, windows);
+        self.peers.insert(node, PeerWindows { epoch, channels });
     }
 
     /// A peer went down: its windows are gone, and waiting senders learn it on their next
@@ -146,7 +182,7 @@ impl SendWindows {
     pub fn peers_with(&self, channel: u8) -> impl Iterator<Item = NodeId> + '_ {
         self.peers
             .iter()
-            .filter(move |(_, windows)| windows.contains_key(&channel))
+            .filter(move |(_, windows)| windows.channels.contains_key(&channel))
             .map(|(node, _)| *node)
     }
 
@@ -155,11 +191,11 @@ impl SendWindows {
         let Some(windows) = self.peers.get_mut(&node) else {
             return Reserve::NotConnected;
         };
-        let Some(window) = windows.get_mut(&channel) else {
+        let Some(window) = windows.channels.get_mut(&channel) else {
             return Reserve::NoChannel;
         };
         if window.try_add(self.limits, len) {
-            Reserve::Reserved
+            Reserve::Reserved(Reservation::new(windows.epoch))
         } else {
             Reserve::Full
         }
@@ -176,7 +212,7 @@ impl SendWindows {
         };
         for node in peers {
             match self.try_reserve(node, channel, len) {
-                Reserve::Reserved => plan.reserved.push(node),
+                Reserve::Reserved(reservation) => plan.reserved.push((node, reservation)),
                 Reserve::Full => plan.full.push(node),
                 refused if target == Target::Peer(node) => plan.refused = Some(refused),
                 _ => {}
@@ -189,7 +225,11 @@ impl SendWindows {
     /// reservation has room now (see [`SendWindows::release`]).
     pub fn apply(&mut self, change: WindowChange) -> Option<(NodeId, u8)> {
         match change {
-            WindowChange::Up(node, channels) => self.peer_up(node, channels),
+            WindowChange::Up {
+                node,
+                epoch,
+                channels,
+            } => self.peer_up(node, epoch, channels),
             WindowChange::Down(node) => self.peer_down(node),
             WindowChange::Released(node, channel, len) => {
                 return self.release(node, channel, len).then_some((node, channel));
@@ -204,7 +244,7 @@ impl SendWindows {
     pub fn release(&mut self, node: NodeId, channel: u8, len: usize) -> bool {
         self.peers
             .get_mut(&node)
-            .and_then(|windows| windows.get_mut(&channel))
+            .and_then(|windows| windows.channels.get_mut(&channel))
             .is_some_and(|window| window.remove(self.limits, len))
     }
 }
@@ -212,6 +252,9 @@ impl SendWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reservation against node 1's connection 1.
+    const RESERVED: Reserve = Reserve::Reserved(Reservation { epoch: 1 });
 
     const LIMITS: WindowLimits = WindowLimits {
         messages: 2,
@@ -242,13 +285,13 @@ mod tests {
     fn reservations_follow_peers_and_channels() {
         let mut windows = SendWindows::new(LIMITS);
         assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::NotConnected);
-        windows.peer_up(node(1), [7]);
+        windows.peer_up(node(1), 1, [7]);
         assert_eq!(windows.try_reserve(node(1), 8, 1), Reserve::NoChannel);
-        assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::Reserved);
-        assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::Reserved);
+        assert_eq!(windows.try_reserve(node(1), 7, 1), RESERVED);
+        assert_eq!(windows.try_reserve(node(1), 7, 1), RESERVED);
         assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::Full);
         assert!(windows.release(node(1), 7, 1));
-        assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::Reserved);
+        assert_eq!(windows.try_reserve(node(1), 7, 1), RESERVED);
         assert_eq!(windows.peers_with(7).collect::<Vec<_>>(), vec![node(1)]);
         windows.peer_down(node(1));
         assert_eq!(windows.try_reserve(node(1), 7, 1), Reserve::NotConnected);
@@ -258,9 +301,16 @@ mod tests {
     #[test]
     fn changes_apply_in_order_and_name_the_window_that_has_room_again() {
         let mut windows = SendWindows::new(LIMITS);
-        assert_eq!(windows.apply(WindowChange::Up(node(1), vec![7])), None);
+        assert_eq!(
+            windows.apply(WindowChange::Up {
+                node: node(1),
+                epoch: 1,
+                channels: vec![7],
+            }),
+            None
+        );
         for _ in 0..2 {
-            assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::Reserved);
+            assert_eq!(windows.try_reserve(node(1), 7, 10), RESERVED);
         }
         assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::Full);
         let released = WindowChange::Released(node(1), 7, 10);
@@ -273,14 +323,15 @@ mod tests {
     #[test]
     fn a_plan_reserves_for_peers_with_room_and_names_the_full_ones() {
         let mut windows = SendWindows::new(LIMITS);
-        windows.peer_up(node(1), [7]);
-        windows.peer_up(node(2), [7]);
-        windows.peer_up(node(3), [8]);
+        windows.peer_up(node(1), 1, [7]);
+        windows.peer_up(node(2), 2, [7]);
+        windows.peer_up(node(3), 3, [8]);
         for _ in 0..2 {
             windows.try_reserve(node(2), 7, 1);
         }
         let plan = windows.plan(Target::Broadcast, 7, 1);
-        assert_eq!((plan.reserved, plan.full), (vec![node(1)], vec![node(2)]));
+        assert_eq!(plan.reserved, vec![(node(1), Reservation::new(1))]);
+        assert_eq!(plan.full, vec![node(2)]);
         assert_eq!(plan.refused, None, "node 3 lacks the channel: owed no copy");
         let plan = windows.plan(Target::Peer(node(3)), 7, 1);
         assert_eq!(plan.refused, Some(Reserve::NoChannel));
