@@ -49,6 +49,7 @@ mod inbox;
 mod link;
 mod output;
 mod pex_host;
+mod sending;
 
 pub use link::{Link, LinkCommand, LinkReport, LinkSettings};
 pub use output::{NodeError, NodeOutput};
@@ -67,14 +68,12 @@ use crate::connection::PeerEvent;
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_config::NodeConfig;
-use crate::peer_manager::{ClockAnchor, PeerRecord, PeerStatus, StoreOp};
+use crate::peer_manager::{ClockAnchor, PeerRecord, StoreOp};
 use crate::pex::{self, PexConfig, PexReactor, PEX_CHANNEL};
-use crate::router::window::{Reservation, WindowChange, WindowLimits};
-
+use crate::router::window::{WindowChange, WindowLimits};
 use crate::router::{
-    AdmissionError, ConnectionId, ConnectionParams, DropReason, Envelope, OverflowPolicy,
-    PeerCounters, PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError,
-    SendError, Target,
+    AdmissionError, ConnectionId, ConnectionParams, Envelope, OverflowPolicy, PeerCounters,
+    PeerError, PeerSnapshot, Router, RouterAction, RouterCounters, RouterError,
 };
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
@@ -350,67 +349,6 @@ impl Node {
         self.outputs.push_back(NodeOutput::Link { conn, command });
     }
 
-    /// Routes an application message (see `Router::send` for the contract).
-    ///
-    /// # Errors
-    /// As `Router::send`.
-    pub fn send(&mut self, now: Instant, envelope: Envelope) -> Result<usize, SendError> {
-        let sent = self.router.send(envelope);
-        self.drain(now);
-        sent
-    }
-
-    /// Routes an application message for which the sender reserved room in the senders'
-    /// windows (one peer, on a backpressure channel), with that `reservation`. One reserved
-    /// against a connection of the peer that has gone since (the application saw its
-    /// `Down`) is dropped and counted as `dropped_peer_gone`, as if it had waited in the
-    /// Router: the new connection's window never counted it. A refusal gives the room back
-    /// with a `WindowChange::Released`.
-    ///
-    /// # Errors
-    /// As `Router::send`; [`SendError::NotConnected`] for a reservation of a gone
-    /// connection.
-    pub fn send_reserved(
-        &mut self,
-        now: Instant,
-        envelope: Envelope,
-        reservation: Reservation,
-    ) -> Result<usize, SendError> {
-        let peer = match envelope.to {
-            Some(Target::Peer(node)) => Some(node),
-            _ => None,
-        };
-        let current = peer.and_then(|node| self.epochs.get(&node).copied());
-        if current != Some(reservation.epoch()) {
-            self.router.counters().dropped(DropReason::PeerGone, 1);
-            tracing::debug!(
-                ?peer,
-                "a message reserved against a gone connection: dropped"
-            );
-            return Err(SendError::NotConnected);
-        }
-        let release = peer
-            .filter(|_| self.windowed(envelope.channel))
-            .map(|node| WindowChange::Released(node, envelope.channel, envelope.message.len()));
-        let sent = self.router.send(envelope);
-        if let (Err(error), Some(release)) = (&sent, release) {
-            if let SendError::Full { peers, .. } = error {
-                // The windows admit no more than the Router holds, so this is a sender that
-                // reserved nothing for what it sent before; the message is lost and counted.
-                self.router.counters().dropped(DropReason::QueueFull, 1);
-                tracing::warn!(
-                    ?peers,
-                    "the senders' windows and the Router disagree: message not sent"
-                );
-            } else {
-                tracing::debug!(%error, "a message with reserved room was refused");
-            }
-            self.window_changes.push(release);
-        }
-        self.drain(now);
-        sent
-    }
-
     /// A reactor's complaint: fatal disconnects the peer, otherwise its score goes down.
     pub fn report_error(&mut self, now: Instant, error: PeerError) {
         self.router.report_error(now, error);
@@ -507,13 +445,6 @@ impl Node {
     /// send windows.
     pub fn window_limits(&self) -> WindowLimits {
         self.router.window_limits()
-    }
-
-    /// Whether the senders' windows track `channel`: an application channel opened with
-    /// backpressure (the built-in PEX reactor's channel is the node's own).
-    fn windowed(&self, channel: u8) -> bool {
-        let own = self.pex.is_some() && channel == PEX_CHANNEL;
-        !own && self.router.channel_policy(channel) == Some(OverflowPolicy::Backpressure)
     }
 
     /// The Router, for inspection (peer manager, node info, channel policies, windows).
@@ -621,24 +552,7 @@ impl Node {
                 // connection) goes out, and frees its room, before the update; the
                 // windows follow the update before the application hears of it.
                 self.flush_batches();
-                let change = match update.status {
-                    PeerStatus::Up => {
-                        let epoch = self.next_epoch;
-                        self.next_epoch = epoch.wrapping_add(1);
-                        self.epochs.insert(update.node_id, epoch);
-                        let channels = update.channels.iter();
-                        let channels = channels.filter_map(|&c| u8::try_from(c).ok());
-                        WindowChange::Up {
-                            node: update.node_id,
-                            epoch,
-                            channels: channels.filter(|&c| self.windowed(c)).collect(),
-                        }
-                    }
-                    PeerStatus::Down => {
-                        self.epochs.remove(&update.node_id);
-                        WindowChange::Down(update.node_id)
-                    }
-                };
+                let change = self.window_change(&update);
                 self.outputs.push_back(NodeOutput::Windows(vec![change]));
                 if let Some(pex) = &mut self.pex {
                     pex.on_peer_update(now, &update, &mut self.router);
