@@ -10,6 +10,7 @@ mod crawl;
 mod demo;
 mod latency;
 mod logging;
+mod metrics;
 mod node;
 mod node_mio;
 mod ping;

@@ -61,6 +61,10 @@ pub(crate) struct NodeArgs {
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "smol")]
     driver: DriverKind,
+    /// Serve Prometheus metrics on http://ADDR/metrics (port 0 picks a free port; the
+    /// address is printed on the line after the listening one).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// The drivers `tmp2p node` can run on.
@@ -131,7 +135,16 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     match args.driver {
         DriverKind::Smol => run_smol(args, config, key, store, pex, imported),
         DriverKind::Mio => {
-            crate::node_mio::run(args.echo_channel, config, key, store, pex, imported)
+            let metrics = args.metrics;
+            crate::node_mio::run(
+                args.echo_channel,
+                config,
+                key,
+                store,
+                pex,
+                imported,
+                metrics,
+            )
         }
     }
 }
@@ -200,6 +213,13 @@ fn run_smol(
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         println!("node {} listening on {}", node.node_id(), node.local_addr());
+        if let Some(addr) = args.metrics {
+            let view = node.counters_view();
+            let source: crate::metrics::CountersSource =
+                std::sync::Arc::new(move || (view.counters(), view.peer_counters()));
+            let bound = crate::metrics::serve(addr, source)?;
+            println!("metrics on http://{bound}/metrics");
+        }
         node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))
             .detach();
         if let Some(addresses) = imported {

@@ -32,6 +32,7 @@ pub(crate) fn run(
     store: Box<RedbPeerStore>,
     pex: Option<PexConfig>,
     imported: Option<Vec<NodeAddress>>,
+    metrics: Option<std::net::SocketAddr>,
 ) -> Result<(), CliError> {
     let mut setup = DriverSetup::new(config, key, vec![echo_descriptor(echo_channel)]);
     setup.store = store;
@@ -41,6 +42,13 @@ pub(crate) fn run(
         e => CliError::BadInput(e.to_string()),
     })?;
     println!("node {} listening on {}", node.node_id(), node.local_addr());
+    if let Some(addr) = metrics {
+        let handle = node.handle().clone();
+        let source: crate::metrics::CountersSource =
+            Arc::new(move || (handle.counters(), handle.peer_counters()));
+        let bound = crate::metrics::serve(addr, source)?;
+        println!("metrics on http://{bound}/metrics");
+    }
     if let Some(addresses) = imported {
         let count = addresses.len();
         for address in addresses {

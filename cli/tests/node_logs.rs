@@ -3,61 +3,26 @@
 //! `tmp2p ping` from another network, and its JSON log on stderr carries the refusal once
 //! with its typed reason; `--log-level` narrows what is written.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+mod common;
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tmp2p-logs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use std::process::Command;
+
+use common::NodeProcess;
 
 /// Starts a node on network "net-a" with `log_args`, has a client of network "net-b" ping
 /// it, then stops the node and returns its stderr.
 fn node_log_after_a_foreign_ping(name: &str, log_args: &[&str]) -> String {
-    let home = scratch(name);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--network",
-            "net-a",
-            "--home",
-        ])
-        .arg(&home)
-        .args(log_args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    // "node ID listening on ADDR"
-    let words: Vec<&str> = first.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"node"), "{first:?}");
-    let address = format!("{}@{}", words[1], words[4]);
-
+    let mut args = vec!["--network", "net-a"];
+    args.extend_from_slice(log_args);
+    let node = NodeProcess::start(name, &args);
     let ping = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args(["ping", &address, "--network", "net-b", "--count", "1"])
+        .args(["ping", &node.address, "--network", "net-b", "--count", "1"])
         .output()
         .unwrap();
     assert!(!ping.status.success(), "a ping from another network worked");
-
     // The node logged while the ping ran; give it a moment to write, then stop it.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&home);
-    log
+    node.kill_and_read_stderr()
 }
 
 fn a_refused_peer_is_logged_once_with_its_reason_and_its_connection(driver: &str) {

@@ -52,6 +52,6 @@ mod store_task;
 
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
 pub use error::{DriverError, TrySendError};
-pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use node::{CountersView, DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
 pub use tmp2p_core::pex::PexConfig;
 pub use tmp2p_core::router::{OverflowPolicy, PeerError, Target};

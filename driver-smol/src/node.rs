@@ -381,6 +381,30 @@ pub struct NodeHandle {
     peers: PeerRegistry,
 }
 
+/// Reads a running node's counters from any thread, without asking the router task
+/// ([`NodeHandle::counters_view`]).
+#[derive(Clone)]
+pub struct CountersView {
+    counters: Arc<RouterCounters>,
+    peers: PeerRegistry,
+}
+
+impl CountersView {
+    /// As [`NodeHandle::counters`].
+    pub fn counters(&self) -> CountersSnapshot {
+        self.counters.snapshot()
+    }
+
+    /// As [`NodeHandle::peer_counters`], peers ascending.
+    pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
+        let peers: Vec<Arc<PeerCounters>> = {
+            let registry = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+            registry.values().cloned().collect()
+        };
+        peers.iter().map(|peer| peer.snapshot()).collect()
+    }
+}
+
 /// The routed peers' counters, kept by the router task as peers come and go, read by
 /// [`NodeHandle::peer_counters`] (the lock is taken per peer update and per read, never per
 /// message).
@@ -405,11 +429,15 @@ impl NodeHandle {
 
     /// Each routed peer's counters now, per channel (read without asking the router task).
     pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
-        let peers: Vec<Arc<PeerCounters>> = {
-            let registry = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            registry.values().cloned().collect()
-        };
-        peers.iter().map(|peer| peer.snapshot()).collect()
+        self.counters_view().peer_counters()
+    }
+
+    /// A cloneable reader of the same counters, for an exporter on another thread.
+    pub fn counters_view(&self) -> CountersView {
+        CountersView {
+            counters: Arc::clone(&self.counters),
+            peers: Arc::clone(&self.peers),
+        }
     }
 
     /// Adds a peer address (dialed when the PeerManager decides). Returns whether the

@@ -1,0 +1,156 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `tmp2p node --metrics`: a real node process scraped over real HTTP while another node
+//! process stays connected to it and a real `tmp2p ping` sends it echo traffic; the
+//! CometBFT-named and our own metrics move with that traffic, on both drivers.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::NodeProcess;
+
+/// One `GET /metrics`: the Content-Type header and the body.
+fn scrape(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, body.to_owned())
+}
+
+/// The value of the sample whose name and labels start with `prefix`.
+fn sample(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn metrics_move_with_traffic(driver: &str) {
+    let mut node = NodeProcess::start(
+        &format!("metrics-{driver}"),
+        &["--driver", driver, "--metrics", "127.0.0.1:0"],
+    );
+    let line = node.next_line();
+    let url = line
+        .strip_prefix("metrics on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .trim()
+        .to_owned();
+    let neighbour = NodeProcess::start(
+        &format!("neighbour-{driver}"),
+        &["--persistent-peers", &node.address],
+    );
+    let neighbour_id = neighbour.address.split('@').next().unwrap().to_owned();
+
+    // Up, and its PEX request (channel 0x00) counted, labelled as CometBFT labels it.
+    let pex =
+        format!("cometbft_p2p_peer_receive_bytes_total{{peer_id=\"{neighbour_id}\",chID=\"0x0\"}}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (content_type, before) = loop {
+        let (content_type, body) = scrape(&url);
+        let up = sample(&body, "cometbft_p2p_peers ") == Some(1.0);
+        if up && sample(&body, &pex).unwrap_or(0.0) > 0.0 {
+            break (content_type, body);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no PEX from the neighbour:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    assert!(before.trim_end().ends_with("# EOF"), "{before}");
+    let received_before = sample(&before, "tmp2p_received_bytes_total ").unwrap();
+
+    let ping = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args([
+            "ping",
+            &node.address,
+            "--echo-channel",
+            "0x99",
+            "--size",
+            "1000",
+        ])
+        .args(["--count", "20"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stderr)
+    );
+
+    let (_, after) = scrape(&url);
+    let received_after = sample(&after, "tmp2p_received_bytes_total ").unwrap();
+    assert!(
+        received_after >= received_before + 20_000.0,
+        "{received_before} -> {received_after}"
+    );
+    let sent = sample(&after, "tmp2p_sent_bytes_total ").unwrap();
+    assert!(sent >= 20_000.0, "{after}");
+    assert_eq!(
+        sample(&after, "tmp2p_handshakes_total{outcome=\"succeeded\"}"),
+        Some(2.0)
+    );
+    every_dashboard_metric_is_served(&after);
+    drop(neighbour);
+}
+
+/// The shipped Grafana dashboard asks only for series a node serves.
+fn every_dashboard_metric_is_served(body: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ops/grafana-tmp2p-p2p.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let words = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            let metrics =
+                words.filter(|w| w.starts_with("cometbft_p2p_") || w.starts_with("tmp2p_"));
+            names.extend(metrics.map(str::to_owned));
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{"))),
+            "the dashboard's {name} is not served:\n{body}"
+        );
+    }
+}
+
+#[test]
+fn a_smol_nodes_metrics_move_with_its_traffic() {
+    metrics_move_with_traffic("smol");
+}
+
+#[test]
+fn a_mio_nodes_metrics_move_with_its_traffic() {
+    metrics_move_with_traffic("mio");
+}
