@@ -34,6 +34,10 @@
 //! async-io's reactor: otherwise it would take socket events meant for the nodes' threads
 //! and hand each on with one more thread wake-up.
 //!
+//! With `SMOL_SCRAPE_MS=N`, a thread reads both nodes' counters every N ms during the
+//! traffic benches, as a metrics exporter does on each scrape (`NodeHandle::counters_view`
+//! plus formatting the snapshot): run it beside a run without to see what metrics cost.
+//!
 //! The anchors run in the same command (see BENCHMARKS.md, "smol driver"): the in-memory
 //! PeerConnection pair (`core/benches/peer_connection.rs`) and the SecretConnection
 //! loopback stream (`tests/benches/secret_stream.rs`). Run alone with
@@ -377,9 +381,51 @@ fn keys() -> (NodeKey, NodeKey) {
     )
 }
 
+/// Reads both nodes' counters every `SMOL_SCRAPE_MS` until dropped (see the module docs).
+struct Scraper {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Scraper {
+    fn start(a: &Node, b: &Node) -> Option<Scraper> {
+        let period: u64 = std::env::var("SMOL_SCRAPE_MS").ok()?.parse().unwrap();
+        let views = [a.handle.counters_view(), b.handle.counters_view()];
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut rendered = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                for view in &views {
+                    let text = format!("{:?} {:?}", view.counters(), view.peer_counters());
+                    rendered += text.len() as u64;
+                }
+                std::thread::sleep(Duration::from_millis(period));
+            }
+            rendered
+        });
+        println!("scraping both nodes' counters every {period} ms");
+        Some(Scraper {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let bytes = thread.join().unwrap();
+            println!("scraped {bytes} bytes of counters");
+        }
+    }
+}
+
 fn traffic(c: &mut Criterion) {
     let (ka, kb) = keys();
     let (a, mut b, _) = connected_pair(&ka, &kb);
+    let scraper = Scraper::start(&a, &b);
     let to = kb.node_id();
     b.handle
         .spawn(echo::run_raw_echo(b.echo.take().unwrap()))
@@ -451,6 +497,7 @@ fn traffic(c: &mut Criterion) {
         });
     });
     group.finish();
+    drop(scraper);
     stop(a, b);
 }
 
