@@ -15,6 +15,7 @@ use tmp2p_core::router::window::Reserve;
 use tmp2p_core::router::{Envelope, OverflowPolicy, PeerError, SendError};
 use tmp2p_core::typed::echo::EchoInner;
 use tmp2p_core::typed::{RawCodec, WrapperCodec};
+use tmp2p_core::NodeId;
 use tmp2p_proto::echo::EchoMessage;
 use tmp2p_tests::memnet::MemNet;
 
@@ -49,8 +50,9 @@ fn two_nodes_connect_and_exchange_in_order() {
     assert_eq!(net.nodes[0].node.counters().snapshot().sent_messages, 50);
 }
 
-#[test]
-fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() {
+/// Node 0 with peers 1 and 2 on 8-message queues and 4 messages of credit; node 1 has
+/// stopped reading.
+fn two_peers_of_node_0_one_deaf() -> (MemNet, NodeId, NodeId) {
     let mut net = MemNet::new(
         3,
         |_, c| {
@@ -63,6 +65,12 @@ fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() 
     net.connect(2, 0);
     let (id1, id2) = (net.id(1), net.id(2));
     net.deaf.insert(1);
+    (net, id1, id2)
+}
+
+#[test]
+fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() {
+    let (mut net, id1, id2) = two_peers_of_node_0_one_deaf();
     let mut accepted = 0u32;
     let refused = loop {
         let message = Bytes::from(vec![accepted as u8; 16_000]);
@@ -101,18 +109,7 @@ fn a_peer_that_stops_reading_fills_its_window_and_the_rest_waits_without_loss() 
 /// `Down` does.
 #[test]
 fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
-    let mut net = MemNet::new(
-        3,
-        |_, c| {
-            c.router.channel_queue_messages = 8;
-            c.router.send_credit = 4;
-        },
-        data_channel,
-    );
-    net.connect(1, 0);
-    net.connect(2, 0);
-    let (id1, id2) = (net.id(1), net.id(2));
-    net.deaf.insert(1);
+    let (mut net, id1, id2) = two_peers_of_node_0_one_deaf();
     let mut reserved = 0usize;
     loop {
         let message = Bytes::from(vec![reserved as u8; 16_000]);
