@@ -80,10 +80,14 @@ impl Driver {
                 let peer = tracing::field::display(node_info.node_id);
                 link.span.record("peer", peer);
             }
-            if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
+            let closed = matches!(report, LinkReport::Event(PeerEvent::Closed { .. }));
+            if closed {
                 link.reported_closed = true;
                 link.linger_until
                     .get_or_insert(later(now, self.node.close_linger()));
+                // What the peer sent before it closed reaches the application before the
+                // `Down` this report turns into (the reports just read put it in the inbox).
+                self.take_deliveries(slot);
             }
             self.node.handle_link_report(now, conn, report);
         }
