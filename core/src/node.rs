@@ -223,7 +223,13 @@ impl Node {
 
     /// The next output for the driver.
     pub fn poll_output(&mut self) -> Option<NodeOutput> {
-        self.outputs.pop_front()
+        // Released room goes out last, in one batch however many calls freed it: a driver
+        // then takes its windows' lock and wakes its senders once. Releasing after the
+        // sends that freed it is always safe; a peer update takes what is pending first.
+        self.outputs.pop_front().or_else(|| {
+            (!self.window_changes.is_empty())
+                .then(|| NodeOutput::Windows(std::mem::take(&mut self.window_changes)))
+        })
     }
 
     /// When [`Node::handle_timeout`] is due.
@@ -482,16 +488,12 @@ impl Node {
         }
     }
 
-    /// Emits the gathered sends, one command per connection, then the room they free in
-    /// the senders' windows.
+    /// Emits the gathered sends, one command per connection (the room they free waits in
+    /// `window_changes` for `poll_output`).
     fn flush_batches(&mut self) {
         for (conn, messages) in std::mem::take(&mut self.batches) {
             let command = LinkCommand::Send(messages);
             self.outputs.push_back(NodeOutput::Link { conn, command });
-        }
-        if !self.window_changes.is_empty() {
-            let changes = std::mem::take(&mut self.window_changes);
-            self.outputs.push_back(NodeOutput::Windows(changes));
         }
     }
 
@@ -553,7 +555,9 @@ impl Node {
                 // windows follow the update before the application hears of it.
                 self.flush_batches();
                 let change = self.window_change(&update);
-                self.outputs.push_back(NodeOutput::Windows(vec![change]));
+                let mut changes = std::mem::take(&mut self.window_changes);
+                changes.push(change);
+                self.outputs.push_back(NodeOutput::Windows(changes));
                 if let Some(pex) = &mut self.pex {
                     pex.on_peer_update(now, &update, &mut self.router);
                 }
