@@ -6,8 +6,11 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod cometbft_config;
 mod crawl;
 mod demo;
+mod home;
+mod init;
 mod latency;
 mod logging;
 mod metrics;
@@ -75,6 +78,8 @@ enum Command {
     /// Dial a peer, print its NodeInfo and measure round trips (MConnection pings, or an
     /// echo reactor's echoes with --echo-channel).
     Ping(ping::PingArgs),
+    /// Write a CometBFT-style home (config/config.toml, node_key.json, genesis.json).
+    Init(init::InitArgs),
     /// Run a node: key and peer store under --home, raw echo reactor on --echo-channel.
     Node(node::NodeArgs),
     /// Run N nodes on loopback exchanging verified echo traffic, then print a summary.
@@ -136,6 +141,7 @@ fn main() -> ExitCode {
             channels,
         } => id(key.as_deref(), network, moniker, listen, &channels),
         Command::Ping(args) => ping::run(&args),
+        Command::Init(args) => init::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Crawl(args) => crawl::run(&args),

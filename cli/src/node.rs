@@ -1,6 +1,7 @@
 //! `tmp2p node`: a long-running node on the smol driver (or the mio driver with
-//! `--driver mio`), with its key and redb peer store under `--home` (created on first run)
-//! and a raw echo reactor on `--echo-channel`. Prints one line when it listens and one per
+//! `--driver mio`), with its key and redb peer store under `--home` (created on first run;
+//! a CometBFT home's config.toml, genesis.json and address book are read, see
+//! [`crate::home`]) and a raw echo reactor on `--echo-channel`. Prints one line when it listens and one per
 //! peer going up or down. Peer exchange (channel 0x00) is on unless `--no-pex`;
 //! `--seed-mode` makes it a seed; `--import-addrbook` adds the good entries of a CometBFT
 //! `addrbook.json` to the peer store. Both drivers run the same node machine, so they
@@ -10,7 +11,6 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use rand_core::OsRng;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
@@ -20,22 +20,35 @@ use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::NodeBuilder;
 use tmp2p_store::RedbPeerStore;
 
+use crate::home::Home;
 use crate::CliError;
+
+/// The network of a node started without --network and without a CometBFT home.
+const DEFAULT_NETWORK: &str = "tmp2p-local";
+/// CometBFT's default p2p.laddr.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 26656);
 
 /// Arguments of `tmp2p node`.
 #[derive(clap::Args)]
 pub(crate) struct NodeArgs {
-    /// Directory holding node_key.json and the peer store (created on first run).
+    /// Home directory: a CometBFT home (config/config.toml, config/node_key.json,
+    /// config/genesis.json, the address book; see `tmp2p init`), or else a directory
+    /// holding node_key.json and the peer store (created on first run). Flags override
+    /// config.toml.
     #[arg(long, value_name = "DIR", default_value = ".tmp2p")]
     home: PathBuf,
-    /// Address to listen on (port 0 picks a free port). On a loopback address (a local
-    /// testnet) loopback peers are exempt from the per-IP-group connection cap (8).
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:26656")]
-    listen: SocketAddr,
-    /// Comma-separated ID@HOST:PORT peers to keep connected.
+    /// Address to listen on (port 0 picks a free port) [default: config.toml's
+    /// p2p.laddr, else 0.0.0.0:26656]. On a loopback address (a local testnet) loopback
+    /// peers are exempt from the per-IP-group connection cap (8).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Comma-separated ID@HOST:PORT peers to keep connected (replaces config.toml's
+    /// p2p.persistent_peers).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::ping::parse_address)]
     persistent_peers: Vec<NodeAddress>,
-    /// Comma-separated ID@HOST:PORT peers to dial at start (not kept connected).
+    /// Comma-separated ID@HOST:PORT peers to dial at start, not kept connected (replaces
+    /// config.toml's p2p.seeds).
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = crate::ping::parse_address)]
     bootstrap_peers: Vec<NodeAddress>,
     /// Do not run peer exchange (channel 0x00 is then not advertised).
@@ -49,15 +62,16 @@ pub(crate) struct NodeArgs {
     /// entries are reported on stderr and skipped).
     #[arg(long, value_name = "FILE")]
     import_addrbook: Option<PathBuf>,
-    /// Network (chain id).
-    #[arg(long, default_value = "tmp2p-local")]
-    network: String,
+    /// Network (chain id) [default: genesis.json's chain_id in a CometBFT home, else
+    /// tmp2p-local].
+    #[arg(long)]
+    network: Option<String>,
     /// Channel of the raw echo reactor (decimal or 0xHEX).
     #[arg(long, value_name = "ID", default_value = "0x99", value_parser = crate::ping::parse_channel)]
     echo_channel: u8,
-    /// Node name to advertise.
-    #[arg(long, default_value = "tmp2p")]
-    moniker: String,
+    /// Node name to advertise [default: config.toml's moniker, else tmp2p].
+    #[arg(long)]
+    moniker: Option<String>,
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "smol")]
     driver: DriverKind,
@@ -74,17 +88,6 @@ pub(crate) enum DriverKind {
     Smol,
     /// The mio driver (one event-loop thread).
     Mio,
-}
-
-/// The key under `home`, generated (mode 0600) on first run.
-fn home_key(home: &Path) -> Result<NodeKey, CliError> {
-    let path = home.join("node_key.json");
-    if path.exists() {
-        return crate::load_key(&path);
-    }
-    let key = NodeKey::generate(&mut OsRng);
-    crate::write_key_file(&path, &key, false)?;
-    Ok(key)
 }
 
 /// The good addresses of a CometBFT addrbook.json; each malformed entry is reported on
@@ -107,30 +110,27 @@ fn read_addrbook(path: &Path) -> Result<Vec<NodeAddress>, CliError> {
 
 /// Runs `tmp2p node` until the process is stopped.
 pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
-    std::fs::create_dir_all(&args.home).map_err(|e| {
-        CliError::BadInput(format!("cannot create home {}: {e}", args.home.display()))
-    })?;
-    let key = home_key(&args.home)?;
-    let imported = match &args.import_addrbook {
-        Some(path) => Some(read_addrbook(path)?),
-        None => None,
+    let home = Home::open(&args.home)?;
+    let key = home.key()?;
+    let (config, pex) = resolve_config(args, &home)?;
+    let store_path = home.store_path();
+    let first_start = !store_path.exists();
+    let addrbook = match (&args.import_addrbook, home.addrbook()) {
+        (Some(path), _) => Some(path.clone()),
+        (None, Some(path)) if first_start => Some(path),
+        _ => None,
     };
-    let store_path = args.home.join("peerstore.redb");
+    let imported = addrbook.as_deref().map(read_addrbook).transpose()?;
+    if let Some(dir) = store_path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let store = RedbPeerStore::open(&store_path).map_err(|e| {
         CliError::Runtime(format!(
             "cannot open peer store {}: {e}",
             store_path.display()
         ))
     })?;
-    let mut config = NodeConfig::new(args.network.clone(), args.listen);
-    config.moniker = args.moniker.clone();
-    config.persistent_peers = args.persistent_peers.clone();
-    config.bootstrap_peers = args.bootstrap_peers.clone();
-    config.router.peer_manager.exempt_loopback = args.listen.ip().is_loopback();
-    let pex = (!args.no_pex).then(|| PexConfig {
-        seed_mode: args.seed_mode,
-        ..PexConfig::default()
-    });
     let store = Box::new(store);
     match args.driver {
         DriverKind::Smol => run_smol(args, config, key, store, pex, imported),
@@ -147,6 +147,52 @@ pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
             )
         }
     }
+}
+
+/// The node's settings: the defaults, then config.toml (in a CometBFT home), then the
+/// flags. Each config.toml key tmp2p honours differently is logged once, at info.
+fn resolve_config(
+    args: &NodeArgs,
+    home: &Home,
+) -> Result<(NodeConfig, Option<PexConfig>), CliError> {
+    let network = match &args.network {
+        Some(network) => network.clone(),
+        None => match home.genesis_network()? {
+            Some(network) => network,
+            None if home.is_cometbft() => {
+                return Err(CliError::BadInput(format!(
+                    "{}: no genesis.json to take the chain id from; pass --network",
+                    args.home.display()
+                )))
+            }
+            None => DEFAULT_NETWORK.to_owned(),
+        },
+    };
+    let mut config = NodeConfig::new(network, DEFAULT_LISTEN);
+    let mut pex = Some(PexConfig::default());
+    for note in home.settings().apply(&mut config, &mut pex) {
+        tracing::info!(file = crate::home::CONFIG_TOML, "{note}");
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(moniker) = &args.moniker {
+        config.moniker.clone_from(moniker);
+    }
+    if !args.persistent_peers.is_empty() {
+        config.persistent_peers.clone_from(&args.persistent_peers);
+    }
+    if !args.bootstrap_peers.is_empty() {
+        config.bootstrap_peers.clone_from(&args.bootstrap_peers);
+    }
+    if args.no_pex {
+        pex = None;
+    }
+    if args.seed_mode {
+        pex.get_or_insert_with(PexConfig::default).seed_mode = true;
+    }
+    config.router.peer_manager.exempt_loopback = config.listen.ip().is_loopback();
+    Ok((config, pex))
 }
 
 /// The raw echo channel both drivers open.

@@ -12,15 +12,25 @@ pub(crate) struct NodeProcess {
     /// `id@127.0.0.1:port`.
     pub(crate) address: String,
     home: std::path::PathBuf,
+    /// Whether drop removes `home` (it does for the fresh ones `start` makes).
+    owns_home: bool,
 }
 
 impl NodeProcess {
     /// `tmp2p node --listen 127.0.0.1:0 --home <fresh dir> <args>`, stderr piped.
     pub(crate) fn start(name: &str, args: &[&str]) -> NodeProcess {
-        let home = std::env::temp_dir().join(format!("tmp2p-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&home);
+        let home = fresh_dir(name);
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut node = NodeProcess::start_in(home, &all);
+        node.owns_home = true;
+        node
+    }
+
+    /// `tmp2p node --home <home> <args>`, stderr piped; `home` is left in place.
+    pub(crate) fn start_in(home: std::path::PathBuf, args: &[&str]) -> NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-            .args(["node", "--listen", "127.0.0.1:0", "--home"])
+            .args(["node", "--home"])
             .arg(&home)
             .args(args)
             .stdout(Stdio::piped())
@@ -38,6 +48,7 @@ impl NodeProcess {
             stdout,
             address,
             home,
+            owns_home: false,
         }
     }
 
@@ -58,11 +69,20 @@ impl NodeProcess {
     }
 }
 
+/// An empty directory for one test, unique to this process.
+pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tmp2p-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.home);
+        if self.owns_home {
+            let _ = std::fs::remove_dir_all(&self.home);
+        }
     }
 }
 
