@@ -12,11 +12,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tmp2p_core::router::{CountersSnapshot, PeerSnapshot};
+use tmp2p_core::router::{CountersSnapshot, PeerSnapshot, RttSnapshot, RTT_BUCKETS_SECONDS};
 
 use crate::CliError;
 
@@ -113,6 +115,21 @@ fn register_cometbft(registry: &mut Registry, peers: &[PeerSnapshot]) {
         "Number of bytes sent to a given peer",
         sent,
     );
+    let pending = gauge_family();
+    for peer in peers {
+        let bytes = peer
+            .channels
+            .iter()
+            .fold(0u64, |sum, c| sum.saturating_add(c.queued_bytes));
+        pending
+            .get_or_create(&vec![("peer_id", peer.node.to_string())])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "peer_pending_send_bytes",
+        "Pending bytes to be sent to a given peer",
+        pending,
+    );
 }
 
 /// Ours: node totals by outcome and reason, and per peer and channel what CometBFT does
@@ -139,6 +156,26 @@ fn register_ours(registry: &mut Registry, c: &CountersSnapshot, peers: &[PeerSna
             "undelivered_inbound_messages",
             "Received messages the application never took (their peer went away first)",
             c.undelivered_inbound,
+        ),
+        (
+            "pex_addresses_received",
+            "Addresses in the PEX answers received",
+            c.pex_addresses_received,
+        ),
+        (
+            "pex_addresses_accepted",
+            "Addresses from PEX answers the peer store took as new",
+            c.pex_addresses_new,
+        ),
+        (
+            "store_transactions",
+            "Peer-store write transactions",
+            c.store_transactions,
+        ),
+        (
+            "store_operations",
+            "Peer-store record writes and deletions",
+            c.store_operations,
         ),
     ];
     for (name, help, value) in totals {
@@ -233,4 +270,43 @@ fn register_peers(registry: &mut Registry, peers: &[PeerSnapshot]) {
         "Messages held for a full application channel, per peer",
         held,
     );
+    let rtt = PeerRtts(
+        peers
+            .iter()
+            .map(|p| (p.node.to_string(), p.rtt.clone()))
+            .collect(),
+    );
+    registry.register(
+        "peer_ping_rtt_seconds",
+        "MConnection ping round-trip times, per peer",
+        rtt,
+    );
+}
+
+/// Each peer's ping round-trip histogram, as the node machine counted it (the buckets
+/// are [`RTT_BUCKETS_SECONDS`]); encoded at scrape time from the snapshot.
+#[derive(Debug)]
+struct PeerRtts(Vec<(String, RttSnapshot)>);
+
+impl EncodeMetric for PeerRtts {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for (peer, rtt) in &self.0 {
+            let bounds = RTT_BUCKETS_SECONDS.iter().copied().chain([f64::INFINITY]);
+            let buckets: Vec<(f64, u64)> = bounds.zip(rtt.buckets.iter().copied()).collect();
+            let labels = [("peer_id", peer.as_str())];
+            encoder
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    rtt.sum.as_secs_f64(),
+                    rtt.count(),
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }

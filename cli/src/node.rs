@@ -72,6 +72,10 @@ pub(crate) struct NodeArgs {
     /// Node name to advertise [default: config.toml's moniker, else tmp2p].
     #[arg(long)]
     moniker: Option<String>,
+    /// How often to ping each peer (Go duration, e.g. 10s); the pong timeout is then
+    /// kept below it [default: 60s, as CometBFT].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    ping_interval: Option<std::time::Duration>,
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "smol")]
     driver: DriverKind,
@@ -191,8 +195,21 @@ fn resolve_config(
     if args.seed_mode {
         pex.get_or_insert_with(PexConfig::default).seed_mode = true;
     }
+    if let Some(interval) = args.ping_interval {
+        let mconn = &mut config.router.connection.mconn;
+        mconn.ping_interval = interval;
+        if mconn.pong_timeout >= interval {
+            mconn.pong_timeout = interval.saturating_mul(3) / 4;
+        }
+    }
     config.router.peer_manager.exempt_loopback = config.listen.ip().is_loopback();
     Ok((config, pex))
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::cometbft_config::parse_go_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "expected a duration above zero such as 500ms, 10s or 1m0s".to_owned())
 }
 
 /// The raw echo channel both drivers open.

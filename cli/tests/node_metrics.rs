@@ -5,51 +5,22 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::NodeProcess;
-
-/// One `GET /metrics`: the Content-Type header and the body.
-fn scrape(url: &str) -> (String, String) {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (authority, path) = rest.split_once('/').unwrap();
-    let mut stream = TcpStream::connect(authority).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let request = format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(
-        head.starts_with("HTTP/1.") && head.contains(" 200 "),
-        "{head}"
-    );
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Type: "))
-        .unwrap_or_default()
-        .to_owned();
-    (content_type, body.to_owned())
-}
-
-/// The value of the sample whose name and labels start with `prefix`.
-fn sample(body: &str, prefix: &str) -> Option<f64> {
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+use common::{sample, scrape, NodeProcess};
 
 fn metrics_move_with_traffic(driver: &str) {
     let mut node = NodeProcess::start(
         &format!("metrics-{driver}"),
-        &["--driver", driver, "--metrics", "127.0.0.1:0"],
+        &[
+            "--driver",
+            driver,
+            "--metrics",
+            "127.0.0.1:0",
+            "--ping-interval",
+            "100ms",
+        ],
     );
     let line = node.next_line();
     let url = line
@@ -116,7 +87,26 @@ fn metrics_move_with_traffic(driver: &str) {
         sample(&after, "tmp2p_handshakes_total{outcome=\"succeeded\"}"),
         Some(2.0)
     );
+    let pending = format!("cometbft_p2p_peer_pending_send_bytes{{peer_id=\"{neighbour_id}\"}}");
+    assert_eq!(sample(&after, &pending), Some(0.0), "{after}");
     every_dashboard_metric_is_served(&after);
+    // The node pings its peers every 100 ms: their round trips fill the histogram.
+    let rtt_count = format!("tmp2p_peer_ping_rtt_seconds_count{{peer_id=\"{neighbour_id}\"}}");
+    let rtt_inf =
+        format!("tmp2p_peer_ping_rtt_seconds_bucket{{le=\"+Inf\",peer_id=\"{neighbour_id}\"}}");
+    loop {
+        let (_, body) = scrape(&url);
+        let count = sample(&body, &rtt_count).unwrap_or(0.0);
+        if count >= 2.0 {
+            assert_eq!(sample(&body, &rtt_inf), Some(count), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no round trips measured:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(neighbour);
 }
 

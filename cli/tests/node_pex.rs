@@ -3,6 +3,8 @@
 //! the seed and then disconnects them; `--import-addrbook` dials the good entries of a
 //! CometBFT address book and reports the malformed ones.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -91,10 +93,31 @@ fn a_seed_introduces_its_peers_to_each_other_and_disconnects_them() {
     a.expect_line(&["peer", seed.id(), "Up"], Duration::from_secs(10));
     // The seed answers then closes: the node sees it go down.
     a.expect_line(&["peer", seed.id(), "Down"], Duration::from_secs(10));
-    let b = start_node("b", &["--bootstrap-peers", &seed.address], Stdio::null());
+    let b = start_node(
+        "b",
+        &[
+            "--bootstrap-peers",
+            &seed.address,
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        Stdio::null(),
+    );
+    let metrics = b.expect_line(&["metrics on "], Duration::from_secs(10));
     // B knew only the seed; it reaches A with the address the seed gave it.
     b.expect_line(&["peer", a.id(), "Up"], Duration::from_secs(10));
     a.expect_line(&["peer", b.id(), "Up"], Duration::from_secs(10));
+    // B's metrics count the seed's answer (A's address, new to B's store) and the store
+    // transactions that recorded its peers.
+    let (_, body) = common::scrape(metrics.trim_start_matches("metrics on ").trim());
+    let value = |name: &str| common::sample(&body, &format!("{name} ")).unwrap_or(0.0);
+    assert!(value("tmp2p_pex_addresses_received_total") >= 1.0, "{body}");
+    assert!(value("tmp2p_pex_addresses_accepted_total") >= 1.0, "{body}");
+    assert!(value("tmp2p_store_transactions_total") >= 1.0, "{body}");
+    assert!(
+        value("tmp2p_store_operations_total") >= value("tmp2p_store_transactions_total"),
+        "{body}"
+    );
 }
 
 #[test]

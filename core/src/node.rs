@@ -469,6 +469,7 @@ impl Node {
         self.flush_batches();
         if !self.store_ops.is_empty() {
             let ops = std::mem::take(&mut self.store_ops);
+            self.router.counters().store_batch(ops.len());
             self.outputs.push_back(NodeOutput::Store(ops));
         }
     }

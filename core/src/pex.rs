@@ -588,11 +588,15 @@ impl PexReactor {
         if let Some((index, error)) = first_bad {
             self.peer_error(from, PexError::BadAddress { index, bad, error });
         }
+        let mut new = 0usize;
         for address in &learned {
-            if let Err(e) = peers.add_address(now, address.clone()) {
-                tracing::debug!(peer = %from, %address, %e, "PEX address refused");
+            match peers.add_address(now, address.clone()) {
+                Ok(true) => new = new.saturating_add(1),
+                Ok(false) => {}
+                Err(e) => tracing::debug!(peer = %from, %address, %e, "PEX address refused"),
             }
         }
+        peers.pex_answer_counted(count, new);
         peers.addresses_added(now);
         tracing::debug!(peer = %from, count, learned = learned.len(), "PEX addresses received");
         self.outputs.push_back(PexOutput::Learned {

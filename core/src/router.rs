@@ -43,7 +43,9 @@ pub mod window;
 
 pub use admission::AdmissionError;
 pub use counters::{CountersSnapshot, DropReason, RouterCounters};
-pub use peer_counters::{ChannelSnapshot, PeerCounters, PeerSnapshot};
+pub use peer_counters::{
+    ChannelSnapshot, PeerCounters, PeerOrigin, PeerSnapshot, RttSnapshot, RTT_BUCKETS_SECONDS,
+};
 pub use table::ConnectionId;
 pub use types::{
     Envelope, OverflowPolicy, PeerError, RouterAction, RouterError, SendError, Target,
@@ -219,8 +221,8 @@ enum Phase {
 struct Conn {
     /// The dialed address (outbound) or `None` (inbound).
     dialed: Option<NodeAddress>,
-    /// The remote IP, once known.
-    ip: Option<IpAddr>,
+    /// The remote socket address: the one dialed, or the one that connected.
+    remote: SocketAddr,
     phase: Phase,
     /// A `Close` action was emitted.
     closing: bool,
@@ -484,7 +486,7 @@ impl Router {
             return Err(RouterError::UnknownConnection(conn));
         };
         entry.phase = Phase::Handshaking;
-        entry.ip = Some(remote.ip());
+        entry.remote = remote;
         let expected = entry.dialed.as_ref().map(|a| a.node_id);
         self.dial_deadlines.remove(&(deadline, conn));
         self.dials_in_flight = self.dials_in_flight.saturating_sub(1);
@@ -533,7 +535,7 @@ impl Router {
         self.started = true;
         let conn = self.conns.insert(Conn {
             dialed: None,
-            ip: Some(ip),
+            remote,
             phase: Phase::Handshaking,
             closing: false,
         });
@@ -551,7 +553,7 @@ impl Router {
                 self.on_authenticated(now, conn, &node_info)
             }
             PeerEvent::Message { channel, message } => self.on_message(conn, channel, message),
-            PeerEvent::Pong { rtt } => tracing::trace!(%conn, ?rtt, "pong"),
+            PeerEvent::Pong { rtt } => self.on_pong(conn, rtt),
             PeerEvent::Closed { reason } => {
                 self.log_close(conn, reason.as_ref());
                 let incompatible = reason
@@ -743,7 +745,7 @@ impl Router {
         if !matches!(entry.phase, Phase::Handshaking) {
             return;
         }
-        let (dialed, ip) = (entry.dialed.clone(), entry.ip);
+        let (dialed, ip, remote) = (entry.dialed.clone(), Some(entry.remote.ip()), entry.remote);
         let queue = match new_queue(&self.queue_config()) {
             Ok(queue) => queue,
             Err(e) => {
@@ -777,7 +779,12 @@ impl Router {
         if let Some(entry) = self.conns.get_mut(conn) {
             let shared = info.channels.iter().copied();
             let shared = shared.filter(|c| self.channels.contains_key(c));
-            let stats = Arc::new(PeerCounters::new(node, shared));
+            let origin = PeerOrigin {
+                outbound: dialed.is_some(),
+                remote,
+                since: now,
+            };
+            let stats = Arc::new(PeerCounters::new(node, shared, origin));
             entry.phase = Phase::Active {
                 node,
                 channels: ChannelSet::from_ids(&info.channels),
@@ -792,6 +799,18 @@ impl Router {
             let channels = info.channels.iter().map(|&c| u16::from(c)).collect();
             self.peers.ready(node, channels);
             tracing::debug!(%conn, %node, "peer routed");
+        }
+    }
+
+    /// A routed peer answered a ping: its round-trip time goes to its counters.
+    fn on_pong(&mut self, conn: ConnectionId, rtt: Duration) {
+        tracing::trace!(%conn, ?rtt, "pong");
+        if let Some(Conn {
+            phase: Phase::Active { stats, .. },
+            ..
+        }) = self.conns.get(conn)
+        {
+            stats.rtt(rtt);
         }
     }
 
@@ -849,9 +868,7 @@ impl Router {
             return;
         };
         if entry.dialed.is_none() {
-            if let Some(ip) = entry.ip {
-                self.incoming.remove(now, ip);
-            }
+            self.incoming.remove(now, entry.remote.ip());
         }
         match entry.phase {
             Phase::Active {
@@ -962,7 +979,7 @@ impl Router {
         let deadline = crate::deadline::later(now, self.config.dial_timeout);
         let conn = self.conns.insert(Conn {
             dialed: Some(address.clone()),
-            ip: Some(socket.ip()),
+            remote: socket,
             phase: Phase::Dialing { deadline },
             closing: false,
         });

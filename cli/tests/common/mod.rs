@@ -1,9 +1,12 @@
 //! A `tmp2p node` process for the CLI tests: started with the given arguments, its
-//! `id@addr` read from its first stdout line, killed on drop.
+//! `id@addr` read from its first stdout line, killed on drop; and a scrape of its
+//! `--metrics` endpoint over real HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 /// A running node process.
 pub(crate) struct NodeProcess {
@@ -90,4 +93,38 @@ fn read_line(stdout: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     line
+}
+
+/// One `GET /metrics`: the Content-Type header and the body.
+pub(crate) fn scrape(url: &str) -> (String, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_once('/').unwrap();
+    let mut stream = TcpStream::connect(authority).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Type: "))
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, body.to_owned())
+}
+
+/// The value of the sample whose name and labels start with `prefix`.
+pub(crate) fn sample(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

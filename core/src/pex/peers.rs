@@ -26,6 +26,12 @@ pub trait PexPeers {
         let _ = now;
     }
 
+    /// One PEX answer held `received` addresses, of which the peer store took `new` as
+    /// new; for the node's counters.
+    fn pex_answer_counted(&mut self, received: usize, new: usize) {
+        let _ = (received, new);
+    }
+
     /// Up to `limit` addresses to give peer `to` (`PeerManager::advertise`).
     fn advertise_to(&self, to: NodeId, limit: usize, rng: &mut dyn RngCore) -> Vec<NodeAddress>;
 
@@ -90,6 +96,10 @@ impl PexPeers for Router {
 
     fn addresses_added(&mut self, now: Instant) {
         self.handle_timeout(now);
+    }
+
+    fn pex_answer_counted(&mut self, received: usize, new: usize) {
+        self.counters().pex_answer(received, new);
     }
 
     fn advertise_to(&self, to: NodeId, limit: usize, rng: &mut dyn RngCore) -> Vec<NodeAddress> {

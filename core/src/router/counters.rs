@@ -43,6 +43,10 @@ pub struct RouterCounters {
     dropped_no_channel: AtomicU64,
     dropped_channel_not_open: AtomicU64,
     undelivered_inbound: AtomicU64,
+    pex_addresses_received: AtomicU64,
+    pex_addresses_new: AtomicU64,
+    store_transactions: AtomicU64,
+    store_operations: AtomicU64,
 }
 
 /// A copy of [`RouterCounters`] at one moment.
@@ -85,6 +89,14 @@ pub struct CountersSnapshot {
     /// Received messages the application never took: the connection ended (or its peer's
     /// messages were discarded as undecodable) while they waited.
     pub undelivered_inbound: u64,
+    /// Addresses in the PEX answers received.
+    pub pex_addresses_received: u64,
+    /// Of those, the ones the peer store took as new.
+    pub pex_addresses_new: u64,
+    /// Batches of peer-store operations handed to the store (one transaction each).
+    pub store_transactions: u64,
+    /// Peer-store operations (record upserts and deletions) in those batches.
+    pub store_operations: u64,
 }
 
 impl CountersSnapshot {
@@ -96,6 +108,11 @@ impl CountersSnapshot {
             .saturating_add(self.dropped_no_channel)
             .saturating_add(self.dropped_channel_not_open)
     }
+}
+
+/// Adds `value` to a counter any thread may update.
+fn add(counter: &AtomicU64, value: usize) {
+    counter.fetch_add(u64::try_from(value).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
 impl RouterCounters {
@@ -160,6 +177,16 @@ impl RouterCounters {
         );
     }
 
+    pub(crate) fn pex_answer(&self, received: usize, new: usize) {
+        add(&self.pex_addresses_received, received);
+        add(&self.pex_addresses_new, new);
+    }
+
+    pub(crate) fn store_batch(&self, operations: usize) {
+        add(&self.store_transactions, 1);
+        add(&self.store_operations, operations);
+    }
+
     /// The current values.
     pub fn snapshot(&self) -> CountersSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -182,6 +209,10 @@ impl RouterCounters {
             dropped_no_channel: get(&self.dropped_no_channel),
             dropped_channel_not_open: get(&self.dropped_channel_not_open),
             undelivered_inbound: get(&self.undelivered_inbound),
+            pex_addresses_received: get(&self.pex_addresses_received),
+            pex_addresses_new: get(&self.pex_addresses_new),
+            store_transactions: get(&self.store_transactions),
+            store_operations: get(&self.store_operations),
         }
     }
 }

@@ -151,9 +151,10 @@ impl Router {
         }
         let message = envelope.message.clone();
         if policy == OverflowPolicy::Backpressure {
+            let len = message.len();
             return Some(match held.try_push(channel, message, limits) {
                 Ok(()) => {
-                    stats.enqueued(channel);
+                    stats.enqueued(channel, len);
                     Outcome::Queued
                 }
                 Err(_) => Outcome::Full(*node),
