@@ -12,6 +12,7 @@ mod demo;
 mod home;
 mod init;
 mod latency;
+mod live_view;
 mod logging;
 mod metrics;
 mod node;
@@ -158,11 +159,11 @@ fn main() -> ExitCode {
 fn keygen(out: Option<&Path>, force: bool) -> Result<(), CliError> {
     let key = NodeKey::generate(&mut OsRng);
     let Some(path) = out else {
-        println!("{}", key.to_json());
+        print_lines(&[&key.to_json()]);
         return Ok(());
     };
     write_key_file(path, &key, force)?;
-    println!("{}", key.node_id());
+    print_lines(&[&key.node_id().to_string()]);
     Ok(())
 }
 
@@ -195,6 +196,17 @@ fn write_key_file(path: &Path, key: &NodeKey, force: bool) -> Result<(), CliErro
     Ok(())
 }
 
+/// Prints `lines` to stdout; a reader that went away (`tmp2p id | head -1`) ends the
+/// output quietly instead of a panic, as `println!` would.
+fn print_lines(lines: &[&str]) {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+    }
+}
+
 fn load_key(path: &Path) -> Result<NodeKey, CliError> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::BadInput(format!("cannot read key file {}: {e}", path.display())))?;
@@ -219,8 +231,7 @@ fn id(
     if key_path.is_none() {
         eprintln!("tmp2p: no --key given, using a throwaway key (not saved)");
     }
-    println!("{}", info.node_id);
-    println!("{}", node_info_json(&info));
+    print_lines(&[&info.node_id.to_string(), &node_info_json(&info)]);
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use tmp2p_driver_smol::NodeBuilder;
 use tmp2p_store::RedbPeerStore;
 
 use crate::home::Home;
+use crate::live_view::UpdateSink;
 use crate::CliError;
 
 /// The network of a node started without --network and without a CometBFT home.
@@ -222,8 +223,8 @@ pub(crate) fn echo_descriptor(id: u8) -> ChannelDescriptor {
     }
 }
 
-/// One line per peer going up or down, with the count of connected peers; a closed
-/// stdout must not end the node (`println!` would panic).
+/// One line per peer going up or down, with the count of connected peers (when stdout is
+/// not a terminal); a closed stdout must not end the node (`println!` would panic).
 pub(crate) fn print_update(
     connected: &mut std::collections::BTreeSet<tmp2p_core::NodeId>,
     update: &tmp2p_core::peer_manager::PeerUpdate,
@@ -275,12 +276,13 @@ fn run_smol(
             .start()
             .await
             .map_err(|e| CliError::Runtime(e.to_string()))?;
-        println!("node {} listening on {}", node.node_id(), node.local_addr());
+        let title = format!("node {} listening on {}", node.node_id(), node.local_addr());
+        println!("{title}");
+        let view = node.counters_view();
+        let source: crate::metrics::CountersSource =
+            std::sync::Arc::new(move || (view.counters(), view.peer_counters()));
         if let Some(addr) = args.metrics {
-            let view = node.counters_view();
-            let source: crate::metrics::CountersSource =
-                std::sync::Arc::new(move || (view.counters(), view.peer_counters()));
-            let bound = crate::metrics::serve(addr, source)?;
+            let bound = crate::metrics::serve(addr, source.clone())?;
             println!("metrics on http://{bound}/metrics");
         }
         node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))
@@ -303,7 +305,7 @@ fn run_smol(
             let _ = stop_tx.try_send(());
         })
         .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
-        let mut connected = std::collections::BTreeSet::new();
+        let mut sink = UpdateSink::for_stdout(source, title);
         loop {
             let next = futures_lite::future::or(async { updates.recv().await.ok() }, async {
                 let _ = stop_rx.recv().await;
@@ -311,7 +313,7 @@ fn run_smol(
             })
             .await;
             let Some(update) = next else { break };
-            print_update(&mut connected, &update);
+            sink.update(&update);
         }
         print_stopping();
         node.stop().await;

@@ -3,7 +3,6 @@
 //! queue is full; meanwhile this thread takes no more inbound events, so the driver stops
 //! reading that node's sockets: backpressure end to end, nothing dropped.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,8 @@ use tmp2p_core::NodeKey;
 use tmp2p_driver_mio::{AppEvent, DriverError, DriverSetup, RunningNode};
 use tmp2p_store::RedbPeerStore;
 
-use crate::node::{echo_descriptor, print_stopping, print_update};
+use crate::live_view::UpdateSink;
+use crate::node::{echo_descriptor, print_stopping};
 use crate::CliError;
 
 /// Inbound events the application may leave untaken before the driver stops reading.
@@ -41,12 +41,13 @@ pub(crate) fn run(
         DriverError::Bind { .. } | DriverError::Io(_) => CliError::Runtime(e.to_string()),
         e => CliError::BadInput(e.to_string()),
     })?;
-    println!("node {} listening on {}", node.node_id(), node.local_addr());
+    let title = format!("node {} listening on {}", node.node_id(), node.local_addr());
+    println!("{title}");
+    let handle = node.handle().clone();
+    let source: crate::metrics::CountersSource =
+        Arc::new(move || (handle.counters(), handle.peer_counters()));
     if let Some(addr) = metrics {
-        let handle = node.handle().clone();
-        let source: crate::metrics::CountersSource =
-            Arc::new(move || (handle.counters(), handle.peer_counters()));
-        let bound = crate::metrics::serve(addr, source)?;
+        let bound = crate::metrics::serve(addr, source.clone())?;
         println!("metrics on http://{bound}/metrics");
     }
     if let Some(addresses) = imported {
@@ -66,7 +67,7 @@ pub(crate) fn run(
         .take_inbound()
         .ok_or_else(|| CliError::Runtime("the node has no inbound channel".into()))?;
     let handle = node.handle().clone();
-    let mut connected = BTreeSet::new();
+    let mut sink = UpdateSink::for_stdout(source, title);
     while !stop.load(Ordering::Relaxed) {
         let event = match inbound.recv_timeout(STOP_POLL) {
             Ok(Some(event)) => event,
@@ -84,7 +85,7 @@ pub(crate) fn run(
                     Err(error) => tracing::debug!(%error, "echo not sent"),
                 }
             }
-            AppEvent::PeerUpdate(update) => print_update(&mut connected, &update),
+            AppEvent::PeerUpdate(update) => sink.update(&update),
             AppEvent::Message(_) | AppEvent::Writable { .. } => {}
         }
     }
