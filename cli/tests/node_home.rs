@@ -197,3 +197,26 @@ fn a_home_without_genesis_needs_a_network() {
     assert!(stderr.contains("pass --network"), "{stderr}");
     std::fs::remove_dir_all(home).unwrap();
 }
+
+#[test]
+fn a_killed_node_finds_its_peers_in_the_store_written_within_the_interval() {
+    let a = NodeProcess::start("kill-a", &[]);
+    let a_id = a.address.split('@').next().unwrap().to_owned();
+    let home = fresh_dir("kill-b");
+    let listen = ["--listen", "127.0.0.1:0"];
+    let mut b = NodeProcess::start_in(
+        home.clone(),
+        &[&listen[..], &["--persistent-peers", &a.address]].concat(),
+    );
+    let up = b.next_line();
+    assert!(up.starts_with(&format!("peer {a_id} Up")), "{up}");
+    // Store writes are gathered for 1 s (NodeConfig::store_flush_interval); past it the
+    // record is committed, and SIGKILL cannot take it back.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    drop(b.kill_and_read_stderr());
+    let mut b = NodeProcess::start_in(home.clone(), &listen);
+    let up = b.next_line();
+    assert!(up.starts_with(&format!("peer {a_id} Up")), "{up}");
+    drop(b);
+    std::fs::remove_dir_all(home).unwrap();
+}

@@ -5,91 +5,26 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read as _};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A running `tmp2p node`, killed on drop (even when an assertion fails).
-struct Node {
-    child: Child,
-    /// `id@127.0.0.1:port`.
-    address: String,
-    /// Its stdout lines after the first.
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    fn id(&self) -> &str {
-        self.address.split('@').next().unwrap()
-    }
-
-    /// Waits for a stdout line containing every one of `words`; panics after `limit`.
-    fn expect_line(&self, words: &[&str], limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if words.iter().all(|w| line.contains(w)) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no line with {words:?} within {limit:?}"),
-            }
-        }
-    }
-}
+use common::NodeProcess;
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tmp2p-pex-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    common::fresh_dir(&format!("pex-{name}"))
 }
 
-fn start_node(name: &str, extra: &[&str], stderr: Stdio) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--moniker",
-            name,
-            "--home",
-        ])
-        .arg(scratch(name))
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let words: Vec<&str> = first.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"node"), "{first:?}");
-    let address = format!("{}@{}", words[1], words[4]);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    Node {
-        child,
-        address,
-        lines,
-    }
+/// `tmp2p node` named `name` (its moniker too), in a fresh home removed on drop.
+fn start_node(name: &str, extra: &[&str]) -> NodeProcess {
+    let mut args = vec!["--moniker", name];
+    args.extend_from_slice(extra);
+    NodeProcess::start(&format!("pex-{name}"), &args)
 }
 
 #[test]
 fn a_seed_introduces_its_peers_to_each_other_and_disconnects_them() {
-    let seed = start_node("seed", &["--seed-mode"], Stdio::null());
-    let a = start_node("a", &["--bootstrap-peers", &seed.address], Stdio::null());
+    let seed = start_node("seed", &["--seed-mode"]);
+    let a = start_node("a", &["--bootstrap-peers", &seed.address]);
     a.expect_line(&["peer", seed.id(), "Up"], Duration::from_secs(10));
     // The seed answers then closes: the node sees it go down.
     a.expect_line(&["peer", seed.id(), "Down"], Duration::from_secs(10));
@@ -101,15 +36,23 @@ fn a_seed_introduces_its_peers_to_each_other_and_disconnects_them() {
             "--metrics",
             "127.0.0.1:0",
         ],
-        Stdio::null(),
     );
     let metrics = b.expect_line(&["metrics on "], Duration::from_secs(10));
     // B knew only the seed; it reaches A with the address the seed gave it.
     b.expect_line(&["peer", a.id(), "Up"], Duration::from_secs(10));
     a.expect_line(&["peer", b.id(), "Up"], Duration::from_secs(10));
     // B's metrics count the seed's answer (A's address, new to B's store) and the store
-    // transactions that recorded its peers.
-    let (_, body) = common::scrape(metrics.trim_start_matches("metrics on ").trim());
+    // transaction that recorded its peers (the node gathers store writes for up to 1 s).
+    let url = metrics.trim_start_matches("metrics on ").trim().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = common::scrape(&url);
+        if common::sample(&body, "tmp2p_store_transactions_total ").unwrap_or(0.0) >= 1.0 {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "no store write:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let value = |name: &str| common::sample(&body, &format!("{name} ")).unwrap_or(0.0);
     assert!(value("tmp2p_pex_addresses_received_total") >= 1.0, "{body}");
     assert!(value("tmp2p_pex_addresses_accepted_total") >= 1.0, "{body}");
@@ -122,7 +65,7 @@ fn a_seed_introduces_its_peers_to_each_other_and_disconnects_them() {
 
 #[test]
 fn import_addrbook_dials_good_entries_and_reports_malformed_ones() {
-    let target = start_node("book-target", &[], Stdio::null());
+    let target = start_node("book-target", &[]);
     let (id, socket) = target.address.split_once('@').unwrap();
     let (ip, port) = socket.rsplit_once(':').unwrap();
     let book = serde_json::json!({
@@ -138,40 +81,36 @@ fn import_addrbook_dials_good_entries_and_reports_malformed_ones() {
     });
     let path = scratch("addrbook.json");
     std::fs::write(&path, book.to_string()).unwrap();
-    let mut node = start_node(
+    let node = start_node(
         "book-reader",
         &["--import-addrbook", path.to_str().unwrap()],
-        Stdio::piped(),
     );
     node.expect_line(&["imported 1 new address"], Duration::from_secs(10));
     node.expect_line(&["peer", id, "Up"], Duration::from_secs(10));
-    let _ = node.child.kill();
-    let mut stderr = String::new();
-    node.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let stderr = node.kill_and_read_stderr();
     let skipped: Vec<&str> = stderr.lines().filter(|l| l.contains("skipped")).collect();
     assert_eq!(skipped.len(), 2, "{stderr}");
     assert!(skipped[0].contains("entry 0 skipped"), "{stderr}");
     assert!(skipped[1].contains("entry 2 skipped"), "{stderr}");
+    std::fs::remove_file(path).unwrap();
 }
 
 #[test]
 fn an_unreadable_addrbook_is_bad_input() {
     let path = scratch("garbage.json");
     std::fs::write(&path, b"{not json").unwrap();
+    let home = scratch("garbage-home");
     let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
         .args(["node", "--listen", "127.0.0.1:0", "--home"])
-        .arg(scratch("garbage-home"))
+        .arg(&home)
         .args(["--import-addrbook", path.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not JSON"), "{stderr}");
+    let _ = std::fs::remove_dir_all(home);
+    std::fs::remove_file(path).unwrap();
 }
 
 /// The same seed scenario with the seed and one client on the mio driver: both drivers
@@ -179,16 +118,12 @@ fn an_unreadable_addrbook_is_bad_input() {
 #[test]
 fn a_mio_seed_introduces_a_smol_node_and_a_mio_node_to_each_other() {
     let mio = ["--driver", "mio"];
-    let seed = start_node("mio-seed", &["--seed-mode", mio[0], mio[1]], Stdio::null());
-    let a = start_node(
-        "mio-a",
-        &["--bootstrap-peers", &seed.address],
-        Stdio::null(),
-    );
+    let seed = start_node("mio-seed", &["--seed-mode", mio[0], mio[1]]);
+    let a = start_node("mio-a", &["--bootstrap-peers", &seed.address]);
     a.expect_line(&["peer", seed.id(), "Up"], Duration::from_secs(10));
     a.expect_line(&["peer", seed.id(), "Down"], Duration::from_secs(10));
     let bootstrap = ["--bootstrap-peers", &seed.address, mio[0], mio[1]];
-    let b = start_node("mio-b", &bootstrap, Stdio::null());
+    let b = start_node("mio-b", &bootstrap);
     b.expect_line(&["peer", a.id(), "Up"], Duration::from_secs(10));
     a.expect_line(&["peer", b.id(), "Up"], Duration::from_secs(10));
 }

@@ -2,63 +2,43 @@
 //! `tmp2p ping` against `tmp2p node`, both as real processes: MConnection pings and raw
 //! echoes; the node's key persists in its home across restarts.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-/// A running `tmp2p node`, killed on drop.
-struct Node {
-    child: Child,
-    /// Its stdout, kept open so the node's lines never hit a closed pipe.
-    _stdout: BufReader<std::process::ChildStdout>,
-    /// `id@127.0.0.1:port`.
-    address: String,
-}
+mod common;
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::NodeProcess;
 
-fn start_node(home: &std::path::Path) -> Node {
+fn start_node(home: &std::path::Path) -> NodeProcess {
     start_node_with(home, &[])
 }
 
-fn start_node_with(home: &std::path::Path, extra: &[&str]) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:0",
-            "--echo-channel",
-            "0x99",
-            "--home",
-        ])
-        .arg(home)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut first).unwrap();
-    // "node ID listening on ADDR"
-    let words: Vec<&str> = first.split_whitespace().collect();
-    assert_eq!(words.first(), Some(&"node"), "{first:?}");
-    let address = format!("{}@{}", words[1], words[4]);
-    Node {
-        child,
-        _stdout: stdout,
-        address,
+/// `tmp2p node` with the raw echo reactor on 0x99, in `home` (kept across restarts; the
+/// test removes it).
+fn start_node_with(home: &std::path::Path, extra: &[&str]) -> NodeProcess {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--echo-channel", "0x99"];
+    args.extend_from_slice(extra);
+    NodeProcess::start_in(home.to_owned(), &args)
+}
+
+/// A fresh home; [`Home`]'s drop removes it.
+fn scratch(name: &str) -> Home {
+    Home(common::fresh_dir(&format!("node-{name}")))
+}
+
+/// A scratch home directory, removed when the test ends.
+struct Home(std::path::PathBuf);
+
+impl std::ops::Deref for Home {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
     }
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tmp2p-node-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn ping(args: &[&str]) -> serde_json::Value {
@@ -149,13 +129,15 @@ fn echoes_and_a_flood_come_back_whole(address: &str) {
 
 #[test]
 fn a_flood_against_a_smol_node_process_gets_every_echo_back() {
-    let node = start_node(&scratch("flood"));
+    let home = scratch("flood");
+    let node = start_node(&home);
     echoes_and_a_flood_come_back_whole(&node.address);
 }
 
 /// `--driver mio` runs the same node machine, with the same result.
 #[test]
 fn a_flood_against_a_mio_node_process_gets_every_echo_back() {
-    let node = start_node_with(&scratch("mio"), &["--driver", "mio"]);
+    let home = scratch("mio");
+    let node = start_node_with(&home, &["--driver", "mio"]);
     echoes_and_a_flood_come_back_whole(&node.address);
 }

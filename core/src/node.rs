@@ -4,7 +4,7 @@
 //! send windows and the delivery counters) and the built-in PEX reactor (seed mode
 //! included). It builds the Router from a [`NodeConfig`], batches each connection's sends
 //! into one [`LinkCommand`], confirms send credit from the connections' [`LinkReport`]s,
-//! batches store operations, and turns an undecodable typed message into a fatal
+//! gathers store operations into at most one batch per interval (`store_batch`), and turns an undecodable typed message into a fatal
 //! `PeerError`.
 //!
 //! The transport seam (ADR 062's Transport / Connection / Endpoint): the node machine knows
@@ -50,6 +50,7 @@ mod link;
 mod output;
 mod pex_host;
 mod sending;
+mod store_batch;
 
 pub use link::{Link, LinkCommand, LinkReport, LinkSettings};
 pub use output::{NodeError, NodeOutput};
@@ -68,7 +69,7 @@ use crate::connection::PeerEvent;
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_config::NodeConfig;
-use crate::peer_manager::{ClockAnchor, PeerRecord, StoreOp};
+use crate::peer_manager::{ClockAnchor, PeerRecord};
 use crate::pex::{self, PexConfig, PexReactor, PEX_CHANNEL};
 use crate::router::window::{WindowChange, WindowLimits};
 use crate::router::{
@@ -77,6 +78,7 @@ use crate::router::{
 };
 use crate::typed::{decode_inbound, ChannelCodec};
 use pex_host::PexHost;
+use store_batch::StoreBatch;
 
 /// The node machine (see the module docs for the call order).
 pub struct Node {
@@ -91,7 +93,8 @@ pub struct Node {
     remote_ips: BTreeMap<ConnectionId, IpAddr>,
     /// Sends gathered while draining the Router, one command per connection.
     batches: BTreeMap<ConnectionId, Vec<(u8, Bytes)>>,
-    store_ops: Vec<StoreOp>,
+    /// Peer-store writes waiting for their batch.
+    store: StoreBatch,
     /// Changes for the senders' windows since the last `NodeOutput::Windows`.
     window_changes: Vec<WindowChange>,
     /// Each routed peer's connection, as the senders' windows name it (`WindowChange::Up`).
@@ -139,7 +142,7 @@ impl Node {
             },
             remote_ips: BTreeMap::new(),
             batches: BTreeMap::new(),
-            store_ops: Vec::new(),
+            store: StoreBatch::new(config.store_flush_interval),
             window_changes: Vec::new(),
             epochs: BTreeMap::new(),
             next_epoch: 1,
@@ -218,7 +221,7 @@ impl Node {
 
     /// Whether a stop finished: no connection is left.
     pub fn is_stopped(&self) -> bool {
-        self.stop_deadline.is_some() && self.router.connection_count() == 0
+        self.stop_deadline.is_some() && self.router.connection_count() == 0 && self.store.is_empty()
     }
 
     /// The next output for the driver.
@@ -236,10 +239,15 @@ impl Node {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pex = self.pex.as_ref().and_then(PexHost::poll_timeout);
         let stop = self.stop_deadline.filter(|_| !self.is_stopped());
-        [self.router.poll_timeout(), pex, stop]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.router.poll_timeout(),
+            pex,
+            stop,
+            self.store.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Timers: dial timeouts, retry backoffs, new dials, PEX requests.
@@ -467,8 +475,7 @@ impl Node {
             self.drain_actions(now);
         }
         self.flush_batches();
-        if !self.store_ops.is_empty() {
-            let ops = std::mem::take(&mut self.store_ops);
+        if let Some(ops) = self.store.take_due(now, self.stop_deadline.is_some()) {
             self.router.counters().store_batch(ops.len());
             self.outputs.push_back(NodeOutput::Store(ops));
         }
@@ -565,7 +572,7 @@ impl Node {
                 NodeOutput::PeerUpdate(update)
             }
             RouterAction::Store(op) => {
-                self.store_ops.push(op);
+                self.store.push(now, op);
                 return;
             }
             RouterAction::Writable { node, channel } => NodeOutput::Writable { node, channel },

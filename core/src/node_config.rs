@@ -77,6 +77,10 @@ pub struct NodeConfig {
     /// slow reactor holds back only its own channel while pings and the other channels'
     /// messages go on; above it, TCP pushes back on that one peer.
     pub inbound_hold_bytes: usize,
+    /// How long peer-store changes are gathered before they go to the store as one batch
+    /// (one transaction, one fsync), default 1 s; a stop writes what waits at once. A
+    /// crash loses at most this long's changes. Zero writes every change as it happens.
+    pub store_flush_interval: Duration,
 }
 
 impl NodeConfig {
@@ -97,6 +101,7 @@ impl NodeConfig {
             router: RouterConfig::default(),
             close_linger: Duration::from_secs(5),
             inbound_hold_bytes: 1 << 20,
+            store_flush_interval: Duration::from_secs(1),
         }
     }
 

@@ -325,7 +325,8 @@ fn a_seed_answer_reaches_an_inbound_peer_before_the_seed_lets_it_go() {
     }
     sim.start(0).unwrap();
     sim.start(1).unwrap();
-    sim.run_for(Duration::from_secs(1)).unwrap();
+    // Long enough for the seed's store batch (gathered for 1 s) to be written.
+    sim.run_for(Duration::from_secs(2)).unwrap();
     // The seed learned node 1's listen address from its inbound connection.
     assert!(sim
         .node(0)

@@ -5,13 +5,22 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The longest a test waits for a node's next stdout line before it fails (rather than
+/// hangs).
+const LINE_WAIT: Duration = Duration::from_secs(30);
 
 /// A running node process.
 pub(crate) struct NodeProcess {
     child: Child,
-    stdout: BufReader<ChildStdout>,
+    /// Its stdout lines after the first, read on a thread of their own.
+    lines: mpsc::Receiver<String>,
+    /// Its stderr so far, read on a thread of its own (so a chatty node never blocks on a
+    /// full pipe).
+    stderr: Arc<Mutex<String>>,
     /// `id@127.0.0.1:port`.
     pub(crate) address: String,
     home: std::path::PathBuf,
@@ -20,7 +29,8 @@ pub(crate) struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// `tmp2p node --listen 127.0.0.1:0 --home <fresh dir> <args>`, stderr piped.
+    /// `tmp2p node --listen 127.0.0.1:0 --home <fresh dir> <args>`; the home is removed on
+    /// drop.
     pub(crate) fn start(name: &str, args: &[&str]) -> NodeProcess {
         let home = fresh_dir(name);
         let mut all = vec!["--listen", "127.0.0.1:0"];
@@ -30,7 +40,7 @@ impl NodeProcess {
         node
     }
 
-    /// `tmp2p node --home <home> <args>`, stderr piped; `home` is left in place.
+    /// `tmp2p node --home <home> <args>`; `home` is left in place.
     pub(crate) fn start_in(home: std::path::PathBuf, args: &[&str]) -> NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
             .args(["node", "--home"])
@@ -41,33 +51,74 @@ impl NodeProcess {
             .spawn()
             .unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let first = read_line(&mut stdout);
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
         // "node ID listening on ADDR"
         let words: Vec<&str> = first.split_whitespace().collect();
         assert_eq!(words.first(), Some(&"node"), "{first:?}");
         let address = format!("{}@{}", words[1], words[4]);
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buffer) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
         NodeProcess {
             child,
-            stdout,
+            lines,
+            stderr,
             address,
             home,
             owns_home: false,
         }
     }
 
-    /// The node's next stdout line.
+    /// The node's next stdout line (without its newline); panics after [`LINE_WAIT`].
     pub(crate) fn next_line(&mut self) -> String {
-        read_line(&mut self.stdout)
+        self.lines
+            .recv_timeout(LINE_WAIT)
+            .unwrap_or_else(|e| panic!("no stdout line from the node within {LINE_WAIT:?}: {e}"))
+    }
+
+    /// The node id.
+    pub(crate) fn id(&self) -> &str {
+        self.address.split('@').next().unwrap()
+    }
+
+    /// Waits for a stdout line containing every one of `words`; panics after `limit`.
+    pub(crate) fn expect_line(&self, words: &[&str], limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if words.iter().all(|w| line.contains(w)) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {words:?} within {limit:?}"),
+            }
+        }
     }
 
     /// Kills the node and returns what it wrote on stderr.
     pub(crate) fn kill_and_read_stderr(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let mut log = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            stderr.read_to_string(&mut log).unwrap();
+        // The reader thread ends at the pipe's end; give it a moment to take the rest.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.stderr) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let log = self.stderr.lock().unwrap().clone();
         log
     }
 }
@@ -87,12 +138,6 @@ impl Drop for NodeProcess {
             let _ = std::fs::remove_dir_all(&self.home);
         }
     }
-}
-
-fn read_line(stdout: &mut BufReader<ChildStdout>) -> String {
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    line
 }
 
 /// One `GET /metrics`: the Content-Type header and the body.
