@@ -14,7 +14,6 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -23,9 +22,9 @@ use ed25519_dalek::Signer;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tendermint_p2p::secret_connection::{SecretConnection as TmSecretConnection, Version};
-use tmp2p_core::secret::{derive_secrets, transcript_challenge, SecretConfig, SecretConnection};
+use tmp2p_core::secret::{derive_secrets, transcript_challenge, SecretConfig};
 use tmp2p_core::NodeKey;
-use tmp2p_tests::blocking_secret::handshake;
+use tmp2p_tests::blocking_secret::{handshake, in_memory_handshake};
 
 fn configured<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
     let mut group = c.benchmark_group(name);
@@ -105,7 +104,9 @@ fn handshakes(c: &mut Criterion) {
     // driven through memory on one thread (no TCP, no threads), and the TCP part alone
     // (connect, accept, close; same thread hand-offs as above).
     group.bench_function("tmp2p_in_memory_both_sides", |b| {
-        b.iter(|| in_memory_handshake(&client_key, &server_key, &mut client_rng, &mut server_rng));
+        b.iter(|| {
+            in_memory_handshake(&client_key, &server_key, &mut client_rng, &mut server_rng).unwrap()
+        });
     });
     group.bench_function("tcp_connect_only", |b| {
         b.iter_custom(|iters| sequential_handshakes(iters, drop, drop));
@@ -131,36 +132,6 @@ fn handshakes(c: &mut Criterion) {
     group.finish();
 }
 
-/// Both sides of one handshake through memory: every byte one machine transmits is fed to
-/// the other until both report `Authenticated`.
-fn in_memory_handshake(
-    a_key: &NodeKey,
-    b_key: &NodeKey,
-    a_rng: &mut ChaCha20Rng,
-    b_rng: &mut ChaCha20Rng,
-) {
-    let mut a = SecretConnection::new(a_key, a_rng, SecretConfig::default());
-    let mut b = SecretConnection::new(b_key, b_rng, SecretConfig::default());
-    let mut wire = BytesMut::new();
-    let (mut a_done, mut b_done) = (false, false);
-    // Three exchanges suffice (keys, AuthSigs); more means the machines are stuck.
-    for _ in 0..4 {
-        if a_done && b_done {
-            return;
-        }
-        wire.clear();
-        if a.poll_transmit(&mut wire) {
-            b.handle_input(&wire).unwrap();
-        }
-        wire.clear();
-        if b.poll_transmit(&mut wire) {
-            a.handle_input(&wire).unwrap();
-        }
-        a_done |= a.poll_event().is_some();
-        b_done |= b.poll_event().is_some();
-    }
-    assert!(a_done && b_done, "in-memory handshake did not complete");
-}
 
 /// Each crypto operation one side of a handshake performs, once.
 fn handshake_crypto(c: &mut Criterion) {

@@ -109,20 +109,50 @@ fn write_packet(tx: &mut impl Write, sum: Sum) -> io::Result<()> {
     tx.write_all(&packet.encode_length_delimited_to_vec())
 }
 
+/// A connection right after the SecretConnection handshake and the node-info exchange.
+pub struct Handshaken {
+    /// The authenticated connection.
+    pub conn: SecretConnection<TcpStream>,
+    /// The id of the key that authenticated at the other end.
+    pub remote_id: String,
+    /// The node info the other end sent (decoded with tendermint-proto).
+    pub their_info: DefaultNodeInfo,
+    /// Bytes read past the node info (the start of the first packets).
+    pub buf: Vec<u8>,
+}
+
+/// A full handshake as a CometBFT node makes it, from the independent crates only:
+/// tendermint-p2p's SecretConnection as `seed`'s key, then our `info` out and theirs in
+/// (at most 10 240 bytes, CometBFT's limit).
+pub fn handshake(stream: TcpStream, seed: [u8; 32], info: &DefaultNodeInfo) -> io::Result<Handshaken> {
+    let key = ed25519_consensus::SigningKey::from(seed);
+    let mut conn = SecretConnection::new(stream, key, Version::V0_34)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let remote_id = conn.remote_pubkey().peer_id().to_string();
+    conn.write_all(&info.encode_length_delimited_to_vec())?;
+    let mut buf = Vec::new();
+    let their = read_delimited(&mut conn, &mut buf, 10240)?;
+    let their_info = DefaultNodeInfo::decode(&their[..])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Handshaken {
+        conn,
+        remote_id,
+        their_info,
+        buf,
+    })
+}
+
 impl ReferencePeer {
     /// Runs the handshake and node-info exchange on `stream` as `seed`'s key, advertising
     /// `info`, then starts reader and writer threads.
     pub fn start(stream: TcpStream, seed: [u8; 32], info: DefaultNodeInfo) -> io::Result<Self> {
-        let key = ed25519_consensus::SigningKey::from(seed);
-        let conn = SecretConnection::new(stream, key, Version::V0_34)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let remote_id = conn.remote_pubkey().peer_id().to_string();
+        let Handshaken {
+            conn,
+            remote_id,
+            their_info,
+            mut buf,
+        } = handshake(stream, seed, &info)?;
         let (mut tx, mut rx) = conn.split().map_err(|e| io::Error::other(e.to_string()))?;
-        tx.write_all(&info.encode_length_delimited_to_vec())?;
-        let mut buf = Vec::new();
-        let their = read_delimited(&mut rx, &mut buf, 10240)?;
-        let their_info = DefaultNodeInfo::decode(&their[..])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
 
         let (cmd_tx, cmd_rx) = channel::<Command>();
         let (ev_tx, ev_rx) = channel();

@@ -1,0 +1,196 @@
+//! The accept path of a `tmp2p node` process (issue [seed]): full handshakes per second
+//! (TCP connect, SecretConnection, node-info exchange, close) that a node accepts from N
+//! concurrent dialers, each connection with a new node id, so the node admits (and
+//! stores) a new peer every time, as a seed does.
+//!
+//! The dialers are independent of our code: tendermint-p2p's SecretConnection and
+//! tendermint-proto's NodeInfo (`tmp2p_tests::reference_peer::handshake`), on threads of
+//! this process. The node is the real binary, in a process of its own (`TMP2P_BIN`, by
+//! default `target/release/tmp2p`), so two builds compare by pointing at each.
+//!
+//! The same-run anchor, measured before and after the dialing on this thread: our own
+//! SecretConnection pair handshaking through memory (`in_memory_handshake`, both ends'
+//! crypto and framing, no IO). One end's share of it is the node's crypto-only bound, and
+//! the bench prints the accept rate as a share of that bound. On a 2-core machine the
+//! dialers share the cores with the node, so it also prints the node process's own CPU
+//! time per accepted handshake (user + system, from `/proc/PID/stat`) against one end's
+//! anchor time: the rate the node would sustain on a core of its own.
+//!
+//! Run: `cargo build --release -p tmp2p-cli && cargo bench -p tmp2p-tests --bench accept`
+//! (optionally `-- 1,4,16` for the dialer counts).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use tmp2p_core::NodeKey;
+use tmp2p_tests::blocking_secret::in_memory_handshake;
+use tmp2p_tests::reference_peer::{handshake, reference_info};
+
+const NETWORK: &str = "accept-bench";
+/// How long each dialer count dials.
+const DIAL_FOR: Duration = Duration::from_secs(4);
+/// How long the anchor runs, before and after.
+const ANCHOR_FOR: Duration = Duration::from_secs(1);
+
+/// A `tmp2p node` process, killed on drop.
+struct NodeProcess {
+    child: Child,
+    addr: SocketAddr,
+    home: PathBuf,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn node_binary() -> PathBuf {
+    std::env::var_os("TMP2P_BIN").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tmp2p")),
+        PathBuf::from,
+    )
+}
+
+fn start_node(binary: &PathBuf) -> NodeProcess {
+    let home = std::env::temp_dir().join(format!("tmp2p-accept-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let mut child = Command::new(binary)
+        .args(["node", "--listen", "127.0.0.1:0", "--network", NETWORK])
+        // Warnings only (builds before the log options ignore the variable).
+        .env("RUST_LOG", "warn")
+        .arg("--home")
+        .arg(&home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // "node ID listening on ADDR"; the peer lines that follow are drained and dropped.
+    let addr = first.split_whitespace().nth(4).unwrap().parse().unwrap();
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    NodeProcess { child, addr, home }
+}
+
+/// CPU time (user + system) the process `pid` has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; clock
+    // ticks of 10 ms (CLK_TCK is 100 on Linux).
+    Duration::from_millis((fields[11] + fields[12]) * 10)
+}
+
+/// Handshakes per second of our SecretConnection pair through memory, on this thread.
+fn pair_rate() -> f64 {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (a, b) = (NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32]));
+    let mut rng_b = ChaCha20Rng::seed_from_u64(6);
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < ANCHOR_FOR {
+        in_memory_handshake(&a, &b, &mut rng, &mut rng_b).unwrap();
+        count += 1;
+    }
+    count as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Full handshakes completed against `addr` by `dialers` threads in [`DIAL_FOR`], each
+/// with a new node key; returns (completed, failed, elapsed).
+fn dial(addr: SocketAddr, dialers: usize, run: u64) -> (u64, u64, Duration) {
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..dialers)
+        .map(|t| {
+            let (done, failed, stop) = (done.clone(), failed.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut seed = [0u8; 32];
+                    seed[..8].copy_from_slice(&i.to_le_bytes());
+                    seed[8..16].copy_from_slice(&(t as u64).to_le_bytes());
+                    seed[16..24].copy_from_slice(&run.to_le_bytes());
+                    i += 1;
+                    let info = reference_info(seed, NETWORK, &[0x00]);
+                    let ok = TcpStream::connect(addr)
+                        .and_then(|s| s.set_nodelay(true).map(|()| s))
+                        .and_then(|s| handshake(s, seed, &info));
+                    match ok {
+                        Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(DIAL_FOR);
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    (
+        done.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        elapsed,
+    )
+}
+
+fn main() {
+    let counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map_or_else(
+            || vec![1, 4, 16],
+            |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
+        );
+    let binary = node_binary();
+    for (run, dialers) in counts.into_iter().enumerate() {
+        let node = start_node(&binary);
+        let before = pair_rate();
+        let cpu_before = cpu_time(node.child.id());
+        let (done, failed, elapsed) = dial(node.addr, dialers, run as u64);
+        let node_cpu = cpu_time(node.child.id()).saturating_sub(cpu_before);
+        let after = pair_rate();
+        let anchor = (before + after) / 2.0;
+        let accepts = done as f64 / elapsed.as_secs_f64();
+        // One handshake of the pair is both ends' work: one end alone runs twice as often.
+        let one_end = 2.0 * anchor;
+        let per_accept = node_cpu.as_secs_f64() * 1e6 / done.max(1) as f64;
+        let one_end_us = 1e6 / one_end;
+        println!(
+            "accept dialers={dialers}: {accepts:.0} accepts/s ({done} in {elapsed:.2?}, {failed} failed); \
+             anchor: our pair in memory {before:.0}/s before, {after:.0}/s after, one end {one_end:.0}/s \
+             ({one_end_us:.0} us); accepts = {:.0} % of one end; node CPU {per_accept:.0} us per accept \
+             ({:.0} % of it is one end's anchor time)",
+            100.0 * accepts / one_end,
+            100.0 * one_end_us / per_accept
+        );
+        drop(node);
+    }
+}
