@@ -63,7 +63,12 @@ impl Drop for NodeProcess {
 
 fn node_binary() -> PathBuf {
     std::env::var_os("TMP2P_BIN").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/tmp2p")),
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/release/tmp2p"
+            ))
+        },
         PathBuf::from,
     )
 }

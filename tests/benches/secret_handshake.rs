@@ -132,7 +132,6 @@ fn handshakes(c: &mut Criterion) {
     group.finish();
 }
 
-
 /// Each crypto operation one side of a handshake performs, once.
 fn handshake_crypto(c: &mut Criterion) {
     let mut group = configured(c, "secret_handshake_crypto");

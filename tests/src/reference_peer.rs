@@ -124,7 +124,11 @@ pub struct Handshaken {
 /// A full handshake as a CometBFT node makes it, from the independent crates only:
 /// tendermint-p2p's SecretConnection as `seed`'s key, then our `info` out and theirs in
 /// (at most 10 240 bytes, CometBFT's limit).
-pub fn handshake(stream: TcpStream, seed: [u8; 32], info: &DefaultNodeInfo) -> io::Result<Handshaken> {
+pub fn handshake(
+    stream: TcpStream,
+    seed: [u8; 32],
+    info: &DefaultNodeInfo,
+) -> io::Result<Handshaken> {
     let key = ed25519_consensus::SigningKey::from(seed);
     let mut conn = SecretConnection::new(stream, key, Version::V0_34)
         .map_err(|e| io::Error::other(e.to_string()))?;
@@ -235,4 +239,74 @@ impl ReferencePeer {
     pub fn ping(&self) {
         let _ = self.commands.send(Command::Ping);
     }
+}
+
+/// What a seed answered one [`ask_seed`] client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedAnswer {
+    /// The addresses of its `PexAddrs`.
+    pub addresses: Vec<tendermint_proto::v0_38::p2p::NetAddress>,
+    /// The seed closed the connection after answering (read an end of stream within the
+    /// wait).
+    pub closed: bool,
+}
+
+/// A CometBFT node's first contact with a seed, from the independent crates only: the
+/// handshake, one `PexRequest` on channel 0x00, its `PexAddrs`, then the seed's close,
+/// waited for at most `close_wait`. Pings are ignored; any other message is an error.
+pub fn ask_seed(
+    stream: TcpStream,
+    seed: [u8; 32],
+    info: &DefaultNodeInfo,
+    close_wait: std::time::Duration,
+) -> io::Result<SeedAnswer> {
+    use tendermint_proto::v0_38::p2p::{message, Message as PexMessage, PexRequest};
+    let socket = stream.try_clone()?;
+    let Handshaken {
+        mut conn, mut buf, ..
+    } = handshake(stream, seed, info)?;
+    let request = PexMessage {
+        sum: Some(message::Sum::PexRequest(PexRequest {})),
+    };
+    write_packet(
+        &mut conn,
+        Sum::PacketMsg(PacketMsg {
+            channel_id: 0,
+            eof: true,
+            data: request.encode_to_vec(),
+        }),
+    )?;
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    let mut message = Vec::new();
+    let addresses = loop {
+        let body = read_delimited(&mut conn, &mut buf, 1035)?;
+        match Packet::decode(&body[..]).map(|p| p.sum) {
+            Ok(Some(Sum::PacketMsg(m))) if m.channel_id == 0 => {
+                message.extend_from_slice(&m.data);
+                if !m.eof {
+                    continue;
+                }
+                match PexMessage::decode(&message[..]).map(|m| m.sum) {
+                    Ok(Some(message::Sum::PexAddrs(addrs))) => break addrs.addrs,
+                    other => return Err(invalid(format!("not PexAddrs: {other:?}"))),
+                }
+            }
+            Ok(Some(Sum::PacketPing(_) | Sum::PacketPong(_))) => {}
+            other => return Err(invalid(format!("unexpected packet {other:?}"))),
+        }
+    };
+    socket.set_read_timeout(Some(close_wait))?;
+    let closed = loop {
+        match read_delimited(&mut conn, &mut buf, 1035) {
+            // Pings may still come before the close.
+            Ok(_) => {}
+            Err(e) => {
+                break !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                )
+            }
+        }
+    };
+    Ok(SeedAnswer { addresses, closed })
 }
