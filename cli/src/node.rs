@@ -26,6 +26,9 @@ use crate::CliError;
 
 /// The network of a node started without --network and without a CometBFT home.
 const DEFAULT_NETWORK: &str = "tmp2p-local";
+/// Peers a seed keeps by default: about what a CometBFT address book holds (256 new
+/// buckets of 64 and 64 old buckets of 64).
+const SEED_MAX_PEERS: u16 = 20_000;
 /// CometBFT's default p2p.laddr.
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 26656);
@@ -59,6 +62,10 @@ pub(crate) struct NodeArgs {
     /// the network to keep the peer store fresh.
     #[arg(long)]
     seed_mode: bool,
+    /// Peers the peer store keeps at most [default: 260, or 20000 with --seed-mode, about
+    /// what a CometBFT address book holds].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_peers: Option<u16>,
     /// Add the entries of a CometBFT addrbook.json to the peer store at start (malformed
     /// entries are reported on stderr and skipped).
     #[arg(long, value_name = "FILE")]
@@ -196,6 +203,17 @@ fn resolve_config(
     if args.seed_mode {
         pex.get_or_insert_with(PexConfig::default).seed_mode = true;
     }
+    let seed = pex.as_ref().is_some_and(|p| p.seed_mode);
+    let pm = &mut config.router.peer_manager;
+    match args.max_peers {
+        Some(max) => pm.max_peers = max,
+        None if seed => pm.max_peers = pm.max_peers.max(SEED_MAX_PEERS),
+        None => {}
+    }
+    // The connection caps must fit in the store (PeerManagerOptions::validate).
+    let room = pm.max_peers.saturating_sub(pm.max_connected_upgrade);
+    pm.max_connected = pm.max_connected.min(room);
+    pm.max_outgoing_connections = pm.max_outgoing_connections.min(pm.max_connected);
     if let Some(interval) = args.ping_interval {
         let mconn = &mut config.router.connection.mconn;
         mconn.ping_interval = interval;

@@ -16,8 +16,15 @@
 //! time per accepted handshake (user + system, from `/proc/PID/stat`) against one end's
 //! anchor time: the rate the node would sustain on a core of its own.
 //!
+//! With `-- seed`, the node is a seed (`--seed-mode`) holding 10 000 known addresses
+//! (imported from a generated addrbook.json, all on loopback so its crawl stays on this
+//! machine), and each client is a CometBFT node's first contact
+//! (`reference_peer::ask_seed`: handshake, `PexRequest`, `PexAddrs`, the seed's close):
+//! the bench prints answers per second and the node's resident memory before the first
+//! and after the last of `SEED_CONNECTIONS` (default 100 000) connections.
+//!
 //! Run: `cargo build --release -p tmp2p-cli && cargo bench -p tmp2p-tests --bench accept`
-//! (optionally `-- 1,4,16` for the dialer counts).
+//! (optionally `-- 1,4,16` for the dialer counts, or `-- seed`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -38,7 +45,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tmp2p_core::NodeKey;
 use tmp2p_tests::blocking_secret::in_memory_handshake;
-use tmp2p_tests::reference_peer::{handshake, reference_info};
+use tmp2p_tests::reference_peer::{ask_seed, handshake, reference_info};
 
 const NETWORK: &str = "accept-bench";
 /// How long each dialer count dials.
@@ -73,7 +80,9 @@ fn node_binary() -> PathBuf {
     )
 }
 
-fn start_node(binary: &PathBuf) -> NodeProcess {
+/// Starts the node with `extra` arguments; with `ready`, also waits for a stdout line
+/// starting with it.
+fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProcess {
     let home = std::env::temp_dir().join(format!("tmp2p-accept-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     let mut child = Command::new(binary)
@@ -82,6 +91,7 @@ fn start_node(binary: &PathBuf) -> NodeProcess {
         .env("RUST_LOG", "warn")
         .arg("--home")
         .arg(&home)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -91,6 +101,16 @@ fn start_node(binary: &PathBuf) -> NodeProcess {
     stdout.read_line(&mut first).unwrap();
     // "node ID listening on ADDR"; the peer lines that follow are drained and dropped.
     let addr = first.split_whitespace().nth(4).unwrap().parse().unwrap();
+    if let Some(ready) = ready {
+        let mut line = String::new();
+        while !line.starts_with(ready) {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "no {ready:?} line"
+            );
+        }
+    }
     std::thread::spawn(move || for _ in stdout.lines() {});
     NodeProcess { child, addr, home }
 }
@@ -166,7 +186,138 @@ fn dial(addr: SocketAddr, dialers: usize, run: u64) -> (u64, u64, Duration) {
     )
 }
 
+/// Resident memory of process `pid`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A CometBFT address book of `count` entries on loopback (port 9 refuses at once).
+fn addrbook(count: usize) -> String {
+    let addrs: Vec<String> = (0..count)
+        .map(|i| {
+            let mut seed = [0xB7u8; 32];
+            seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let id = NodeKey::from_seed(seed).node_id();
+            let ip = format!("127.{}.{}.{}", i / 62_500 + 1, i / 250 % 250, i % 250 + 1);
+            format!(
+                r#"{{"addr":{{"id":"{id}","ip":"{ip}","port":9}},"src":{{"id":"{id}","ip":"{ip}","port":9}},"buckets":[1],"attempts":0,"bucket_type":1,"last_attempt":"2024-01-01T00:00:00Z","last_success":"2024-01-01T00:00:00Z","last_ban_time":"0001-01-01T00:00:00Z"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"key":"0123456789abcdef01234567","addrs":[{}]}}"#,
+        addrs.join(",")
+    )
+}
+
+/// Seed mode (see the module docs).
+fn seed_churn(binary: &PathBuf) {
+    const KNOWN: usize = 10_000;
+    const DIALERS: usize = 4;
+    let total: u64 = std::env::var("SEED_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let book = std::env::temp_dir().join(format!("tmp2p-accept-book-{}.json", std::process::id()));
+    std::fs::write(&book, addrbook(KNOWN)).unwrap();
+    let node = start_node(
+        binary,
+        &["--seed-mode", "--import-addrbook", book.to_str().unwrap()],
+        Some("imported"),
+    );
+    let pid = node.child.id();
+    let rss_before = rss_kib(pid);
+    let anchor_before = pair_rate();
+    let next = Arc::new(AtomicU64::new(0));
+    let (answered, addresses, closed, failed) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let start = Instant::now();
+    let threads: Vec<_> = (0..DIALERS)
+        .map(|_| {
+            let (next, answered, addresses, closed, failed) = (
+                next.clone(),
+                answered.clone(),
+                addresses.clone(),
+                closed.clone(),
+                failed.clone(),
+            );
+            let addr = node.addr;
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return;
+                }
+                let mut seed = [0x9Eu8; 32];
+                seed[..8].copy_from_slice(&i.to_le_bytes());
+                let info = reference_info(seed, NETWORK, &[0x00]);
+                let answer = TcpStream::connect(addr)
+                    .and_then(|s| s.set_nodelay(true).map(|()| s))
+                    .and_then(|s| ask_seed(s, seed, &info, Duration::from_secs(5)));
+                match answer {
+                    Ok(answer) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        addresses.fetch_add(answer.addresses.len() as u64, Ordering::Relaxed);
+                        closed.fetch_add(u64::from(answer.closed), Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    // The node's memory at each quarter of the connections: flat once its peer store is
+    // full (`--max-peers`, 20 000 for a seed) if nothing leaks per connection.
+    let mut quarters = Vec::new();
+    for quarter in 1..=4u64 {
+        while answered.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed)
+            < total * quarter / 4
+            && threads.iter().any(|t| !t.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        quarters.push(format!("{} KiB", rss_kib(pid)));
+    }
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    // Let the node finish closing and writing before reading its memory.
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_after = rss_kib(pid);
+    let anchor_after = pair_rate();
+    let answered = answered.load(Ordering::Relaxed);
+    println!(
+        "seed known={KNOWN} dialers={DIALERS}: {:.0} answers/s ({answered} of {total} in {elapsed:.1?}, \
+         {} failed, {} closed by the seed, {:.0} addresses per answer); node RSS {rss_before} KiB \
+         before, at each quarter {}, {rss_after} KiB after; anchor: our pair in memory {anchor_before:.0}/s before, \
+         {anchor_after:.0}/s after",
+        answered as f64 / elapsed.as_secs_f64(),
+        failed.load(Ordering::Relaxed),
+        closed.load(Ordering::Relaxed),
+        addresses.load(Ordering::Relaxed) as f64 / answered.max(1) as f64,
+        quarters.join(" / "),
+    );
+    drop(node);
+    let _ = std::fs::remove_file(book);
+}
+
 fn main() {
+    let binary = node_binary();
+    if std::env::args().skip(1).any(|a| a == "seed") {
+        seed_churn(&binary);
+        return;
+    }
     let counts: Vec<usize> = std::env::args()
         .skip(1)
         .find(|a| !a.starts_with('-'))
@@ -174,9 +325,8 @@ fn main() {
             || vec![1, 4, 16],
             |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
         );
-    let binary = node_binary();
     for (run, dialers) in counts.into_iter().enumerate() {
-        let node = start_node(&binary);
+        let node = start_node(&binary, &[], None);
         let before = pair_rate();
         let cpu_before = cpu_time(node.child.id());
         let (done, failed, elapsed) = dial(node.addr, dialers, run as u64);
