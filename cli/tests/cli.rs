@@ -1,15 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! Runs the built `tmp2p` binary: keygen → id round trip, exit codes and one-line errors.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn tmp2p(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::tmp2p;
 
 /// A fresh scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {

@@ -7,16 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{fresh_dir, NodeProcess};
-
-fn tmp2p(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{fresh_dir, tmp2p, NodeProcess};
 
 /// `tmp2p init` into a fresh directory, with laddr moved to a free loopback port.
 fn init_home(name: &str, network: &str) -> (PathBuf, String) {

@@ -123,6 +123,14 @@ impl NodeProcess {
     }
 }
 
+/// Runs the built `tmp2p` with `args` to completion.
+pub(crate) fn tmp2p(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// An empty directory for one test, unique to this process.
 pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tmp2p-test-{}-{name}", std::process::id()));
