@@ -4,9 +4,12 @@
 //! requests per connection before its rate rule applies; one is enough), and closed; the
 //! addresses of its `PexAddrs` answer are queued. Bounded by `--max-nodes` (nodes
 //! found), `--concurrency` (worker threads dialing at once) and `--timeout` (per node).
+//! One connection and one request per node keep well inside CometBFT's pacing (a peer
+//! may ask at most once per 10 s). What the walk learned is a [`Census`].
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::session::{learned_network, Session, SessionError, REDIAL_DELAY};
@@ -23,6 +26,7 @@ use tmp2p_core::typed::{ChannelCodec, WrapperCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
 
+use crate::census::{host_port, Census, Found, Reached, Unreached};
 use crate::ping::{COMETBFT_CHANNELS, DEFAULT_NETWORK};
 use crate::CliError;
 
@@ -53,33 +57,15 @@ pub(crate) struct CrawlArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
     /// Print one JSON object instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     json: bool,
-}
-
-/// Why a node was not reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Unreached {
-    /// No TCP connection (or no address): the node is not there.
-    Unreachable { kind: &'static str, detail: String },
-    /// It answered but refused our handshake, or failed it.
-    Refused { kind: String, detail: String },
-}
-
-/// What a crawled node told us.
-#[derive(Debug, Clone)]
-struct Reached {
-    info: NodeInfo,
-    rtt: Option<Duration>,
-    /// Addresses in its PEX answer (`None`: it did not answer in time).
-    addresses: Option<usize>,
-}
-
-/// One node found.
-#[derive(Debug, Clone)]
-struct Found {
-    address: NodeAddress,
-    outcome: Result<Reached, Unreached>,
+    /// Print the census as CSV (one row per node) instead of a table.
+    #[arg(long)]
+    csv: bool,
+    /// Also write who knows whom (the graph the PEX answers reveal) to FILE: SVG to open
+    /// in a browser when FILE ends in .svg, Graphviz DOT otherwise.
+    #[arg(long, value_name = "FILE")]
+    graph: Option<PathBuf>,
 }
 
 /// The per-node work: one session, one ping, one PEX request.
@@ -127,29 +113,35 @@ pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
         timeout,
     });
     let max_nodes = usize::try_from(args.max_nodes).unwrap_or(usize::MAX);
-    let found = walk(
+    let census = walk(
         &args.address,
         &visit,
         max_nodes,
         args.concurrency,
-        !args.json,
+        !args.json && !args.csv,
     );
+    if let Some(path) = &args.graph {
+        census.write_graph(path)?;
+    }
     if args.json {
-        println!("{}", crawl_json(&found));
+        println!("{}", census.json());
+    } else if args.csv {
+        print!("{}", census.csv()?);
     } else {
-        print_table(&found);
+        print!("{}", census.table());
     }
     Ok(())
 }
 
-/// The crawl loop: worker threads visit nodes; this thread queues what they learn.
+/// The crawl loop: worker threads visit nodes; this thread queues what they learn and
+/// keeps every address and edge the answers reveal.
 fn walk(
     start: &NodeAddress,
     visit: &std::sync::Arc<Visit>,
     max_nodes: usize,
     concurrency: u16,
     progress: bool,
-) -> Vec<Found> {
+) -> Census {
     let progress = progress && std::io::stderr().is_terminal();
     let (jobs_tx, jobs) = async_channel::unbounded::<NodeAddress>();
     let (results_tx, results) = async_channel::unbounded::<(Found, Vec<NodeAddress>)>();
@@ -173,6 +165,8 @@ fn walk(
     let mut queue = VecDeque::from([start.clone()]);
     let mut in_flight = 0usize;
     let mut found = Vec::new();
+    let mut heard: BTreeMap<NodeId, BTreeSet<String>> = BTreeMap::new();
+    let mut edges = BTreeSet::new();
     loop {
         while let Some(address) = queue.pop_front() {
             if jobs_tx.send_blocking(address).is_ok() {
@@ -186,6 +180,13 @@ fn walk(
             break;
         };
         in_flight = in_flight.saturating_sub(1);
+        for address in &learned {
+            edges.insert((node.address.node_id, address.node_id));
+            heard
+                .entry(address.node_id)
+                .or_default()
+                .insert(host_port(address));
+        }
         for address in learned {
             if seen.len() >= max_nodes {
                 break;
@@ -213,7 +214,7 @@ fn walk(
     for worker in workers {
         let _ = worker.join();
     }
-    found
+    Census::new(found, heard, edges)
 }
 
 /// The network of the node at `address`: ours if it accepts `info`, the one its NodeInfo
@@ -392,88 +393,4 @@ fn unreached(error: &SessionError) -> Unreached {
             Unreached::Unreachable { kind: "Io", detail }
         }
     }
-}
-
-/// Nodes found, reached and refused.
-fn counts(found: &[Found]) -> (usize, usize, usize) {
-    let reached = found.iter().filter(|f| f.outcome.is_ok()).count();
-    let refused = found
-        .iter()
-        .filter(|f| matches!(f.outcome, Err(Unreached::Refused { .. })))
-        .count();
-    (found.len(), reached, refused)
-}
-
-fn host_port(address: &NodeAddress) -> String {
-    match address.hostname.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", address.port),
-        _ => format!("{}:{}", address.hostname, address.port),
-    }
-}
-
-fn print_table(found: &[Found]) {
-    for node in found {
-        let id = node.address.node_id;
-        let at = host_port(&node.address);
-        match &node.outcome {
-            Ok(r) => println!(
-                "{id}  {at}  reachable  moniker={:?} version={} network={} channels={} rtt={}",
-                r.info.moniker,
-                r.info.version,
-                r.info.network,
-                hex::encode_upper(&r.info.channels),
-                r.rtt.map_or_else(
-                    || "-".to_owned(),
-                    |d| format!("{:.3}ms", d.as_secs_f64() * 1e3)
-                ),
-            ),
-            Err(Unreached::Refused { kind, detail }) => {
-                println!("{id}  {at}  refused ({kind}): {detail}");
-            }
-            Err(Unreached::Unreachable { kind, detail }) => {
-                println!("{id}  {at}  unreachable ({kind}): {detail}");
-            }
-        }
-    }
-    let (total, reached, refused) = counts(found);
-    println!("found {total} nodes: {reached} reached, {refused} refused");
-}
-
-fn crawl_json(found: &[Found]) -> String {
-    let nodes: Vec<serde_json::Value> = found
-        .iter()
-        .map(|node| {
-            let mut value = serde_json::json!({
-                "id": node.address.node_id.to_string(),
-                "address": host_port(&node.address),
-            });
-            let extra = match &node.outcome {
-                Ok(r) => serde_json::json!({
-                    "reachable": true,
-                    "moniker": r.info.moniker,
-                    "version": r.info.version,
-                    "network": r.info.network,
-                    "channels": hex::encode_upper(&r.info.channels),
-                    "rtt_us": r.rtt.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
-                    "addresses_received": r.addresses,
-                }),
-                Err(Unreached::Refused { kind, detail }) => serde_json::json!({
-                    "reachable": false, "refused": true, "reason": kind, "detail": detail,
-                }),
-                Err(Unreached::Unreachable { kind, detail }) => serde_json::json!({
-                    "reachable": false, "refused": false, "reason": kind, "detail": detail,
-                }),
-            };
-            if let (Some(v), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
-                v.extend(extra);
-            }
-            value
-        })
-        .collect();
-    let (total, reached, refused) = counts(found);
-    serde_json::json!({
-        "nodes": nodes,
-        "summary": {"found": total, "reached": reached, "refused": refused},
-    })
-    .to_string()
 }

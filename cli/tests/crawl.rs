@@ -212,3 +212,131 @@ fn crawl_reports_a_node_on_another_network_as_refused() {
         "{stdout}"
     );
 }
+
+/// 50 nodes in this process (smol, one shared executor), chained by bootstrap peers: a
+/// crawl from node 0 writes the census (CSV, one row per node with its NodeInfo) and the
+/// graph of who knows whom (DOT and SVG), which holds the chain's links.
+#[test]
+fn a_crawl_over_fifty_nodes_writes_the_census_and_the_graph() {
+    use std::sync::Arc;
+    use tmp2p_core::address::NodeAddress;
+    use tmp2p_core::node_config::NodeConfig;
+    use tmp2p_core::NodeKey;
+    use tmp2p_driver_smol::NodeBuilder;
+    use tmp2p_store::MemoryPeerStore;
+
+    const NODES: usize = 50;
+    let executor = Arc::new(smol::Executor::new());
+    let (quit, quit_rx) = async_channel::bounded::<()>(1);
+    for _ in 0..2 {
+        let (executor, quit_rx) = (executor.clone(), quit_rx.clone());
+        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())));
+    }
+    let mut handles = Vec::new();
+    let mut addresses: Vec<NodeAddress> = Vec::new();
+    for i in 0..NODES {
+        let mut config = NodeConfig::new("census-net", "127.0.0.1:0".parse().unwrap());
+        config.moniker = format!("census-{i}");
+        config.bootstrap_peers = addresses.last().cloned().into_iter().collect();
+        config.router.peer_manager.exempt_loopback = true;
+        let key = NodeKey::from_seed([i as u8 + 1; 32]);
+        let id = key.node_id();
+        let mut builder = NodeBuilder::new(config, key, Box::new(MemoryPeerStore::new())).unwrap();
+        builder
+            .enable_pex(tmp2p_core::pex::PexConfig::default())
+            .unwrap();
+        let handle = smol::block_on(builder.start_on(executor.clone())).unwrap();
+        addresses.push(NodeAddress::parse(&format!("{id}@{}", handle.local_addr())).unwrap());
+        handles.push(handle);
+    }
+    let start = addresses[0].to_string();
+    let dir = scratch("census");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dot, svg) = (dir.join("net.dot"), dir.join("net.svg"));
+    // PEX spreads the chain's addresses within a few rounds: retry until every node is in.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+            .args([
+                "crawl",
+                &start,
+                "--csv",
+                "--timeout",
+                "5",
+                "--concurrency",
+                "16",
+            ])
+            .arg("--graph")
+            .arg(&dot)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let csv = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<Vec<String>> = csv
+            .lines()
+            .map(|l| l.split(',').map(str::to_owned).collect())
+            .collect();
+        let reached = rows.iter().filter(|r| r[3] == "reachable").count();
+        if reached == NODES || Instant::now() >= deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        rows[0][..6],
+        ["id", "address", "addresses", "status", "reason", "network"]
+    );
+    assert_eq!(rows.len(), NODES + 1, "{rows:?}");
+    for row in &rows[1..] {
+        assert_eq!(row[3], "reachable", "{row:?}");
+        assert_eq!(row[5], "census-net");
+        assert!(row[11].starts_with("census-"), "{row:?}");
+        assert!(row[2].contains("127.0.0.1:"), "{row:?}");
+    }
+    // The graph: one vertex per node, and the chain's links among its edges.
+    let text = std::fs::read_to_string(&dot).unwrap();
+    assert!(text.starts_with("digraph"), "{text}");
+    assert_eq!(
+        text.matches("fillcolor = palegreen").count(),
+        NODES,
+        "{text}"
+    );
+    assert!(text.matches(" -> ").count() >= NODES - 1, "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args([
+            "crawl",
+            &start,
+            "--json",
+            "--timeout",
+            "5",
+            "--concurrency",
+            "16",
+        ])
+        .arg("--graph")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["networks"]["census-net"], NODES, "{v:#}");
+    assert!(v["edges"].as_array().unwrap().len() >= NODES - 1);
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        picture.contains("<svg") && picture.contains("census-7"),
+        "{}",
+        &picture[..200.min(picture.len())]
+    );
+    for handle in handles {
+        smol::block_on(handle.stop());
+    }
+    drop(quit);
+    std::fs::remove_dir_all(dir).unwrap();
+}
