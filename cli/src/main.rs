@@ -19,6 +19,7 @@ mod metrics;
 mod node;
 mod node_mio;
 mod ping;
+mod seed;
 mod session;
 
 use std::fs::OpenOptions;
@@ -84,6 +85,8 @@ enum Command {
     Init(init::InitArgs),
     /// Run a node: key and peer store under --home, raw echo reactor on --echo-channel.
     Node(node::NodeArgs),
+    /// Serve as PEX seed for several networks at once, each with its own peer store.
+    Seed(seed::SeedArgs),
     /// Run N nodes on loopback exchanging verified echo traffic, then print a summary.
     Demo(demo::DemoArgs),
     /// Walk a network by PEX from one node and print every node found.
@@ -126,7 +129,7 @@ fn main() -> ExitCode {
         }
     };
     let default_level = match cli.command {
-        Command::Node(_) => "info",
+        Command::Node(_) | Command::Seed(_) => "info",
         _ => "warn",
     };
     if let Err(e) = logging::install(cli.log_level.as_deref(), cli.log_format, default_level) {
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Ping(args) => ping::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Node(args) => node::run(&args),
+        Command::Seed(args) => seed::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Crawl(args) => crawl::run(&args),
     };

@@ -204,16 +204,7 @@ fn resolve_config(
         pex.get_or_insert_with(PexConfig::default).seed_mode = true;
     }
     let seed = pex.as_ref().is_some_and(|p| p.seed_mode);
-    let pm = &mut config.router.peer_manager;
-    match args.max_peers {
-        Some(max) => pm.max_peers = max,
-        None if seed => pm.max_peers = pm.max_peers.max(SEED_MAX_PEERS),
-        None => {}
-    }
-    // The connection caps must fit in the store (PeerManagerOptions::validate).
-    let room = pm.max_peers.saturating_sub(pm.max_connected_upgrade);
-    pm.max_connected = pm.max_connected.min(room);
-    pm.max_outgoing_connections = pm.max_outgoing_connections.min(pm.max_connected);
+    size_store(&mut config.router.peer_manager, args.max_peers, seed);
     if let Some(interval) = args.ping_interval {
         let mconn = &mut config.router.connection.mconn;
         mconn.ping_interval = interval;
@@ -223,6 +214,24 @@ fn resolve_config(
     }
     config.router.peer_manager.exempt_loopback = config.listen.ip().is_loopback();
     Ok((config, pex))
+}
+
+/// Sets how many peers the store keeps: `max_peers` when given, else [`SEED_MAX_PEERS`]
+/// for a seed; the connection caps are then fitted into it (as
+/// `PeerManagerOptions::validate` requires).
+pub(crate) fn size_store(
+    pm: &mut tmp2p_core::peer_manager::PeerManagerOptions,
+    max_peers: Option<u16>,
+    seed: bool,
+) {
+    match max_peers {
+        Some(max) => pm.max_peers = max,
+        None if seed => pm.max_peers = pm.max_peers.max(SEED_MAX_PEERS),
+        None => {}
+    }
+    let room = pm.max_peers.saturating_sub(pm.max_connected_upgrade);
+    pm.max_connected = pm.max_connected.min(room);
+    pm.max_outgoing_connections = pm.max_outgoing_connections.min(pm.max_connected);
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -42,8 +42,14 @@ impl NodeProcess {
 
     /// `tmp2p node --home <home> <args>`; `home` is left in place.
     pub(crate) fn start_in(home: std::path::PathBuf, args: &[&str]) -> NodeProcess {
+        NodeProcess::run("node", home, args)
+    }
+
+    /// `tmp2p <command> --home <home> <args>`, for a command whose first line names an
+    /// address (`node` and `seed`); `home` is left in place.
+    pub(crate) fn run(command: &str, home: std::path::PathBuf, args: &[&str]) -> NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-            .args(["node", "--home"])
+            .args([command, "--home"])
             .arg(&home)
             .args(args)
             .stdout(Stdio::piped())
@@ -53,10 +59,7 @@ impl NodeProcess {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
-        // "node ID listening on ADDR"
-        let words: Vec<&str> = first.split_whitespace().collect();
-        assert_eq!(words.first(), Some(&"node"), "{first:?}");
-        let address = format!("{}@{}", words[1], words[4]);
+        let address = address_in(&first);
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
@@ -120,6 +123,17 @@ impl NodeProcess {
         }
         let log = self.stderr.lock().unwrap().clone();
         log
+    }
+}
+
+/// The `id@addr` a first line names: "node ID listening on ADDR" (tmp2p node) or "seed
+/// for CHAIN is ID@ADDR" (tmp2p seed).
+pub(crate) fn address_in(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["node", id, "listening", "on", addr, ..] => format!("{id}@{addr}"),
+        ["seed", "for", _, "is", address, ..] => (*address).to_owned(),
+        _ => panic!("no address in {line:?}"),
     }
 }
 

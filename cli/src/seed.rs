@@ -1,0 +1,231 @@
+//! `tmp2p seed`: one process serving as PEX seed for several networks (chain ids), as
+//! seed operators run one seed for dozens of chains. Each network is a node machine of its
+//! own in seed mode, on its own listen address, with its own peer store
+//! (`HOME/<chain id>/peerstore.redb`), so addresses never cross between networks; all
+//! share one node key (`HOME/node_key.json`) and one smol executor. Networks come from
+//! `--network CHAIN=ADDR` flags or a TOML file (`--config`):
+//!
+//! ```toml
+//! [[network]]
+//! chain_id = "cosmoshub-4"
+//! listen = "0.0.0.0:26656"
+//! bootstrap_peers = "ID@HOST:PORT,ID@HOST:PORT"   # optional
+//! external_address = "seed.example.com:26656"     # optional
+//! ```
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::pex::PexConfig;
+use tmp2p_driver_smol::{NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_store::RedbPeerStore;
+
+use crate::CliError;
+
+/// Arguments of `tmp2p seed`.
+#[derive(clap::Args)]
+pub(crate) struct SeedArgs {
+    /// Directory holding the node key and one peer store per network (created on first
+    /// run).
+    #[arg(long, value_name = "DIR", default_value = ".tmp2p-seed")]
+    home: PathBuf,
+    /// A network to serve, as CHAIN_ID=LISTEN_ADDR (repeat for more).
+    #[arg(long = "network", value_name = "CHAIN=ADDR", value_parser = parse_network)]
+    networks: Vec<NetworkSpec>,
+    /// A TOML file of [[network]] tables (chain_id, listen, optional bootstrap_peers and
+    /// external_address), served besides the --network flags.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Peers each network's store keeps at most.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_peers: Option<u16>,
+    /// Node name to advertise.
+    #[arg(long, default_value = "tmp2p-seed")]
+    moniker: String,
+}
+
+/// One network the seed serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkSpec {
+    chain_id: String,
+    listen: SocketAddr,
+    #[serde(default)]
+    bootstrap_peers: String,
+    #[serde(default)]
+    external_address: Option<String>,
+}
+
+/// The config file: `[[network]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedFile {
+    #[serde(default)]
+    network: Vec<NetworkSpec>,
+}
+
+fn parse_network(text: &str) -> Result<NetworkSpec, String> {
+    let (chain_id, listen) = text
+        .split_once('=')
+        .ok_or_else(|| "expected CHAIN_ID=LISTEN_ADDR".to_owned())?;
+    let listen = listen
+        .parse()
+        .map_err(|e| format!("listen address {listen:?}: {e}"))?;
+    Ok(NetworkSpec {
+        chain_id: chain_id.to_owned(),
+        listen,
+        bootstrap_peers: String::new(),
+        external_address: None,
+    })
+}
+
+/// The networks of the flags and the file, checked: at least one, chain ids and listen
+/// addresses distinct.
+fn networks(args: &SeedArgs) -> Result<Vec<NetworkSpec>, CliError> {
+    let mut all = args.networks.clone();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::BadInput(format!("cannot read {}: {e}", path.display())))?;
+        let file: SeedFile = toml::from_str(&text).map_err(|e| {
+            CliError::BadInput(format!("{}: {}", path.display(), e.message().trim()))
+        })?;
+        all.extend(file.network);
+    }
+    if all.is_empty() {
+        return Err(CliError::BadInput(
+            "no network to serve: pass --network CHAIN=ADDR or --config FILE".into(),
+        ));
+    }
+    let mut chains = BTreeSet::new();
+    let mut listens = BTreeSet::new();
+    for spec in &all {
+        if !chains.insert(spec.chain_id.clone()) {
+            return Err(CliError::BadInput(format!(
+                "network {:?} is listed twice",
+                spec.chain_id
+            )));
+        }
+        if spec.listen.port() != 0 && !listens.insert(spec.listen) {
+            return Err(CliError::BadInput(format!(
+                "listen address {} is given to two networks",
+                spec.listen
+            )));
+        }
+    }
+    Ok(all)
+}
+
+/// Runs `tmp2p seed` until Ctrl-C, then stops every network gracefully.
+pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
+    let specs = networks(args)?;
+    let home = crate::home::Home::open(&args.home)?;
+    let key = home.key()?;
+    let executor = Arc::new(smol::Executor::new());
+    let (quit, quit_rx) = async_channel::bounded::<()>(1);
+    for _ in 0..2 {
+        let (executor, quit_rx) = (executor.clone(), quit_rx.clone());
+        std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())));
+    }
+    let mut running = Vec::new();
+    for spec in &specs {
+        let (handle, updates) = start_network(args, spec, &key, &executor)?;
+        println!(
+            "seed for {} is {}@{}",
+            spec.chain_id,
+            handle.node_id(),
+            handle.local_addr()
+        );
+        running.push((spec.chain_id.clone(), handle, updates));
+    }
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    })
+    .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+    for (chain, _, updates) in &running {
+        let (chain, updates) = (chain.clone(), updates.clone());
+        executor
+            .spawn(async move {
+                while let Ok(update) = updates.recv().await {
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "{chain}: peer {} {:?}", update.node_id, update.status);
+                }
+            })
+            .detach();
+    }
+    smol::block_on(async {
+        let _ = stop_rx.recv().await;
+        crate::node::print_stopping();
+        for (_, handle, _) in running {
+            handle.stop().await;
+        }
+    });
+    drop(quit);
+    Ok(())
+}
+
+/// Builds and starts one network's seed on `executor`.
+fn start_network(
+    args: &SeedArgs,
+    spec: &NetworkSpec,
+    key: &tmp2p_core::NodeKey,
+    executor: &Arc<smol::Executor<'static>>,
+) -> Result<(NodeHandle, PeerUpdates), CliError> {
+    let bad =
+        |e: &dyn std::fmt::Display| CliError::BadInput(format!("network {:?}: {e}", spec.chain_id));
+    let mut config = NodeConfig::new(spec.chain_id.clone(), spec.listen);
+    config.moniker.clone_from(&args.moniker);
+    config.external_address.clone_from(&spec.external_address);
+    for peer in spec
+        .bootstrap_peers
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let address: NodeAddress = crate::ping::parse_address(peer).map_err(|e| bad(&e))?;
+        config.bootstrap_peers.push(address);
+    }
+    config.router.peer_manager.exempt_loopback = spec.listen.ip().is_loopback();
+    crate::node::size_store(&mut config.router.peer_manager, args.max_peers, true);
+    let store = open_store(&args.home, &spec.chain_id)?;
+    let mut builder =
+        NodeBuilder::new(config, key.clone(), Box::new(store)).map_err(|e| bad(&e))?;
+    builder
+        .enable_pex(PexConfig {
+            seed_mode: true,
+            ..PexConfig::default()
+        })
+        .map_err(|e| bad(&e))?;
+    let updates = builder.subscribe();
+    let handle = smol::block_on(builder.start_on(executor.clone()))
+        .map_err(|e| CliError::Runtime(format!("network {:?}: {e}", spec.chain_id)))?;
+    Ok((handle, updates))
+}
+
+/// The network's own peer store, `HOME/<chain id>/peerstore.redb`; the chain id is used
+/// as a directory name only when it is one plain path component.
+fn open_store(home: &Path, chain_id: &str) -> Result<RedbPeerStore, CliError> {
+    let plain = !chain_id.is_empty()
+        && chain_id != "."
+        && chain_id != ".."
+        && chain_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !plain {
+        return Err(CliError::BadInput(format!(
+            "chain id {chain_id:?}: expected letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let dir = home.join(chain_id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::Runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join("peerstore.redb");
+    RedbPeerStore::open(&path)
+        .map_err(|e| CliError::Runtime(format!("cannot open peer store {}: {e}", path.display())))
+}

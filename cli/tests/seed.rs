@@ -1,0 +1,162 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `tmp2p seed` serving two networks in one process, with real processes: each network's
+//! seed introduces its own nodes, a crawl from either seed finds only that network's
+//! nodes (addresses never cross), and a node of the other network is refused.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{address_in, fresh_dir, tmp2p, NodeProcess};
+
+fn crawl(address: &str, network: &str) -> serde_json::Value {
+    let out = tmp2p(&[
+        "crawl",
+        address,
+        "--network",
+        network,
+        "--json",
+        "--timeout",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn reached(v: &serde_json::Value) -> Vec<String> {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["reachable"] == true)
+        .map(|n| n["moniker"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn two_networks_in_one_seed_never_mix_addresses() {
+    let home = fresh_dir("seed-two");
+    let mut seed = NodeProcess::run(
+        "seed",
+        home.clone(),
+        &[
+            "--network",
+            "net-a=127.0.0.1:0",
+            "--network",
+            "net-b=127.0.0.1:0",
+        ],
+    );
+    let seed_a = seed.address.clone();
+    let seed_b = address_in(&seed.next_line());
+    assert_ne!(seed_a, seed_b);
+    let wait = Duration::from_secs(15);
+    let a1 = NodeProcess::start(
+        "seed-a1",
+        &[
+            "--network",
+            "net-a",
+            "--moniker",
+            "a1",
+            "--bootstrap-peers",
+            &seed_a,
+        ],
+    );
+    seed.expect_line(&["net-a: peer", a1.id(), "Up"], wait);
+    let b1 = NodeProcess::start(
+        "seed-b1",
+        &[
+            "--network",
+            "net-b",
+            "--moniker",
+            "b1",
+            "--bootstrap-peers",
+            &seed_b,
+        ],
+    );
+    seed.expect_line(&["net-b: peer", b1.id(), "Up"], wait);
+
+    // Each seed hands out its own network's node, and only that (the walk retries while
+    // the seed's store write is on its way).
+    let (a1_id, b1_id) = (a1.id().to_owned(), b1.id().to_owned());
+    for (seed_address, network, own, other) in [
+        (&seed_a, "net-a", "a1", &b1_id),
+        (&seed_b, "net-b", "b1", &a1_id),
+    ] {
+        let deadline = std::time::Instant::now() + wait;
+        let v = loop {
+            let v = crawl(seed_address, network);
+            if reached(&v).iter().any(|m| m == own) || std::time::Instant::now() > deadline {
+                break v;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        };
+        assert!(reached(&v).iter().any(|m| m == own), "{v:#}");
+        // The other network's node is not in the census at all: not even as refused.
+        let ids: Vec<&str> = v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap())
+            .collect();
+        assert!(!ids.contains(&other.as_str()), "{v:#}");
+        assert_eq!(v["summary"]["refused"], 0, "{v:#}");
+        assert_eq!(
+            v["summary"]["networks"].as_object().unwrap().len(),
+            1,
+            "{v:#}"
+        );
+    }
+    // A node of the other network is refused by the seed's other half.
+    let v = crawl(&seed_a, "net-b");
+    assert_eq!(v["summary"]["refused"], 1, "{v:#}");
+    // Each network has a store of its own.
+    assert!(home.join("net-a/peerstore.redb").exists());
+    assert!(home.join("net-b/peerstore.redb").exists());
+    drop(seed);
+    std::fs::remove_dir_all(home).unwrap();
+}
+
+#[test]
+fn a_seed_config_file_is_read_and_its_mistakes_named() {
+    let home = fresh_dir("seed-file");
+    std::fs::create_dir_all(&home).unwrap();
+    let file = home.join("seeds.toml");
+    std::fs::write(
+        &file,
+        "[[network]]\nchain_id = \"file-a\"\nlisten = \"127.0.0.1:0\"\n\n\
+         [[network]]\nchain_id = \"file-b\"\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut seed = NodeProcess::run(
+        "seed",
+        home.join("state"),
+        &["--config", file.to_str().unwrap()],
+    );
+    assert!(seed.next_line().starts_with("seed for file-b is "));
+    drop(seed);
+    std::fs::write(
+        &file,
+        "[[network]]\nchain_id = \"x\"\nlisten = \"nowhere\"\n",
+    )
+    .unwrap();
+    let out = tmp2p(&[
+        "seed",
+        "--home",
+        home.join("state").to_str().unwrap(),
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("seeds.toml") && stderr.contains("invalid socket address"),
+        "{stderr}"
+    );
+    let out = tmp2p(&["seed", "--home", home.join("state").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(home).unwrap();
+}
