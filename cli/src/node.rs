@@ -84,6 +84,11 @@ pub(crate) struct NodeArgs {
     /// kept below it [default: 60s, as CometBFT].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     ping_interval: Option<std::time::Duration>,
+    /// Executor threads of the smol driver (default 2; connection crypto runs in parallel
+    /// across them). One thread saves the wake-ups between threads, which pays off on a
+    /// machine whose other cores are busy.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Which driver runs the node.
     #[arg(long, value_enum, default_value = "smol")]
     driver: DriverKind,
@@ -234,6 +239,14 @@ pub(crate) fn size_store(
     pm.max_outgoing_connections = pm.max_outgoing_connections.min(pm.max_connected);
 }
 
+fn driver_options(args: &NodeArgs) -> tmp2p_driver_smol::DriverOptions {
+    let mut options = tmp2p_driver_smol::DriverOptions::default();
+    if let Some(threads) = args.threads {
+        options.threads = usize::from(threads);
+    }
+    options
+}
+
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::cometbft_config::parse_go_duration(text)
         .filter(|d| !d.is_zero())
@@ -288,7 +301,8 @@ fn run_smol(
     imported: Option<Vec<NodeAddress>>,
 ) -> Result<(), CliError> {
     let mut builder =
-        NodeBuilder::new(config, key, store).map_err(|e| CliError::BadInput(e.to_string()))?;
+        NodeBuilder::with_options(config, key, store, driver_options(args))
+            .map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder
         .open_raw_channel(echo_descriptor(args.echo_channel))
         .map_err(|e| CliError::BadInput(e.to_string()))?;
