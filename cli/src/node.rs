@@ -300,9 +300,8 @@ fn run_smol(
     pex: Option<PexConfig>,
     imported: Option<Vec<NodeAddress>>,
 ) -> Result<(), CliError> {
-    let mut builder =
-        NodeBuilder::with_options(config, key, store, driver_options(args))
-            .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let mut builder = NodeBuilder::with_options(config, key, store, driver_options(args))
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder
         .open_raw_channel(echo_descriptor(args.echo_channel))
         .map_err(|e| CliError::BadInput(e.to_string()))?;

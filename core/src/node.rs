@@ -45,6 +45,7 @@
 //! message back when the peer's queue is full and announce room with
 //! [`NodeOutput::Writable`]; drop channels count each drop.
 
+mod counters_view;
 mod inbox;
 mod link;
 mod output;
@@ -52,6 +53,7 @@ mod pex_host;
 mod sending;
 mod store_batch;
 
+pub use counters_view::CountersView;
 pub use link::{Link, LinkCommand, LinkReport, LinkSettings};
 pub use output::{NodeError, NodeOutput};
 pub use pex_host::PexEvent;
@@ -69,7 +71,7 @@ use crate::connection::PeerEvent;
 use crate::id::NodeId;
 use crate::mconn::ChannelDescriptor;
 use crate::node_config::NodeConfig;
-use crate::peer_manager::{ClockAnchor, PeerRecord};
+use crate::peer_manager::{ClockAnchor, PeerRecord, PeerStatus};
 use crate::pex::{self, PexConfig, PexReactor, PEX_CHANNEL};
 use crate::router::window::{WindowChange, WindowLimits};
 use crate::router::{
@@ -104,6 +106,8 @@ pub struct Node {
     outputs: VecDeque<NodeOutput>,
     /// Set by [`Node::stop`]: past it, connections close whatever they still hold.
     stop_deadline: Option<Instant>,
+    /// The counters for other threads, the routed peers' kept as they come and go.
+    view: CountersView,
 }
 
 impl Node {
@@ -130,7 +134,9 @@ impl Node {
             records,
             Box::new(rng.clone()),
         )?;
+        let view = CountersView::new(Arc::clone(router.counters()));
         Ok(Node {
+            view,
             router,
             pex: None,
             pex_rng: Some(Box::new(rng)),
@@ -424,6 +430,12 @@ impl Node {
         self.router.peer_counters_of(node)
     }
 
+    /// A reader of the node's counters for other threads (a metrics exporter's): the
+    /// totals and every routed peer's, kept up to date as peers come and go.
+    pub fn counters_view(&self) -> CountersView {
+        self.view.clone()
+    }
+
     /// Every routed peer's counters now, peers ascending (on the owner's thread).
     pub fn peer_snapshots(&self) -> Vec<PeerSnapshot> {
         let peers = self.router.connected_peers();
@@ -568,6 +580,12 @@ impl Node {
                 self.outputs.push_back(NodeOutput::Windows(changes));
                 if let Some(pex) = &mut self.pex {
                     pex.on_peer_update(now, &update, &mut self.router);
+                }
+                match self.router.peer_counters_of(update.node_id) {
+                    Some(counters) if update.status == PeerStatus::Up => {
+                        self.view.peer_up(update.node_id, counters);
+                    }
+                    _ => self.view.peer_down(update.node_id),
                 }
                 NodeOutput::PeerUpdate(update)
             }

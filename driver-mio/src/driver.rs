@@ -14,7 +14,7 @@ use rand_core::OsRng;
 use slab::Slab;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::{LinkCommand, Node, NodeOutput};
-use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, StoreOp};
+use tmp2p_core::peer_manager::{ClockAnchor, StoreOp};
 use tmp2p_core::router::window::WindowChange;
 use tmp2p_core::router::{
     ConnectionId, Envelope, OverflowPolicy, PeerError, PeerSnapshot, SendError,
@@ -24,7 +24,7 @@ use tmp2p_store::PeerStore;
 
 use crate::app::{AppEvent, Callback, Control};
 use crate::error::DriverError;
-use crate::handle::{Command, Inbound, NodeHandle, Notify, PeerRegistry, Shared};
+use crate::handle::{Command, Inbound, NodeHandle, Notify, Shared};
 use crate::link::{Link, Stage};
 use crate::send_windows::BlockingWindows;
 use crate::setup::{DriverLimits, DriverSetup};
@@ -91,8 +91,6 @@ pub struct Driver {
     shutdown: bool,
     /// Same-thread code called into the router since the last turn: its actions wait.
     touched: bool,
-    /// The routed peers' counters, for the handles' `peer_counters`.
-    peers: PeerRegistry,
 }
 
 fn clock_anchor(now: Instant) -> ClockAnchor {
@@ -189,7 +187,6 @@ impl Driver {
             now,
             shutdown: false,
             touched: false,
-            peers: PeerRegistry::default(),
         })
     }
 
@@ -342,8 +339,7 @@ impl Driver {
                     notify,
                     paused: Default::default(),
                     windows: Arc::clone(&self.windows),
-                    counters: Arc::clone(self.node.counters()),
-                    peers: Arc::clone(&self.peers),
+                    view: self.node.counters_view(),
                 }),
             }
         });
@@ -544,19 +540,7 @@ impl Driver {
                 NodeOutput::Dial { conn, socket, .. } => self.dial(now, conn, socket),
                 NodeOutput::Resolve { address } => self.resolve(address),
                 NodeOutput::Link { conn, command } => self.command_link(now, conn, command),
-                NodeOutput::PeerUpdate(update) => {
-                    let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-                    match self.node.peer_counters(update.node_id) {
-                        Some(counters) if update.status == PeerStatus::Up => {
-                            peers.insert(update.node_id, counters);
-                        }
-                        _ => {
-                            peers.remove(&update.node_id);
-                        }
-                    }
-                    drop(peers);
-                    self.push_event(AppEvent::PeerUpdate(update));
-                }
+                NodeOutput::PeerUpdate(update) => self.push_event(AppEvent::PeerUpdate(update)),
                 NodeOutput::Windows(changes) => self.window_changes.extend(changes),
                 // Loop-thread sends are checked against the windows first, so the node
                 // itself never refuses one; room is announced from the windows below.

@@ -4,18 +4,15 @@
 //! the driver stops reading sockets (TCP backpressure) until the application catches up;
 //! each receive wakes the loop while it is paused.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tmp2p_core::address::NodeAddress;
+use tmp2p_core::node::CountersView;
 use tmp2p_core::router::window::{Reservation, Reserve};
-use tmp2p_core::router::{
-    CountersSnapshot, Envelope, PeerCounters, PeerError, PeerSnapshot, RouterCounters, SendError,
-    Target,
-};
+use tmp2p_core::router::{CountersSnapshot, Envelope, PeerError, PeerSnapshot, SendError, Target};
 use tmp2p_core::typed::{ChannelCodec, TypedChannel};
 use tmp2p_core::NodeId;
 
@@ -57,15 +54,9 @@ pub(crate) struct Shared {
     pub(crate) paused: AtomicBool,
     /// The senders' backpressure windows.
     pub(crate) windows: Arc<BlockingWindows>,
-    /// The Router's delivery counters.
-    pub(crate) counters: Arc<RouterCounters>,
-    /// The routed peers' counters, kept by the loop as peers come and go.
-    pub(crate) peers: PeerRegistry,
+    /// The node machine's counters, for any thread.
+    pub(crate) view: CountersView,
 }
-
-/// The routed peers' counters (the lock is taken per peer update and per read, never per
-/// message).
-pub(crate) type PeerRegistry = Arc<Mutex<BTreeMap<NodeId, Arc<PeerCounters>>>>;
 
 /// Sends requests to a node's loop from any thread. Cheap to clone.
 #[derive(Clone)]
@@ -92,16 +83,12 @@ impl NodeHandle {
     /// The Router's delivery counters now: messages handed to connections and every drop
     /// by reason (read without waking the loop).
     pub fn counters(&self) -> CountersSnapshot {
-        self.shared.counters.snapshot()
+        self.shared.view.counters()
     }
 
     /// Each routed peer's counters now, per channel (read without waking the loop).
     pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
-        let peers: Vec<Arc<PeerCounters>> = {
-            let registry = self.shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            registry.values().cloned().collect()
-        };
-        peers.iter().map(|peer| peer.snapshot()).collect()
+        self.shared.view.peer_counters()
     }
 
     /// Routes an outbound envelope. On a backpressure channel (the default) it blocks the

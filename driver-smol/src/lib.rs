@@ -52,6 +52,7 @@ mod store_task;
 
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
 pub use error::{DriverError, TrySendError};
-pub use node::{CountersView, DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use tmp2p_core::node::CountersView;
 pub use tmp2p_core::pex::PexConfig;
 pub use tmp2p_core::router::{OverflowPolicy, PeerError, Target};

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,13 +14,11 @@ use bytes::Bytes;
 use smol::{Executor, Task};
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::mconn::ChannelDescriptor;
-use tmp2p_core::node::Node;
+use tmp2p_core::node::{CountersView, Node};
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerUpdate};
 use tmp2p_core::pex::PexConfig;
-use tmp2p_core::router::{
-    CountersSnapshot, OverflowPolicy, PeerCounters, PeerSnapshot, RouterCounters,
-};
+use tmp2p_core::router::{CountersSnapshot, OverflowPolicy, PeerSnapshot};
 use tmp2p_core::typed::{ChannelCodec, RawCodec};
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_store::PeerStore;
@@ -328,8 +326,7 @@ impl NodeBuilder {
         let (inputs_tx, inputs) = async_channel::bounded(options.command_capacity);
         let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
         let node_id = key.node_id();
-        let counters = Arc::clone(node.counters());
-        let peers = PeerRegistry::default();
+        let view = node.counters_view();
         let task = RouterTask {
             node,
             key,
@@ -344,7 +341,6 @@ impl NodeBuilder {
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
             windows,
-            peers: Arc::clone(&peers),
         };
         let span = tracing::info_span!("node", id = %node_id);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));
@@ -358,8 +354,7 @@ impl NodeBuilder {
             router_task: Some(router_task),
             threads: Vec::new(),
             shutdown: None,
-            counters,
-            peers,
+            view,
         })
     }
 }
@@ -377,38 +372,9 @@ pub struct NodeHandle {
     router_task: Option<Task<()>>,
     threads: Vec<JoinHandle<()>>,
     shutdown: Option<Sender<()>>,
-    counters: Arc<RouterCounters>,
-    peers: PeerRegistry,
+    /// The node machine's counters, for any thread.
+    view: CountersView,
 }
-
-/// Reads a running node's counters from any thread, without asking the router task
-/// ([`NodeHandle::counters_view`]).
-#[derive(Clone)]
-pub struct CountersView {
-    counters: Arc<RouterCounters>,
-    peers: PeerRegistry,
-}
-
-impl CountersView {
-    /// As [`NodeHandle::counters`].
-    pub fn counters(&self) -> CountersSnapshot {
-        self.counters.snapshot()
-    }
-
-    /// As [`NodeHandle::peer_counters`], peers ascending.
-    pub fn peer_counters(&self) -> Vec<PeerSnapshot> {
-        let peers: Vec<Arc<PeerCounters>> = {
-            let registry = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-            registry.values().cloned().collect()
-        };
-        peers.iter().map(|peer| peer.snapshot()).collect()
-    }
-}
-
-/// The routed peers' counters, kept by the router task as peers come and go, read by
-/// [`NodeHandle::peer_counters`] (the lock is taken per peer update and per read, never per
-/// message).
-pub(crate) type PeerRegistry = Arc<Mutex<BTreeMap<NodeId, Arc<PeerCounters>>>>;
 
 impl NodeHandle {
     /// Our node id.
@@ -424,7 +390,7 @@ impl NodeHandle {
     /// The Router's delivery counters now: messages handed to connections and every drop
     /// by reason (read without asking the router task).
     pub fn counters(&self) -> CountersSnapshot {
-        self.counters.snapshot()
+        self.view.counters()
     }
 
     /// Each routed peer's counters now, per channel (read without asking the router task).
@@ -434,10 +400,7 @@ impl NodeHandle {
 
     /// A cloneable reader of the same counters, for an exporter on another thread.
     pub fn counters_view(&self) -> CountersView {
-        CountersView {
-            counters: Arc::clone(&self.counters),
-            peers: Arc::clone(&self.peers),
-        }
+        self.view.clone()
     }
 
     /// Adds a peer address (dialed when the PeerManager decides). Returns whether the

@@ -24,7 +24,7 @@ use tmp2p_core::address::{NodeAddress, Resolution};
 use tmp2p_core::connection::PeerEvent;
 use tmp2p_core::deadline::later;
 use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
-use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
+use tmp2p_core::peer_manager::PeerUpdate;
 use tmp2p_core::router::window::Reservation;
 use tmp2p_core::router::{self, ConnectionId, ConnectionParams, PeerError};
 use tmp2p_core::NodeKey;
@@ -33,7 +33,6 @@ use tracing::Instrument;
 use crate::connection_task::ConnTask;
 use crate::envelope::AppCommand;
 use crate::inbound::AppChannels;
-use crate::node::PeerRegistry;
 use crate::send_windows::SharedWindows;
 use crate::store_task::StoreRequest;
 
@@ -90,8 +89,6 @@ pub(crate) struct RouterTask {
     pub(crate) stop_timeout: Duration,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
-    /// The routed peers' counters, for `NodeHandle::peer_counters`.
-    pub(crate) peers: PeerRegistry,
 }
 
 enum Wake {
@@ -369,18 +366,6 @@ impl RouterTask {
     fn publish(&mut self, update: PeerUpdate) {
         // The node machine logs why a peer went down, at info.
         tracing::debug!(peer = %update.node_id, status = ?update.status, "peer update");
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        match update.status {
-            PeerStatus::Up => {
-                if let Some(counters) = self.node.peer_counters(update.node_id) {
-                    peers.insert(update.node_id, counters);
-                }
-            }
-            PeerStatus::Down => {
-                peers.remove(&update.node_id);
-            }
-        }
-        drop(peers);
         self.subscribers
             .retain(|s| match s.try_send(update.clone()) {
                 Ok(()) => true,

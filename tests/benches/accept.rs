@@ -93,7 +93,11 @@ fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProc
         .arg(&home)
         .args(extra)
         // Extra node options for an experiment, e.g. TMP2P_NODE_ARGS="--threads 1".
-        .args(std::env::var("TMP2P_NODE_ARGS").unwrap_or_default().split_whitespace())
+        .args(
+            std::env::var("TMP2P_NODE_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
