@@ -76,7 +76,7 @@ impl Driver {
             if let Some(link) = self.links.get_mut(slot) {
                 link.waiting = false;
             }
-            self.take_deliveries(slot);
+            self.take_deliveries(slot, false);
             self.enqueue(slot);
         }
     }

@@ -395,3 +395,57 @@ fn a_close_is_not_held_back_by_a_peer_that_stopped_reading() {
         }
     }
 }
+
+/// A peer sends a burst and closes while the application is not taking events (its queue
+/// full at two): every message still reaches it, in order, before the peer's `Down`.
+#[test]
+fn a_peers_last_messages_come_before_its_down_even_past_a_full_queue() {
+    const COUNT: usize = 20;
+    let mut poll = Poll::new().unwrap();
+    let mut slow_setup = setup(7, vec![]);
+    slow_setup.limits.max_pending_inbound = 2;
+    let mut slow =
+        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
+    let mut sender = Driver::new(
+        setup(8, vec![address_of(&slow)]),
+        poll.registry(),
+        TokenRange::new(100, 8).unwrap(),
+    )
+    .unwrap();
+    let slow_id = slow.node_id();
+    turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 0);
+    for i in 0..COUNT {
+        let message = Bytes::from(vec![i as u8; 100]);
+        assert_eq!(
+            sender.send(Envelope::to_peer(slow_id, CHANNEL, message)),
+            Ok(1)
+        );
+    }
+    for _ in 0..10 {
+        turn(
+            &mut poll,
+            &mut [&mut slow, &mut sender],
+            Duration::from_millis(5),
+        );
+    }
+    drop(sender);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let is_down =
+        |e: &AppEvent| matches!(e, AppEvent::PeerUpdate(u) if u.status == PeerStatus::Down);
+    while !slow.events.iter().any(is_down) {
+        assert!(Instant::now() < deadline, "the close was not seen");
+        turn(&mut poll, &mut [&mut slow], Duration::from_millis(10));
+    }
+    let mut got = Vec::new();
+    let mut down_after = None;
+    while let Some(event) = slow.poll_event() {
+        match event {
+            AppEvent::Message(env) => got.push(env.message[0]),
+            e if is_down(&e) => down_after = Some(got.len()),
+            _ => {}
+        }
+    }
+    let expected: Vec<u8> = (0..COUNT).map(|i| i as u8).collect();
+    assert_eq!(got, expected);
+    assert_eq!(down_after, Some(COUNT), "the Down overtook messages");
+}

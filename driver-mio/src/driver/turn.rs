@@ -47,7 +47,7 @@ impl Driver {
             more |= link.write(now, self.limits.write_budget);
         }
         self.drain_link_reports(slot, now);
-        self.take_deliveries(slot);
+        self.take_deliveries(slot, false);
         let Some(link) = self.links.get_mut(slot) else {
             return false;
         };
@@ -86,8 +86,10 @@ impl Driver {
                 link.linger_until
                     .get_or_insert(later(now, self.node.close_linger()));
                 // What the peer sent before it closed reaches the application before the
-                // `Down` this report turns into (the reports just read put it in the inbox).
-                self.take_deliveries(slot);
+                // `Down` this report turns into (the reports just read put it in the inbox),
+                // all of it even past the queue's soft limit: the link reads no more, so this
+                // is bounded by what it held (`NodeConfig::inbound_hold_bytes`).
+                self.take_deliveries(slot, true);
             }
             self.node.handle_link_report(now, conn, report);
         }
@@ -95,14 +97,17 @@ impl Driver {
         self.run_outputs(now);
     }
 
-    /// Moves the link's received messages into the application's queue while it has room;
-    /// what is left waits in the link (which stops reading past its hold budget) until
-    /// the application makes room (`resume_waiting`).
-    pub(super) fn take_deliveries(&mut self, slot: usize) {
-        let room = self
-            .limits
-            .max_pending_inbound
-            .saturating_sub(self.events.len());
+    /// Moves the link's received messages into the application's queue while it has room
+    /// (every one with `all`); what is left waits in the link (which stops reading past its
+    /// hold budget) until the application makes room (`resume_waiting`).
+    pub(super) fn take_deliveries(&mut self, slot: usize, all: bool) {
+        let room = if all {
+            usize::MAX
+        } else {
+            self.limits
+                .max_pending_inbound
+                .saturating_sub(self.events.len())
+        };
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
