@@ -12,6 +12,7 @@
 
 pub mod address;
 mod channel_set;
+pub mod cometbft_channels;
 pub mod connection;
 pub mod deadline;
 pub mod delimited;
