@@ -72,6 +72,7 @@ fn keygen_then_id_prints_the_key_id() {
         let mode = std::fs::metadata(key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key file readable by others: {mode:o}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -95,6 +96,7 @@ fn keygen_refuses_to_overwrite_without_force() {
     let forced = tmp2p(&["keygen", "--out", key, "--force"]);
     assert!(forced.status.success());
     assert_ne!(std::fs::read(key).unwrap(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -122,6 +124,7 @@ fn malformed_key_file_exits_2_with_one_line() {
 
     std::fs::write(&key, b"not json").unwrap();
     assert_one_line_error(&tmp2p(&["id", "--key", key.to_str().unwrap()]), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -129,6 +132,7 @@ fn missing_key_file_exits_2() {
     let dir = scratch("missing");
     let key = dir.join("absent.json");
     assert_one_line_error(&tmp2p(&["id", "--key", key.to_str().unwrap()]), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

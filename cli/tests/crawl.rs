@@ -8,14 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The node processes; every one is killed on drop, even when an assertion fails.
-struct Nodes(Vec<Child>);
+/// The node processes and their homes; every one is killed (and its home removed) on
+/// drop, even when an assertion fails.
+struct Nodes(Vec<(Child, std::path::PathBuf)>);
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for (child, home) in &mut self.0 {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = std::fs::remove_dir_all(home);
         }
     }
 }
@@ -44,6 +46,7 @@ fn start_node_on(
     lines: &mpsc::Sender<(usize, String)>,
     network: &str,
 ) -> String {
+    let home = scratch(&index.to_string());
     let mut command = Command::new(env!("CARGO_BIN_EXE_tmp2p"));
     command
         .args([
@@ -56,7 +59,7 @@ fn start_node_on(
         ])
         .arg(format!("crawl-{index}"))
         .arg("--home")
-        .arg(scratch(&index.to_string()));
+        .arg(&home);
     if let Some(peer) = bootstrap {
         command.args(["--bootstrap-peers", peer]);
     }
@@ -66,7 +69,7 @@ fn start_node_on(
         .spawn()
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    nodes.0.push(child);
+    nodes.0.push((child, home));
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     // "node ID listening on ADDR"
