@@ -2,6 +2,8 @@
 //! `tmp2p crawl` over 10 local `tmp2p node` processes chained by bootstrap peers (node i
 //! knows only node i-1): the crawl, started at node 0, finds all 10 by PEX alone.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -86,16 +88,8 @@ fn start_node_on(
 }
 
 fn crawl(start: &str) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args(["crawl", start, "--json", "--timeout", "5"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let json = common::tmp2p_ok(&["crawl", start, "--json", "--timeout", "5"]);
+    serde_json::from_str(&json).unwrap()
 }
 
 fn reached_ids(v: &serde_json::Value) -> BTreeSet<String> {
@@ -258,27 +252,17 @@ fn a_crawl_over_fifty_nodes_writes_the_census_and_the_graph() {
     let (dot, svg) = (dir.join("net.dot"), dir.join("net.svg"));
     // PEX spreads the chain's addresses within a few rounds: retry until every node is in.
     let deadline = Instant::now() + Duration::from_secs(30);
+    let crawl_args = [
+        "crawl",
+        &start,
+        "--timeout",
+        "5",
+        "--concurrency",
+        "16",
+        "--graph",
+    ];
     let rows = loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-            .args([
-                "crawl",
-                &start,
-                "--csv",
-                "--timeout",
-                "5",
-                "--concurrency",
-                "16",
-            ])
-            .arg("--graph")
-            .arg(&dot)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let csv = String::from_utf8(out.stdout).unwrap();
+        let csv = common::tmp2p_ok(&[&crawl_args[..], &[dot.to_str().unwrap(), "--csv"]].concat());
         let rows: Vec<Vec<String>> = csv
             .lines()
             .map(|l| l.split(',').map(str::to_owned).collect())
@@ -309,26 +293,8 @@ fn a_crawl_over_fifty_nodes_writes_the_census_and_the_graph() {
         "{text}"
     );
     assert!(text.matches(" -> ").count() >= NODES - 1, "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .args([
-            "crawl",
-            &start,
-            "--json",
-            "--timeout",
-            "5",
-            "--concurrency",
-            "16",
-        ])
-        .arg("--graph")
-        .arg(&svg)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json = common::tmp2p_ok(&[&crawl_args[..], &[svg.to_str().unwrap(), "--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["summary"]["networks"]["census-net"], NODES, "{v:#}");
     assert!(v["edges"].as_array().unwrap().len() >= NODES - 1);
     let picture = std::fs::read_to_string(&svg).unwrap();

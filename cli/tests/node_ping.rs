@@ -42,18 +42,8 @@ impl Drop for Home {
 }
 
 fn ping(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
-        .arg("ping")
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let json = common::tmp2p_ok(&[&["ping"], args, &["--json"]].concat());
+    serde_json::from_str(&json).unwrap()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{address_in, fresh_dir, tmp2p, NodeProcess};
 
 fn crawl(address: &str, network: &str) -> serde_json::Value {
-    let out = tmp2p(&[
+    let args = [
         "crawl",
         address,
         "--network",
@@ -18,13 +18,8 @@ fn crawl(address: &str, network: &str) -> serde_json::Value {
         "--json",
         "--timeout",
         "5",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    ];
+    serde_json::from_str(&common::tmp2p_ok(&args)).unwrap()
 }
 
 fn reached(v: &serde_json::Value) -> Vec<String> {

@@ -145,6 +145,18 @@ pub(crate) fn tmp2p(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs the built `tmp2p` with `args`, asserts it succeeded (showing its stderr if not)
+/// and returns its stdout.
+pub(crate) fn tmp2p_ok(args: &[&str]) -> String {
+    let out = tmp2p(args);
+    assert!(
+        out.status.success(),
+        "tmp2p {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// An empty directory for one test, unique to this process.
 pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tmp2p-test-{}-{name}", std::process::id()));

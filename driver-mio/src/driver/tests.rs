@@ -132,6 +132,21 @@ fn connections_beyond_the_token_range_are_dropped_before_any_handshake() {
     assert_eq!(second.read(&mut buf).unwrap(), 0);
 }
 
+/// A node on `slow_setup` and a sender (key seed `sender_seed`) that dials it, on one
+/// `poll`, both up.
+fn slow_and_sender(poll: &mut Poll, slow_setup: DriverSetup, sender_seed: u8) -> (Driver, Driver) {
+    let mut slow =
+        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
+    let mut sender = Driver::new(
+        setup(sender_seed, vec![address_of(&slow)]),
+        poll.registry(),
+        TokenRange::new(100, 8).unwrap(),
+    )
+    .unwrap();
+    turn_until_up(poll, &mut [&mut slow, &mut sender], 0);
+    (slow, sender)
+}
+
 #[test]
 fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     const COUNT: usize = 40;
@@ -142,16 +157,8 @@ fn a_full_inbound_queue_stops_reading_until_the_application_takes_events() {
     slow_setup.config.inbound_hold_bytes = 4000;
     // Small reads, so a turn's read yields about one message and the pause shows.
     slow_setup.limits.read_budget = 1024;
-    let mut slow =
-        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
-    let mut sender = Driver::new(
-        setup(4, vec![address_of(&slow)]),
-        poll.registry(),
-        TokenRange::new(100, 8).unwrap(),
-    )
-    .unwrap();
+    let (mut slow, mut sender) = slow_and_sender(&mut poll, slow_setup, 4);
     let slow_id = slow.node_id();
-    turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 0);
     for i in 0..COUNT {
         let message = Bytes::from(vec![i as u8; 1000]);
         assert_eq!(
@@ -404,16 +411,8 @@ fn a_peers_last_messages_come_before_its_down_even_past_a_full_queue() {
     let mut poll = Poll::new().unwrap();
     let mut slow_setup = setup(7, vec![]);
     slow_setup.limits.max_pending_inbound = 2;
-    let mut slow =
-        Driver::new(slow_setup, poll.registry(), TokenRange::new(0, 8).unwrap()).unwrap();
-    let mut sender = Driver::new(
-        setup(8, vec![address_of(&slow)]),
-        poll.registry(),
-        TokenRange::new(100, 8).unwrap(),
-    )
-    .unwrap();
+    let (mut slow, mut sender) = slow_and_sender(&mut poll, slow_setup, 8);
     let slow_id = slow.node_id();
-    turn_until_up(&mut poll, &mut [&mut slow, &mut sender], 0);
     for i in 0..COUNT {
         let message = Bytes::from(vec![i as u8; 100]);
         assert_eq!(
