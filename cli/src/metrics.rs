@@ -5,8 +5,10 @@
 //! drivers' `counters()` / `peer_counters()`): nothing is added to the per-message path.
 //! Where CometBFT v0.38 has a p2p metric for the same quantity, its name and labels are
 //! used (`cometbft_p2p_peers`, `cometbft_p2p_peer_receive_bytes_total` and
-//! `cometbft_p2p_peer_send_bytes_total` with `peer_id` and `chID` as `0x40`), so existing
-//! dashboards work; the rest is ours, under `tmp2p_`.
+//! `cometbft_p2p_peer_send_bytes_total` with `peer_id` and `chID` as `0x40`,
+//! `cometbft_p2p_peer_pending_send_bytes`, and `cometbft_p2p_message_receive_bytes_total` /
+//! `_send_bytes_total` by `message_type` for the PEX messages), so existing dashboards
+//! work; the rest is ours, under `tmp2p_`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tmp2p_core::router::{CountersSnapshot, PeerSnapshot, RttSnapshot, RTT_BUCKETS_SECONDS};
+use tmp2p_core::router::{
+    CountersSnapshot, PeerSnapshot, PexMessageType, RttSnapshot, RTT_BUCKETS_SECONDS,
+};
 
 use crate::CliError;
 
@@ -77,7 +81,11 @@ fn gauge_family() -> Family<Labels, Gauge> {
 /// The exposition of one scrape.
 fn render(counters: &CountersSnapshot, peers: &[PeerSnapshot]) -> String {
     let mut registry = Registry::default();
-    register_cometbft(registry.sub_registry_with_prefix("cometbft_p2p"), peers);
+    register_cometbft(
+        registry.sub_registry_with_prefix("cometbft_p2p"),
+        counters,
+        peers,
+    );
     register_ours(registry.sub_registry_with_prefix("tmp2p"), counters, peers);
     let mut out = String::new();
     if encode(&mut out, &registry).is_err() {
@@ -87,7 +95,7 @@ fn render(counters: &CountersSnapshot, peers: &[PeerSnapshot]) -> String {
 }
 
 /// CometBFT's p2p metrics that our counters measure the same way.
-fn register_cometbft(registry: &mut Registry, peers: &[PeerSnapshot]) {
+fn register_cometbft(registry: &mut Registry, counters: &CountersSnapshot, peers: &[PeerSnapshot]) {
     let connected = Gauge::<i64>::default();
     connected.set(i64::try_from(peers.len()).unwrap_or(i64::MAX));
     registry.register("peers", "Number of peers", connected);
@@ -129,6 +137,27 @@ fn register_cometbft(registry: &mut Registry, peers: &[PeerSnapshot]) {
         "peer_pending_send_bytes",
         "Pending bytes to be sent to a given peer",
         pending,
+    );
+    // Per message type, as CometBFT labels them (Go package and type). Only the built-in
+    // PEX channel's messages have a type here: raw channels carry bytes.
+    let (received, sent) = (counter_family(), counter_family());
+    for kind in [PexMessageType::Request, PexMessageType::Addrs] {
+        let labels = vec![("message_type", kind.metric_label().to_owned())];
+        received
+            .get_or_create(&labels)
+            .inc_by(counters.pex_bytes(kind, false));
+        sent.get_or_create(&labels)
+            .inc_by(counters.pex_bytes(kind, true));
+    }
+    registry.register(
+        "message_receive_bytes",
+        "Number of bytes of each message type received",
+        received,
+    );
+    registry.register(
+        "message_send_bytes",
+        "Number of bytes of each message type sent",
+        sent,
     );
 }
 

@@ -87,6 +87,9 @@ fn metrics_move_with_traffic(driver: &str) {
         sample(&after, "tmp2p_handshakes_total{outcome=\"succeeded\"}"),
         Some(2.0)
     );
+    // The neighbour's PEX request, by CometBFT's message type label.
+    let request = "cometbft_p2p_message_receive_bytes_total{message_type=\"p2p_PexRequest\"}";
+    assert!(sample(&after, request).unwrap_or(0.0) > 0.0, "{after}");
     let pending = format!("cometbft_p2p_peer_pending_send_bytes{{peer_id=\"{neighbour_id}\"}}");
     assert_eq!(sample(&after, &pending), Some(0.0), "{after}");
     every_dashboard_metric_is_served(&after);

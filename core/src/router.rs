@@ -42,7 +42,7 @@ mod types;
 pub mod window;
 
 pub use admission::AdmissionError;
-pub use counters::{CountersSnapshot, DropReason, RouterCounters};
+pub use counters::{CountersSnapshot, DropReason, PexMessageType, RouterCounters};
 pub use peer_counters::{
     ChannelSnapshot, PeerCounters, PeerOrigin, PeerSnapshot, RttSnapshot, RTT_BUCKETS_SECONDS,
 };

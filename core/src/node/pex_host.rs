@@ -79,6 +79,7 @@ impl PexHost {
         message: Bytes,
         router: &mut Router,
     ) {
+        router.counters().pex_message(&message, false);
         self.reactor
             .handle_message(now, from, message, router, &mut self.rng);
     }
@@ -103,10 +104,12 @@ impl PexHost {
         let output = self.reactor.poll_output()?;
         Some(match output {
             PexOutput::Send(envelope) => {
+                let message = envelope.message.clone();
                 // One request or answer per peer at a time: far below a peer's window, so
                 // a refusal means the peer is gone (the Router counted it).
-                if let Err(error) = router.send(envelope) {
-                    tracing::debug!(%error, "PEX message not sent");
+                match router.send(envelope) {
+                    Ok(_) => router.counters().pex_message(&message, true),
+                    Err(error) => tracing::debug!(%error, "PEX message not sent"),
                 }
                 None
             }

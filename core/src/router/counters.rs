@@ -47,6 +47,39 @@ pub struct RouterCounters {
     pex_addresses_new: AtomicU64,
     store_transactions: AtomicU64,
     store_operations: AtomicU64,
+    pex_request_bytes_received: AtomicU64,
+    pex_request_bytes_sent: AtomicU64,
+    pex_addrs_bytes_received: AtomicU64,
+    pex_addrs_bytes_sent: AtomicU64,
+}
+
+/// The PEX messages (`tendermint.p2p.Message`'s two kinds), for per-type byte counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PexMessageType {
+    /// `PexRequest`.
+    Request,
+    /// `PexAddrs`.
+    Addrs,
+}
+
+impl PexMessageType {
+    /// The kind of an encoded `tendermint.p2p.Message`, read off its first field tag (the
+    /// oneof holds exactly one field: 1 request, 2 addresses); `None` for anything else.
+    pub fn of(message: &[u8]) -> Option<Self> {
+        match message.first() {
+            Some(0x0a) => Some(PexMessageType::Request),
+            Some(0x12) => Some(PexMessageType::Addrs),
+            _ => None,
+        }
+    }
+
+    /// CometBFT's `message_type` metric label: the Go package and type.
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            PexMessageType::Request => "p2p_PexRequest",
+            PexMessageType::Addrs => "p2p_PexAddrs",
+        }
+    }
 }
 
 /// A copy of [`RouterCounters`] at one moment.
@@ -97,9 +130,27 @@ pub struct CountersSnapshot {
     pub store_transactions: u64,
     /// Peer-store operations (record upserts and deletions) in those batches.
     pub store_operations: u64,
+    /// Bytes of `PexRequest`s received.
+    pub pex_request_bytes_received: u64,
+    /// Bytes of `PexRequest`s sent.
+    pub pex_request_bytes_sent: u64,
+    /// Bytes of `PexAddrs` received.
+    pub pex_addrs_bytes_received: u64,
+    /// Bytes of `PexAddrs` sent.
+    pub pex_addrs_bytes_sent: u64,
 }
 
 impl CountersSnapshot {
+    /// PEX bytes of `kind`, received or `sent`.
+    pub fn pex_bytes(&self, kind: PexMessageType, sent: bool) -> u64 {
+        match (kind, sent) {
+            (PexMessageType::Request, false) => self.pex_request_bytes_received,
+            (PexMessageType::Request, true) => self.pex_request_bytes_sent,
+            (PexMessageType::Addrs, false) => self.pex_addrs_bytes_received,
+            (PexMessageType::Addrs, true) => self.pex_addrs_bytes_sent,
+        }
+    }
+
     /// Every drop, whatever the reason.
     pub fn dropped(&self) -> u64 {
         self.dropped_queue_full
@@ -182,6 +233,18 @@ impl RouterCounters {
         add(&self.pex_addresses_new, new);
     }
 
+    /// A PEX message was received (`sent` false) or sent; counted by its type.
+    pub(crate) fn pex_message(&self, message: &[u8], sent: bool) {
+        let counter = match (PexMessageType::of(message), sent) {
+            (Some(PexMessageType::Request), false) => &self.pex_request_bytes_received,
+            (Some(PexMessageType::Request), true) => &self.pex_request_bytes_sent,
+            (Some(PexMessageType::Addrs), false) => &self.pex_addrs_bytes_received,
+            (Some(PexMessageType::Addrs), true) => &self.pex_addrs_bytes_sent,
+            (None, _) => return,
+        };
+        add(counter, message.len());
+    }
+
     pub(crate) fn store_batch(&self, operations: usize) {
         add(&self.store_transactions, 1);
         add(&self.store_operations, operations);
@@ -213,6 +276,44 @@ impl RouterCounters {
             pex_addresses_new: get(&self.pex_addresses_new),
             store_transactions: get(&self.store_transactions),
             store_operations: get(&self.store_operations),
+            pex_request_bytes_received: get(&self.pex_request_bytes_received),
+            pex_request_bytes_sent: get(&self.pex_request_bytes_sent),
+            pex_addrs_bytes_received: get(&self.pex_addrs_bytes_received),
+            pex_addrs_bytes_sent: get(&self.pex_addrs_bytes_sent),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::typed::pex::PexInner;
+    use crate::typed::{ChannelCodec, WrapperCodec};
+    use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
+
+    #[test]
+    fn pex_bytes_are_counted_by_type_and_direction() {
+        let codec = WrapperCodec::<Message, PexInner>::new();
+        let request = codec.encode(&PexInner::Request(PexRequest {}));
+        let addrs = codec.encode(&PexInner::Addrs(PexAddrs { addrs: Vec::new() }));
+        assert_eq!(PexMessageType::of(&request), Some(PexMessageType::Request));
+        assert_eq!(PexMessageType::of(&addrs), Some(PexMessageType::Addrs));
+        assert_eq!(PexMessageType::of(&[0x1a, 0]), None);
+        assert_eq!(PexMessageType::of(&[]), None);
+        let counters = RouterCounters::default();
+        counters.pex_message(&request, false);
+        counters.pex_message(&addrs, true);
+        counters.pex_message(&addrs, true);
+        counters.pex_message(&[0xff], true);
+        let snapshot = counters.snapshot();
+        assert_eq!(
+            snapshot.pex_bytes(PexMessageType::Request, false),
+            request.len() as u64
+        );
+        assert_eq!(snapshot.pex_bytes(PexMessageType::Request, true), 0);
+        assert_eq!(
+            snapshot.pex_bytes(PexMessageType::Addrs, true),
+            2 * addrs.len() as u64
+        );
     }
 }
