@@ -127,6 +127,12 @@ fn read_addrbook(path: &Path) -> Result<Vec<NodeAddress>, CliError> {
 
 /// Runs `tmp2p node` until the process is stopped.
 pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
+    if args.threads.is_some() && args.driver == DriverKind::Mio {
+        return Err(CliError::BadInput(
+            "--threads sets the smol driver's executor; the mio driver runs one loop thread"
+                .into(),
+        ));
+    }
     let home = Home::open(&args.home)?;
     let key = home.key()?;
     let (config, pex) = resolve_config(args, &home)?;
