@@ -129,8 +129,7 @@ fn read_addrbook(path: &Path) -> Result<Vec<NodeAddress>, CliError> {
 pub(crate) fn run(args: &NodeArgs) -> Result<(), CliError> {
     if args.threads.is_some() && args.driver == DriverKind::Mio {
         return Err(CliError::BadInput(
-            "--threads sets the smol driver's executor; the mio driver runs one loop thread"
-                .into(),
+            "--threads sets the smol driver's executor; the mio driver runs one loop thread".into(),
         ));
     }
     let home = Home::open(&args.home)?;
