@@ -7,6 +7,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tendermint/p2p/conn.proto",
         "proto/tendermint/p2p/types.proto",
         "proto/tendermint/p2p/pex.proto",
+        "proto/tendermint/mempool/types.proto",
+        "proto/tendermint/statesync/types.proto",
         "proto/tmp2p/echo.proto",
     ];
     for file in files {

@@ -1,6 +1,7 @@
 //! prost types of every message tmp2p puts on the wire: the key-exchange `BytesValue`,
 //! `tendermint.crypto.PublicKey`, `tendermint.p2p.AuthSigMessage`, `DefaultNodeInfo`,
-//! MConnection `Packet`s, the PEX `Message` wrapper and the ADR 062 echo example messages.
+//! MConnection `Packet`s, the PEX `Message` wrapper, CometBFT's mempool and state-sync
+//! reactor messages, and the ADR 062 echo example messages.
 //!
 //! No logic lives here. Types are generated at build time from the `.proto` files under
 //! `proto/` by prost-build fed by protox (no system `protoc`), except the two that need
@@ -26,6 +27,12 @@ mod generated {
         pub mod p2p {
             include!(concat!(env!("OUT_DIR"), "/tendermint.p2p.rs"));
         }
+        pub mod mempool {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.mempool.rs"));
+        }
+        pub mod statesync {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.statesync.rs"));
+        }
     }
     pub mod tmp2p {
         pub mod echo {
@@ -49,6 +56,20 @@ pub mod p2p {
         PacketPong, PexAddrs, PexRequest, ProtocolVersion,
     };
     pub use crate::node_info::DefaultNodeInfo;
+}
+
+/// `tendermint.mempool`: the mempool reactor's messages on channel 0x30.
+pub mod mempool {
+    pub use crate::generated::tendermint::mempool::message::Sum as MessageSum;
+    pub use crate::generated::tendermint::mempool::{Message, Txs};
+}
+
+/// `tendermint.statesync`: the state-sync reactor's messages on channels 0x60 and 0x61.
+pub mod statesync {
+    pub use crate::generated::tendermint::statesync::message::Sum as MessageSum;
+    pub use crate::generated::tendermint::statesync::{
+        ChunkRequest, ChunkResponse, Message, SnapshotsRequest, SnapshotsResponse,
+    };
 }
 
 /// `tmp2p.echo`: the ADR 062 echo example (`Ping`, `Pong` and their oneof wrapper
