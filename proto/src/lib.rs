@@ -1,7 +1,7 @@
 //! prost types of every message tmp2p puts on the wire: the key-exchange `BytesValue`,
 //! `tendermint.crypto.PublicKey`, `tendermint.p2p.AuthSigMessage`, `DefaultNodeInfo`,
-//! MConnection `Packet`s, the PEX `Message` wrapper, CometBFT's mempool and state-sync
-//! reactor messages, and the ADR 062 echo example messages.
+//! MConnection `Packet`s, the PEX `Message` wrapper, CometBFT's consensus, mempool and
+//! state-sync reactor messages, and the ADR 062 echo example messages.
 //!
 //! No logic lives here. Types are generated at build time from the `.proto` files under
 //! `proto/` by prost-build fed by protox (no system `protoc`), except the two that need
@@ -26,6 +26,17 @@ mod generated {
         }
         pub mod p2p {
             include!(concat!(env!("OUT_DIR"), "/tendermint.p2p.rs"));
+        }
+        pub mod libs {
+            pub mod bits {
+                include!(concat!(env!("OUT_DIR"), "/tendermint.libs.bits.rs"));
+            }
+        }
+        pub mod types {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.types.rs"));
+        }
+        pub mod consensus {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.consensus.rs"));
         }
         pub mod mempool {
             include!(concat!(env!("OUT_DIR"), "/tendermint.mempool.rs"));
@@ -56,6 +67,26 @@ pub mod p2p {
         PacketPong, PexAddrs, PexRequest, ProtocolVersion,
     };
     pub use crate::node_info::DefaultNodeInfo;
+}
+
+/// `tendermint.types` (what the consensus messages carry), `tendermint.libs.bits` and the
+/// Merkle `Proof` of `tendermint.crypto`.
+pub mod types {
+    pub use crate::generated::tendermint::crypto::Proof;
+    pub use crate::generated::tendermint::libs::bits::BitArray;
+    pub use crate::generated::tendermint::types::{
+        BlockId, Part, PartSetHeader, Proposal, SignedMsgType, Vote,
+    };
+    pub use prost_types::Timestamp;
+}
+
+/// `tendermint.consensus`: the consensus reactor's messages on channels 0x20–0x23.
+pub mod consensus {
+    pub use crate::generated::tendermint::consensus::message::Sum as MessageSum;
+    pub use crate::generated::tendermint::consensus::{
+        BlockPart, HasVote, Message, NewRoundStep, NewValidBlock, Proposal, ProposalPol, Vote,
+        VoteSetBits, VoteSetMaj23,
+    };
 }
 
 /// `tendermint.mempool`: the mempool reactor's messages on channel 0x30.

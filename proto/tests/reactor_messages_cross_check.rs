@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! CometBFT's mempool (0x30) and state-sync (0x60, 0x61) reactor messages against the
-//! independent `tendermint-proto` 0.41 crate (`v0_38`): for arbitrary values (biased
-//! towards edge values) our encoding equals theirs byte for byte, and each side decodes the
-//! other's bytes to the equal value.
+//! CometBFT's consensus (0x20–0x23), mempool (0x30) and state-sync (0x60, 0x61) reactor
+//! messages and the types they carry against the independent `tendermint-proto` 0.41 crate
+//! (`v0_38`): for arbitrary values (biased towards edge values, optional fields present or
+//! not) our encoding equals theirs byte for byte, and each side decodes the other's bytes to
+//! the equal value.
 
 #[macro_use]
 mod common;
@@ -10,10 +11,17 @@ mod common;
 use bytes::Bytes;
 use common::{edge_or_any, gen_bytes, gen_u64, same_wire, Any, CASES};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
+use tendermint_proto::google::protobuf::Timestamp as TheirTimestamp;
+use tendermint_proto::v0_38::consensus as their_consensus;
+use tendermint_proto::v0_38::crypto as their_crypto;
+use tendermint_proto::v0_38::libs::bits as their_bits;
 use tendermint_proto::v0_38::mempool as their_mempool;
 use tendermint_proto::v0_38::statesync as their_statesync;
+use tendermint_proto::v0_38::types as their_types;
+use tmp2p_proto::consensus;
 use tmp2p_proto::mempool;
 use tmp2p_proto::statesync;
+use tmp2p_proto::types;
 
 fn gen_u32(g: &mut Gen) -> u32 {
     edge_or_any(g, &[0, 1, 0x7f, 0x80, 0x3fff, 0x4000, u32::MAX])
@@ -159,3 +167,305 @@ same_wire_property!(
     statesync::Message,
     their_statesync_message
 );
+
+// ---------------------------------------------------------------------------------------
+// Consensus.
+// ---------------------------------------------------------------------------------------
+
+fn gen_i64(g: &mut Gen) -> i64 {
+    edge_or_any(
+        g,
+        &[0, 1, -1, 0x7f, 0x80, i64::MIN, i64::MAX, -62_135_596_800],
+    )
+}
+
+fn gen_i32(g: &mut Gen) -> i32 {
+    edge_or_any(g, &[0, 1, -1, 0x7f, 0x80, i32::MIN, i32::MAX])
+}
+
+/// One of the vote types, or any other number (a decoder must keep what it does not know).
+fn gen_msg_type(g: &mut Gen) -> i32 {
+    edge_or_any(g, &[0, 1, 2, 32, 3, -1])
+}
+
+/// Absent a fifth of the time.
+fn maybe<T>(g: &mut Gen, make: impl FnOnce(&mut Gen) -> T) -> Option<T> {
+    (u8::arbitrary(g) % 5 != 0).then(|| make(g))
+}
+
+fn gen_timestamp(g: &mut Gen) -> types::Timestamp {
+    types::Timestamp {
+        seconds: gen_i64(g),
+        nanos: gen_i32(g),
+    }
+}
+
+fn gen_bit_array(g: &mut Gen) -> types::BitArray {
+    let count = usize::from(u8::arbitrary(g) % 6);
+    types::BitArray {
+        bits: gen_i64(g),
+        elems: (0..count).map(|_| gen_u64(g)).collect(),
+    }
+}
+
+fn gen_part_set_header(g: &mut Gen) -> types::PartSetHeader {
+    types::PartSetHeader {
+        total: gen_u32(g),
+        hash: Bytes::from(gen_bytes(g)),
+    }
+}
+
+fn gen_block_id(g: &mut Gen) -> types::BlockId {
+    types::BlockId {
+        hash: Bytes::from(gen_bytes(g)),
+        part_set_header: maybe(g, gen_part_set_header),
+    }
+}
+
+fn gen_part(g: &mut Gen) -> types::Part {
+    let aunts = usize::from(u8::arbitrary(g) % 5);
+    types::Part {
+        index: gen_u32(g),
+        bytes: Bytes::from(gen_bytes(g)),
+        proof: maybe(g, |g| types::Proof {
+            total: gen_i64(g),
+            index: gen_i64(g),
+            leaf_hash: Bytes::from(gen_bytes(g)),
+            aunts: (0..aunts).map(|_| Bytes::from(gen_bytes(g))).collect(),
+        }),
+    }
+}
+
+fn gen_vote(g: &mut Gen) -> types::Vote {
+    types::Vote {
+        r#type: gen_msg_type(g),
+        height: gen_i64(g),
+        round: gen_i32(g),
+        block_id: maybe(g, gen_block_id),
+        timestamp: maybe(g, gen_timestamp),
+        validator_address: Bytes::from(gen_bytes(g)),
+        validator_index: gen_i32(g),
+        signature: Bytes::from(gen_bytes(g)),
+        extension: Bytes::from(gen_bytes(g)),
+        extension_signature: Bytes::from(gen_bytes(g)),
+    }
+}
+
+fn gen_proposal(g: &mut Gen) -> types::Proposal {
+    types::Proposal {
+        r#type: gen_msg_type(g),
+        height: gen_i64(g),
+        round: gen_i32(g),
+        pol_round: gen_i32(g),
+        block_id: maybe(g, gen_block_id),
+        timestamp: maybe(g, gen_timestamp),
+        signature: Bytes::from(gen_bytes(g)),
+    }
+}
+
+fn gen_consensus_message(g: &mut Gen) -> consensus::Message {
+    use consensus::MessageSum as Sum;
+    let sum = match u8::arbitrary(g) % 10 {
+        0 => None,
+        1 => Some(Sum::NewRoundStep(consensus::NewRoundStep {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            step: gen_u32(g),
+            seconds_since_start_time: gen_i64(g),
+            last_commit_round: gen_i32(g),
+        })),
+        2 => Some(Sum::NewValidBlock(consensus::NewValidBlock {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            block_part_set_header: maybe(g, gen_part_set_header),
+            block_parts: maybe(g, gen_bit_array),
+            is_commit: bool::arbitrary(g),
+        })),
+        3 => Some(Sum::Proposal(consensus::Proposal {
+            proposal: maybe(g, gen_proposal),
+        })),
+        4 => Some(Sum::ProposalPol(consensus::ProposalPol {
+            height: gen_i64(g),
+            proposal_pol_round: gen_i32(g),
+            proposal_pol: maybe(g, gen_bit_array),
+        })),
+        5 => Some(Sum::BlockPart(consensus::BlockPart {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            part: maybe(g, gen_part),
+        })),
+        6 => Some(Sum::Vote(consensus::Vote {
+            vote: maybe(g, gen_vote),
+        })),
+        7 => Some(Sum::HasVote(consensus::HasVote {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            r#type: gen_msg_type(g),
+            index: gen_i32(g),
+        })),
+        8 => Some(Sum::VoteSetMaj23(consensus::VoteSetMaj23 {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            r#type: gen_msg_type(g),
+            block_id: maybe(g, gen_block_id),
+        })),
+        _ => Some(Sum::VoteSetBits(consensus::VoteSetBits {
+            height: gen_i64(g),
+            round: gen_i32(g),
+            r#type: gen_msg_type(g),
+            block_id: maybe(g, gen_block_id),
+            votes: maybe(g, gen_bit_array),
+        })),
+    };
+    consensus::Message { sum }
+}
+
+arbitrary_via!(types::Vote, gen_vote);
+arbitrary_via!(types::Proposal, gen_proposal);
+arbitrary_via!(types::Part, gen_part);
+arbitrary_via!(consensus::Message, gen_consensus_message);
+
+fn their_timestamp(t: &types::Timestamp) -> TheirTimestamp {
+    TheirTimestamp {
+        seconds: t.seconds,
+        nanos: t.nanos,
+    }
+}
+
+fn their_bit_array(b: &types::BitArray) -> their_bits::BitArray {
+    their_bits::BitArray {
+        bits: b.bits,
+        elems: b.elems.clone(),
+    }
+}
+
+fn their_part_set_header(h: &types::PartSetHeader) -> their_types::PartSetHeader {
+    their_types::PartSetHeader {
+        total: h.total,
+        hash: h.hash.to_vec(),
+    }
+}
+
+fn their_block_id(b: &types::BlockId) -> their_types::BlockId {
+    their_types::BlockId {
+        hash: b.hash.to_vec(),
+        part_set_header: b.part_set_header.as_ref().map(their_part_set_header),
+    }
+}
+
+fn their_part(p: &types::Part) -> their_types::Part {
+    their_types::Part {
+        index: p.index,
+        bytes: p.bytes.to_vec(),
+        proof: p.proof.as_ref().map(|proof| their_crypto::Proof {
+            total: proof.total,
+            index: proof.index,
+            leaf_hash: proof.leaf_hash.to_vec(),
+            aunts: proof.aunts.iter().map(|a| a.to_vec()).collect(),
+        }),
+    }
+}
+
+fn their_vote(v: &types::Vote) -> their_types::Vote {
+    their_types::Vote {
+        r#type: v.r#type,
+        height: v.height,
+        round: v.round,
+        block_id: v.block_id.as_ref().map(their_block_id),
+        timestamp: v.timestamp.as_ref().map(their_timestamp),
+        validator_address: v.validator_address.to_vec(),
+        validator_index: v.validator_index,
+        signature: v.signature.to_vec(),
+        extension: v.extension.to_vec(),
+        extension_signature: v.extension_signature.to_vec(),
+    }
+}
+
+fn their_proposal(p: &types::Proposal) -> their_types::Proposal {
+    their_types::Proposal {
+        r#type: p.r#type,
+        height: p.height,
+        round: p.round,
+        pol_round: p.pol_round,
+        block_id: p.block_id.as_ref().map(their_block_id),
+        timestamp: p.timestamp.as_ref().map(their_timestamp),
+        signature: p.signature.to_vec(),
+    }
+}
+
+fn their_consensus_message(m: &consensus::Message) -> their_consensus::Message {
+    use consensus::MessageSum as Ours;
+    use their_consensus::message::Sum as Theirs;
+    let sum = m.sum.as_ref().map(|sum| match sum {
+        Ours::NewRoundStep(s) => Theirs::NewRoundStep(their_consensus::NewRoundStep {
+            height: s.height,
+            round: s.round,
+            step: s.step,
+            seconds_since_start_time: s.seconds_since_start_time,
+            last_commit_round: s.last_commit_round,
+        }),
+        Ours::NewValidBlock(b) => Theirs::NewValidBlock(their_consensus::NewValidBlock {
+            height: b.height,
+            round: b.round,
+            block_part_set_header: b.block_part_set_header.as_ref().map(their_part_set_header),
+            block_parts: b.block_parts.as_ref().map(their_bit_array),
+            is_commit: b.is_commit,
+        }),
+        Ours::Proposal(p) => Theirs::Proposal(their_consensus::Proposal {
+            proposal: p.proposal.as_ref().map(their_proposal),
+        }),
+        Ours::ProposalPol(p) => Theirs::ProposalPol(their_consensus::ProposalPol {
+            height: p.height,
+            proposal_pol_round: p.proposal_pol_round,
+            proposal_pol: p.proposal_pol.as_ref().map(their_bit_array),
+        }),
+        Ours::BlockPart(b) => Theirs::BlockPart(their_consensus::BlockPart {
+            height: b.height,
+            round: b.round,
+            part: b.part.as_ref().map(their_part),
+        }),
+        Ours::Vote(v) => Theirs::Vote(their_consensus::Vote {
+            vote: v.vote.as_ref().map(their_vote),
+        }),
+        Ours::HasVote(h) => Theirs::HasVote(their_consensus::HasVote {
+            height: h.height,
+            round: h.round,
+            r#type: h.r#type,
+            index: h.index,
+        }),
+        Ours::VoteSetMaj23(v) => Theirs::VoteSetMaj23(their_consensus::VoteSetMaj23 {
+            height: v.height,
+            round: v.round,
+            r#type: v.r#type,
+            block_id: v.block_id.as_ref().map(their_block_id),
+        }),
+        Ours::VoteSetBits(v) => Theirs::VoteSetBits(their_consensus::VoteSetBits {
+            height: v.height,
+            round: v.round,
+            r#type: v.r#type,
+            block_id: v.block_id.as_ref().map(their_block_id),
+            votes: v.votes.as_ref().map(their_bit_array),
+        }),
+    });
+    their_consensus::Message { sum }
+}
+
+same_wire_property!(vote_matches_tendermint_proto, types::Vote, their_vote);
+same_wire_property!(
+    proposal_matches_tendermint_proto,
+    types::Proposal,
+    their_proposal
+);
+same_wire_property!(part_matches_tendermint_proto, types::Part, their_part);
+same_wire_property!(
+    consensus_message_matches_tendermint_proto,
+    consensus::Message,
+    their_consensus_message
+);
+
+#[test]
+fn the_vote_types_have_cometbfts_numbers() {
+    assert_eq!(types::SignedMsgType::Prevote as i32, 1);
+    assert_eq!(types::SignedMsgType::Precommit as i32, 2);
+    assert_eq!(types::SignedMsgType::Proposal as i32, 32);
+}
