@@ -1,7 +1,8 @@
 //! prost types of every message tmp2p puts on the wire: the key-exchange `BytesValue`,
 //! `tendermint.crypto.PublicKey`, `tendermint.p2p.AuthSigMessage`, `DefaultNodeInfo`,
-//! MConnection `Packet`s, the PEX `Message` wrapper, CometBFT's consensus, mempool and
-//! state-sync reactor messages, and the ADR 062 echo example messages.
+//! MConnection `Packet`s, the PEX `Message` wrapper, every message CometBFT v0.38's
+//! reactors send (consensus, mempool, evidence, block sync, state sync) with the types they
+//! carry, and the ADR 062 echo example messages.
 //!
 //! No logic lives here. Types are generated at build time from the `.proto` files under
 //! `proto/` by prost-build fed by protox (no system `protoc`), except the two that need
@@ -32,8 +33,14 @@ mod generated {
                 include!(concat!(env!("OUT_DIR"), "/tendermint.libs.bits.rs"));
             }
         }
+        pub mod version {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.version.rs"));
+        }
         pub mod types {
             include!(concat!(env!("OUT_DIR"), "/tendermint.types.rs"));
+        }
+        pub mod blocksync {
+            include!(concat!(env!("OUT_DIR"), "/tendermint.blocksync.rs"));
         }
         pub mod consensus {
             include!(concat!(env!("OUT_DIR"), "/tendermint.consensus.rs"));
@@ -69,15 +76,30 @@ pub mod p2p {
     pub use crate::node_info::DefaultNodeInfo;
 }
 
-/// `tendermint.types` (what the consensus messages carry), `tendermint.libs.bits` and the
-/// Merkle `Proof` of `tendermint.crypto`.
+/// `tendermint.types` (what the reactor messages carry: votes, proposals, block parts,
+/// blocks, commits, evidence, light blocks), with `tendermint.libs.bits.BitArray`,
+/// `tendermint.version.Consensus` and the Merkle `Proof` of `tendermint.crypto`.
 pub mod types {
     pub use crate::generated::tendermint::crypto::Proof;
     pub use crate::generated::tendermint::libs::bits::BitArray;
+    pub use crate::generated::tendermint::types::evidence::Sum as EvidenceSum;
     pub use crate::generated::tendermint::types::{
-        BlockId, Part, PartSetHeader, Proposal, SignedMsgType, Vote,
+        Block, BlockId, BlockIdFlag, Commit, CommitSig, Data, DuplicateVoteEvidence, Evidence,
+        EvidenceList, ExtendedCommit, ExtendedCommitSig, Header, LightBlock,
+        LightClientAttackEvidence, Part, PartSetHeader, Proposal, SignedHeader, SignedMsgType,
+        Validator, ValidatorSet, Vote,
     };
+    pub use crate::generated::tendermint::version::Consensus;
     pub use prost_types::Timestamp;
+}
+
+/// `tendermint.blocksync`: the block-sync reactor's messages on channel 0x40. (The
+/// evidence reactor sends a bare [`types::EvidenceList`] on 0x38.)
+pub mod blocksync {
+    pub use crate::generated::tendermint::blocksync::message::Sum as MessageSum;
+    pub use crate::generated::tendermint::blocksync::{
+        BlockRequest, BlockResponse, Message, NoBlockResponse, StatusRequest, StatusResponse,
+    };
 }
 
 /// `tendermint.consensus`: the consensus reactor's messages on channels 0x20–0x23.
