@@ -12,9 +12,12 @@
 //!
 //! Inbound bytes are remote input: decoding never panics, and an undecodable message is
 //! reported as a `PeerError` against its sender (see [`decode_inbound`]), never a crash.
-//! [`echo`] and [`pex`] are the wrapper pairs for the ADR's echo example and for PEX.
+//! [`echo`] and [`pex`] are the wrapper pairs for the ADR's echo example and for PEX;
+//! [`cometbft`] has CometBFT's reactor channels (consensus, mempool, evidence, block sync,
+//! state sync).
 
 mod channel;
+pub mod cometbft;
 pub mod echo;
 pub mod pex;
 mod proto_codec;

@@ -1,0 +1,175 @@
+//! The message layers of CometBFT's reactor channels, for typed channels: one inner enum per
+//! reactor wrapper (`tendermint.consensus.Message`, `tendermint.mempool.Message`,
+//! `tendermint.blocksync.Message`, `tendermint.statesync.Message`) with the `From` /
+//! `TryFrom` pair [`WrapperCodec`](super::WrapperCodec) needs, and the codec type for each
+//! channel. The evidence channel carries a bare `EvidenceList` ([`EvidenceCodec`]). Open
+//! the channels with `crate::cometbft_channels` descriptors.
+
+use tmp2p_proto::{blocksync, consensus, mempool, statesync, types};
+
+use super::{CodecError, ProtoCodec, WrapperCodec};
+
+/// Declares a reactor's inner enum (one variant per oneof case, each holding that case's
+/// message) and its `From` / `TryFrom` pair with the wire wrapper.
+macro_rules! inner_messages {
+    (
+        $(#[$doc:meta])*
+        $inner:ident for $module:ident { $($(#[$vdoc:meta])* $variant:ident($ty:ty)),+ $(,)? }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $inner {
+            $($(#[$vdoc])* $variant($ty),)+
+        }
+
+        impl From<$inner> for $module::Message {
+            fn from(inner: $inner) -> Self {
+                let sum = match inner {
+                    $($inner::$variant(message) => $module::MessageSum::$variant(message),)+
+                };
+                $module::Message { sum: Some(sum) }
+            }
+        }
+
+        impl TryFrom<$module::Message> for $inner {
+            type Error = CodecError;
+
+            fn try_from(wrapper: $module::Message) -> Result<Self, CodecError> {
+                match wrapper.sum {
+                    $(Some($module::MessageSum::$variant(message)) => Ok($inner::$variant(message)),)+
+                    None => Err(CodecError::EmptyWrapper),
+                }
+            }
+        }
+    };
+}
+
+inner_messages! {
+    /// A consensus message (channels 0x20–0x23).
+    ConsensusInner for consensus {
+        /// A peer's height, round and step.
+        NewRoundStep(consensus::NewRoundStep),
+        /// A peer saw +2/3 prevotes for a block, or committed it.
+        NewValidBlock(consensus::NewValidBlock),
+        /// A block proposal.
+        Proposal(consensus::Proposal),
+        /// The proof-of-lock bit array of a proposal.
+        ProposalPol(consensus::ProposalPol),
+        /// One part of the proposed block.
+        BlockPart(consensus::BlockPart),
+        /// A prevote or precommit.
+        Vote(consensus::Vote),
+        /// A peer has a vote.
+        HasVote(consensus::HasVote),
+        /// A peer saw +2/3 votes for a block.
+        VoteSetMaj23(consensus::VoteSetMaj23),
+        /// Which votes a peer has for a block.
+        VoteSetBits(consensus::VoteSetBits),
+    }
+}
+
+inner_messages! {
+    /// A mempool message (channel 0x30).
+    MempoolInner for mempool {
+        /// Transactions.
+        Txs(mempool::Txs),
+    }
+}
+
+inner_messages! {
+    /// A block-sync message (channel 0x40).
+    BlocksyncInner for blocksync {
+        /// Asks for the block at a height.
+        BlockRequest(blocksync::BlockRequest),
+        /// The peer does not have that block.
+        NoBlockResponse(blocksync::NoBlockResponse),
+        /// A block (and, from v0.38, its extended commit).
+        BlockResponse(blocksync::BlockResponse),
+        /// Asks for the peer's base and height.
+        StatusRequest(blocksync::StatusRequest),
+        /// The peer's base and height.
+        StatusResponse(blocksync::StatusResponse),
+    }
+}
+
+inner_messages! {
+    /// A state-sync message (channels 0x60 and 0x61).
+    StatesyncInner for statesync {
+        /// Asks for the peer's snapshots.
+        SnapshotsRequest(statesync::SnapshotsRequest),
+        /// One snapshot the peer has.
+        SnapshotsResponse(statesync::SnapshotsResponse),
+        /// Asks for one chunk of a snapshot.
+        ChunkRequest(statesync::ChunkRequest),
+        /// One chunk of a snapshot.
+        ChunkResponse(statesync::ChunkResponse),
+    }
+}
+
+/// The consensus channels' codec.
+pub type ConsensusCodec = WrapperCodec<consensus::Message, ConsensusInner>;
+/// The mempool channel's codec.
+pub type MempoolCodec = WrapperCodec<mempool::Message, MempoolInner>;
+/// The block-sync channel's codec.
+pub type BlocksyncCodec = WrapperCodec<blocksync::Message, BlocksyncInner>;
+/// The state-sync channels' codec.
+pub type StatesyncCodec = WrapperCodec<statesync::Message, StatesyncInner>;
+/// The evidence channel's codec: a bare `EvidenceList`, no wrapper.
+pub type EvidenceCodec = ProtoCodec<types::EvidenceList>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::typed::ChannelCodec;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_new_round_step_is_field_one_of_the_consensus_wrapper() {
+        let step = consensus::NewRoundStep {
+            height: 7,
+            round: 1,
+            step: 3,
+            seconds_since_start_time: 2,
+            last_commit_round: 0,
+        };
+        let codec = ConsensusCodec::new();
+        let wire = codec.encode(&ConsensusInner::NewRoundStep(step.clone()));
+        // Field 1, length 8: height 7, round 1, step 3, seconds 2 (last_commit_round 0 is
+        // the default and not sent).
+        assert_eq!(&wire[..], &[0x0a, 8, 0x08, 7, 0x10, 1, 0x18, 3, 0x20, 2]);
+        assert_eq!(
+            codec.decode(wire).unwrap(),
+            ConsensusInner::NewRoundStep(step)
+        );
+    }
+
+    #[test]
+    fn every_wrapper_round_trips_and_an_empty_one_is_an_error() {
+        let txs = MempoolInner::Txs(mempool::Txs {
+            txs: vec![Bytes::from_static(b"tx")],
+        });
+        let codec = MempoolCodec::new();
+        assert_eq!(codec.decode(codec.encode(&txs)).unwrap(), txs);
+        let status = BlocksyncInner::StatusResponse(blocksync::StatusResponse {
+            height: 10,
+            base: 1,
+        });
+        let codec = BlocksyncCodec::new();
+        assert_eq!(codec.decode(codec.encode(&status)).unwrap(), status);
+        let chunk = StatesyncInner::ChunkRequest(statesync::ChunkRequest {
+            height: 5,
+            format: 1,
+            index: 2,
+        });
+        let codec = StatesyncCodec::new();
+        assert_eq!(codec.decode(codec.encode(&chunk)).unwrap(), chunk);
+        // An empty wrapper (no oneof case) decodes as a typed error, not a message.
+        assert!(ConsensusCodec::new().decode(Bytes::new()).is_err());
+        assert!(MempoolCodec::new()
+            .decode(Bytes::from_static(&[0xff]))
+            .is_err());
+        let evidence = types::EvidenceList { evidence: vec![] };
+        let codec = EvidenceCodec::new();
+        assert_eq!(codec.decode(codec.encode(&evidence)).unwrap(), evidence);
+    }
+}
