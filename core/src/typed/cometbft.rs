@@ -1,7 +1,7 @@
 //! The message layers of CometBFT's reactor channels, for typed channels: one inner enum per
 //! reactor wrapper (`tendermint.consensus.Message`, `tendermint.mempool.Message`,
 //! `tendermint.blocksync.Message`, `tendermint.statesync.Message`) with the `From` /
-//! `TryFrom` pair [`WrapperCodec`](super::WrapperCodec) needs, and the codec type for each
+//! `TryFrom` pair [`WrapperCodec`] needs, and the codec type for each
 //! channel. The evidence channel carries a bare `EvidenceList` ([`EvidenceCodec`]). Open
 //! the channels with `crate::cometbft_channels` descriptors.
 
@@ -17,6 +17,9 @@ macro_rules! inner_messages {
         $inner:ident for $module:ident { $($(#[$vdoc:meta])* $variant:ident($ty:ty)),+ $(,)? }
     ) => {
         $(#[$doc])*
+        // The variants are the wire messages as prost decodes them (a block response holds
+        // a whole block); each is moved once per delivery, so boxing would buy nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq)]
         pub enum $inner {
             $($(#[$vdoc])* $variant($ty),)+
@@ -133,7 +136,7 @@ mod tests {
             last_commit_round: 0,
         };
         let codec = ConsensusCodec::new();
-        let wire = codec.encode(&ConsensusInner::NewRoundStep(step.clone()));
+        let wire = codec.encode(&ConsensusInner::NewRoundStep(step));
         // Field 1, length 8: height 7, round 1, step 3, seconds 2 (last_commit_round 0 is
         // the default and not sent).
         assert_eq!(&wire[..], &[0x0a, 8, 0x08, 7, 0x10, 1, 0x18, 3, 0x20, 2]);
