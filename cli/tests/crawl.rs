@@ -92,16 +92,6 @@ fn crawl(start: &str) -> serde_json::Value {
     serde_json::from_str(&json).unwrap()
 }
 
-fn reached_ids(v: &serde_json::Value) -> BTreeSet<String> {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["reachable"] == true)
-        .map(|n| n["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn crawl_finds_all_ten_chained_node_processes() {
     let (lines_tx, lines) = mpsc::channel();
@@ -136,12 +126,12 @@ fn crawl_finds_all_ten_chained_node_processes() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let v = loop {
         let v = crawl(&addresses[0]);
-        if reached_ids(&v) == ids || Instant::now() >= deadline {
+        if common::reached::<BTreeSet<String>>(&v, "id") == ids || Instant::now() >= deadline {
             break v;
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert_eq!(reached_ids(&v), ids, "{v:#}");
+    assert_eq!(common::reached::<BTreeSet<String>>(&v, "id"), ids, "{v:#}");
     assert_eq!(v["summary"]["reached"], 10);
     assert_eq!(v["summary"]["refused"], 0);
     let node = v["nodes"]

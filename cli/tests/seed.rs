@@ -22,16 +22,6 @@ fn crawl(address: &str, network: &str) -> serde_json::Value {
     serde_json::from_str(&common::tmp2p_ok(&args)).unwrap()
 }
 
-fn reached(v: &serde_json::Value) -> Vec<String> {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["reachable"] == true)
-        .map(|n| n["moniker"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[test]
 fn two_networks_in_one_seed_never_mix_addresses() {
     let home = fresh_dir("seed-two");
@@ -84,12 +74,21 @@ fn two_networks_in_one_seed_never_mix_addresses() {
         let deadline = std::time::Instant::now() + wait;
         let v = loop {
             let v = crawl(seed_address, network);
-            if reached(&v).iter().any(|m| m == own) || std::time::Instant::now() > deadline {
+            if common::reached::<Vec<String>>(&v, "moniker")
+                .iter()
+                .any(|m| m == own)
+                || std::time::Instant::now() > deadline
+            {
                 break v;
             }
             std::thread::sleep(Duration::from_millis(300));
         };
-        assert!(reached(&v).iter().any(|m| m == own), "{v:#}");
+        assert!(
+            common::reached::<Vec<String>>(&v, "moniker")
+                .iter()
+                .any(|m| m == own),
+            "{v:#}"
+        );
         // The other network's node is not in the census at all: not even as refused.
         let ids: Vec<&str> = v["nodes"]
             .as_array()

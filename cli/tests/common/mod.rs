@@ -157,6 +157,17 @@ pub(crate) fn tmp2p_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `field` of every reached node in a `tmp2p crawl --json` census.
+pub(crate) fn reached<T: FromIterator<String>>(census: &serde_json::Value, field: &str) -> T {
+    census["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["reachable"] == true)
+        .map(|n| n[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// An empty directory for one test, unique to this process.
 pub(crate) fn fresh_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tmp2p-test-{}-{name}", std::process::id()));
