@@ -168,26 +168,18 @@ fn add(counter: &AtomicU64, value: usize) {
 
 impl RouterCounters {
     pub(crate) fn sent(&self, bytes: usize) {
-        self.sent_messages.fetch_add(1, Ordering::Relaxed);
-        self.sent_bytes
-            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+        add(&self.sent_messages, 1);
+        add(&self.sent_bytes, bytes);
     }
 
     pub(crate) fn received(&self, messages: usize, bytes: usize) {
-        self.received_messages.fetch_add(
-            u64::try_from(messages).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        self.received_bytes
-            .fetch_add(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
+        add(&self.received_messages, messages);
+        add(&self.received_bytes, bytes);
     }
 
     pub(crate) fn undelivered(&self, messages: usize) {
         if messages > 0 {
-            self.undelivered_inbound.fetch_add(
-                u64::try_from(messages).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
+            add(&self.undelivered_inbound, messages);
         }
     }
 
@@ -197,7 +189,7 @@ impl RouterCounters {
         } else {
             &self.dials_failed
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        add(counter, 1);
     }
 
     /// A handshake ended: `None` when it completed, else the reason the connection closed
@@ -211,7 +203,7 @@ impl RouterCounters {
             Some(FailureKind::SelfConnection) => &self.handshakes_self,
             Some(FailureKind::Protocol | FailureKind::Closed) => &self.handshakes_other_failure,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        add(counter, 1);
     }
 
     pub(crate) fn dropped(&self, reason: DropReason, messages: usize) {
@@ -222,10 +214,7 @@ impl RouterCounters {
             DropReason::NoChannel => &self.dropped_no_channel,
             DropReason::ChannelNotOpen => &self.dropped_channel_not_open,
         };
-        counter.fetch_add(
-            u64::try_from(messages).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        add(counter, messages);
     }
 
     pub(crate) fn pex_answer(&self, received: usize, new: usize) {
