@@ -12,13 +12,12 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::session::{learned_network, Session, SessionError, REDIAL_DELAY};
+use crate::session::{Session, SessionError};
 use async_io::Timer;
 use futures_lite::future;
 use rand_core::OsRng;
 use tmp2p_core::address::{NetAddress, NodeAddress};
 use tmp2p_core::connection::PeerConfig;
-use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_info::NodeInfo;
 use tmp2p_core::pex::{MAX_ADDRESSES_RECEIVED, PEX_CHANNEL};
 use tmp2p_core::typed::pex::PexInner;
@@ -29,9 +28,6 @@ use tmp2p_proto::p2p::{Message, PexAddrs, PexRequest};
 use crate::census::{host_port, Census, Found, Reached, Unreached};
 use crate::ping::{COMETBFT_CHANNELS, DEFAULT_NETWORK};
 use crate::CliError;
-
-/// Largest message accepted from a crawled node on any channel.
-const RECV_MESSAGE_CAPACITY: usize = 4 * 1024 * 1024;
 
 /// Arguments of `tmp2p crawl`.
 #[derive(clap::Args)]
@@ -90,21 +86,14 @@ pub(crate) fn run(args: &CrawlArgs) -> Result<(), CliError> {
         COMETBFT_CHANNELS.to_vec(),
     )?;
     let timeout = Duration::from_secs(args.timeout);
-    let config = PeerConfig {
-        channels: COMETBFT_CHANNELS
-            .iter()
-            .map(|&id| ChannelDescriptor {
-                id,
-                priority: 1,
-                send_queue_capacity: 16,
-                recv_message_capacity: RECV_MESSAGE_CAPACITY,
-            })
-            .collect(),
-        handshake_timeout: timeout,
-        ..PeerConfig::default()
-    };
+    let config = crate::session::session_config(&COMETBFT_CHANNELS, timeout);
     if args.network.is_none() {
-        info.network = async_io::block_on(learn_network(&args.address, &key, &info, &config));
+        info.network = async_io::block_on(crate::session::learn_network(
+            &args.address,
+            &key,
+            &info,
+            &config,
+        ));
     }
     let visit = std::sync::Arc::new(Visit {
         key,
@@ -215,44 +204,6 @@ fn walk(
         let _ = worker.join();
     }
     Census::new(found, heard, edges)
-}
-
-/// The network of the node at `address`: ours if it accepts `info`, the one its NodeInfo
-/// names if it refuses us for being on another (said on stderr), else ours. Returns after
-/// [`REDIAL_DELAY`], so the walk may dial the node again at once.
-async fn learn_network(
-    address: &NodeAddress,
-    key: &NodeKey,
-    info: &NodeInfo,
-    config: &PeerConfig,
-) -> String {
-    let network = probe_network(address, key, info, config).await;
-    Timer::after(REDIAL_DELAY).await;
-    network
-}
-
-async fn probe_network(
-    address: &NodeAddress,
-    key: &NodeKey,
-    info: &NodeInfo,
-    config: &PeerConfig,
-) -> String {
-    match Session::connect(address, key, info.clone(), config.clone()).await {
-        Ok(session) => {
-            let _ = session.close().await;
-            info.network.clone()
-        }
-        Err(error) => match learned_network(&error) {
-            Some(network) => {
-                eprintln!(
-                    "tmp2p: {} is on network {network:?}: using it",
-                    address.node_id
-                );
-                network.to_owned()
-            }
-            None => info.network.clone(),
-        },
-    }
 }
 
 /// Dials one node, pings it, asks it for addresses once. Returns the outcome and the

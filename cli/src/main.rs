@@ -18,6 +18,9 @@ mod logging;
 mod metrics;
 mod node;
 mod node_mio;
+mod observe;
+mod observe_line;
+mod observe_summary;
 mod ping;
 mod seed;
 mod session;
@@ -91,6 +94,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Walk a network by PEX from one node and print every node found.
     Crawl(crawl::CrawlArgs),
+    /// Join CometBFT nodes as a non-validator peer and print their consensus and mempool
+    /// gossip as it arrives (one line or JSON object per message), with summaries.
+    Observe(observe::ObserveArgs),
 }
 
 /// Why a command failed; decides the exit code.
@@ -129,7 +135,7 @@ fn main() -> ExitCode {
         }
     };
     let default_level = match cli.command {
-        Command::Node(_) | Command::Seed(_) => "info",
+        Command::Node(_) | Command::Seed(_) | Command::Observe(_) => "info",
         _ => "warn",
     };
     if let Err(e) = logging::install(cli.log_level.as_deref(), cli.log_format, default_level) {
@@ -151,6 +157,7 @@ fn main() -> ExitCode {
         Command::Seed(args) => seed::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Crawl(args) => crawl::run(&args),
+        Command::Observe(args) => observe::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

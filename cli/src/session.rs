@@ -130,6 +130,65 @@ pub(crate) async fn connect_learning_network(
     }
 }
 
+/// The network of the node at `address`: ours if it accepts `info`, the one its NodeInfo
+/// names if it refuses us for being on another (said on stderr), else ours. Returns after
+/// [`REDIAL_DELAY`], so the walk may dial the node again at once.
+pub(crate) async fn learn_network(
+    address: &NodeAddress,
+    key: &NodeKey,
+    info: &NodeInfo,
+    config: &PeerConfig,
+) -> String {
+    let network = probe_network(address, key, info, config).await;
+    Timer::after(REDIAL_DELAY).await;
+    network
+}
+
+async fn probe_network(
+    address: &NodeAddress,
+    key: &NodeKey,
+    info: &NodeInfo,
+    config: &PeerConfig,
+) -> String {
+    match Session::connect(address, key, info.clone(), config.clone()).await {
+        Ok(session) => {
+            let _ = session.close().await;
+            info.network.clone()
+        }
+        Err(error) => match learned_network(&error) {
+            Some(network) => {
+                eprintln!(
+                    "tmp2p: {} is on network {network:?}: using it",
+                    address.node_id
+                );
+                network.to_owned()
+            }
+            None => info.network.clone(),
+        },
+    }
+}
+
+/// Largest message a session takes from a peer on any channel.
+const SESSION_RECV_MESSAGE_CAPACITY: usize = 4 * 1024 * 1024;
+
+/// A session's connection settings: `channels` advertised, each taking messages up to
+/// 4 MiB, and `handshake_timeout`.
+pub(crate) fn session_config(channels: &[u8], handshake_timeout: Duration) -> PeerConfig {
+    PeerConfig {
+        channels: channels
+            .iter()
+            .map(|&id| tmp2p_core::mconn::ChannelDescriptor {
+                id,
+                priority: 1,
+                send_queue_capacity: 64,
+                recv_message_capacity: SESSION_RECV_MESSAGE_CAPACITY,
+            })
+            .collect(),
+        handshake_timeout,
+        ..PeerConfig::default()
+    }
+}
+
 /// What the IO loop should stop for.
 enum Wait {
     /// The handshake completing.

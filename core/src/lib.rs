@@ -28,6 +28,7 @@ pub mod node_info;
 pub mod peer_manager;
 pub mod pex;
 pub mod queue;
+pub mod round_follower;
 pub mod router;
 pub mod secret;
 #[cfg(any(test, feature = "fuzzing"))]
