@@ -172,7 +172,10 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
                 fields.extend([
                     ("height", int(v.height)),
                     ("round", int(v.round)),
-                    ("type", Field::Text(vote_type_name(v.r#type).to_owned())),
+                    (
+                        "vote_type",
+                        Field::Text(vote_type_name(v.r#type).to_owned()),
+                    ),
                     ("validator", int(v.validator_index)),
                     ("validator_address", hash(&v.validator_address)),
                 ]);
@@ -187,7 +190,10 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
             fields.extend([
                 ("height", int(m.height)),
                 ("round", int(m.round)),
-                ("type", Field::Text(vote_type_name(m.r#type).to_owned())),
+                (
+                    "vote_type",
+                    Field::Text(vote_type_name(m.r#type).to_owned()),
+                ),
                 ("validator", int(m.index)),
             ]);
             "HasVote"
@@ -196,7 +202,10 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
             fields.extend([
                 ("height", int(m.height)),
                 ("round", int(m.round)),
-                ("type", Field::Text(vote_type_name(m.r#type).to_owned())),
+                (
+                    "vote_type",
+                    Field::Text(vote_type_name(m.r#type).to_owned()),
+                ),
             ]);
             block_fields(m.block_id.as_ref(), &mut fields);
             "VoteSetMaj23"
@@ -205,7 +214,10 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
             fields.extend([
                 ("height", int(m.height)),
                 ("round", int(m.round)),
-                ("type", Field::Text(vote_type_name(m.r#type).to_owned())),
+                (
+                    "vote_type",
+                    Field::Text(vote_type_name(m.r#type).to_owned()),
+                ),
             ]);
             block_fields(m.block_id.as_ref(), &mut fields);
             fields.push(("votes", set_bits(m.votes.as_ref())));
@@ -387,7 +399,7 @@ mod tests {
         let line = sighting(vote()).plain_line();
         assert_eq!(
             line,
-            "01:02:03.004 abababababab 0x22 Vote          height=5 round=0 type=prevote \
+            "01:02:03.004 abababababab 0x22 Vote          height=5 round=0 vote_type=prevote \
              validator=3 validator_address=1111111111111111 block=CDCDCDCDCDCDCDCD \
              parts_total=2 parts_hash=EFEFEFEFEFEFEFEF"
         );
@@ -436,6 +448,6 @@ mod tests {
         }));
         assert!(sighting(nil)
             .plain_line()
-            .contains("type=precommit validator=0 validator_address=nil block=nil"));
+            .contains("vote_type=precommit validator=0 validator_address=nil block=nil"));
     }
 }

@@ -5,6 +5,7 @@
 pub mod blocking_peer;
 pub mod blocking_secret;
 pub mod memnet;
+pub mod reference_consensus;
 pub mod reference_peer;
 pub mod sim;
 pub mod smol_support;
