@@ -223,6 +223,14 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
             fields.push(("votes", set_bits(m.votes.as_ref())));
             "VoteSetBits"
         }
+        ConsensusInner::HasProposalBlockPart(m) => {
+            fields.extend([
+                ("height", int(m.height)),
+                ("round", int(m.round)),
+                ("part", int(m.index)),
+            ]);
+            "HasProposalBlockPart"
+        }
     };
     Description { kind, fields }
 }

@@ -106,8 +106,8 @@ pub mod blocksync {
 pub mod consensus {
     pub use crate::generated::tendermint::consensus::message::Sum as MessageSum;
     pub use crate::generated::tendermint::consensus::{
-        BlockPart, HasVote, Message, NewRoundStep, NewValidBlock, Proposal, ProposalPol, Vote,
-        VoteSetBits, VoteSetMaj23,
+        BlockPart, HasProposalBlockPart, HasVote, Message, NewRoundStep, NewValidBlock, Proposal,
+        ProposalPol, Vote, VoteSetBits, VoteSetMaj23,
     };
 }
 

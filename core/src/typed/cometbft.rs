@@ -68,6 +68,8 @@ inner_messages! {
         VoteSetMaj23(consensus::VoteSetMaj23),
         /// Which votes a peer has for a block.
         VoteSetBits(consensus::VoteSetBits),
+        /// A peer has one part of the proposed block (CometBFT v1; v0.38 never sends it).
+        HasProposalBlockPart(consensus::HasProposalBlockPart),
     }
 }
 
@@ -144,6 +146,21 @@ mod tests {
             codec.decode(wire).unwrap(),
             ConsensusInner::NewRoundStep(step)
         );
+    }
+
+    #[test]
+    fn a_v1_has_proposal_block_part_is_field_ten_and_decodes() {
+        // CometBFT v1's consensus Message, field 10 (tag 0x52), length 6: height 7, round 1,
+        // index 3. A v0.38 decoder would see an empty wrapper and cut the v1 peer off.
+        let wire = Bytes::from_static(&[0x52, 6, 0x08, 7, 0x10, 1, 0x18, 3]);
+        let part = ConsensusInner::HasProposalBlockPart(consensus::HasProposalBlockPart {
+            height: 7,
+            round: 1,
+            index: 3,
+        });
+        let codec = ConsensusCodec::new();
+        assert_eq!(codec.decode(wire.clone()).unwrap(), part);
+        assert_eq!(codec.encode(&part), wire);
     }
 
     #[test]
