@@ -50,8 +50,14 @@ fn main() -> Result<(), Error> {
 
     // Typed channels: the setup advertises them, the returned handles encode and decode.
     let mut setup = DriverSetup::new(config, key, Vec::new());
-    let state = setup.open_typed(descriptor(comet::CONSENSUS_STATE)?, ConsensusCodec::new());
-    let votes = setup.open_typed(descriptor(comet::CONSENSUS_VOTE)?, ConsensusCodec::new());
+    let state = setup.open_typed(
+        descriptor(comet::CONSENSUS_STATE)?,
+        ConsensusCodec::for_channel(comet::CONSENSUS_STATE),
+    );
+    let votes = setup.open_typed(
+        descriptor(comet::CONSENSUS_VOTE)?,
+        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE),
+    );
     let mempool = setup.open_typed(descriptor(comet::MEMPOOL)?, MempoolCodec::new());
 
     let mut node = RunningNode::spawn(setup, INBOUND_CAPACITY)?;

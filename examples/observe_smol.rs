@@ -54,8 +54,14 @@ fn main() -> Result<(), Error> {
 
     // Channels are advertised in our NodeInfo, so they are opened before the start. The
     // state channel carries round steps both ways; votes and transactions only come in.
-    let state = builder.open_channel(descriptor(comet::CONSENSUS_STATE)?, ConsensusCodec::new())?;
-    let votes = builder.open_channel(descriptor(comet::CONSENSUS_VOTE)?, ConsensusCodec::new())?;
+    let state = builder.open_channel(
+        descriptor(comet::CONSENSUS_STATE)?,
+        ConsensusCodec::for_channel(comet::CONSENSUS_STATE),
+    )?;
+    let votes = builder.open_channel(
+        descriptor(comet::CONSENSUS_VOTE)?,
+        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE),
+    )?;
     let mempool = builder.open_channel(descriptor(comet::MEMPOOL)?, MempoolCodec::new())?;
 
     smol::block_on(async {

@@ -122,7 +122,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         comet::CONSENSUS_VOTE_SET_BITS,
     ] {
         let channel = builder
-            .open_channel(descriptor(id)?, ConsensusCodec::new())
+            .open_channel(descriptor(id)?, ConsensusCodec::for_channel(id))
             .map_err(bad)?;
         if id == comet::CONSENSUS_STATE {
             state_out = Some(channel.outbound.clone());

@@ -63,6 +63,19 @@ pub enum CodecError {
     /// names the wrapper, the variant and the reactor's inner type.
     #[error("cannot unwrap: {0}")]
     Unwrap(String),
+    /// A well-formed message of a reactor that spreads its messages over several
+    /// channels arrived on another channel than the one its type is sent on.
+    #[error(
+        "{message} is a channel {belongs_on:#04x} message, received on channel {channel:#04x}"
+    )]
+    Misplaced {
+        /// The message's type name.
+        message: &'static str,
+        /// The channel it arrived on.
+        channel: u8,
+        /// The channel its type belongs on.
+        belongs_on: u8,
+    },
 }
 
 /// An `Infallible` unwrap (a type unwrapped into itself) converts to any error.

@@ -43,7 +43,25 @@ fn the_mempool_limit_is_tendermint_protos_size_of_one_max_size_tx() {
 /// peers of independent crates over loopback TCP: a well-formed NewRoundStep arrives typed;
 /// then on each channel a new peer sends bytes that do not decode, and only that peer is
 /// disconnected while a bystander peer stays up; a message past the channel's limit closes
-/// its sender too.
+/// its sender too, and so does a well-formed message on the wrong consensus or state-sync
+/// channel.
+/// For each consensus and state-sync channel, a well-formed message of the type another of
+/// the reactor's channels carries.
+fn misplaced_messages() -> Vec<(u8, Vec<u8>)> {
+    use tendermint_proto::v0_38::consensus::{self as c, message::Sum as C};
+    use tendermint_proto::v0_38::statesync::{self as s, message::Sum as S};
+    let consensus = |sum| c::Message { sum: Some(sum) }.encode_to_vec();
+    let statesync = |sum| s::Message { sum: Some(sum) }.encode_to_vec();
+    vec![
+        (0x20, consensus(C::Vote(c::Vote { vote: None }))),
+        (0x21, consensus(C::NewRoundStep(c::NewRoundStep::default()))),
+        (0x22, consensus(C::BlockPart(c::BlockPart::default()))),
+        (0x23, consensus(C::HasVote(c::HasVote::default()))),
+        (0x60, statesync(S::ChunkRequest(s::ChunkRequest::default()))),
+        (0x61, statesync(S::SnapshotsRequest(s::SnapshotsRequest {}))),
+    ]
+}
+
 /// Opens a typed channel and keeps its handle for the test's length.
 fn open<C: tmp2p_core::typed::ChannelCodec>(
     builder: &mut tmp2p_driver_smol::NodeBuilder,
@@ -86,16 +104,21 @@ fn hostile_input_on_each_reactor_channel_closes_only_its_sender() {
     let mut consensus = Vec::new();
     let mut others: Vec<Box<dyn std::any::Any>> = Vec::new();
     for descriptor in reactor_channels {
-        match descriptor.id {
+        let id = descriptor.id;
+        match id {
             0x20..=0x23 => consensus.push(
                 builder
-                    .open_channel(descriptor, ConsensusCodec::new())
+                    .open_channel(descriptor, ConsensusCodec::for_channel(id))
                     .unwrap(),
             ),
             0x30 => others.push(open(&mut builder, descriptor, MempoolCodec::new())),
             0x38 => others.push(open(&mut builder, descriptor, EvidenceCodec::new())),
             0x40 => others.push(open(&mut builder, descriptor, BlocksyncCodec::new())),
-            _ => others.push(open(&mut builder, descriptor, StatesyncCodec::new())),
+            id => others.push(open(
+                &mut builder,
+                descriptor,
+                StatesyncCodec::for_channel(id),
+            )),
         }
     }
     let updates = builder.subscribe();
@@ -141,6 +164,11 @@ fn hostile_input_on_each_reactor_channel_closes_only_its_sender() {
     // from a fresh peer; then a message one byte past the state channel's 1 MiB limit.
     let mut attacks: Vec<(u8, Vec<u8>)> = ids.iter().map(|&id| (id, vec![0x0f])).collect();
     attacks.push((CONSENSUS_STATE, vec![0u8; 1_048_577]));
+    // Then well-formed messages (tendermint-proto's encoding) of the wrong type: for the
+    // reactors whose wrapper spans several channels, each channel gets a message that
+    // belongs on another. (On a single-channel reactor a wrong type is either bytes that
+    // do not decode, as above, or bytes that happen to be a valid message of its own.)
+    attacks.extend(misplaced_messages());
     for (n, (channel, bytes)) in attacks.into_iter().enumerate() {
         let (attacker, attacker_id) = connect(u8::try_from(n).unwrap() + 2);
         attacker.send(channel, bytes);

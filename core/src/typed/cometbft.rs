@@ -1,13 +1,25 @@
 //! The message layers of CometBFT's reactor channels, for typed channels: one inner enum per
 //! reactor wrapper (`tendermint.consensus.Message`, `tendermint.mempool.Message`,
 //! `tendermint.blocksync.Message`, `tendermint.statesync.Message`) with the `From` /
-//! `TryFrom` pair [`WrapperCodec`] needs, and the codec type for each
-//! channel. The evidence channel carries a bare `EvidenceList` ([`EvidenceCodec`]). Open
-//! the channels with `crate::cometbft_channels` descriptors.
+//! `TryFrom` pair [`WrapperCodec`] needs, and the codec for each channel. The evidence
+//! channel carries a bare `EvidenceList` ([`EvidenceCodec`]). Open the channels with
+//! `crate::cometbft_channels` descriptors.
+//!
+//! The consensus and state-sync reactors spread one wrapper over several channels, each
+//! message type on one of them ([`ConsensusInner::channel`], [`StatesyncInner::channel`]).
+//! Their codecs are made per channel and refuse a well-formed message of another channel
+//! with [`CodecError::Misplaced`] (fatal for its sender, as every undecodable message is).
+//! CometBFT's Go reactors log and ignore such a message; no CometBFT node sends one, so
+//! only a broken or hostile peer is cut off.
 
+use bytes::Bytes;
 use tmp2p_proto::{blocksync, consensus, mempool, statesync, types};
 
-use super::{CodecError, ProtoCodec, WrapperCodec};
+use super::{ChannelCodec, CodecError, ProtoCodec, WrapperCodec};
+use crate::cometbft_channels::{
+    CONSENSUS_DATA, CONSENSUS_STATE, CONSENSUS_VOTE, CONSENSUS_VOTE_SET_BITS, STATESYNC_CHUNK,
+    STATESYNC_SNAPSHOT,
+};
 
 /// Declares a reactor's inner enum (one variant per oneof case, each holding that case's
 /// message) and its `From` / `TryFrom` pair with the wire wrapper.
@@ -111,14 +123,122 @@ inner_messages! {
     }
 }
 
-/// The consensus channels' codec.
-pub type ConsensusCodec = WrapperCodec<consensus::Message, ConsensusInner>;
+impl ConsensusInner {
+    /// The channel CometBFT sends this message on.
+    pub fn channel(&self) -> u8 {
+        match self {
+            ConsensusInner::NewRoundStep(_)
+            | ConsensusInner::NewValidBlock(_)
+            | ConsensusInner::HasVote(_)
+            | ConsensusInner::VoteSetMaj23(_)
+            | ConsensusInner::HasProposalBlockPart(_) => CONSENSUS_STATE,
+            ConsensusInner::Proposal(_)
+            | ConsensusInner::ProposalPol(_)
+            | ConsensusInner::BlockPart(_) => CONSENSUS_DATA,
+            ConsensusInner::Vote(_) => CONSENSUS_VOTE,
+            ConsensusInner::VoteSetBits(_) => CONSENSUS_VOTE_SET_BITS,
+        }
+    }
+
+    /// The message's name in CometBFT's proto.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConsensusInner::NewRoundStep(_) => "NewRoundStep",
+            ConsensusInner::NewValidBlock(_) => "NewValidBlock",
+            ConsensusInner::Proposal(_) => "Proposal",
+            ConsensusInner::ProposalPol(_) => "ProposalPOL",
+            ConsensusInner::BlockPart(_) => "BlockPart",
+            ConsensusInner::Vote(_) => "Vote",
+            ConsensusInner::HasVote(_) => "HasVote",
+            ConsensusInner::VoteSetMaj23(_) => "VoteSetMaj23",
+            ConsensusInner::VoteSetBits(_) => "VoteSetBits",
+            ConsensusInner::HasProposalBlockPart(_) => "HasProposalBlockPart",
+        }
+    }
+}
+
+impl StatesyncInner {
+    /// The channel CometBFT sends this message on.
+    pub fn channel(&self) -> u8 {
+        match self {
+            StatesyncInner::SnapshotsRequest(_) | StatesyncInner::SnapshotsResponse(_) => {
+                STATESYNC_SNAPSHOT
+            }
+            StatesyncInner::ChunkRequest(_) | StatesyncInner::ChunkResponse(_) => STATESYNC_CHUNK,
+        }
+    }
+
+    /// The message's name in CometBFT's proto.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StatesyncInner::SnapshotsRequest(_) => "SnapshotsRequest",
+            StatesyncInner::SnapshotsResponse(_) => "SnapshotsResponse",
+            StatesyncInner::ChunkRequest(_) => "ChunkRequest",
+            StatesyncInner::ChunkResponse(_) => "ChunkResponse",
+        }
+    }
+}
+
+/// Declares the codec of a reactor whose wrapper spans several channels: it decodes the
+/// wrapper and refuses a message that belongs on another channel.
+macro_rules! per_channel_codec {
+    ($(#[$doc:meta])* $codec:ident, $wrapper:ty, $inner:ty) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $codec {
+            channel: u8,
+        }
+
+        impl $codec {
+            /// The codec for channel `channel`: it takes only the messages CometBFT sends
+            /// there.
+            pub const fn for_channel(channel: u8) -> Self {
+                Self { channel }
+            }
+
+            /// The channel this codec serves.
+            pub const fn channel(&self) -> u8 {
+                self.channel
+            }
+        }
+
+        impl ChannelCodec for $codec {
+            type Message = $inner;
+
+            fn encode(&self, message: &$inner) -> Bytes {
+                WrapperCodec::<$wrapper, $inner>::new().encode(message)
+            }
+
+            fn decode(&self, bytes: Bytes) -> Result<$inner, CodecError> {
+                let message = WrapperCodec::<$wrapper, $inner>::new().decode(bytes)?;
+                if message.channel() == self.channel {
+                    Ok(message)
+                } else {
+                    Err(CodecError::Misplaced {
+                        message: message.name(),
+                        channel: self.channel,
+                        belongs_on: message.channel(),
+                    })
+                }
+            }
+        }
+    };
+}
+
+per_channel_codec! {
+    /// A consensus channel's codec (one per channel 0x20–0x23).
+    ConsensusCodec, consensus::Message, ConsensusInner
+}
+
+per_channel_codec! {
+    /// A state-sync channel's codec (one per channel 0x60, 0x61).
+    StatesyncCodec, statesync::Message, StatesyncInner
+}
+
 /// The mempool channel's codec.
 pub type MempoolCodec = WrapperCodec<mempool::Message, MempoolInner>;
 /// The block-sync channel's codec.
 pub type BlocksyncCodec = WrapperCodec<blocksync::Message, BlocksyncInner>;
-/// The state-sync channels' codec.
-pub type StatesyncCodec = WrapperCodec<statesync::Message, StatesyncInner>;
 /// The evidence channel's codec: a bare `EvidenceList`, no wrapper.
 pub type EvidenceCodec = ProtoCodec<types::EvidenceList>;
 
@@ -137,7 +257,7 @@ mod tests {
             seconds_since_start_time: 2,
             last_commit_round: 0,
         };
-        let codec = ConsensusCodec::new();
+        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE);
         let wire = codec.encode(&ConsensusInner::NewRoundStep(step));
         // Field 1, length 8: height 7, round 1, step 3, seconds 2 (last_commit_round 0 is
         // the default and not sent).
@@ -146,6 +266,42 @@ mod tests {
             codec.decode(wire).unwrap(),
             ConsensusInner::NewRoundStep(step)
         );
+    }
+
+    #[test]
+    fn a_message_on_another_channel_than_its_own_is_a_typed_error() {
+        let vote = ConsensusInner::Vote(consensus::Vote { vote: None });
+        let wire = ConsensusCodec::for_channel(CONSENSUS_VOTE).encode(&vote);
+        assert_eq!(
+            ConsensusCodec::for_channel(CONSENSUS_VOTE).decode(wire.clone()),
+            Ok(vote)
+        );
+        assert_eq!(
+            ConsensusCodec::for_channel(CONSENSUS_STATE).decode(wire),
+            Err(CodecError::Misplaced {
+                message: "Vote",
+                channel: CONSENSUS_STATE,
+                belongs_on: CONSENSUS_VOTE,
+            })
+        );
+        let request = StatesyncInner::SnapshotsRequest(statesync::SnapshotsRequest {});
+        let wire = StatesyncCodec::for_channel(STATESYNC_SNAPSHOT).encode(&request);
+        let misplaced = StatesyncCodec::for_channel(STATESYNC_CHUNK)
+            .decode(wire)
+            .unwrap_err();
+        assert_eq!(
+            misplaced.to_string(),
+            "SnapshotsRequest is a channel 0x60 message, received on channel 0x61"
+        );
+        // Every consensus message has a home among the four channels.
+        for id in [
+            CONSENSUS_STATE,
+            CONSENSUS_DATA,
+            CONSENSUS_VOTE,
+            CONSENSUS_VOTE_SET_BITS,
+        ] {
+            assert_eq!(ConsensusCodec::for_channel(id).channel(), id);
+        }
     }
 
     #[test]
@@ -158,7 +314,7 @@ mod tests {
             round: 1,
             index: 3,
         });
-        let codec = ConsensusCodec::new();
+        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE);
         assert_eq!(codec.decode(wire.clone()).unwrap(), part);
         assert_eq!(codec.encode(&part), wire);
     }
@@ -181,10 +337,13 @@ mod tests {
             format: 1,
             index: 2,
         });
-        let codec = StatesyncCodec::new();
+        let codec = StatesyncCodec::for_channel(STATESYNC_CHUNK);
         assert_eq!(codec.decode(codec.encode(&chunk)).unwrap(), chunk);
         // An empty wrapper (no oneof case) decodes as a typed error, not a message.
-        assert!(ConsensusCodec::new().decode(Bytes::new()).is_err());
+        assert_eq!(
+            ConsensusCodec::for_channel(CONSENSUS_STATE).decode(Bytes::new()),
+            Err(CodecError::EmptyWrapper)
+        );
         assert!(MempoolCodec::new()
             .decode(Bytes::from_static(&[0xff]))
             .is_err());
