@@ -275,6 +275,17 @@ fn our_node_info(
     Ok(info)
 }
 
+/// A receiver that gets one `()` at Ctrl-C (or SIGTERM): long-running commands stop
+/// gracefully on it.
+fn stop_signal() -> Result<async_channel::Receiver<()>, CliError> {
+    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
+    ctrlc::set_handler(move || {
+        let _ = stop_tx.try_send(());
+    })
+    .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+    Ok(stop_rx)
+}
+
 /// The node info as CometBFT's RPC `/status` shows it (versions as decimal strings,
 /// channels as hex).
 fn node_info_json(info: &NodeInfo) -> String {

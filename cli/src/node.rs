@@ -345,11 +345,7 @@ fn run_smol(
         }
         // Ctrl-C (or SIGTERM) stops the node gracefully: queued messages are flushed and
         // the peer store synced before the process exits.
-        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-        ctrlc::set_handler(move || {
-            let _ = stop_tx.try_send(());
-        })
-        .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+        let stop_rx = crate::stop_signal()?;
         let mut sink = UpdateSink::for_stdout(source, title);
         loop {
             let next = futures_lite::future::or(async { updates.recv().await.ok() }, async {

@@ -152,11 +152,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
             node.spawn(read).detach();
         }
         tracing::info!(id = %node.node_id(), "observing");
-        let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-        ctrlc::set_handler(move || {
-            let _ = stop_tx.try_send(());
-        })
-        .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+        let stop_rx = crate::stop_signal()?;
         let mut observer = Observer::new(args, state_out);
         observer.watch(&seen, &updates, &stop_rx).await;
         observer.print_summary();

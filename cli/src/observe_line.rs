@@ -116,48 +116,51 @@ fn block_fields(id: Option<&BlockId>, fields: &mut Vec<(&'static str, Field)>) {
     }
 }
 
+/// Height and round.
+fn at(height: i64, round: i32) -> [(&'static str, Field); 2] {
+    [("height", int(height)), ("round", int(round))]
+}
+
+/// Height, round and vote type.
+fn vote_at(height: i64, round: i32, kind: i32) -> [(&'static str, Field); 3] {
+    let [h, r] = at(height, round);
+    [
+        h,
+        r,
+        ("vote_type", Field::Text(vote_type_name(kind).to_owned())),
+    ]
+}
+
 fn describe_consensus(message: &ConsensusInner) -> Description {
     let mut fields = Vec::new();
-    let kind = match message {
+    match message {
         ConsensusInner::NewRoundStep(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("round", int(m.round)),
-                ("step", Field::Text(step_name(m.step).to_owned())),
-                ("last_commit_round", int(m.last_commit_round)),
-            ]);
-            "NewRoundStep"
+            fields.extend(at(m.height, m.round));
+            fields.push(("step", Field::Text(step_name(m.step).to_owned())));
+            fields.push(("last_commit_round", int(m.last_commit_round)));
         }
         ConsensusInner::NewValidBlock(m) => {
-            fields.extend([("height", int(m.height)), ("round", int(m.round))]);
+            fields.extend(at(m.height, m.round));
             if let Some(parts) = &m.block_part_set_header {
                 fields.push(("parts_total", int(parts.total)));
                 fields.push(("parts_hash", hash(&parts.hash)));
             }
             fields.push(("is_commit", Field::Text(m.is_commit.to_string())));
-            "NewValidBlock"
         }
         ConsensusInner::Proposal(m) => {
             if let Some(p) = &m.proposal {
-                fields.extend([
-                    ("height", int(p.height)),
-                    ("round", int(p.round)),
-                    ("pol_round", int(p.pol_round)),
-                ]);
+                fields.extend(at(p.height, p.round));
+                fields.push(("pol_round", int(p.pol_round)));
                 block_fields(p.block_id.as_ref(), &mut fields);
             }
-            "Proposal"
         }
         ConsensusInner::ProposalPol(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("pol_round", int(m.proposal_pol_round)),
-                ("votes", set_bits(m.proposal_pol.as_ref())),
-            ]);
-            "ProposalPOL"
+            fields.push(("height", int(m.height)));
+            fields.push(("pol_round", int(m.proposal_pol_round)));
+            fields.push(("votes", set_bits(m.proposal_pol.as_ref())));
         }
         ConsensusInner::BlockPart(m) => {
-            fields.extend([("height", int(m.height)), ("round", int(m.round))]);
+            fields.extend(at(m.height, m.round));
             if let Some(part) = &m.part {
                 fields.push(("part", int(part.index)));
                 fields.push(("size", Field::Int(len(&part.bytes))));
@@ -165,74 +168,40 @@ fn describe_consensus(message: &ConsensusInner) -> Description {
                     fields.push(("part_hash", hash(&proof.leaf_hash)));
                 }
             }
-            "BlockPart"
         }
         ConsensusInner::Vote(m) => {
             if let Some(v) = &m.vote {
-                fields.extend([
-                    ("height", int(v.height)),
-                    ("round", int(v.round)),
-                    (
-                        "vote_type",
-                        Field::Text(vote_type_name(v.r#type).to_owned()),
-                    ),
-                    ("validator", int(v.validator_index)),
-                    ("validator_address", hash(&v.validator_address)),
-                ]);
+                fields.extend(vote_at(v.height, v.round, v.r#type));
+                fields.push(("validator", int(v.validator_index)));
+                fields.push(("validator_address", hash(&v.validator_address)));
                 block_fields(v.block_id.as_ref(), &mut fields);
                 if !v.extension.is_empty() {
                     fields.push(("extension_size", Field::Int(len(&v.extension))));
                 }
             }
-            "Vote"
         }
         ConsensusInner::HasVote(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("round", int(m.round)),
-                (
-                    "vote_type",
-                    Field::Text(vote_type_name(m.r#type).to_owned()),
-                ),
-                ("validator", int(m.index)),
-            ]);
-            "HasVote"
+            fields.extend(vote_at(m.height, m.round, m.r#type));
+            fields.push(("validator", int(m.index)));
         }
         ConsensusInner::VoteSetMaj23(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("round", int(m.round)),
-                (
-                    "vote_type",
-                    Field::Text(vote_type_name(m.r#type).to_owned()),
-                ),
-            ]);
+            fields.extend(vote_at(m.height, m.round, m.r#type));
             block_fields(m.block_id.as_ref(), &mut fields);
-            "VoteSetMaj23"
         }
         ConsensusInner::VoteSetBits(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("round", int(m.round)),
-                (
-                    "vote_type",
-                    Field::Text(vote_type_name(m.r#type).to_owned()),
-                ),
-            ]);
+            fields.extend(vote_at(m.height, m.round, m.r#type));
             block_fields(m.block_id.as_ref(), &mut fields);
             fields.push(("votes", set_bits(m.votes.as_ref())));
-            "VoteSetBits"
         }
         ConsensusInner::HasProposalBlockPart(m) => {
-            fields.extend([
-                ("height", int(m.height)),
-                ("round", int(m.round)),
-                ("part", int(m.index)),
-            ]);
-            "HasProposalBlockPart"
+            fields.extend(at(m.height, m.round));
+            fields.push(("part", int(m.index)));
         }
-    };
-    Description { kind, fields }
+    }
+    Description {
+        kind: message.name(),
+        fields,
+    }
 }
 
 fn len(bytes: &Bytes) -> i64 {

@@ -143,11 +143,7 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
         );
         running.push((spec.chain_id.clone(), handle, updates));
     }
-    let (stop_tx, stop_rx) = async_channel::bounded::<()>(1);
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.try_send(());
-    })
-    .map_err(|e| CliError::Runtime(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let stop_rx = crate::stop_signal()?;
     for (chain, _, updates) in &running {
         let (chain, updates) = (chain.clone(), updates.clone());
         executor
