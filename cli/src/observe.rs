@@ -177,9 +177,18 @@ fn learn_network(args: &ObserveArgs) -> Result<String, CliError> {
         COMETBFT_CHANNELS.to_vec(),
     )?;
     let config = crate::session::session_config(&COMETBFT_CHANNELS, Duration::from_secs(10));
-    Ok(async_io::block_on(crate::session::learn_network(
-        first, &key, &info, &config,
-    )))
+    async_io::block_on(async {
+        let network = crate::session::probe_network(first, &key, &info, &config)
+            .await
+            .map_err(|e| {
+                CliError::Runtime(format!(
+                    "cannot learn the network of {first} ({e}); name it with --network"
+                ))
+            })?;
+        // A node may refuse a second connection from our IP while it still holds the probe's.
+        Timer::after(crate::session::REDIAL_DELAY).await;
+        Ok(network)
+    })
 }
 
 fn descriptor(id: u8) -> Result<tmp2p_core::mconn::ChannelDescriptor, CliError> {

@@ -139,21 +139,28 @@ pub(crate) async fn learn_network(
     info: &NodeInfo,
     config: &PeerConfig,
 ) -> String {
-    let network = probe_network(address, key, info, config).await;
+    let network = probe_network(address, key, info, config)
+        .await
+        .unwrap_or_else(|_| info.network.clone());
     Timer::after(REDIAL_DELAY).await;
     network
 }
 
-async fn probe_network(
+/// The network of the node at `address`, as [`learn_network`] finds it, but failing when
+/// the node cannot be reached or refuses us for another reason. Returns at once.
+///
+/// # Errors
+/// The failed connection's.
+pub(crate) async fn probe_network(
     address: &NodeAddress,
     key: &NodeKey,
     info: &NodeInfo,
     config: &PeerConfig,
-) -> String {
+) -> Result<String, SessionError> {
     match Session::connect(address, key, info.clone(), config.clone()).await {
         Ok(session) => {
             let _ = session.close().await;
-            info.network.clone()
+            Ok(info.network.clone())
         }
         Err(error) => match learned_network(&error) {
             Some(network) => {
@@ -161,9 +168,9 @@ async fn probe_network(
                     "tmp2p: {} is on network {network:?}: using it",
                     address.node_id
                 );
-                network.to_owned()
+                Ok(network.to_owned())
             }
-            None => info.network.clone(),
+            None => Err(error),
         },
     }
 }

@@ -290,3 +290,19 @@ fn observing_two_peers_measures_each_ones_lag_behind_the_first_to_deliver() {
         assert!(t["lag_ms_p50"].as_f64().unwrap() >= 100.0, "{stdout}");
     }
 }
+
+#[test]
+fn with_no_node_to_learn_the_network_from_observe_says_so_and_exits() {
+    // A port nobody listens on (bound, then closed).
+    let address = reference_listener([61u8; 32]).1;
+    let output = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
+        .args(["observe", &address, "--duration", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot learn the network of") && stderr.contains("--network"),
+        "{stderr}"
+    );
+}
