@@ -117,8 +117,17 @@ impl LiveView {
         let _ = writeln!(out, "{}  ({} peer{plural})\n", self.title, peers.len());
         let _ = writeln!(
             out,
-            "{:<12}  {:<3}  {:<21}  {:>8}  {:>10}  {:>10}  {:<14}  {:>7}",
-            "PEER", "DIR", "ADDRESS", "RTT", "IN/s", "OUT/s", "CHANNELS", "UP"
+            "{:<12}  {:<16}  {:<10}  {:<3}  {:<21}  {:>8}  {:>10}  {:>10}  {:<14}  {:>7}",
+            "PEER",
+            "MONIKER",
+            "VERSION",
+            "DIR",
+            "ADDRESS",
+            "RTT",
+            "IN/s",
+            "OUT/s",
+            "CHANNELS",
+            "UP"
         );
         let mut seen = BTreeMap::new();
         for peer in peers {
@@ -149,8 +158,11 @@ impl LiveView {
                 .collect();
             let _ = writeln!(
                 out,
-                "{:<12}  {:<3}  {:<21}  {:>8}  {:>10}  {:>10}  {:<14}  {:>7}",
+                "{:<12}  {:<16}  {:<10}  {:<3}  {:<21}  {:>8}  {:>10}  {:>10}  {:<14}  {:>7}",
                 id.get(..12).unwrap_or(&id),
+                // Both are printable ASCII (NodeInfo validation), so safe on a terminal.
+                clip(&peer.origin.info.moniker, 16),
+                clip(&peer.origin.info.version, 10),
                 if peer.origin.outbound { "out" } else { "in" },
                 peer.origin.remote.to_string(),
                 peer.rtt.last.map_or_else(|| "-".to_owned(), format_rtt),
@@ -169,6 +181,11 @@ impl LiveView {
         }
         out
     }
+}
+
+/// At most `width` characters of `text`.
+fn clip(text: &str, width: usize) -> String {
+    text.chars().take(width).collect()
 }
 
 /// Bytes per second, in B/KB/MB (powers of 1000, as network rates go).
@@ -207,6 +224,7 @@ fn format_age(age: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tmp2p_core::node_config::NodeConfig;
     use tmp2p_core::router::{ChannelSnapshot, PeerOrigin, RttSnapshot};
 
     fn peer(id: u8, outbound: bool, since: Instant, received: u64, sent: u64) -> PeerSnapshot {
@@ -216,6 +234,12 @@ mod tests {
                 outbound,
                 remote: "10.1.2.3:26656".parse().unwrap(),
                 since,
+                info: {
+                    let mut config = NodeConfig::new("c", "127.0.0.1:1".parse().unwrap());
+                    config.moniker = "validator-with-a-long-name".into();
+                    config.version = "0.38.25".into();
+                    std::sync::Arc::new(config.node_info(NodeId::from_bytes([id; 20])))
+                },
             },
             rtt: RttSnapshot {
                 last: Some(Duration::from_micros(420)),
@@ -253,6 +277,8 @@ mod tests {
             words,
             [
                 "abababababab",
+                "validator-with-a",
+                "0.38.25",
                 "out",
                 "10.1.2.3:26656",
                 "0.42ms",

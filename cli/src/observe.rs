@@ -24,7 +24,9 @@ use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
 use tmp2p_core::round_follower::RoundFollower;
 use tmp2p_core::typed::cometbft::{ConsensusCodec, ConsensusInner, EvidenceCodec, MempoolCodec};
 use tmp2p_core::NodeKey;
-use tmp2p_driver_smol::{Channel, ChannelSender, DriverError, Envelope, NodeBuilder, NodeHandle};
+use tmp2p_driver_smol::{
+    Channel, ChannelSender, CountersView, DriverError, Envelope, NodeBuilder, NodeHandle,
+};
 use tmp2p_store::MemoryPeerStore;
 
 use crate::observe_line::{short_id, Observed, Sighting};
@@ -153,7 +155,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         }
         tracing::info!(id = %node.node_id(), "observing");
         let stop_rx = crate::stop_signal()?;
-        let mut observer = Observer::new(args, state_out);
+        let mut observer = Observer::new(args, state_out, node.counters_view());
         observer.watch(&seen, &updates, &stop_rx).await;
         observer.print_summary();
         stop(node).await;
@@ -222,6 +224,8 @@ fn reader<M: Send + 'static>(
 struct Observer<'a> {
     args: &'a ObserveArgs,
     state_out: ChannelSender<ConsensusInner>,
+    /// The routed peers, with the NodeInfo each sent.
+    peers: CountersView,
     follower: RoundFollower,
     summary: Summary,
     deadline: Option<Instant>,
@@ -231,12 +235,17 @@ struct Observer<'a> {
 }
 
 impl<'a> Observer<'a> {
-    fn new(args: &'a ObserveArgs, state_out: ChannelSender<ConsensusInner>) -> Self {
+    fn new(
+        args: &'a ObserveArgs,
+        state_out: ChannelSender<ConsensusInner>,
+        peers: CountersView,
+    ) -> Self {
         let now = Instant::now();
         let every = Duration::from_secs(args.summary_every);
         Observer {
             args,
             state_out,
+            peers,
             follower: RoundFollower::new(),
             summary: Summary::new(now),
             deadline: args.duration.map(|s| now + Duration::from_secs(s)),
@@ -336,18 +345,48 @@ impl<'a> Observer<'a> {
         self.args.channels.contains(&reactor)
     }
 
+    /// A peer going up (with the NodeInfo it sent, which the routed peers' counters keep)
+    /// or down.
     fn peer(&mut self, update: &PeerUpdate) {
-        let status = match update.status {
-            PeerStatus::Up => "up",
+        let id = update.node_id;
+        let info = match update.status {
+            PeerStatus::Up => self
+                .peers
+                .peer_counters()
+                .into_iter()
+                .find(|p| p.node == id)
+                .map(|p| p.origin.info),
             PeerStatus::Down => {
-                self.follower.peer_down(&update.node_id);
-                "down"
+                self.follower.peer_down(&id);
+                None
             }
         };
-        let line = if self.args.json {
-            serde_json::json!({ "peer": update.node_id.to_string(), "status": status }).to_string()
+        let status = if update.status == PeerStatus::Up {
+            "up"
         } else {
-            format!("peer {} {status}", short_id(&update.node_id))
+            "down"
+        };
+        let line = match (&info, self.args.json) {
+            (Some(info), true) => serde_json::json!({
+                "peer": id.to_string(), "status": status, "moniker": info.moniker,
+                "version": info.version, "network": info.network,
+                "listen_addr": info.listen_addr,
+                "channels": info.channels.iter().map(|c| format!("0x{c:02x}")).collect::<Vec<_>>(),
+            })
+            .to_string(),
+            (None, true) => {
+                serde_json::json!({ "peer": id.to_string(), "status": status }).to_string()
+            }
+            // Moniker and version are printable ASCII (NodeInfo validation).
+            (Some(info), false) => format!(
+                "peer {} {status}: moniker={} version={} network={} listen={}",
+                short_id(&id),
+                info.moniker,
+                info.version,
+                info.network,
+                info.listen_addr
+            ),
+            (None, false) => format!("peer {} {status}", short_id(&id)),
         };
         self.print(&line);
     }

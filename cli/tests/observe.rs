@@ -147,12 +147,15 @@ fn observe_follows_the_peers_round_so_it_is_gossiped_everything_and_prints_it() 
 
     let lines = json_lines(&stdout);
     let peer_id = peer.id.clone();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l["peer"] == peer_id.as_str() && l["status"] == "up"),
-        "{stdout}"
-    );
+    // The peer's up line carries the NodeInfo it sent.
+    let up = lines
+        .iter()
+        .find(|l| l["peer"] == peer_id.as_str() && l["status"] == "up")
+        .unwrap_or_else(|| panic!("no up line: {stdout}"));
+    assert_eq!(up["moniker"], "reference");
+    assert_eq!(up["version"], "0.38.25");
+    assert_eq!(up["network"], NETWORK);
+    assert_eq!(up["channels"][0], "0x20");
     let steps: Vec<i64> = of_type(&lines, "NewRoundStep")
         .iter()
         .map(|l| l["height"].as_i64().unwrap())

@@ -783,6 +783,7 @@ impl Router {
                 outbound: dialed.is_some(),
                 remote,
                 since: now,
+                info: Arc::new(info.clone()),
             };
             let stats = Arc::new(PeerCounters::new(node, shared, origin));
             entry.phase = Phase::Active {

@@ -11,9 +11,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::id::NodeId;
+use crate::node_info::NodeInfo;
 
 /// Upper bounds (seconds) of the ping round-trip histogram's buckets; a last, unbounded
 /// bucket takes the rest. From loopback (sub-millisecond) to a peer across the world on a
@@ -22,8 +24,9 @@ pub const RTT_BUCKETS_SECONDS: [f64; 12] = [
     0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// Where a routed peer's connection came from, fixed when the peer is routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who a routed peer is and where its connection came from, fixed when the peer is
+/// routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerOrigin {
     /// We dialed it.
     pub outbound: bool,
@@ -31,6 +34,9 @@ pub struct PeerOrigin {
     pub remote: SocketAddr,
     /// When it was routed (the node machine's clock).
     pub since: Instant,
+    /// The NodeInfo it sent in the handshake (moniker, version, network, listen address,
+    /// channels), shared by every snapshot.
+    pub info: Arc<NodeInfo>,
 }
 
 /// One channel's counters of one peer.
@@ -219,8 +225,8 @@ impl PeerCounters {
     }
 
     /// Where the peer's connection came from.
-    pub fn origin(&self) -> PeerOrigin {
-        self.origin
+    pub fn origin(&self) -> &PeerOrigin {
+        &self.origin
     }
 
     pub(crate) fn dropped_queue_full(&self, messages: usize) {
@@ -242,7 +248,7 @@ impl PeerCounters {
         let last = get(&self.rtt.last_nanos);
         PeerSnapshot {
             node: self.node,
-            origin: self.origin,
+            origin: self.origin.clone(),
             rtt: RttSnapshot {
                 last: (last > 0).then(|| Duration::from_nanos(last)),
                 buckets: self.rtt.buckets.iter().map(get).collect(),
@@ -278,6 +284,13 @@ impl PeerCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_config::NodeConfig;
+
+    /// The NodeInfo a default configuration gives `node`.
+    fn info(node: NodeId) -> Arc<NodeInfo> {
+        let config = NodeConfig::new("test-chain", "127.0.0.1:26656".parse().unwrap());
+        Arc::new(config.node_info(node))
+    }
 
     #[test]
     fn counts_land_on_their_channel_and_unknown_channels_are_ignored() {
@@ -286,6 +299,7 @@ mod tests {
             outbound: true,
             remote: "10.0.0.1:26656".parse().unwrap(),
             since: crate::test_clock::epoch(),
+            info: info(node),
         };
         let peer = PeerCounters::new(node, [0x30, 0x20, 0x30], origin);
         peer.sent(0x20, 100);
@@ -336,6 +350,7 @@ mod tests {
             outbound: false,
             remote: "127.0.0.1:1".parse().unwrap(),
             since: crate::test_clock::epoch(),
+            info: info(NodeId::from_bytes([4; 20])),
         };
         let peer = PeerCounters::new(NodeId::from_bytes([4; 20]), [0x00], origin);
         let ms = Duration::from_millis;
