@@ -301,7 +301,7 @@ mod tests {
             since: crate::test_clock::epoch(),
             info: info(node),
         };
-        let peer = PeerCounters::new(node, [0x30, 0x20, 0x30], origin);
+        let peer = PeerCounters::new(node, [0x30, 0x20, 0x30], origin.clone());
         peer.sent(0x20, 100);
         peer.sent(0x20, 50);
         peer.received(0x30, 7);
