@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
-use tmp2p_driver_smol::{NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_driver_smol::{CountersView, NodeBuilder, NodeHandle, PeerUpdates};
 use tmp2p_store::RedbPeerStore;
 
 use crate::CliError;
@@ -48,6 +48,13 @@ pub(crate) struct SeedArgs {
     /// Node name to advertise.
     #[arg(long, default_value = "tmp2p-seed")]
     moniker: String,
+    /// Print a line for every peer going up or down (off by default: a busy seed sees
+    /// thousands a second).
+    #[arg(long)]
+    peer_lines: bool,
+    /// Print each network's activity every SECONDS (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    summary_every: u64,
 }
 
 /// One network the seed serves.
@@ -145,7 +152,10 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
     }
     let stop_rx = crate::stop_signal()?;
     for (chain, _, updates) in &running {
-        let (chain, updates) = (chain.clone(), updates.clone());
+        let Some(updates) = updates.clone() else {
+            continue;
+        };
+        let chain = chain.clone();
         executor
             .spawn(async move {
                 while let Ok(update) = updates.recv().await {
@@ -154,6 +164,14 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
                 }
             })
             .detach();
+    }
+    if args.summary_every > 0 {
+        let views = running
+            .iter()
+            .map(|(chain, handle, _)| (chain.clone(), handle.counters_view()))
+            .collect();
+        let every = std::time::Duration::from_secs(args.summary_every);
+        executor.spawn(print_activity(views, every)).detach();
     }
     smol::block_on(async {
         let _ = stop_rx.recv().await;
@@ -166,13 +184,36 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Every `every`, one line per network: the handshakes completed, the bytes of addresses
+/// handed out and the peers connected, over the last interval.
+async fn print_activity(views: Vec<(String, CountersView)>, every: std::time::Duration) {
+    let mut last: Vec<(u64, u64)> = vec![(0, 0); views.len()];
+    loop {
+        async_io::Timer::after(every).await;
+        for ((chain, view), last) in views.iter().zip(last.iter_mut()) {
+            let now = view.counters();
+            let (handshakes, addrs_bytes) = (now.handshakes_succeeded, now.pex_addrs_bytes_sent);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{chain}: {} handshakes and {} bytes of addresses sent in the last {}s; {} connected",
+                handshakes.saturating_sub(last.0),
+                addrs_bytes.saturating_sub(last.1),
+                every.as_secs(),
+                view.peer_counters().len()
+            );
+            *last = (handshakes, addrs_bytes);
+        }
+    }
+}
+
 /// Builds and starts one network's seed on `executor`.
 fn start_network(
     args: &SeedArgs,
     spec: &NetworkSpec,
     key: &tmp2p_core::NodeKey,
     executor: &Arc<smol::Executor<'static>>,
-) -> Result<(NodeHandle, PeerUpdates), CliError> {
+) -> Result<(NodeHandle, Option<PeerUpdates>), CliError> {
     let bad =
         |e: &dyn std::fmt::Display| CliError::BadInput(format!("network {:?}: {e}", spec.chain_id));
     let mut config = NodeConfig::new(spec.chain_id.clone(), spec.listen);
@@ -198,7 +239,7 @@ fn start_network(
             ..PexConfig::default()
         })
         .map_err(|e| bad(&e))?;
-    let updates = builder.subscribe();
+    let updates = args.peer_lines.then(|| builder.subscribe());
     let handle = smol::block_on(builder.start_on(executor.clone()))
         .map_err(|e| CliError::Runtime(format!("network {:?}: {e}", spec.chain_id)))?;
     Ok((handle, updates))

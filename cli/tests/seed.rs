@@ -33,6 +33,9 @@ fn two_networks_in_one_seed_never_mix_addresses() {
             "net-a=127.0.0.1:0",
             "--network",
             "net-b=127.0.0.1:0",
+            "--peer-lines",
+            "--summary-every",
+            "1",
         ],
     );
     let seed_a = seed.address.clone();
@@ -107,6 +110,25 @@ fn two_networks_in_one_seed_never_mix_addresses() {
     // A node of the other network is refused by the seed's other half.
     let v = crawl(&seed_a, "net-b");
     assert_eq!(v["summary"]["refused"], 1, "{v:#}");
+    // Each second (--summary-every 1) a line per network counts its handshakes; the
+    // crawls above made some.
+    let deadline = std::time::Instant::now() + wait;
+    let counted = loop {
+        let line = seed.next_line();
+        let handshakes = line
+            .strip_prefix("net-a: ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if handshakes.is_some_and(|n| n > 0) || std::time::Instant::now() > deadline {
+            break (line, handshakes);
+        }
+    };
+    assert!(counted.1.is_some_and(|n| n > 0), "{}", counted.0);
+    assert!(
+        counted.0.contains("handshakes and") && counted.0.contains("connected"),
+        "{}",
+        counted.0
+    );
     // Each network has a store of its own.
     assert!(home.join("net-a/peerstore.redb").exists());
     assert!(home.join("net-b/peerstore.redb").exists());
