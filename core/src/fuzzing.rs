@@ -23,10 +23,12 @@
 
 mod frame_opener;
 mod parsers;
+mod reactor_message;
 mod secret_handshake;
 
 pub use frame_opener::frame_opener;
 pub use parsers::{addrbook_import, auth_sig, node_info, node_key_load};
+pub use reactor_message::reactor_message;
 pub use secret_handshake::{
     secret_handshake_high, secret_handshake_low, secret_handshake_valid_prefix,
 };
