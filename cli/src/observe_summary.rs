@@ -1,8 +1,9 @@
 //! `tmp2p observe`'s summary: height progress and block interval, votes per height, round
 //! and type, block parts, transactions, and per peer how much later than the first peer it
-//! delivered the same vote or transaction. Memory is bounded: the last
-//! [`HEIGHTS_KEPT`] heights, the last [`ITEMS_KEPT`] votes and transactions for
-//! first-seen matching, and the last [`LAGS_KEPT`] lags per peer.
+//! delivered the same vote or transaction. Memory is bounded whatever peers send: the last
+//! [`HEIGHTS_KEPT`] heights, each with at most [`VOTES_PER_HEIGHT`] votes and
+//! [`PARTS_PER_HEIGHT`] parts tallied; the last [`ITEMS_KEPT`] votes and transactions for
+//! first-seen matching; the last [`LAGS_KEPT`] lags per peer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -14,8 +15,16 @@ use tmp2p_core::NodeId;
 
 use crate::observe_line::{short_id, tx_hash, vote_type_name, Observed};
 
-/// Heights whose votes and parts are kept.
-const HEIGHTS_KEPT: usize = 100;
+/// Heights whose votes and parts are kept (the worst case, every height at both bounds
+/// below, is about 10 MB).
+const HEIGHTS_KEPT: usize = 20;
+/// Votes tallied per height: two types for CometBFT's largest validator set
+/// (`MaxVotesCount`, 10 000), with room for a few rounds of a normal set. Beyond it a
+/// height's votes still count per peer but add no new voter.
+const VOTES_PER_HEIGHT: usize = 20_000;
+/// Block parts tallied per height: a 100 MiB block (CometBFT's largest) in 64 KiB parts
+/// is 1 600; beyond the bound parts still count per message but add no new part.
+const PARTS_PER_HEIGHT: usize = 4_096;
 /// Votes and transactions remembered to match copies from other peers.
 const ITEMS_KEPT: usize = 100_000;
 /// Lags kept per peer for its percentiles.
@@ -39,8 +48,10 @@ struct HeightTally {
     announced: Option<Instant>,
     /// Validators seen voting, per round and type.
     votes: BTreeMap<(i32, i32), BTreeSet<i32>>,
-    /// Block parts seen, by round and index.
+    /// Block parts seen, by round and index (at most [`PARTS_PER_HEIGHT`]).
     parts: BTreeSet<(i32, u32)>,
+    /// Votes in `votes`, all rounds and types (at most [`VOTES_PER_HEIGHT`]).
+    tallied_votes: usize,
     /// Proposals seen.
     proposals: u32,
 }
@@ -118,7 +129,8 @@ impl Summary {
             }
             Observed::Consensus(ConsensusInner::BlockPart(m)) => {
                 let index = m.part.as_ref().map_or(0, |p| p.index);
-                if self.height(m.height).parts.insert((m.round, index)) {
+                let tally = self.height(m.height);
+                if tally.parts.len() < PARTS_PER_HEIGHT && tally.parts.insert((m.round, index)) {
                     self.unique_parts = self.unique_parts.saturating_add(1);
                 }
             }
@@ -127,12 +139,15 @@ impl Summary {
                     if let Some(tally) = self.peers.get_mut(&peer) {
                         tally.votes = tally.votes.saturating_add(1);
                     }
-                    let voters = self
-                        .height(v.height)
-                        .votes
-                        .entry((v.round, v.r#type))
-                        .or_default();
-                    if voters.insert(v.validator_index) {
+                    let tally = self.height(v.height);
+                    if tally.tallied_votes < VOTES_PER_HEIGHT
+                        && tally
+                            .votes
+                            .entry((v.round, v.r#type))
+                            .or_default()
+                            .insert(v.validator_index)
+                    {
+                        tally.tallied_votes = tally.tallied_votes.saturating_add(1);
                         self.unique_votes = self.unique_votes.saturating_add(1);
                     }
                     let item = Item::Vote(v.height, v.round, v.r#type, v.validator_index);
@@ -440,7 +455,39 @@ mod tests {
             summary.record(t0, peer, &vote(height, 1, 0));
         }
         assert_eq!(summary.heights.len(), HEIGHTS_KEPT);
-        assert_eq!(summary.heights.keys().next(), Some(&200));
+        let lowest = 300 - i64::try_from(HEIGHTS_KEPT).unwrap();
+        assert_eq!(summary.heights.keys().next(), Some(&lowest));
         assert_eq!(summary.unique_votes, 300);
+    }
+
+    #[test]
+    fn a_flood_of_made_up_voters_and_parts_at_one_height_is_bounded() {
+        let t0 = Instant::now();
+        let peer = NodeId::from_bytes([1; 20]);
+        let mut summary = Summary::new(t0);
+        for validator in 0..30_000 {
+            summary.record(t0, peer, &vote(7, 1 + validator % 2, validator));
+        }
+        for index in 0..10_000u32 {
+            let part = Observed::Consensus(ConsensusInner::BlockPart(consensus::BlockPart {
+                height: 7,
+                round: 0,
+                part: Some(tmp2p_proto::types::Part {
+                    index,
+                    ..Default::default()
+                }),
+            }));
+            summary.record(t0, peer, &part);
+        }
+        let tally = &summary.heights[&7];
+        let voters: usize = tally.votes.values().map(BTreeSet::len).sum();
+        assert_eq!(
+            (voters, tally.tallied_votes),
+            (VOTES_PER_HEIGHT, VOTES_PER_HEIGHT)
+        );
+        assert_eq!(tally.parts.len(), PARTS_PER_HEIGHT);
+        // Every message still counts for its peer.
+        assert_eq!(summary.peers[&peer].votes, 30_000);
+        assert_eq!(summary.peers[&peer].messages, 40_000);
     }
 }
