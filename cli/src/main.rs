@@ -44,7 +44,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log filter, e.g. `info` or `tmp2p_core=debug,info` (default: RUST_LOG, else info
-    /// for `node` and warn for the other commands). Logs go to stderr.
+    /// for `node`, `seed` and `observe`, warn for the other commands). Logs go to stderr.
     #[arg(long, global = true, value_name = "FILTER")]
     log_level: Option<String>,
     /// Log line format.
