@@ -26,6 +26,7 @@ use tmp2p_core::typed::cometbft::{ConsensusCodec, ConsensusInner, EvidenceCodec,
 use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::{
     Channel, ChannelSender, CountersView, DriverError, Envelope, NodeBuilder, NodeHandle,
+    TrySendError,
 };
 use tmp2p_store::MemoryPeerStore;
 
@@ -34,8 +35,10 @@ use crate::observe_summary::Summary;
 use crate::ping::{COMETBFT_CHANNELS, DEFAULT_NETWORK};
 use crate::CliError;
 
-/// Messages waiting between the channel readers and the printer.
-const SIGHTINGS_QUEUED: usize = 4096;
+/// Messages waiting between the channel readers and the printer. Small: past it the
+/// readers wait, so received messages stay in their connections, which hold them within
+/// `NodeConfig::inbound_hold_bytes` (a byte bound) and then stop reading.
+const SIGHTINGS_QUEUED: usize = 64;
 
 /// A reactor whose messages `observe` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -248,8 +251,12 @@ impl<'a> Observer<'a> {
             peers,
             follower: RoundFollower::new(),
             summary: Summary::new(now),
-            deadline: args.duration.map(|s| now + Duration::from_secs(s)),
-            next_summary: (args.summary_every > 0).then(|| now + every),
+            deadline: args
+                .duration
+                .and_then(|s| now.checked_add(Duration::from_secs(s))),
+            next_summary: (args.summary_every > 0)
+                .then(|| now.checked_add(every))
+                .flatten(),
             stdout_closed: false,
         }
     }
@@ -268,7 +275,7 @@ impl<'a> Observer<'a> {
                 Wake::Summary => {
                     self.print_summary();
                     let every = Duration::from_secs(self.args.summary_every);
-                    self.next_summary = Some(Instant::now() + every);
+                    self.next_summary = Instant::now().checked_add(every);
                 }
                 Wake::Stop => break,
             }
@@ -306,20 +313,27 @@ impl<'a> Observer<'a> {
             let _ = stop.recv().await;
             Wake::Stop
         };
-        future::or(messages, future::or(peers, future::or(timers, stopped))).await
+        // `or` polls its first future first: the rare events go first, so a steady stream
+        // of messages can never starve Ctrl-C, the deadline, summaries or peer updates.
+        future::or(stopped, future::or(timers, future::or(peers, messages))).await
     }
 
     async fn seen(&mut self, sighting: &Sighting) {
         if let Observed::Consensus(message) = &sighting.message {
             if let Some(reply) = self.follower.handle_message(sighting.peer, message) {
                 // The queue holds 100 messages for a peer that reads; a peer that lets it
-                // fill gets the next step's reply instead.
-                if let Err(error) = self
+                // fill gets the next step's reply instead. A peer that went down since
+                // needs none.
+                match self
                     .state_out
                     .try_send(Envelope::to_peer(sighting.peer, reply))
                     .await
                 {
-                    tracing::debug!(peer = %sighting.peer, %error, "round step not sent");
+                    Ok(()) => {}
+                    Err(TrySendError::Failed(DriverError::NotConnected(_))) => {}
+                    Err(error) => {
+                        tracing::warn!(peer = %sighting.peer, %error, "round step not sent");
+                    }
                 }
             }
         }

@@ -13,6 +13,9 @@ use tmp2p_proto::types::{self, BitArray, BlockId, EvidenceList, EvidenceSum};
 
 /// Hex characters of a hash shown in plain lines (JSON has the whole hash).
 const PLAIN_HASH_CHARS: usize = 16;
+/// Transactions or evidence items a line lists; the rest are counted (`more`). A peer's
+/// 1 MiB message of empty items would otherwise make a line of half a million entries.
+const ITEMS_LISTED: usize = 64;
 
 /// A decoded message from a reactor channel.
 // Moved once from its channel to the printer: boxing would only add an allocation.
@@ -47,8 +50,37 @@ enum Field {
     Text(String),
     /// A hash: whole in JSON, its first [`PLAIN_HASH_CHARS`] in plain lines.
     Hash(String),
-    /// Transactions: `(sha256 hash, size)` each.
-    Txs(Vec<(String, usize)>),
+    /// Transactions or evidence items.
+    List(Vec<Listed>),
+}
+
+/// One item of a listed field.
+#[derive(Debug, Clone, PartialEq)]
+enum Listed {
+    /// A transaction: its SHA-256 and size.
+    Tx { hash: String, size: usize },
+    /// A piece of evidence: its kind and height.
+    Evidence { kind: &'static str, height: i64 },
+}
+
+impl Listed {
+    /// ` tx=HASH16/SIZEB` or ` evidence=KIND@HEIGHT`.
+    fn plain(&self) -> String {
+        match self {
+            Listed::Tx { hash, size } => {
+                let short: String = hash.chars().take(PLAIN_HASH_CHARS).collect();
+                format!(" tx={short}/{size}B")
+            }
+            Listed::Evidence { kind, height } => format!(" evidence={kind}@{height}"),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Listed::Tx { hash, size } => json!({ "hash": hash, "size": size }),
+            Listed::Evidence { kind, height } => json!({ "kind": kind, "height": height }),
+        }
+    }
 }
 
 /// A message's type name and its fields, in print order.
@@ -208,27 +240,46 @@ fn len(bytes: &Bytes) -> i64 {
     i64::try_from(bytes.len()).unwrap_or(i64::MAX)
 }
 
-fn describe_evidence(list: &EvidenceList) -> Description {
-    let mut fields = vec![(
-        "count",
-        Field::Int(i64::try_from(list.evidence.len()).unwrap_or(i64::MAX)),
-    )];
-    for evidence in &list.evidence {
-        match &evidence.sum {
-            Some(EvidenceSum::DuplicateVoteEvidence(e)) => {
-                fields.push(("kind", Field::Text("duplicate_vote".to_owned())));
-                if let Some(vote) = &e.vote_a {
-                    fields.push(("height", int(vote.height)));
-                    fields.push(("validator_address", hash(&vote.validator_address)));
-                }
-            }
-            Some(EvidenceSum::LightClientAttackEvidence(e)) => {
-                fields.push(("kind", Field::Text("light_client_attack".to_owned())));
-                fields.push(("common_height", int(e.common_height)));
-            }
-            None => fields.push(("kind", Field::Text("empty".to_owned()))),
-        }
+/// A count as a field value.
+fn count(n: usize) -> Field {
+    Field::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// The first [`ITEMS_LISTED`] of `items` as `name`, and how many more there were.
+fn listed<T>(
+    name: &'static str,
+    items: &[T],
+    item: impl Fn(&T) -> Listed,
+    fields: &mut Vec<(&'static str, Field)>,
+) {
+    let shown = items.iter().take(ITEMS_LISTED).map(item).collect();
+    fields.push((name, Field::List(shown)));
+    if items.len() > ITEMS_LISTED {
+        fields.push(("more", count(items.len() - ITEMS_LISTED)));
     }
+}
+
+fn describe_evidence(list: &EvidenceList) -> Description {
+    let mut fields = vec![("count", count(list.evidence.len()))];
+    listed(
+        "evidence",
+        &list.evidence,
+        |evidence| match &evidence.sum {
+            Some(EvidenceSum::DuplicateVoteEvidence(e)) => Listed::Evidence {
+                kind: "duplicate_vote",
+                height: e.vote_a.as_ref().map_or(0, |v| v.height),
+            },
+            Some(EvidenceSum::LightClientAttackEvidence(e)) => Listed::Evidence {
+                kind: "light_client_attack",
+                height: e.common_height,
+            },
+            None => Listed::Evidence {
+                kind: "empty",
+                height: 0,
+            },
+        },
+        &mut fields,
+    );
     Description {
         kind: "EvidenceList",
         fields,
@@ -238,13 +289,18 @@ fn describe_evidence(list: &EvidenceList) -> Description {
 fn describe(message: &Observed) -> Description {
     match message {
         Observed::Consensus(m) => describe_consensus(m),
-        Observed::Mempool(MempoolInner::Txs(txs)) => Description {
-            kind: "Txs",
-            fields: vec![(
-                "txs",
-                Field::Txs(txs.txs.iter().map(|tx| (tx_hash(tx), tx.len())).collect()),
-            )],
-        },
+        Observed::Mempool(MempoolInner::Txs(txs)) => {
+            let mut fields = Vec::new();
+            let tx = |tx: &Bytes| Listed::Tx {
+                hash: tx_hash(tx),
+                size: tx.len(),
+            };
+            listed("txs", &txs.txs, tx, &mut fields);
+            Description {
+                kind: "Txs",
+                fields,
+            }
+        }
         Observed::Evidence(list) => describe_evidence(list),
     }
 }
@@ -293,10 +349,9 @@ impl Sighting {
                     let short: String = v.chars().take(PLAIN_HASH_CHARS).collect();
                     line.push_str(&format!(" {name}={short}"));
                 }
-                Field::Txs(txs) => {
-                    for (hash, size) in txs {
-                        let short: String = hash.chars().take(PLAIN_HASH_CHARS).collect();
-                        line.push_str(&format!(" tx={short}/{size}B"));
+                Field::List(items) => {
+                    for item in items {
+                        line.push_str(&item.plain());
                     }
                 }
             }
@@ -316,20 +371,9 @@ impl Sighting {
             let value = match value {
                 Field::Int(v) => json!(v),
                 Field::Text(v) | Field::Hash(v) => json!(v),
-                Field::Txs(txs) => Value::Array(
-                    txs.into_iter()
-                        .map(|(hash, size)| json!({ "hash": hash, "size": size }))
-                        .collect(),
-                ),
+                Field::List(items) => Value::Array(items.iter().map(Listed::json).collect()),
             };
-            // Evidence lists repeat names per item: later items go under numbered keys.
-            let mut key = name.to_owned();
-            let mut n = 1u32;
-            while object.contains_key(&key) {
-                n = n.saturating_add(1);
-                key = format!("{name}_{n}");
-            }
-            object.insert(key, value);
+            object.insert(name.to_owned(), value);
         }
         Value::Object(object).to_string()
     }
@@ -402,6 +446,22 @@ mod tests {
         assert!(sighting(txs)
             .plain_line()
             .ends_with(" Txs           tx=BA7816BF8F01CFEA/3B"));
+    }
+
+    #[test]
+    fn a_message_of_many_txs_lists_the_first_ones_and_counts_the_rest() {
+        let txs = Observed::Mempool(MempoolInner::Txs(Txs {
+            txs: (0..100u8).map(|i| Bytes::from(vec![i])).collect(),
+        }));
+        let json: Value = serde_json::from_str(&sighting(txs.clone()).json_line()).unwrap();
+        assert_eq!(json["txs"].as_array().unwrap().len(), ITEMS_LISTED);
+        assert_eq!(json["more"], 100 - ITEMS_LISTED);
+        let plain = sighting(txs).plain_line();
+        assert_eq!(plain.matches(" tx=").count(), ITEMS_LISTED);
+        assert!(
+            plain.ends_with(&format!(" more={}", 100 - ITEMS_LISTED)),
+            "{plain}"
+        );
     }
 
     #[test]

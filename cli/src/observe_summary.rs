@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tmp2p_core::round_follower::is_valid_round_step;
 use tmp2p_core::typed::cometbft::{ConsensusInner, MempoolInner};
 use tmp2p_core::NodeId;
 
@@ -110,28 +111,29 @@ impl Summary {
         let tally = self.peers.entry(peer).or_default();
         tally.messages = tally.messages.saturating_add(1);
         match message {
-            Observed::Consensus(ConsensusInner::NewRoundStep(step)) => {
-                self.lowest_height = Some(
-                    self.lowest_height
-                        .map_or(step.height, |h| h.min(step.height)),
-                );
-                self.highest_height = Some(
-                    self.highest_height
-                        .map_or(step.height, |h| h.max(step.height)),
-                );
-                self.height(step.height).announced.get_or_insert(now);
+            // Only states CometBFT itself would accept (the follower's check) set heights.
+            Observed::Consensus(ConsensusInner::NewRoundStep(step))
+                if is_valid_round_step(step) =>
+            {
+                let h = step.height;
+                self.lowest_height = Some(self.lowest_height.map_or(h, |low| low.min(h)));
+                self.highest_height = Some(self.highest_height.map_or(h, |high| high.max(h)));
+                if let Some(tally) = self.height(h) {
+                    tally.announced.get_or_insert(now);
+                }
             }
             Observed::Consensus(ConsensusInner::Proposal(m)) => {
-                if let Some(p) = &m.proposal {
-                    let tally = self.height(p.height);
+                if let Some(tally) = m.proposal.as_ref().and_then(|p| self.height(p.height)) {
                     tally.proposals = tally.proposals.saturating_add(1);
                 }
             }
             Observed::Consensus(ConsensusInner::BlockPart(m)) => {
                 let index = m.part.as_ref().map_or(0, |p| p.index);
-                let tally = self.height(m.height);
-                if tally.parts.len() < PARTS_PER_HEIGHT && tally.parts.insert((m.round, index)) {
-                    self.unique_parts = self.unique_parts.saturating_add(1);
+                if let Some(tally) = self.height(m.height) {
+                    if tally.parts.len() < PARTS_PER_HEIGHT && tally.parts.insert((m.round, index))
+                    {
+                        self.unique_parts = self.unique_parts.saturating_add(1);
+                    }
                 }
             }
             Observed::Consensus(ConsensusInner::Vote(m)) => {
@@ -139,16 +141,17 @@ impl Summary {
                     if let Some(tally) = self.peers.get_mut(&peer) {
                         tally.votes = tally.votes.saturating_add(1);
                     }
-                    let tally = self.height(v.height);
-                    if tally.tallied_votes < VOTES_PER_HEIGHT
-                        && tally
-                            .votes
-                            .entry((v.round, v.r#type))
-                            .or_default()
-                            .insert(v.validator_index)
-                    {
-                        tally.tallied_votes = tally.tallied_votes.saturating_add(1);
-                        self.unique_votes = self.unique_votes.saturating_add(1);
+                    if let Some(tally) = self.height(v.height) {
+                        if tally.tallied_votes < VOTES_PER_HEIGHT
+                            && tally
+                                .votes
+                                .entry((v.round, v.r#type))
+                                .or_default()
+                                .insert(v.validator_index)
+                        {
+                            tally.tallied_votes = tally.tallied_votes.saturating_add(1);
+                            self.unique_votes = self.unique_votes.saturating_add(1);
+                        }
                     }
                     let item = Item::Vote(v.height, v.round, v.r#type, v.validator_index);
                     self.first_seen(now, peer, item);
@@ -171,12 +174,25 @@ impl Summary {
         }
     }
 
-    /// The tallies of `height`, dropping the lowest heights past [`HEIGHTS_KEPT`].
-    fn height(&mut self, height: i64) -> &mut HeightTally {
+    /// The tallies of `height`, dropping the lowest heights past [`HEIGHTS_KEPT`]. None for
+    /// a height no block can have (below 1), or one below every kept height when all
+    /// [`HEIGHTS_KEPT`] are taken (an old height never evicts a newer one).
+    fn height(&mut self, height: i64) -> Option<&mut HeightTally> {
+        if height < 1 {
+            return None;
+        }
         if !self.heights.contains_key(&height) && self.heights.len() >= HEIGHTS_KEPT {
+            if self
+                .heights
+                .keys()
+                .next()
+                .is_some_and(|&lowest| height < lowest)
+            {
+                return None;
+            }
             self.heights.pop_first();
         }
-        self.heights.entry(height).or_default()
+        Some(self.heights.entry(height).or_default())
     }
 
     /// Notes `peer` delivering `item` at `now`: true when no peer had delivered it before.
@@ -451,13 +467,20 @@ mod tests {
         let t0 = Instant::now();
         let peer = NodeId::from_bytes([1; 20]);
         let mut summary = Summary::new(t0);
-        for height in 0..300 {
+        for height in 1..=300 {
             summary.record(t0, peer, &vote(height, 1, 0));
         }
         assert_eq!(summary.heights.len(), HEIGHTS_KEPT);
-        let lowest = 300 - i64::try_from(HEIGHTS_KEPT).unwrap();
+        let lowest = 301 - i64::try_from(HEIGHTS_KEPT).unwrap();
         assert_eq!(summary.heights.keys().next(), Some(&lowest));
         assert_eq!(summary.unique_votes, 300);
+        // An older height, or one no block has, never evicts a kept one.
+        summary.record(t0, peer, &vote(5, 1, 0));
+        summary.record(t0, peer, &vote(-3, 1, 0));
+        summary.record(t0, peer, &step(i64::MIN));
+        assert_eq!(summary.heights.keys().next(), Some(&lowest));
+        assert_eq!(summary.unique_votes, 300);
+        assert_eq!(summary.lowest_height, None, "no valid round step was seen");
     }
 
     #[test]

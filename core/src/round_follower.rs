@@ -70,7 +70,7 @@ impl RoundFollower {
         let ConsensusInner::NewRoundStep(step) = message else {
             return None;
         };
-        if !is_valid(step) {
+        if !is_valid_round_step(step) {
             return None;
         }
         let announced = RoundPosition {
@@ -107,7 +107,7 @@ impl RoundFollower {
 /// needs the chain's initial height, which only the sender's own state satisfies: we
 /// echo the sender's last-commit round with its height, so the pair stays as valid as
 /// the sender made it.)
-fn is_valid(step: &NewRoundStep) -> bool {
+pub fn is_valid_round_step(step: &NewRoundStep) -> bool {
     step.height >= 0
         && step.round >= 0
         && STEPS.contains(&step.step)
