@@ -52,11 +52,11 @@ fn main() -> Result<(), Error> {
     let mut setup = DriverSetup::new(config, key, Vec::new());
     let state = setup.open_typed(
         descriptor(comet::CONSENSUS_STATE)?,
-        ConsensusCodec::for_channel(comet::CONSENSUS_STATE),
+        ConsensusCodec::for_channel(comet::CONSENSUS_STATE).ok_or("not a consensus channel")?,
     );
     let votes = setup.open_typed(
         descriptor(comet::CONSENSUS_VOTE)?,
-        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE),
+        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE).ok_or("not a consensus channel")?,
     );
     let mempool = setup.open_typed(descriptor(comet::MEMPOOL)?, MempoolCodec::new());
 
@@ -99,7 +99,10 @@ fn main() -> Result<(), Error> {
             continue;
         };
         if let Some(reply) = follower.handle_message(peer, &message) {
-            handle.send_typed(&state, Target::Peer(peer), &reply)?;
+            // Fails when the peer went down meanwhile (nothing to answer) or the node stopped.
+            if let Err(error) = handle.send_typed(&state, Target::Peer(peer), &reply) {
+                eprintln!("round step to {peer} not sent: {error}");
+            }
         }
         match &message {
             ConsensusInner::NewRoundStep(s) => {

@@ -16,6 +16,7 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::cometbft_channels::{self as comet, CometVersion};
 use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::peer_manager::{PeerStatus, PeerUpdate};
 use tmp2p_core::round_follower::RoundFollower;
 use tmp2p_core::typed::cometbft::{ConsensusCodec, ConsensusInner, MempoolCodec, MempoolInner};
 use tmp2p_core::NodeKey;
@@ -28,6 +29,7 @@ type Error = Box<dyn std::error::Error>;
 enum Received {
     Consensus(Box<Envelope<ConsensusInner>>),
     Mempool(Envelope<MempoolInner>),
+    Peer(PeerUpdate),
     Closed,
 }
 
@@ -56,13 +58,14 @@ fn main() -> Result<(), Error> {
     // state channel carries round steps both ways; votes and transactions only come in.
     let state = builder.open_channel(
         descriptor(comet::CONSENSUS_STATE)?,
-        ConsensusCodec::for_channel(comet::CONSENSUS_STATE),
+        ConsensusCodec::for_channel(comet::CONSENSUS_STATE).ok_or("not a consensus channel")?,
     )?;
     let votes = builder.open_channel(
         descriptor(comet::CONSENSUS_VOTE)?,
-        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE),
+        ConsensusCodec::for_channel(comet::CONSENSUS_VOTE).ok_or("not a consensus channel")?,
     )?;
     let mempool = builder.open_channel(descriptor(comet::MEMPOOL)?, MempoolCodec::new())?;
+    let updates = builder.subscribe();
 
     smol::block_on(async {
         let node = builder.start().await?;
@@ -80,12 +83,30 @@ fn main() -> Result<(), Error> {
                     .await
                     .map_or(Received::Closed, Received::Mempool)
             };
-            match future::or(consensus, txs).await {
+            let peers = async {
+                updates
+                    .recv()
+                    .await
+                    .map_or(Received::Closed, Received::Peer)
+            };
+            match future::or(peers, future::or(consensus, txs)).await {
+                // A peer that comes back starts over: its first round step is echoed again.
+                Received::Peer(update) => {
+                    if update.status == PeerStatus::Down {
+                        follower.peer_down(&update.node_id);
+                    }
+                    println!("peer {} {:?}", update.node_id, update.status);
+                }
                 Received::Consensus(envelope) => {
                     let Some(peer) = envelope.from else { continue };
                     // Echo the peer's round back to it: the only message we ever send.
                     if let Some(reply) = follower.handle_message(peer, &envelope.message) {
-                        state.outbound.send(Envelope::to_peer(peer, reply)).await?;
+                        // Fails only when the peer went down meanwhile: nothing to answer.
+                        if let Err(error) =
+                            state.outbound.send(Envelope::to_peer(peer, reply)).await
+                        {
+                            eprintln!("round step to {peer} not sent: {error}");
+                        }
                     }
                     match &envelope.message {
                         ConsensusInner::NewRoundStep(s) => {

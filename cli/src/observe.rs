@@ -127,7 +127,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
         comet::CONSENSUS_VOTE_SET_BITS,
     ] {
         let channel = builder
-            .open_channel(descriptor(id)?, ConsensusCodec::for_channel(id))
+            .open_channel(descriptor(id)?, consensus_codec(id)?)
             .map_err(bad)?;
         if id == comet::CONSENSUS_STATE {
             state_out = Some(channel.outbound.clone());
@@ -194,6 +194,11 @@ fn learn_network(args: &ObserveArgs) -> Result<String, CliError> {
         Timer::after(crate::session::REDIAL_DELAY).await;
         Ok(network)
     })
+}
+
+fn consensus_codec(id: u8) -> Result<ConsensusCodec, CliError> {
+    ConsensusCodec::for_channel(id)
+        .ok_or_else(|| CliError::Runtime(format!("0x{id:02x} is not a consensus channel")))
 }
 
 fn descriptor(id: u8) -> Result<tmp2p_core::mconn::ChannelDescriptor, CliError> {

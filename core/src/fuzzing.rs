@@ -28,7 +28,7 @@ mod secret_handshake;
 
 pub use frame_opener::frame_opener;
 pub use parsers::{addrbook_import, auth_sig, node_info, node_key_load};
-pub use reactor_message::reactor_message;
+pub use reactor_message::{reactor_message, reactor_message_decodes};
 pub use secret_handshake::{
     secret_handshake_high, secret_handshake_low, secret_handshake_valid_prefix,
 };

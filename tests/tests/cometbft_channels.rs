@@ -38,13 +38,6 @@ fn the_mempool_limit_is_tendermint_protos_size_of_one_max_size_tx() {
     );
 }
 
-/// A smol node with every CometBFT v0.38 reactor channel open as a typed channel (its
-/// descriptors from `cometbft_channels`, the `typed::cometbft` codecs), against reference
-/// peers of independent crates over loopback TCP: a well-formed NewRoundStep arrives typed;
-/// then on each channel a new peer sends bytes that do not decode, and only that peer is
-/// disconnected while a bystander peer stays up; a message past the channel's limit closes
-/// its sender too, and so does a well-formed message on the wrong consensus or state-sync
-/// channel.
 /// For each consensus and state-sync channel, a well-formed message of the type another of
 /// the reactor's channels carries.
 fn misplaced_messages() -> Vec<(u8, Vec<u8>)> {
@@ -71,6 +64,13 @@ fn open<C: tmp2p_core::typed::ChannelCodec>(
     Box::new(builder.open_channel(descriptor, codec).unwrap())
 }
 
+/// A smol node with every CometBFT v0.38 reactor channel open as a typed channel (its
+/// descriptors from `cometbft_channels`, the `typed::cometbft` codecs), against reference
+/// peers of independent crates over loopback TCP: a well-formed NewRoundStep arrives typed;
+/// then on each channel a new peer sends bytes that do not decode, and only that peer is
+/// disconnected while a bystander peer stays up; a message past the channel's limit closes
+/// its sender too, and so does a well-formed message on the wrong consensus or state-sync
+/// channel.
 #[test]
 fn hostile_input_on_each_reactor_channel_closes_only_its_sender() {
     use std::net::TcpStream;
@@ -108,7 +108,7 @@ fn hostile_input_on_each_reactor_channel_closes_only_its_sender() {
         match id {
             0x20..=0x23 => consensus.push(
                 builder
-                    .open_channel(descriptor, ConsensusCodec::for_channel(id))
+                    .open_channel(descriptor, ConsensusCodec::for_channel(id).unwrap())
                     .unwrap(),
             ),
             0x30 => others.push(open(&mut builder, descriptor, MempoolCodec::new())),
@@ -117,7 +117,7 @@ fn hostile_input_on_each_reactor_channel_closes_only_its_sender() {
             id => others.push(open(
                 &mut builder,
                 descriptor,
-                StatesyncCodec::for_channel(id),
+                StatesyncCodec::for_channel(id).unwrap(),
             )),
         }
     }

@@ -42,12 +42,6 @@ fuzz_targets! {
 /// each decodes on the channel its first byte picks (the body's layout).
 #[test]
 fn every_reactor_message_seed_decodes_on_its_channel() {
-    use bytes::Bytes;
-    use tmp2p_core::typed::cometbft::{
-        BlocksyncCodec, ConsensusCodec, EvidenceCodec, MempoolCodec, StatesyncCodec,
-    };
-    use tmp2p_core::typed::ChannelCodec;
-    const CHANNELS: [u8; 9] = [0x20, 0x21, 0x22, 0x23, 0x30, 0x38, 0x40, 0x60, 0x61];
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../fuzz/corpus/reactor_message"
@@ -56,19 +50,9 @@ fn every_reactor_message_seed_decodes_on_its_channel() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
-        let (&pick, message) = data.split_first().unwrap();
-        let channel = CHANNELS[usize::from(pick) % CHANNELS.len()];
-        let bytes = Bytes::copy_from_slice(message);
-        let decoded = match channel {
-            0x20..=0x23 => ConsensusCodec::for_channel(channel).decode(bytes).is_ok(),
-            0x30 => MempoolCodec::new().decode(bytes).is_ok(),
-            0x38 => EvidenceCodec::new().decode(bytes).is_ok(),
-            0x40 => BlocksyncCodec::new().decode(bytes).is_ok(),
-            _ => StatesyncCodec::for_channel(channel).decode(bytes).is_ok(),
-        };
         assert!(
-            decoded,
-            "{} does not decode on {channel:#04x}",
+            tmp2p_core::fuzzing::reactor_message_decodes(&data),
+            "{} does not decode",
             path.display()
         );
         seeds += 1;

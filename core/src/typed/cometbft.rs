@@ -182,7 +182,7 @@ impl StatesyncInner {
 /// Declares the codec of a reactor whose wrapper spans several channels: it decodes the
 /// wrapper and refuses a message that belongs on another channel.
 macro_rules! per_channel_codec {
-    ($(#[$doc:meta])* $codec:ident, $wrapper:ty, $inner:ty) => {
+    ($(#[$doc:meta])* $codec:ident, $wrapper:ty, $inner:ty, $channels:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $codec {
@@ -191,9 +191,10 @@ macro_rules! per_channel_codec {
 
         impl $codec {
             /// The codec for channel `channel`: it takes only the messages CometBFT sends
-            /// there.
-            pub const fn for_channel(channel: u8) -> Self {
-                Self { channel }
+            /// there. None for a channel the reactor does not use (its codec would refuse
+            /// every message).
+            pub fn for_channel(channel: u8) -> Option<Self> {
+                $channels.contains(&channel).then_some(Self { channel })
             }
 
             /// The channel this codec serves.
@@ -227,12 +228,14 @@ macro_rules! per_channel_codec {
 
 per_channel_codec! {
     /// A consensus channel's codec (one per channel 0x20–0x23).
-    ConsensusCodec, consensus::Message, ConsensusInner
+    ConsensusCodec, consensus::Message, ConsensusInner,
+    [CONSENSUS_STATE, CONSENSUS_DATA, CONSENSUS_VOTE, CONSENSUS_VOTE_SET_BITS]
 }
 
 per_channel_codec! {
     /// A state-sync channel's codec (one per channel 0x60, 0x61).
-    StatesyncCodec, statesync::Message, StatesyncInner
+    StatesyncCodec, statesync::Message, StatesyncInner,
+    [STATESYNC_SNAPSHOT, STATESYNC_CHUNK]
 }
 
 /// The mempool channel's codec.
@@ -257,7 +260,7 @@ mod tests {
             seconds_since_start_time: 2,
             last_commit_round: 0,
         };
-        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE);
+        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE).unwrap();
         let wire = codec.encode(&ConsensusInner::NewRoundStep(step));
         // Field 1, length 8: height 7, round 1, step 3, seconds 2 (last_commit_round 0 is
         // the default and not sent).
@@ -271,13 +274,19 @@ mod tests {
     #[test]
     fn a_message_on_another_channel_than_its_own_is_a_typed_error() {
         let vote = ConsensusInner::Vote(consensus::Vote { vote: None });
-        let wire = ConsensusCodec::for_channel(CONSENSUS_VOTE).encode(&vote);
+        let wire = ConsensusCodec::for_channel(CONSENSUS_VOTE)
+            .unwrap()
+            .encode(&vote);
         assert_eq!(
-            ConsensusCodec::for_channel(CONSENSUS_VOTE).decode(wire.clone()),
+            ConsensusCodec::for_channel(CONSENSUS_VOTE)
+                .unwrap()
+                .decode(wire.clone()),
             Ok(vote)
         );
         assert_eq!(
-            ConsensusCodec::for_channel(CONSENSUS_STATE).decode(wire),
+            ConsensusCodec::for_channel(CONSENSUS_STATE)
+                .unwrap()
+                .decode(wire),
             Err(CodecError::Misplaced {
                 message: "Vote",
                 channel: CONSENSUS_STATE,
@@ -285,22 +294,83 @@ mod tests {
             })
         );
         let request = StatesyncInner::SnapshotsRequest(statesync::SnapshotsRequest {});
-        let wire = StatesyncCodec::for_channel(STATESYNC_SNAPSHOT).encode(&request);
+        let wire = StatesyncCodec::for_channel(STATESYNC_SNAPSHOT)
+            .unwrap()
+            .encode(&request);
         let misplaced = StatesyncCodec::for_channel(STATESYNC_CHUNK)
+            .unwrap()
             .decode(wire)
             .unwrap_err();
         assert_eq!(
             misplaced.to_string(),
             "SnapshotsRequest is a channel 0x60 message, received on channel 0x61"
         );
-        // Every consensus message has a home among the four channels.
-        for id in [
+        // Only the reactor's own channels have a codec.
+        assert_eq!(ConsensusCodec::for_channel(0x30), None);
+        assert_eq!(StatesyncCodec::for_channel(CONSENSUS_STATE), None);
+    }
+
+    #[test]
+    fn each_consensus_message_decodes_on_its_channel_only() {
+        use consensus::*;
+        let all = [
+            (
+                ConsensusInner::NewRoundStep(NewRoundStep::default()),
+                CONSENSUS_STATE,
+            ),
+            (
+                ConsensusInner::NewValidBlock(NewValidBlock::default()),
+                CONSENSUS_STATE,
+            ),
+            (ConsensusInner::HasVote(HasVote::default()), CONSENSUS_STATE),
+            (
+                ConsensusInner::VoteSetMaj23(VoteSetMaj23::default()),
+                CONSENSUS_STATE,
+            ),
+            (
+                ConsensusInner::HasProposalBlockPart(HasProposalBlockPart::default()),
+                CONSENSUS_STATE,
+            ),
+            (
+                ConsensusInner::Proposal(Proposal::default()),
+                CONSENSUS_DATA,
+            ),
+            (
+                ConsensusInner::ProposalPol(ProposalPol::default()),
+                CONSENSUS_DATA,
+            ),
+            (
+                ConsensusInner::BlockPart(BlockPart::default()),
+                CONSENSUS_DATA,
+            ),
+            (ConsensusInner::Vote(Vote::default()), CONSENSUS_VOTE),
+            (
+                ConsensusInner::VoteSetBits(VoteSetBits::default()),
+                CONSENSUS_VOTE_SET_BITS,
+            ),
+        ];
+        let channels = [
             CONSENSUS_STATE,
             CONSENSUS_DATA,
             CONSENSUS_VOTE,
             CONSENSUS_VOTE_SET_BITS,
-        ] {
-            assert_eq!(ConsensusCodec::for_channel(id).channel(), id);
+        ];
+        for (message, home) in all {
+            assert_eq!(message.channel(), home, "{}", message.name());
+            for id in channels {
+                let codec = ConsensusCodec::for_channel(id).unwrap();
+                let decoded = codec.decode(codec.encode(&message));
+                if id == home {
+                    assert_eq!(decoded.as_ref(), Ok(&message));
+                } else {
+                    let expected = CodecError::Misplaced {
+                        message: message.name(),
+                        channel: id,
+                        belongs_on: home,
+                    };
+                    assert_eq!(decoded, Err(expected));
+                }
+            }
         }
     }
 
@@ -314,7 +384,7 @@ mod tests {
             round: 1,
             index: 3,
         });
-        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE);
+        let codec = ConsensusCodec::for_channel(CONSENSUS_STATE).unwrap();
         assert_eq!(codec.decode(wire.clone()).unwrap(), part);
         assert_eq!(codec.encode(&part), wire);
     }
@@ -337,11 +407,13 @@ mod tests {
             format: 1,
             index: 2,
         });
-        let codec = StatesyncCodec::for_channel(STATESYNC_CHUNK);
+        let codec = StatesyncCodec::for_channel(STATESYNC_CHUNK).unwrap();
         assert_eq!(codec.decode(codec.encode(&chunk)).unwrap(), chunk);
         // An empty wrapper (no oneof case) decodes as a typed error, not a message.
         assert_eq!(
-            ConsensusCodec::for_channel(CONSENSUS_STATE).decode(Bytes::new()),
+            ConsensusCodec::for_channel(CONSENSUS_STATE)
+                .unwrap()
+                .decode(Bytes::new()),
             Err(CodecError::EmptyWrapper)
         );
         assert!(MempoolCodec::new()
