@@ -9,7 +9,8 @@
 //! the network's sockets stay within the descriptor limit. The crawl is the binary
 //! (`TMP2P_BIN`, by default `target/release/tmp2p`) in a process of its own.
 //!
-//! Run: `cargo build --release -p tmp2p-cli && cargo bench -p tmp2p-tests --bench crawl`.
+//! Run: `cargo build --release -p tmp2p-cli && cargo bench -p tmp2p-tests --bench crawl`
+//! (`CRAWL_DEBUG=1` also prints the census and the crawl's debug log).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -122,7 +123,11 @@ fn main() {
         .args(&args)
         .env(
             "RUST_LOG",
-            if std::env::var_os("CRAWL_DEBUG").is_some() { "debug" } else { "error" },
+            if std::env::var_os("CRAWL_DEBUG").is_some() {
+                "debug"
+            } else {
+                "error"
+            },
         )
         .output()
         .unwrap();
