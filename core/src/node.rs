@@ -340,6 +340,10 @@ impl Node {
                 let authenticated = matches!(event, PeerEvent::Authenticated { .. });
                 self.router.handle_connection_event(now, conn, event);
                 if authenticated {
+                    // The peer's windows and its `Up` go out before the connection may
+                    // deliver: an application answering the peer's first message at once
+                    // (on another thread) must find the peer's window.
+                    self.drain(now);
                     self.admit(conn);
                 }
             }
@@ -348,7 +352,8 @@ impl Node {
     }
 
     /// Tells a connection whose peer the Router just routed to deliver its messages (a
-    /// refused one gets a `Close` instead).
+    /// refused one gets a `Close` instead). Called after the peer's windows and `Up` are
+    /// out, so the application never hears from a peer its windows do not know.
     fn admit(&mut self, conn: ConnectionId) {
         let (Some(peer), Some(counters)) = (
             self.router.routed_peer(conn),

@@ -15,7 +15,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::connection::PeerEvent;
-use tmp2p_core::node::{Link, LinkReport, Node, NodeOutput, PexEvent};
+use tmp2p_core::node::{Link, LinkCommand, LinkReport, Node, NodeOutput, PexEvent};
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::{ClockAnchor, PeerStatus, PeerUpdate};
 use tmp2p_core::router::window::{Reserve, SendWindows};
@@ -62,6 +62,9 @@ pub struct MemNode {
     pub windows: SendWindows,
     /// Each peer update with whether the windows knew the peer when it arrived.
     pub windows_at_update: Vec<(NodeId, PeerStatus, bool)>,
+    /// Each `LinkCommand::Admit` (from then on the connection delivers to the
+    /// application) with whether the windows knew the peer when it arrived.
+    pub windows_at_admit: Vec<(NodeId, bool)>,
 }
 
 impl MemNode {
@@ -132,6 +135,7 @@ impl MemNet {
                     dials: vec![],
                     windows,
                     windows_at_update: vec![],
+                    windows_at_admit: vec![],
                 }
             })
             .collect();
@@ -260,6 +264,9 @@ impl MemNet {
                     self.dial(i, conn, socket);
                 }
                 NodeOutput::Link { conn, command } => {
+                    if let LinkCommand::Admit { peer, .. } = &command {
+                        n.windows_at_admit.push((*peer, n.windows.is_up(*peer)));
+                    }
                     if let Some(link) = n.links.get_mut(&conn) {
                         link.handle_command(self.now, command);
                     }

@@ -151,6 +151,21 @@ fn window_changes_keep_a_drivers_windows_in_step_with_the_node() {
     assert_eq!(net.nodes[0].node.counters().snapshot().dropped(), 0);
 }
 
+/// A connection starts delivering to the application (its `Admit`) only once the driver's
+/// windows know its peer: an application that answers the peer's first message at once
+/// (an echo reactor on another thread) must find the peer's window, not `NotConnected`.
+#[test]
+fn a_peer_has_its_windows_before_its_connection_delivers() {
+    let mut net = MemNet::new(3, |_, _| {}, data_channel);
+    net.connect(1, 0);
+    net.connect(2, 0);
+    for node in [0, 1, 2] {
+        let admitted = &net.nodes[node].windows_at_admit;
+        assert!(!admitted.is_empty());
+        assert!(admitted.iter().all(|(_, known)| *known), "node {node}: {admitted:?}");
+    }
+}
+
 /// A message reserved against a peer's connection that is gone by the time it reaches the
 /// node (the peer reconnected meanwhile) is dropped and counted as the peer's loss, not
 /// queued on the new connection, whose window never counted it: the windows and the
