@@ -162,7 +162,10 @@ fn a_peer_has_its_windows_before_its_connection_delivers() {
     for node in [0, 1, 2] {
         let admitted = &net.nodes[node].windows_at_admit;
         assert!(!admitted.is_empty());
-        assert!(admitted.iter().all(|(_, known)| *known), "node {node}: {admitted:?}");
+        assert!(
+            admitted.iter().all(|(_, known)| *known),
+            "node {node}: {admitted:?}"
+        );
     }
 }
 
