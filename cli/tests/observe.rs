@@ -240,7 +240,7 @@ fn observing_two_peers_measures_each_ones_lag_behind_the_first_to_deliver() {
     let both = format!("{address_a},{address_b}");
     let observe = spawn_observe(&[&both, "--network", NETWORK]);
     let barrier = Arc::new(Barrier::new(2));
-    let gap = Duration::from_millis(300);
+    let gap = Duration::from_millis(500);
     // A delivers validator 0's prevote and the tx first; B delivers validator 1's first.
     let script = |listener: TcpListener, seed: [u8; 32], first: bool| {
         let barrier = Arc::clone(&barrier);
@@ -288,7 +288,8 @@ fn observing_two_peers_measures_each_ones_lag_behind_the_first_to_deliver() {
         (Some(1), Some(2)),
         "{stdout}"
     );
-    // Each lag is at least most of the deliberate gap (the loopback adds little).
+    // Each lag is the deliberate gap (500 ms) less scheduling noise: at least 100 ms even
+    // on a loaded machine.
     for t in [&ta, &tb] {
         assert!(t["lag_ms_p50"].as_f64().unwrap() >= 100.0, "{stdout}");
     }
