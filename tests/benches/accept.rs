@@ -46,6 +46,7 @@ use rand_chacha::ChaCha20Rng;
 use tmp2p_core::NodeKey;
 use tmp2p_tests::blocking_secret::in_memory_handshake;
 use tmp2p_tests::reference_peer::{ask_seed, handshake, reference_info};
+use tmp2p_tests::release_binary::tmp2p_binary;
 
 const NETWORK: &str = "accept-bench";
 /// How long each dialer count dials.
@@ -66,18 +67,6 @@ impl Drop for NodeProcess {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.home);
     }
-}
-
-fn node_binary() -> PathBuf {
-    std::env::var_os("TMP2P_BIN").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/release/tmp2p"
-            ))
-        },
-        PathBuf::from,
-    )
 }
 
 /// Starts the node with `extra` arguments; with `ready`, also waits for a stdout line
@@ -319,7 +308,7 @@ fn seed_churn(binary: &PathBuf) {
 }
 
 fn main() {
-    let binary = node_binary();
+    let binary = tmp2p_binary();
     if std::env::args().skip(1).any(|a| a == "seed") {
         seed_churn(&binary);
         return;

@@ -19,7 +19,6 @@
     clippy::print_stderr
 )]
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::NodeKey;
 use tmp2p_driver_smol::{NodeBuilder, NodeHandle, PexConfig};
 use tmp2p_store::MemoryPeerStore;
+use tmp2p_tests::release_binary::tmp2p_binary;
 
 const NETWORK: &str = "crawl-bench";
 /// How long the network may settle (each node reaching its bootstrap peer and exchanging
@@ -41,18 +41,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn crawl_binary() -> PathBuf {
-    std::env::var_os("TMP2P_BIN").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../target/release/tmp2p"
-            ))
-        },
-        PathBuf::from,
-    )
 }
 
 /// Starts node `index` on `executor`, bootstrapping from `previous`.
@@ -119,7 +107,7 @@ fn main() {
         args.extend(["--concurrency", concurrency]);
     }
     let began = Instant::now();
-    let output = Command::new(crawl_binary())
+    let output = Command::new(tmp2p_binary())
         .args(&args)
         .env(
             "RUST_LOG",

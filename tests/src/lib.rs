@@ -7,5 +7,6 @@ pub mod blocking_secret;
 pub mod memnet;
 pub mod reference_consensus;
 pub mod reference_peer;
+pub mod release_binary;
 pub mod sim;
 pub mod smol_support;
