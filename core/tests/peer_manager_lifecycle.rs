@@ -995,3 +995,37 @@ fn peer_manager_outgoing_cap_counts_dials_in_flight() {
         Err(PeerManagerError::OutgoingFull { limit: 1 })
     );
 }
+
+/// Improvement over v0.35: a peer that keeps closing on us soon after the handshake (a seed
+/// answering one PEX request, a full node) waits twice as long before each redial; one
+/// connection that lasts resets the wait. v0.35 redials it every cooldown for ever.
+#[test]
+fn brief_connections_in_a_row_double_the_redial_cooldown() {
+    let options = PeerManagerOptions {
+        disconnect_cooldown_period: ms(2_000),
+        brief_connection_period: ms(10_000),
+        max_retry_time: ms(60_000),
+        min_retry_time: ms(250),
+        ..Default::default()
+    };
+    let (mut pm, t0) = manager(options);
+    pm.add(t0, addr(1)).unwrap();
+    let mut now = t0;
+    // Each visit lasts 1 s; the wait after it is 2, 4, 8, 16, 32 s, then the 60 s cap.
+    for expected_wait in [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000] {
+        let dialed = pm.try_dial_next(now).expect("the peer is due");
+        pm.dialed(now, &dialed, None).unwrap();
+        now += ms(1_000);
+        pm.disconnected(now, id(1));
+        assert_eq!(pm.try_dial_next(now + ms(expected_wait - 1)), None);
+        assert_eq!(pm.poll_timeout(), Some(now + ms(expected_wait)));
+        now += ms(expected_wait);
+    }
+    // A connection that lasts past the brief period brings the plain cooldown back.
+    let dialed = pm.try_dial_next(now).expect("the peer is due");
+    pm.dialed(now, &dialed, None).unwrap();
+    now += ms(10_000);
+    pm.disconnected(now, id(1));
+    assert_eq!(pm.try_dial_next(now + ms(1_999)), None);
+    assert_eq!(pm.try_dial_next(now + ms(2_000)), Some(addr(1)));
+}

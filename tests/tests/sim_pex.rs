@@ -168,6 +168,59 @@ fn fifty_nodes_knowing_one_bootstrap_peer_form_a_mesh_within_five_virtual_minute
     }
 }
 
+/// Four nodes that know only a seed: node 0, in seed mode, answers each visit and lets the
+/// visitor go.
+fn small_network_with_a_seed(seed: u64, brief_connection_period: Duration) -> Sim {
+    let mut sim = Sim::new(seed);
+    for i in 0..5 {
+        sim.add_node(NodeSpec::new(ip(i), &[]));
+        sim.spec_mut(i)
+            .unwrap()
+            .config
+            .peer_manager
+            .brief_connection_period = brief_connection_period;
+    }
+    let seed_config = PexConfig {
+        seed_mode: true,
+        ..PexConfig::default()
+    };
+    sim.enable_pex(0, PexRole::Reactor(seed_config)).unwrap();
+    for i in 1..5 {
+        sim.enable_pex(i, PexRole::Reactor(PexConfig::default()))
+            .unwrap();
+        sim.spec_mut(i).unwrap().boot_peers = vec![0];
+    }
+    sim.start_all().unwrap();
+    sim
+}
+
+/// How many visitors the seed let go in five virtual minutes.
+fn seed_visits_in_five_minutes(brief_connection_period: Duration) -> (Sim, usize) {
+    let mut sim = small_network_with_a_seed(31, brief_connection_period);
+    sim.run_for(Duration::from_secs(300)).unwrap();
+    let visits = sim.pex_log(0).unwrap().disconnects.len();
+    (sim, visits)
+}
+
+/// Nodes with free outbound slots and nobody else to dial used to revisit the seed every
+/// 2 s cooldown; each brief visit in a row now doubles the wait (2, 4, …, 128 s: about 8
+/// visits each in five minutes), and the mesh forms all the same.
+#[test]
+fn nodes_that_know_only_a_seed_back_off_from_it_and_still_form_a_mesh() {
+    let (sim, visits) = seed_visits_in_five_minutes(Duration::from_secs(10));
+    assert!(visits <= 4 * 10, "the seed saw {visits} visits");
+    for i in 1..5 {
+        let others: BTreeSet<usize> = (1..5).filter(|&j| j != i).collect();
+        assert_eq!(connected(&sim, i), others, "node {i}");
+    }
+    // Without the rule the same network hammers the seed.
+    let (_, hammered) = seed_visits_in_five_minutes(Duration::ZERO);
+    assert!(
+        hammered > 4 * 50,
+        "without backoff the seed saw {hammered} visits"
+    );
+}
+
 /// Honest nodes of the flooding test; the flooder is node `HONEST`.
 const HONEST: usize = 8;
 

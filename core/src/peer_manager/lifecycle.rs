@@ -309,12 +309,16 @@ impl PeerManager {
     }
 
     /// The peer's connection closed (v0.35 `Disconnected`). A peer that was up becomes
-    /// `Down` for subscribers; it is not redialed for `disconnect_cooldown_period`. A dial
-    /// of it in progress continues.
+    /// `Down` for subscribers; it is not redialed for `disconnect_cooldown_period`, doubled
+    /// for each brief connection in a row beyond the first (`brief_connection_period`). A
+    /// dial of it in progress continues.
     pub fn disconnected(&mut self, now: Instant, id: NodeId) {
         let ts = self.clock.timestamp(now);
+        let brief = self.options.brief_connection_period;
         let was_ready = self.ready.remove(&id);
-        if let Some(conn) = self.connected.remove(&id) {
+        let connection = self.connected.remove(&id);
+        let was_connected = connection.is_some();
+        if let Some(conn) = connection {
             if conn.direction == Direction::Outbound {
                 self.outgoing = self.outgoing.saturating_sub(1);
             }
@@ -331,6 +335,16 @@ impl PeerManager {
             self.upgrading_to.remove(&to);
         }
         if let Some(peer) = self.peers.get_mut(&id) {
+            let was_brief = was_connected
+                && !brief.is_zero()
+                && peer
+                    .last_connected
+                    .is_some_and(|at| ts < at.saturating_add(brief));
+            if was_brief {
+                peer.brief_streak = peer.brief_streak.saturating_add(1);
+            } else if was_connected {
+                peer.brief_streak = 0;
+            }
             peer.last_disconnected = Some(ts);
             self.dirty.insert(id);
             self.reindex(id, ts);

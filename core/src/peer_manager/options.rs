@@ -99,6 +99,13 @@ pub struct PeerManagerOptions {
     pub retry_time_jitter: Duration,
     /// A peer is not redialed for this long after it disconnected.
     pub disconnect_cooldown_period: Duration,
+    /// A connection that ends sooner than this after it was established is brief. Each
+    /// brief connection in a row doubles the peer's redial cooldown (up to the retry caps),
+    /// so a peer that keeps closing on us soon after the handshake (a seed, which answers
+    /// one PEX request and disconnects; a full node refusing one more peer) is not redialed
+    /// every `disconnect_cooldown_period` for ever; a connection that lasts resets it. Zero
+    /// disables it.
+    pub brief_connection_period: Duration,
     /// IPv4 addresses sharing this many leading bits form one IP group (default 16).
     pub ipv4_group_prefix: u8,
     /// IPv6 addresses sharing this many leading bits form one IP group (default 32).
@@ -130,6 +137,7 @@ impl Default for PeerManagerOptions {
             max_retry_time_persistent: Duration::ZERO,
             retry_time_jitter: Duration::ZERO,
             disconnect_cooldown_period: Duration::ZERO,
+            brief_connection_period: Duration::ZERO,
             ipv4_group_prefix: 16,
             ipv6_group_prefix: 32,
             max_connected_per_ip_group: 0,
@@ -143,7 +151,8 @@ impl Default for PeerManagerOptions {
 impl PeerManagerOptions {
     /// The v0.35.9 node settings (`node/setup.go`): 64 connected, 12 outgoing, 4 upgrade
     /// slots, 260 stored, retries 250 ms..30 min (5 min persistent) with 5 s jitter, 2 s
-    /// cooldown; plus at most 8 connected and 32 stored peers per IP group.
+    /// cooldown; plus our own doubling of that cooldown after each connection in a row that
+    /// lasted under 10 s, and at most 8 connected and 32 stored peers per IP group.
     pub fn node_defaults() -> Self {
         PeerManagerOptions {
             max_peers: 260,
@@ -155,6 +164,7 @@ impl PeerManagerOptions {
             max_retry_time_persistent: Duration::from_secs(5 * 60),
             retry_time_jitter: Duration::from_secs(5),
             disconnect_cooldown_period: Duration::from_secs(2),
+            brief_connection_period: Duration::from_secs(10),
             max_connected_per_ip_group: 8,
             max_stored_per_ip_group: 32,
             ..PeerManagerOptions::default()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::ip_group::IpGroup;
 use super::record::{AddressRecord, PeerRecord, Timestamp};
-use super::retry::{retry_delay, RetryPolicy};
+use super::retry::{redial_cooldown, retry_delay, RetryPolicy};
 use crate::address::NodeAddress;
 use crate::id::NodeId;
 
@@ -94,6 +94,9 @@ pub(super) struct Peer {
     pub(super) addresses: BTreeMap<String, AddressState>,
     pub(super) last_connected: Option<Timestamp>,
     pub(super) last_disconnected: Option<Timestamp>,
+    /// Connections in a row that ended within `brief_connection_period` (not stored: a
+    /// restart forgets it).
+    pub(super) brief_streak: u32,
     pub(super) inactive: bool,
     pub(super) mutable_score: i16,
     pub(super) persistent: bool,
@@ -115,6 +118,7 @@ impl Peer {
             addresses: BTreeMap::new(),
             last_connected: None,
             last_disconnected: None,
+            brief_streak: 0,
             inactive: false,
             mutable_score: 0,
             persistent: false,
@@ -154,13 +158,15 @@ impl Peer {
     }
 
     /// When the peer may next be dialed: its earliest ready address, but not before the
-    /// disconnect cooldown ends. `None` = never (no address, or retries disabled).
+    /// disconnect cooldown (grown by brief connections in a row) ends. `None` = never (no
+    /// address, or retries disabled).
     pub(super) fn ready_at(&self, policy: &RetryPolicy, cooldown: Duration) -> Option<Timestamp> {
         let earliest = self
             .addresses
             .values()
             .filter_map(|a| a.ready_at(policy, self.persistent))
             .min()?;
+        let cooldown = redial_cooldown(policy, cooldown, self.brief_streak, self.persistent);
         let cooled = self
             .last_disconnected
             .map_or(Timestamp(0), |t| t.saturating_add(cooldown));

@@ -4,7 +4,8 @@
 //! capped before adding jitter. Here the delay is `min_retry_time × 2^(failures−1)`, then
 //! the jitter drawn at the failure is added, then the cap (persistent peers have their own)
 //! applies, so the result never exceeds the cap. All arithmetic saturates: any failure
-//! count, up to `u32::MAX`, gives a defined delay.
+//! count, up to `u32::MAX`, gives a defined delay. The redial cooldown after brief
+//! connections in a row grows the same way, within the same caps.
 
 use std::time::Duration;
 
@@ -44,16 +45,37 @@ pub fn retry_delay(
             .checked_mul(factor)
             .unwrap_or(Duration::MAX)
     };
-    let delay = base.saturating_add(jitter);
+    Some(capped(policy, persistent, base.saturating_add(jitter)))
+}
+
+/// How long after a disconnection the peer waits before it is redialed: `cooldown`, doubled
+/// for each brief connection in a row beyond the first (`brief_streak`), within the same
+/// cap as dial retries.
+pub fn redial_cooldown(
+    policy: &RetryPolicy,
+    cooldown: Duration,
+    brief_streak: u32,
+    persistent: bool,
+) -> Duration {
+    let doublings = brief_streak.saturating_sub(1);
+    let grown = 1u32
+        .checked_shl(doublings)
+        .and_then(|factor| cooldown.checked_mul(factor))
+        .unwrap_or(Duration::MAX);
+    capped(policy, persistent, grown)
+}
+
+/// `delay` within the retry cap (persistent peers have their own; zero means none).
+fn capped(policy: &RetryPolicy, persistent: bool, delay: Duration) -> Duration {
     let cap = if persistent && !policy.max_retry_time_persistent.is_zero() {
         policy.max_retry_time_persistent
     } else {
         policy.max_retry_time
     };
     if !cap.is_zero() && delay > cap {
-        Some(cap)
+        cap
     } else {
-        Some(delay)
+        delay
     }
 }
 
