@@ -296,12 +296,20 @@ impl PeerManager {
         self.options.disconnect_cooldown_period
     }
 
-    /// Raises the redial cooldown to at least `at_least` (never lowers it). A PEX seed uses
-    /// it so that the peers it crawls and disconnects are not redialed every few seconds.
-    pub fn raise_disconnect_cooldown(&mut self, at_least: std::time::Duration) {
-        if at_least > self.options.disconnect_cooldown_period {
-            self.options.disconnect_cooldown_period = at_least;
+    /// Redials as a PEX seed needs them: the cooldown is raised to at least `recrawl` (never
+    /// lowered), so the peers it crawls and disconnects are not redialed every few seconds,
+    /// and brief connections no longer grow it, since the seed ends each one itself once
+    /// the peer answered (so they say nothing about the peer).
+    pub fn use_seed_redials(&mut self, recrawl: std::time::Duration) {
+        if recrawl > self.options.disconnect_cooldown_period {
+            self.options.disconnect_cooldown_period = recrawl;
         }
+        self.options.brief_connection_period = std::time::Duration::ZERO;
+    }
+
+    /// How soon after the handshake a connection's end counts as brief (zero: never).
+    pub fn brief_connection_period(&self) -> std::time::Duration {
+        self.options.brief_connection_period
     }
 
     /// The peer's current score, if it is known.

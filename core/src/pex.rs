@@ -56,7 +56,8 @@
 //!   store fresh while the Router dials stored peers in turn) and disconnected after its
 //!   answer (or its timeout). A seed raises the PeerManager's redial cooldown to
 //!   [`PexConfig::seed_recrawl_interval`] (default 2 min), so a crawled peer is not redialed
-//!   and re-asked every few seconds (CometBFT seeds re-crawl a peer every few minutes).
+//!   and re-asked every few seconds (CometBFT seeds re-crawl a peer every few minutes), and
+//!   keeps it there: the brief connections it ends itself do not grow it.
 
 pub mod addrbook;
 mod config;
@@ -305,7 +306,7 @@ impl PexReactor {
             }
             PeerStatus::Up => {
                 if self.config.seed_mode {
-                    peers.raise_disconnect_cooldown(self.config.seed_recrawl_interval);
+                    peers.use_seed_redials(self.config.seed_recrawl_interval);
                 }
                 if !update.channels.contains(&u16::from(PEX_CHANNEL)) {
                     tracing::debug!(peer = %node, "peer has no PEX channel");

@@ -43,8 +43,9 @@ pub trait PexPeers {
 
     /// The peer's stored addresses.
     fn known_addresses(&self, id: NodeId) -> Vec<NodeAddress>;
-    /// Raise the redial cooldown of disconnected peers to at least `at_least`.
-    fn raise_disconnect_cooldown(&mut self, at_least: Duration);
+    /// Redial as a seed: a cooldown of at least `recrawl`, not grown by brief connections
+    /// (`PeerManager::use_seed_redials`).
+    fn use_seed_redials(&mut self, recrawl: Duration);
 }
 
 impl PexPeers for PeerManager {
@@ -77,8 +78,8 @@ impl PexPeers for PeerManager {
         self.addresses(id)
     }
 
-    fn raise_disconnect_cooldown(&mut self, at_least: Duration) {
-        PeerManager::raise_disconnect_cooldown(self, at_least);
+    fn use_seed_redials(&mut self, recrawl: Duration) {
+        PeerManager::use_seed_redials(self, recrawl);
     }
 }
 
@@ -118,7 +119,7 @@ impl PexPeers for Router {
         self.peer_manager().addresses(id)
     }
 
-    fn raise_disconnect_cooldown(&mut self, at_least: Duration) {
-        self.peer_manager_mut().raise_disconnect_cooldown(at_least);
+    fn use_seed_redials(&mut self, recrawl: Duration) {
+        self.peer_manager_mut().use_seed_redials(recrawl);
     }
 }

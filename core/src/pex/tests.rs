@@ -561,6 +561,7 @@ fn seed_mode_answers_inbound_peers_then_disconnects_them_and_crawls_outbound_one
         max_peers: 4,
         max_connected: 3,
         max_outgoing_connections: 3,
+        brief_connection_period: Duration::from_secs(10),
         ..options()
     };
     let mut f = Fixture::with(
@@ -580,6 +581,11 @@ fn seed_mode_answers_inbound_peers_then_disconnects_them_and_crawls_outbound_one
         f.pm.disconnect_cooldown_period(),
         Duration::from_secs(120),
         "a seed does not redial the peers it crawled for the re-crawl interval"
+    );
+    assert_eq!(
+        f.pm.brief_connection_period(),
+        Duration::ZERO,
+        "a seed's own disconnects do not grow its redial cooldown"
     );
     f.deliver(1, request());
     let out = f.outputs();
