@@ -14,6 +14,13 @@
 //! 6. [`PeerConnection::send`] at any time after `Authenticated`; it never blocks.
 //! 7. After `Closed`, flush what `poll_transmit` still yields (a graceful close drains
 //!    queued messages first), then close the socket.
+//!
+//! Answering in kind: [`PeerConnection::answering`] starts an inbound connection that does
+//! not know yet which NodeInfo it advertises (a listener shared by several networks). It
+//! reads the dialer's NodeInfo first; once [`PeerConnection::peer_info`] shows it, the
+//! caller picks ours (the same network, as a rule) and calls [`PeerConnection::answer`],
+//! and the connection goes on as if built with it. CometBFT writes its NodeInfo and reads
+//! the peer's at the same time, never waiting for ours first, so it accepts this order.
 
 mod error;
 mod outbox;
@@ -131,8 +138,14 @@ pub enum PeerEvent {
 enum Phase {
     /// SecretConnection handshake in progress.
     Secret,
-    /// Authenticated key known; our node info sent, waiting for the peer's.
+    /// Authenticated key known; our node info sent (unless answering), waiting for the
+    /// peer's.
     NodeInfo { remote: PublicKey },
+    /// Answering: the peer's node info is read and checked; ours is not chosen yet.
+    Answering {
+        remote: PublicKey,
+        info: Box<NodeInfo>,
+    },
     /// Messages flow.
     Active(Box<MConnection>),
     /// Closed (with the event already queued).
@@ -144,7 +157,9 @@ pub struct PeerConnection {
     phase: Phase,
     secret: SecretConnection,
     config: PeerConfig,
-    our_info: NodeInfo,
+    /// `None` while answering, until [`PeerConnection::answer`].
+    our_info: Option<NodeInfo>,
+    our_id: NodeId,
     direction: Direction,
     deadline: Instant,
     events: std::collections::VecDeque<PeerEvent>,
@@ -163,6 +178,30 @@ impl PeerConnection {
         config: PeerConfig,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
+        Self::start(now, key, Some(our_info), direction, config, rng)
+    }
+
+    /// Starts an inbound connection that answers in kind (see the module docs): our node
+    /// info is given to [`PeerConnection::answer`] once [`PeerConnection::peer_info`]
+    /// shows the dialer's. `config`'s channels and MConnection settings may be replaced
+    /// there; its handshake settings apply from now.
+    pub fn answering(
+        now: Instant,
+        key: &NodeKey,
+        config: PeerConfig,
+        rng: &mut impl CryptoRngCore,
+    ) -> Self {
+        Self::start(now, key, None, Direction::Inbound, config, rng)
+    }
+
+    fn start(
+        now: Instant,
+        key: &NodeKey,
+        our_info: Option<NodeInfo>,
+        direction: Direction,
+        config: PeerConfig,
+        rng: &mut impl CryptoRngCore,
+    ) -> Self {
         let secret = SecretConnection::new(key, rng, config.secret);
         PeerConnection {
             phase: Phase::Secret,
@@ -170,10 +209,52 @@ impl PeerConnection {
             deadline: crate::deadline::later(now, config.handshake_timeout),
             config,
             our_info,
+            our_id: key.node_id(),
             direction,
             events: std::collections::VecDeque::new(),
             plaintext: BytesMut::new(),
             closing: false,
+        }
+    }
+
+    /// The dialer's checked node info, while an answering connection waits for ours.
+    pub fn peer_info(&self) -> Option<&NodeInfo> {
+        match &self.phase {
+            Phase::Answering { info, .. } => Some(info),
+            _ => None,
+        }
+    }
+
+    /// Answers the dialer of an answering connection with `our_info` and `config` (see
+    /// [`PeerConnection::answering`]): sends it, checks the two are compatible, and goes
+    /// on as any connection (`Authenticated`, or `Closed` with the reason). No-op unless
+    /// [`PeerConnection::peer_info`] is `Some`.
+    pub fn answer(&mut self, now: Instant, our_info: NodeInfo, config: PeerConfig) {
+        let Phase::Answering { remote, .. } = &self.phase else {
+            return;
+        };
+        let remote = *remote;
+        let Phase::Answering { info, .. } =
+            std::mem::replace(&mut self.phase, Phase::NodeInfo { remote })
+        else {
+            return;
+        };
+        self.config = PeerConfig {
+            secret: self.config.secret,
+            handshake_timeout: self.config.handshake_timeout,
+            max_node_info_size: self.config.max_node_info_size,
+            ..config
+        };
+        let result = self
+            .send_our_info(&our_info)
+            .and_then(|()| {
+                self.our_info = Some(our_info);
+                self.activate(now, remote, *info)
+            })
+            // Whatever the dialer sent after its node info waited for this.
+            .and_then(|()| self.handle_input_inner(now, &[]));
+        if let Err(error) = result {
+            self.fail(error);
         }
     }
 
@@ -197,7 +278,9 @@ impl PeerConnection {
         }
         let reason = match (&self.phase, self.secret.handle_eof()) {
             (_, Err(e)) => ConnectionError::Secret(e),
-            (Phase::NodeInfo { .. }, Ok(())) => ConnectionError::EofDuringHandshake,
+            (Phase::NodeInfo { .. } | Phase::Answering { .. }, Ok(())) => {
+                ConnectionError::EofDuringHandshake
+            }
             _ => ConnectionError::PeerClosed,
         };
         self.fail(reason);
@@ -209,9 +292,13 @@ impl PeerConnection {
         let result = match &mut self.phase {
             Phase::Closed => return,
             Phase::Active(mconn) => mconn.handle_timeout(now).map_err(ConnectionError::MConn),
-            Phase::Secret | Phase::NodeInfo { .. } if now >= self.deadline => Err(
-                ConnectionError::HandshakeTimeout(self.config.handshake_timeout),
-            ),
+            Phase::Secret | Phase::NodeInfo { .. } | Phase::Answering { .. }
+                if now >= self.deadline =>
+            {
+                Err(ConnectionError::HandshakeTimeout(
+                    self.config.handshake_timeout,
+                ))
+            }
             _ => Ok(()),
         };
         if let Err(error) = result {
@@ -348,7 +435,7 @@ impl PeerConnection {
     }
 
     /// The peer proved its key: check it against the dialed id, then send our node info
-    /// (we read theirs at the same time, never waiting for it first).
+    /// (we read theirs at the same time, never waiting for it first), unless answering.
     fn on_authenticated(&mut self, remote: PublicKey) -> Result<(), ConnectionError> {
         if let Direction::Outbound { expected } = self.direction {
             let authenticated = remote.node_id();
@@ -359,12 +446,20 @@ impl PeerConnection {
                 });
             }
         }
-        let info = tmp2p_proto::p2p::DefaultNodeInfo::from(&self.our_info);
-        self.secret
-            .send(&info.encode_length_delimited_to_vec())
-            .map_err(ConnectionError::Secret)?;
+        if let Some(info) = self.our_info.take() {
+            let sent = self.send_our_info(&info);
+            self.our_info = Some(info);
+            sent?;
+        }
         self.phase = Phase::NodeInfo { remote };
         Ok(())
+    }
+
+    fn send_our_info(&mut self, info: &NodeInfo) -> Result<(), ConnectionError> {
+        let info = tmp2p_proto::p2p::DefaultNodeInfo::from(info);
+        self.secret
+            .send(&info.encode_length_delimited_to_vec())
+            .map_err(ConnectionError::Secret)
     }
 
     fn try_read_node_info(
@@ -393,12 +488,30 @@ impl PeerConnection {
                 node_info: info.node_id,
             });
         }
-        if info.node_id == self.our_info.node_id {
+        if info.node_id == self.our_id {
             return Err(ConnectionError::SelfConnection);
         }
-        self.our_info
-            .compatible_with(&info)
-            .map_err(ConnectionError::Incompatible)?;
+        if self.our_info.is_none() {
+            self.phase = Phase::Answering {
+                remote,
+                info: Box::new(info),
+            };
+            return Ok(());
+        }
+        self.activate(now, remote, info)
+    }
+
+    /// Both node infos are known: check them, then let messages flow.
+    fn activate(
+        &mut self,
+        now: Instant,
+        remote: PublicKey,
+        info: NodeInfo,
+    ) -> Result<(), ConnectionError> {
+        if let Some(ours) = &self.our_info {
+            ours.compatible_with(&info)
+                .map_err(ConnectionError::Incompatible)?;
+        }
         let mconn = MConnection::new(self.config.mconn.clone(), self.config.channels.clone(), now)
             .map_err(ConnectionError::MConn)?;
         self.phase = Phase::Active(Box::new(mconn));

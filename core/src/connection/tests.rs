@@ -375,3 +375,104 @@ fn an_unrepresentable_handshake_timeout_does_not_panic() {
     );
     assert!(conn.poll_timeout().is_some_and(|at| at > now));
 }
+
+/// An answering acceptor: node `b` for the dialer `a`, reading `a`'s node info first.
+fn answering_pair(now: Instant, dialer_network: &str) -> (Side, Side) {
+    let ka = NodeKey::from_seed([1; 32]);
+    let kb = NodeKey::from_seed([2; 32]);
+    let a = side(
+        now,
+        1,
+        info(&ka, dialer_network, &CHANNELS),
+        Direction::Outbound {
+            expected: kb.node_id(),
+        },
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let b = Side {
+        conn: PeerConnection::answering(now, &kb, PeerConfig::default(), &mut rng),
+        events: Vec::new(),
+    };
+    (a, b)
+}
+
+#[test]
+fn an_answering_acceptor_reads_the_dialers_node_info_first_then_answers_in_kind() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    // The dialer waits for our node info; we hold it back and learn the dialer's network.
+    assert!(a.events.is_empty() && b.events.is_empty());
+    let seen = b.conn.peer_info().expect("the dialer's node info").clone();
+    assert_eq!(seen.network, "chain-b");
+    assert_eq!(seen.node_id, NodeKey::from_seed([1; 32]).node_id());
+    let kb = NodeKey::from_seed([2; 32]);
+    b.conn
+        .answer(now, info(&kb, "chain-b", &CHANNELS), config());
+    drive(now, &mut a, &mut b);
+    assert!(
+        matches!(&a.events[..], [PeerEvent::Authenticated { node_info, .. }] if node_info.network == "chain-b")
+    );
+    assert!(
+        matches!(&b.events[..], [PeerEvent::Authenticated { node_info, .. }] if **node_info == seen)
+    );
+    // Then it is a connection like any other, with the channels the answer gave it.
+    a.conn
+        .send(now, 0x21, Bytes::from_static(b"hello"))
+        .unwrap();
+    drive(now, &mut a, &mut b);
+    assert_eq!(
+        b.events.last(),
+        Some(&PeerEvent::Message {
+            channel: 0x21,
+            message: Bytes::from_static(b"hello")
+        })
+    );
+}
+
+#[test]
+fn an_answer_of_another_network_closes_both_ends_as_incompatible() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    let kb = NodeKey::from_seed([2; 32]);
+    b.conn
+        .answer(now, info(&kb, "chain-a", &CHANNELS), config());
+    drive(now, &mut a, &mut b);
+    for side in [&a, &b] {
+        assert!(
+            matches!(
+                &side.events[..],
+                [PeerEvent::Closed {
+                    reason: Some(ConnectionError::Incompatible(
+                        crate::node_info::NodeInfoError::NetworkMismatch { .. }
+                    ))
+                }]
+            ),
+            "{:?}",
+            side.events
+        );
+    }
+}
+
+#[test]
+fn an_answering_acceptor_never_answered_times_out_with_the_handshake() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    assert!(b.conn.peer_info().is_some());
+    let deadline = b.conn.poll_timeout().expect("the handshake deadline");
+    assert_eq!(deadline, now + PeerConfig::default().handshake_timeout);
+    b.conn.handle_timeout(deadline);
+    assert!(matches!(
+        b.conn.poll_event(),
+        Some(PeerEvent::Closed {
+            reason: Some(ConnectionError::HandshakeTimeout(_))
+        })
+    ));
+    // An answer after the end changes nothing.
+    let kb = NodeKey::from_seed([2; 32]);
+    b.conn
+        .answer(deadline, info(&kb, "chain-b", &CHANNELS), config());
+    assert!(b.conn.is_closed() && b.conn.poll_event().is_none());
+}

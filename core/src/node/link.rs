@@ -6,7 +6,9 @@
 //!
 //! Call order, for a driver (per connection, as `PeerConnection` documents its own):
 //! 1. [`Link::new`] with the [`ConnectionParams`] the node machine returned from
-//!    `accept` or `dial_succeeded`.
+//!    `accept` or `dial_succeeded` ([`Link::answer`] for a connection that was answering
+//!    on a listener shared by several networks: `accept` comes after the dialer's node
+//!    info then).
 //! 2. Loop: feed socket bytes to [`Link::handle_input`] (at most [`Link::recv_allowance`]
 //!    at a time: the receive rate limit; EOF: [`Link::handle_eof`]) and
 //!    the node machine's commands to [`Link::handle_command`]; write what
@@ -123,7 +125,6 @@ impl Link {
         settings: LinkSettings,
         rng: &mut impl CryptoRngCore,
     ) -> Self {
-        let counters = params.counters;
         let connection = PeerConnection::new(
             now,
             key,
@@ -132,6 +133,28 @@ impl Link {
             params.config,
             rng,
         );
+        Self::with_connection(connection, params.counters, settings)
+    }
+
+    /// A link for an inbound connection that was answering (see
+    /// [`PeerConnection::answering`]): the node machine that `accept`ed it once the
+    /// dialer's node info was known answers it now with its own node info and settings
+    /// from `params`.
+    pub fn answer(
+        now: Instant,
+        mut connection: PeerConnection,
+        params: ConnectionParams,
+        settings: LinkSettings,
+    ) -> Self {
+        connection.answer(now, params.node_info, params.config);
+        Self::with_connection(connection, params.counters, settings)
+    }
+
+    fn with_connection(
+        connection: PeerConnection,
+        counters: Arc<RouterCounters>,
+        settings: LinkSettings,
+    ) -> Self {
         Link {
             connection,
             outbox: Outbox::new(),
