@@ -1,9 +1,10 @@
 //! `tmp2p seed`: one process serving as PEX seed for several networks (chain ids), as
 //! seed operators run one seed for dozens of chains. Each network is a node machine of its
-//! own in seed mode, on its own listen address, with its own peer store
-//! (`HOME/<chain id>/peerstore.redb`), so addresses never cross between networks; all
-//! share one node key (`HOME/node_key.json`) and one smol executor. Networks come from
-//! `--network CHAIN=ADDR` flags or a TOML file (`--config`):
+//! own in seed mode with its own peer store (`HOME/<chain id>/peerstore.redb`), so
+//! addresses never cross between networks; all share one node key (`HOME/node_key.json`)
+//! and one smol executor. Networks may share a listen address: a `SharedListener` reads
+//! each dialer's NodeInfo and hands the connection to the node of its network. Networks
+//! come from `--network CHAIN=ADDR` flags or a TOML file (`--config`):
 //!
 //! ```toml
 //! [[network]]
@@ -13,7 +14,7 @@
 //! external_address = "seed.example.com:26656"     # optional
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,7 +24,9 @@ use serde::Deserialize;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
-use tmp2p_driver_smol::{CountersView, NodeBuilder, NodeHandle, PeerUpdates};
+use tmp2p_driver_smol::{
+    CountersView, DriverOptions, NodeBuilder, NodeHandle, PeerUpdates, SharedListener,
+};
 use tmp2p_store::RedbPeerStore;
 
 use crate::CliError;
@@ -92,8 +95,7 @@ fn parse_network(text: &str) -> Result<NetworkSpec, String> {
     })
 }
 
-/// The networks of the flags and the file, checked: at least one, chain ids and listen
-/// addresses distinct.
+/// The networks of the flags and the file, checked: at least one, chain ids distinct.
 fn networks(args: &SeedArgs) -> Result<Vec<NetworkSpec>, CliError> {
     let mut all = args.networks.clone();
     if let Some(path) = &args.config {
@@ -110,18 +112,11 @@ fn networks(args: &SeedArgs) -> Result<Vec<NetworkSpec>, CliError> {
         ));
     }
     let mut chains = BTreeSet::new();
-    let mut listens = BTreeSet::new();
     for spec in &all {
         if !chains.insert(spec.chain_id.clone()) {
             return Err(CliError::BadInput(format!(
                 "network {:?} is listed twice",
                 spec.chain_id
-            )));
-        }
-        if spec.listen.port() != 0 && !listens.insert(spec.listen) {
-            return Err(CliError::BadInput(format!(
-                "listen address {} is given to two networks",
-                spec.listen
             )));
         }
     }
@@ -140,15 +135,26 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
         std::thread::spawn(move || smol::block_on(executor.run(quit_rx.recv())));
     }
     let mut running = Vec::new();
-    for spec in &specs {
-        let (handle, updates) = start_network(args, spec, &key, &executor)?;
-        println!(
-            "seed for {} is {}@{}",
-            spec.chain_id,
-            handle.node_id(),
-            handle.local_addr()
-        );
-        running.push((spec.chain_id.clone(), handle, updates));
+    let mut shared = Vec::new();
+    for (listener, group) in listen_groups(&specs)? {
+        let first = running.len();
+        for spec in group {
+            let (handle, updates) = start_network(args, spec, &key, &executor, listener.as_ref())?;
+            println!(
+                "seed for {} is {}@{}",
+                spec.chain_id,
+                handle.node_id(),
+                handle.local_addr()
+            );
+            running.push((spec.chain_id.clone(), handle, updates));
+        }
+        if let Some(listener) = listener {
+            let nodes: Vec<&NodeHandle> = running.iter().skip(first).map(|(_, h, _)| h).collect();
+            let serving = listener
+                .serve(&nodes)
+                .map_err(|e| CliError::Runtime(e.to_string()))?;
+            shared.push(serving);
+        }
     }
     let stop_rx = crate::stop_signal()?;
     for (chain, _, updates) in &running {
@@ -176,6 +182,8 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
     smol::block_on(async {
         let _ = stop_rx.recv().await;
         crate::node::print_stopping();
+        // No new connections on the shared addresses, then each network stops.
+        drop(shared);
         for (_, handle, _) in running {
             handle.stop().await;
         }
@@ -207,12 +215,42 @@ async fn print_activity(views: Vec<(String, CountersView)>, every: std::time::Du
     }
 }
 
-/// Builds and starts one network's seed on `executor`.
+/// Networks served on one listen address: several share a listener, bound here; a network
+/// alone on its address binds its own (`None`).
+type ListenGroup<'a> = (Option<SharedListener>, Vec<&'a NetworkSpec>);
+
+/// The networks grouped by listen address (port 0 is never shared).
+fn listen_groups(specs: &[NetworkSpec]) -> Result<Vec<ListenGroup<'_>>, CliError> {
+    let mut by_address: BTreeMap<SocketAddr, Vec<&NetworkSpec>> = BTreeMap::new();
+    let mut groups = Vec::new();
+    for spec in specs {
+        if spec.listen.port() == 0 {
+            groups.push((None, vec![spec]));
+        } else {
+            by_address.entry(spec.listen).or_default().push(spec);
+        }
+    }
+    for (address, group) in by_address {
+        if group.len() == 1 {
+            groups.push((None, group));
+            continue;
+        }
+        let backlog = NodeConfig::new("shared", address).listen_backlog;
+        let listener =
+            SharedListener::bind(address, backlog).map_err(|e| CliError::Runtime(e.to_string()))?;
+        groups.push((Some(listener), group));
+    }
+    Ok(groups)
+}
+
+/// Builds and starts one network's seed on `executor`, on `shared` when it shares its
+/// listen address.
 fn start_network(
     args: &SeedArgs,
     spec: &NetworkSpec,
     key: &tmp2p_core::NodeKey,
     executor: &Arc<smol::Executor<'static>>,
+    shared: Option<&SharedListener>,
 ) -> Result<(NodeHandle, Option<PeerUpdates>), CliError> {
     let bad =
         |e: &dyn std::fmt::Display| CliError::BadInput(format!("network {:?}: {e}", spec.chain_id));
@@ -231,8 +269,14 @@ fn start_network(
     config.router.peer_manager.exempt_loopback = spec.listen.ip().is_loopback();
     crate::node::size_store(&mut config.router.peer_manager, args.max_peers, true);
     let store = open_store(&args.home, &spec.chain_id)?;
-    let mut builder =
-        NodeBuilder::new(config, key.clone(), Box::new(store)).map_err(|e| bad(&e))?;
+    let options = DriverOptions::default();
+    let mut builder = match shared {
+        Some(shared) => {
+            NodeBuilder::on_shared_listener(config, key.clone(), Box::new(store), options, shared)
+        }
+        None => NodeBuilder::with_options(config, key.clone(), Box::new(store), options),
+    }
+    .map_err(|e| bad(&e))?;
     builder
         .enable_pex(PexConfig {
             seed_mode: true,

@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! `tmp2p seed` serving two networks in one process, with real processes: each network's
-//! seed introduces its own nodes, a crawl from either seed finds only that network's
-//! nodes (addresses never cross), and a node of the other network is refused.
+//! `tmp2p seed` serving two networks in one process, with real processes, on two listen
+//! addresses and on one shared address: each network's seed introduces its own nodes, a
+//! crawl from either seed finds only that network's nodes (addresses never cross), and a
+//! node of a network the seed does not serve is refused.
 
 mod common;
 
@@ -24,15 +25,29 @@ fn crawl(address: &str, network: &str) -> serde_json::Value {
 
 #[test]
 fn two_networks_in_one_seed_never_mix_addresses() {
-    let home = fresh_dir("seed-two");
+    two_networks_never_mix("seed-two", "127.0.0.1:0", "127.0.0.1:0");
+}
+
+#[test]
+fn two_networks_on_one_shared_address_never_mix_addresses() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let shared = free.local_addr().unwrap().to_string();
+    drop(free);
+    two_networks_never_mix("seed-shared", &shared, &shared);
+}
+
+/// One seed process for net-a on `listen_a` and net-b on `listen_b`.
+fn two_networks_never_mix(name: &str, listen_a: &str, listen_b: &str) {
+    let home = fresh_dir(name);
+    let (net_a, net_b) = (format!("net-a={listen_a}"), format!("net-b={listen_b}"));
     let mut seed = NodeProcess::run(
         "seed",
         home.clone(),
         &[
             "--network",
-            "net-a=127.0.0.1:0",
+            &net_a,
             "--network",
-            "net-b=127.0.0.1:0",
+            &net_b,
             "--peer-lines",
             "--summary-every",
             "1",
@@ -40,7 +55,9 @@ fn two_networks_in_one_seed_never_mix_addresses() {
     );
     let seed_a = seed.address.clone();
     let seed_b = address_in(&seed.next_line());
-    assert_ne!(seed_a, seed_b);
+    // Port 0 binds a port of its own for each network.
+    let shared = listen_a == listen_b && !listen_a.ends_with(":0");
+    assert_eq!(seed_a == seed_b, shared, "{seed_a} {seed_b}");
     let wait = Duration::from_secs(15);
     let a1 = NodeProcess::start(
         "seed-a1",
@@ -107,8 +124,8 @@ fn two_networks_in_one_seed_never_mix_addresses() {
             "{v:#}"
         );
     }
-    // A node of the other network is refused by the seed's other half.
-    let v = crawl(&seed_a, "net-b");
+    // A node of a network the seed does not serve is refused.
+    let v = crawl(&seed_a, "net-c");
     assert_eq!(v["summary"]["refused"], 1, "{v:#}");
     // Each second (--summary-every 1) a line per network counts its handshakes; the
     // crawls above made some.

@@ -23,7 +23,7 @@ use async_net::TcpStream;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
-use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::connection::{PeerConnection, PeerEvent};
 use tmp2p_core::deadline::later;
 use tmp2p_core::node::{Link, LinkCommand, LinkReport, LinkSettings};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
@@ -44,6 +44,9 @@ pub(crate) struct ConnTask {
     pub(crate) params: ConnectionParams,
     pub(crate) key: NodeKey,
     pub(crate) stream: TcpStream,
+    /// A shared listener's connection that read the dialer's node info: the link answers
+    /// it instead of starting a handshake.
+    pub(crate) answering: Option<Box<PeerConnection>>,
     pub(crate) inputs: Receiver<LinkCommand>,
     pub(crate) inputs_tx: Sender<LinkCommand>,
     pub(crate) router: Sender<RouterInput>,
@@ -207,6 +210,7 @@ impl ConnTask {
             params,
             key,
             stream,
+            answering,
             inputs,
             inputs_tx,
             router,
@@ -223,13 +227,16 @@ impl ConnTask {
         // Packets are batched by the machine, never by Nagle: without this, a small write
         // waiting for an ACK stalled about 1 in 200 handshakes by 40 ms.
         let _ = stream.set_nodelay(true);
-        let mut link = Link::new(
-            Instant::now(),
-            &key,
-            params,
-            settings,
-            &mut rand_core::OsRng,
-        );
+        let mut link = match answering {
+            Some(connection) => Link::answer(Instant::now(), *connection, params, settings),
+            None => Link::new(
+                Instant::now(),
+                &key,
+                params,
+                settings,
+                &mut rand_core::OsRng,
+            ),
+        };
         let close_linger = settings.close_linger;
         drop(key);
         let mut io = SocketIo::new(stream, READ_SIZE);

@@ -34,6 +34,9 @@
 //! channels, so pings and pongs go on; past `NodeConfig::inbound_hold_bytes` it stops
 //! reading until there is room (TCP backpressure towards that peer, nothing dropped).
 //!
+//! Several networks on one address: nodes built with [`NodeBuilder::on_shared_listener`]
+//! share a [`SharedListener`], which sends each dialer to the node of its network.
+//!
 //! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's PEX
 //! reactor inside the node machine (seed mode is a [`PexConfig`] flag).
 #![forbid(unsafe_code)]
@@ -48,11 +51,13 @@ mod inbound;
 mod node;
 mod router_task;
 mod send_windows;
+mod shared_listener;
 mod store_task;
 
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
 pub use error::{DriverError, TrySendError};
 pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
+pub use shared_listener::SharedListener;
 pub use tmp2p_core::node::CountersView;
 pub use tmp2p_core::pex::PexConfig;
 pub use tmp2p_core::router::{OverflowPolicy, PeerError, Target};

@@ -26,8 +26,9 @@ use tmp2p_store::PeerStore;
 use crate::envelope::{AppCommand, Channel, ChannelSender, ErrorSender};
 use crate::error::DriverError;
 use crate::inbound::{self, Deliverer};
-use crate::router_task::{accept_loop, RouterTask};
+use crate::router_task::{accept_loop, RouterInput, RouterTask};
 use crate::send_windows::SharedWindows;
+use crate::shared_listener::SharedListener;
 use crate::store_task::{run_store, StoreRequest};
 
 /// Settings of the driver itself (the protocol settings are in [`NodeConfig`]).
@@ -88,7 +89,8 @@ pub struct NodeBuilder {
     options: DriverOptions,
     store: Box<dyn PeerStore + Send>,
     node: Node,
-    listener: std::net::TcpListener,
+    /// `None` on a [`SharedListener`], which hands the node its connections.
+    listener: Option<std::net::TcpListener>,
     local_addr: SocketAddr,
     commands_tx: Sender<AppCommand>,
     commands: Receiver<AppCommand>,
@@ -118,27 +120,47 @@ impl NodeBuilder {
     /// [`DriverError::Config`], [`DriverError::Options`], [`DriverError::Bind`],
     /// [`DriverError::Store`] (the store cannot be read), [`DriverError::Router`].
     pub fn with_options(
-        mut config: NodeConfig,
+        config: NodeConfig,
         key: NodeKey,
         store: Box<dyn PeerStore + Send>,
         options: DriverOptions,
     ) -> Result<Self, DriverError> {
         config.validate_for(&key)?;
-        options.validate()?;
-        let bind = |source| DriverError::Bind {
+        let listener = bind_listener(config.listen, config.listen_backlog)?;
+        let local_addr = listener.local_addr().map_err(|source| DriverError::Bind {
             addr: config.listen,
             source,
-        };
-        let listener = std::net::TcpListener::bind(config.listen).map_err(bind)?;
-        // std listens with a backlog of 128; listen(2) again only changes it.
-        #[cfg(unix)]
-        if let Err(error) = rustix::net::listen(
-            &listener,
-            i32::try_from(config.listen_backlog).unwrap_or(i32::MAX),
-        ) {
-            tracing::warn!(%error, "cannot set the listen backlog: std's 128 stays");
-        }
-        let local_addr = listener.local_addr().map_err(bind)?;
+        })?;
+        Self::build(config, key, store, options, Some(listener), local_addr)
+    }
+
+    /// A node whose inbound connections come from `shared` (see [`SharedListener`]): it
+    /// advertises the shared address and binds nothing itself. Otherwise as
+    /// [`NodeBuilder::with_options`].
+    ///
+    /// # Errors
+    /// As [`NodeBuilder::with_options`].
+    pub fn on_shared_listener(
+        mut config: NodeConfig,
+        key: NodeKey,
+        store: Box<dyn PeerStore + Send>,
+        options: DriverOptions,
+        shared: &SharedListener,
+    ) -> Result<Self, DriverError> {
+        config.listen = shared.local_addr();
+        config.validate_for(&key)?;
+        Self::build(config, key, store, options, None, shared.local_addr())
+    }
+
+    fn build(
+        mut config: NodeConfig,
+        key: NodeKey,
+        store: Box<dyn PeerStore + Send>,
+        options: DriverOptions,
+        listener: Option<std::net::TcpListener>,
+        local_addr: SocketAddr,
+    ) -> Result<Self, DriverError> {
+        options.validate()?;
         config.listen = local_addr;
         let records = store.load()?;
         let now = Instant::now();
@@ -315,8 +337,10 @@ impl NodeBuilder {
         } = self;
         let now = Instant::now();
         node.start(now).map_err(DriverError::from_node)?;
-        let listener =
-            async_net::TcpListener::try_from(listener).map_err(|source| DriverError::Bind {
+        let listener = listener
+            .map(async_net::TcpListener::try_from)
+            .transpose()
+            .map_err(|source| DriverError::Bind {
                 addr: local_addr,
                 source,
             })?;
@@ -324,8 +348,15 @@ impl NodeBuilder {
         let (store_tx, store_rx) = async_channel::unbounded::<StoreRequest>();
         executor.spawn(run_store(store, store_rx)).detach();
         let (inputs_tx, inputs) = async_channel::bounded(options.command_capacity);
-        let accept = executor.spawn(accept_loop(listener, inputs_tx.clone()));
+        let accept =
+            listener.map(|listener| executor.spawn(accept_loop(listener, inputs_tx.clone())));
         let node_id = key.node_id();
+        let answering = Answering {
+            key: key.clone(),
+            handshake: config.router.connection.clone(),
+            network: config.network.clone(),
+            inputs: inputs_tx.clone(),
+        };
         let view = node.counters_view();
         let task = RouterTask {
             node,
@@ -337,7 +368,7 @@ impl NodeBuilder {
             app_channels: Arc::new(deliverers),
             subscribers,
             store: store_tx,
-            listener: Some(accept),
+            listener: accept,
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
             windows,
@@ -355,8 +386,34 @@ impl NodeBuilder {
             threads: Vec::new(),
             shutdown: None,
             view,
+            answering,
         })
     }
+}
+
+/// Binds `addr` with a listen backlog of `backlog`.
+pub(crate) fn bind_listener(
+    addr: SocketAddr,
+    backlog: u32,
+) -> Result<std::net::TcpListener, DriverError> {
+    let bind = |source| DriverError::Bind { addr, source };
+    let listener = std::net::TcpListener::bind(addr).map_err(bind)?;
+    // std listens with a backlog of 128; listen(2) again only changes it.
+    #[cfg(unix)]
+    if let Err(error) = rustix::net::listen(&listener, i32::try_from(backlog).unwrap_or(i32::MAX)) {
+        tracing::warn!(%error, "cannot set the listen backlog: std's 128 stays");
+    }
+    Ok(listener)
+}
+
+/// What a [`SharedListener`] needs of a node to answer a dialer in its name.
+#[derive(Clone)]
+pub(crate) struct Answering {
+    pub(crate) key: NodeKey,
+    /// The handshake settings (timeout, node-info size, AEAD).
+    pub(crate) handshake: tmp2p_core::connection::PeerConfig,
+    pub(crate) network: String,
+    pub(crate) inputs: Sender<RouterInput>,
 }
 
 /// A running node. Dropping it without [`NodeHandle::stop`] flushes nothing: on the node's
@@ -374,6 +431,7 @@ pub struct NodeHandle {
     shutdown: Option<Sender<()>>,
     /// The node machine's counters, for any thread.
     view: CountersView,
+    pub(crate) answering: Answering,
 }
 
 impl NodeHandle {
@@ -465,6 +523,10 @@ impl NodeHandle {
             }
         })
         .await;
+    }
+
+    pub(crate) fn executor(&self) -> Arc<Executor<'static>> {
+        Arc::clone(&self.executor)
     }
 
     async fn request(&self, command: AppCommand) -> Result<(), DriverError> {

@@ -21,7 +21,7 @@ use async_net::TcpStream;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
-use tmp2p_core::connection::PeerEvent;
+use tmp2p_core::connection::{PeerConnection, PeerEvent};
 use tmp2p_core::deadline::later;
 use tmp2p_core::node::{LinkCommand, LinkReport, Node, NodeOutput};
 use tmp2p_core::peer_manager::PeerUpdate;
@@ -53,6 +53,9 @@ pub(crate) enum RouterInput {
     },
     /// A TCP connection arrived.
     Incoming(TcpStream, SocketAddr),
+    /// A connection of a shared listener that read the dialer's node info, for this node's
+    /// network (see `shared_listener`).
+    Answering(TcpStream, SocketAddr, Box<PeerConnection>),
     /// A DNS lookup finished (no IPs: it did not resolve).
     Resolved(NodeAddress, Vec<IpAddr>),
     /// A connection task found an inbound message that does not decode.
@@ -263,7 +266,7 @@ impl RouterTask {
                     self.node.dial_failed(now, conn);
                 }
                 Ok(stream) => match self.node.dial_succeeded(now, conn, socket) {
-                    Ok(params) => self.spawn_connection(params, stream, socket, conns),
+                    Ok(params) => self.spawn_connection(params, stream, socket, None, conns),
                     Err(error) => tracing::debug!(%conn, %error, "late dial result dropped"),
                 },
                 Err(error) => {
@@ -280,7 +283,15 @@ impl RouterTask {
                 }
                 // A refusal is logged by the node machine.
                 if let Ok(params) = self.node.accept(now, remote) {
-                    self.spawn_connection(params, stream, remote, conns);
+                    self.spawn_connection(params, stream, remote, None, conns);
+                }
+            }
+            RouterInput::Answering(stream, remote, connection) => {
+                if stopping {
+                    return;
+                }
+                if let Ok(params) = self.node.accept(now, remote) {
+                    self.spawn_connection(params, stream, remote, Some(connection), conns);
                 }
             }
             RouterInput::Resolved(address, ips) => self.node.resolved(now, &address, &ips),
@@ -292,6 +303,7 @@ impl RouterTask {
         params: ConnectionParams,
         stream: TcpStream,
         remote: SocketAddr,
+        answering: Option<Box<PeerConnection>>,
         conns: &mut BTreeMap<ConnectionId, ConnEntry>,
     ) {
         let Some(executor) = self.executor.upgrade() else {
@@ -310,6 +322,7 @@ impl RouterTask {
             params,
             key: self.key.clone(),
             stream,
+            answering,
             inputs,
             inputs_tx: inputs_tx.clone(),
             router: self.inputs_tx.clone(),

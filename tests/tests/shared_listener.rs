@@ -1,0 +1,156 @@
+//! Two seeds of different networks on one listen address (issue [seed]: a seed operator
+//! serves many chains on one port), through the smol driver's `SharedListener`. The
+//! clients are CometBFT nodes' first contact as the independent crates make it
+//! (tendermint-p2p's handshake writes its NodeInfo, then reads ours; tendermint-proto's
+//! `PexRequest` / `PexAddrs`), each of one network: each is answered with its own network's
+//! NodeInfo and only its own network's addresses, then let go; a client of a network
+//! nobody serves is told another network and refused.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use tmp2p_core::address::NodeAddress;
+use tmp2p_core::node_config::NodeConfig;
+use tmp2p_core::pex::PexConfig;
+use tmp2p_core::NodeKey;
+use tmp2p_driver_smol::{DriverOptions, NodeBuilder, NodeHandle, SharedListener};
+use tmp2p_store::MemoryPeerStore;
+use tmp2p_tests::reference_peer::{ask_seed, handshake, reference_info};
+use tmp2p_tests::smol_support::within;
+
+const NETWORKS: [&str; 2] = ["chain-a", "chain-b"];
+/// Known addresses per network.
+const KNOWN: usize = 20;
+
+/// A known peer of network `n` (on loopback, port 9: the seed's crawl of it fails at once).
+fn known(n: usize, i: usize) -> NodeAddress {
+    let mut seed = [0x40 + n as u8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    let id = NodeKey::from_seed(seed).node_id();
+    NodeAddress::parse(&format!("{id}@127.{}.{}.1:9", n + 1, i + 1)).unwrap()
+}
+
+fn client_seed(i: usize) -> [u8; 32] {
+    let mut seed = [0x6Du8; 32];
+    seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    seed
+}
+
+fn seed_node(network: &str, key: &NodeKey, shared: &SharedListener) -> NodeBuilder {
+    let mut config = NodeConfig::new(network, shared.local_addr());
+    config.router.incoming_window = Duration::ZERO;
+    let mut builder = NodeBuilder::on_shared_listener(
+        config,
+        key.clone(),
+        Box::new(MemoryPeerStore::new()),
+        DriverOptions::default(),
+        shared,
+    )
+    .unwrap();
+    builder
+        .enable_pex(PexConfig {
+            seed_mode: true,
+            ..PexConfig::default()
+        })
+        .unwrap();
+    builder
+}
+
+#[test]
+fn each_dialer_meets_the_seed_of_its_own_network_on_one_shared_address() {
+    let key = NodeKey::from_seed([0x77; 32]);
+    let shared = SharedListener::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
+    let addr: SocketAddr = shared.local_addr();
+    let nodes: Vec<NodeHandle> = NETWORKS
+        .iter()
+        .map(|network| within("a seed to start", seed_node(network, &key, &shared).start()))
+        .map(Result::unwrap)
+        .collect();
+    assert!(nodes.iter().all(|node| node.local_addr() == addr));
+    within("the known addresses to be added", async {
+        for (n, node) in nodes.iter().enumerate() {
+            for i in 0..KNOWN {
+                node.add_peer(known(n, i)).await.unwrap();
+            }
+        }
+    });
+    let serving = shared.serve(&nodes.iter().collect::<Vec<_>>()).unwrap();
+
+    // Each network's ids: its known peers and its clients (a seed learns and hands out the
+    // listen addresses of the peers that visit it).
+    let client_id = |i: usize| reference_info(client_seed(i), "", &[]).default_node_id;
+    let ids: Vec<BTreeSet<String>> = (0..NETWORKS.len())
+        .map(|n| {
+            let known_ids = (0..KNOWN).map(|i| known(n, i).node_id.to_string());
+            let clients = (n..40).step_by(NETWORKS.len()).map(client_id);
+            known_ids.chain(clients).collect()
+        })
+        .collect();
+    // Clients of both networks, interleaved, two at a time.
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let ids = ids.clone();
+            std::thread::spawn(move || {
+                for i in (t..40).step_by(2) {
+                    let n = i % NETWORKS.len();
+                    let seed = client_seed(i);
+                    let info = reference_info(seed, NETWORKS[n], &[0x00]);
+                    let stream = TcpStream::connect(addr).unwrap();
+                    let answer = ask_seed(stream, seed, &info, Duration::from_secs(10))
+                        .unwrap_or_else(|e| panic!("client {i} of {}: {e}", NETWORKS[n]));
+                    assert!(!answer.addresses.is_empty(), "client {i}: no addresses");
+                    for address in &answer.addresses {
+                        assert!(
+                            ids[n].contains(&address.id),
+                            "client {i} of {} was handed {} (not of its network)",
+                            NETWORKS[n],
+                            address.id
+                        );
+                    }
+                    assert!(answer.closed, "client {i}: the seed kept the connection");
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // The NodeInfo each dialer reads names its own network.
+    for network in NETWORKS {
+        let seed = client_seed(100);
+        let info = reference_info(seed, network, &[0x00]);
+        let shaken = handshake(TcpStream::connect(addr).unwrap(), seed, &info).unwrap();
+        assert_eq!(shaken.their_info.network, network);
+        assert_eq!(shaken.remote_id, key.node_id().to_string());
+    }
+    // A network nobody serves: told the first one, then refused.
+    let seed = client_seed(101);
+    let info = reference_info(seed, "chain-c", &[0x00]);
+    let socket = TcpStream::connect(addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let shaken = handshake(socket.try_clone().unwrap(), seed, &info).unwrap();
+    assert_eq!(shaken.their_info.network, NETWORKS[0]);
+    let mut rest = Vec::new();
+    let closed = (&socket).read_to_end(&mut rest);
+    assert!(
+        closed.is_ok(),
+        "the refused client was not let go: {closed:?}"
+    );
+    // Every answered client is gone again.
+    within("the seeds to drop every client", async {
+        for node in &nodes {
+            while !node.connected_peers().await.unwrap().is_empty() {
+                smol::Timer::after(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    drop(serving);
+    for node in nodes {
+        within("a seed to stop", node.stop());
+    }
+}
