@@ -373,7 +373,7 @@ impl NodeBuilder {
             stop_timeout: options.stop_timeout,
             windows,
         };
-        let span = tracing::info_span!("node", id = %node_id);
+        let span = tracing::info_span!("node", id = %node_id, network = %config.network);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));
         tracing::info!(%node_id, %local_addr, "node started");
         Ok(NodeHandle {
