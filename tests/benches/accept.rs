@@ -23,8 +23,13 @@
 //! the bench prints answers per second and the node's resident memory before the first
 //! and after the last of `SEED_CONNECTIONS` (default 100 000) connections.
 //!
+//! With `-- shared`, the node is `tmp2p seed` serving the bench's network on a listener of
+//! its own, then on one it shares with a second network (each connection's handshake runs
+//! before the seed knows its network, then moves to that network's node): the cost of
+//! sharing an address.
+//!
 //! Run: `cargo build --release -p tmp2p-cli && cargo bench -p tmp2p-tests --bench accept`
-//! (optionally `-- 1,4,16` for the dialer counts, or `-- seed`).
+//! (optionally `-- 1,4,16` for the dialer counts, or `-- seed`, or `-- 1,16 shared`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -315,16 +320,32 @@ fn main() {
     }
     let counts: Vec<usize> = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with('-'))
+        .find(|a| !a.starts_with('-') && a != "shared")
         .map_or_else(
             || vec![1, 4, 16],
             |list| list.split(',').map(|n| n.parse().unwrap()).collect(),
         );
+    let shared = std::env::args().skip(1).any(|a| a == "shared");
     for (run, dialers) in counts.into_iter().enumerate() {
+        if shared {
+            for (label, networks) in [("own listener", 1), ("shared listener", 2)] {
+                let node = start_seed(&binary, networks);
+                measure(&format!("seed, {label}"), &node, dialers, run as u64);
+            }
+            continue;
+        }
         let node = start_node(&binary, &[], None);
+        measure("node", &node, dialers, run as u64);
+    }
+}
+
+/// Dials `node` from `dialers` threads and prints the rate, the node's CPU per accept and
+/// the same-run anchor.
+fn measure(label: &str, node: &NodeProcess, dialers: usize, run: u64) {
+    {
         let before = pair_rate();
         let cpu_before = cpu_time(node.child.id());
-        let (done, failed, elapsed) = dial(node.addr, dialers, run as u64);
+        let (done, failed, elapsed) = dial(node.addr, dialers, run);
         let node_cpu = cpu_time(node.child.id()).saturating_sub(cpu_before);
         let after = pair_rate();
         let anchor = (before + after) / 2.0;
@@ -334,13 +355,47 @@ fn main() {
         let per_accept = node_cpu.as_secs_f64() * 1e6 / done.max(1) as f64;
         let one_end_us = 1e6 / one_end;
         println!(
-            "accept dialers={dialers}: {accepts:.0} accepts/s ({done} in {elapsed:.2?}, {failed} failed); \
+            "{label}: accept dialers={dialers}: {accepts:.0} accepts/s ({done} in {elapsed:.2?}, {failed} failed); \
              anchor: our pair in memory {before:.0}/s before, {after:.0}/s after, one end {one_end:.0}/s \
              ({one_end_us:.0} us); accepts = {:.0} % of one end; node CPU {per_accept:.0} us per accept \
              ({:.0} % of it is one end's anchor time)",
             100.0 * accepts / one_end,
             100.0 * one_end_us / per_accept
         );
-        drop(node);
     }
+}
+
+/// A `tmp2p seed` process serving the bench's network, on a listener of its own
+/// (`networks` = 1) or on one it shares with another network (2).
+fn start_seed(binary: &PathBuf, networks: usize) -> NodeProcess {
+    let home = std::env::temp_dir().join(format!("tmp2p-accept-seed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = free.local_addr().unwrap();
+    drop(free);
+    let mut command = Command::new(binary);
+    command
+        .args(["seed", "--summary-every", "0", "--home"])
+        .arg(&home)
+        .env("RUST_LOG", "warn");
+    for n in 0..networks {
+        let chain = if n == 0 {
+            NETWORK.to_owned()
+        } else {
+            format!("{NETWORK}-{n}")
+        };
+        command.args(["--network", &format!("{chain}={listen}")]);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // "seed for CHAIN is ID@ADDR"
+    let addr = first.trim().rsplit('@').next().unwrap().parse().unwrap();
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    NodeProcess { child, addr, home }
 }
