@@ -208,7 +208,7 @@ fn run_in(
         .collect::<Result<_, _>>()
         .map_err(|e| CliError::Runtime(e.to_string()))?;
     println!("tmp2p demo: {n} nodes on loopback, {}s of echo traffic ({} B, {}/s per peer), stores in {}", args.duration, size, args.rate, dir.display());
-    async_io::block_on(async {
+    crate::wait_on(async {
         let mut nodes = Vec::new();
         for (i, key) in keys.iter().enumerate() {
             let mut config =

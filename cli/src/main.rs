@@ -275,6 +275,16 @@ fn our_node_info(
     Ok(info)
 }
 
+/// Runs `future` to completion on the main thread while nodes run on executor threads.
+/// Unlike `async_io::block_on`, it never drives async-io's reactor: the executor threads
+/// do, so a socket's readiness wakes its task on a thread that runs tasks, not on this
+/// mostly idle one, which would hand every event across. For `tmp2p node` with one
+/// executor thread this took a sequential dialer's accepts from 2 564 to 3 021 per second
+/// (BENCHMARKS.md, "The main thread and the reactor").
+fn wait_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    futures_lite::future::block_on(future)
+}
+
 /// A receiver that gets one `()` at Ctrl-C (or SIGTERM): long-running commands stop
 /// gracefully on it.
 fn stop_signal() -> Result<async_channel::Receiver<()>, CliError> {

@@ -316,7 +316,7 @@ fn run_smol(
             .map_err(|e| CliError::BadInput(e.to_string()))?;
     }
     let updates = builder.subscribe();
-    async_io::block_on(async {
+    crate::wait_on(async {
         let node = builder
             .start()
             .await

@@ -148,7 +148,7 @@ pub(crate) fn run(args: &ObserveArgs) -> Result<(), CliError> {
     let state_out =
         state_out.ok_or_else(|| CliError::Runtime("no consensus state channel".to_owned()))?;
     let updates = builder.subscribe();
-    async_io::block_on(async {
+    crate::wait_on(async {
         let node = builder
             .start()
             .await

@@ -179,7 +179,7 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
         let every = std::time::Duration::from_secs(args.summary_every);
         executor.spawn(print_activity(views, every)).detach();
     }
-    smol::block_on(async {
+    crate::wait_on(async {
         let _ = stop_rx.recv().await;
         crate::node::print_stopping();
         // No new connections on the shared addresses, then each network stops.

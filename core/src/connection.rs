@@ -234,6 +234,13 @@ impl PeerConnection {
             return;
         };
         let remote = *remote;
+        if our_info.node_id != self.our_id {
+            self.fail(ConnectionError::AnswerIdMismatch {
+                key: self.our_id,
+                node_info: our_info.node_id,
+            });
+            return;
+        }
         let Phase::Answering { info, .. } =
             std::mem::replace(&mut self.phase, Phase::NodeInfo { remote })
         else {
@@ -352,11 +359,14 @@ impl PeerConnection {
     }
 
     /// Bytes the driver may read from the socket now under the MConnection's receive rate
-    /// limit (`usize::MAX` when there is none, and during the handshake). At 0, stop reading
-    /// until [`poll_timeout`](Self::poll_timeout).
+    /// limit (`usize::MAX` when there is none, and during the handshake; 0 while an
+    /// answering connection waits for [`PeerConnection::answer`]). At 0, stop reading until
+    /// [`poll_timeout`](Self::poll_timeout).
     pub fn recv_allowance(&mut self, now: Instant) -> usize {
         match &mut self.phase {
             Phase::Active(mconn) => mconn.recv_allowance(now),
+            // Nothing more until we have answered.
+            Phase::Answering { .. } => 0,
             _ => usize::MAX,
         }
     }
@@ -416,6 +426,14 @@ impl PeerConnection {
         }
         if let Phase::NodeInfo { remote } = self.phase {
             self.try_read_node_info(now, remote)?;
+        }
+        if matches!(self.phase, Phase::Answering { .. }) {
+            // A dialer waits for our node info: what it sends meanwhile is held, within a
+            // limit, for a driver that reads past `recv_allowance`.
+            let (len, max) = (self.secret.received().len(), self.config.max_node_info_size);
+            if len > max {
+                return Err(ConnectionError::InputBeforeAnswer { len, max });
+            }
         }
         if let Phase::Active(mconn) = &mut self.phase {
             mconn

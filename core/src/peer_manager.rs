@@ -603,7 +603,12 @@ impl PeerManager {
         let slot = if busy {
             DialSlot::Idle
         } else {
-            match peer.ready_at(&self.policy, self.options.disconnect_cooldown_period) {
+            let isolated = self.connected.is_empty();
+            match peer.ready_at(
+                &self.policy,
+                self.options.disconnect_cooldown_period,
+                isolated,
+            ) {
                 None => DialSlot::Idle,
                 Some(at) if at <= now => DialSlot::Dialable,
                 Some(at) => DialSlot::Waiting(at),

@@ -1010,6 +1010,8 @@ fn brief_connections_in_a_row_double_the_redial_cooldown() {
     };
     let (mut pm, t0) = manager(options);
     pm.add(t0, addr(1)).unwrap();
+    // Another peer stays connected meanwhile (a node alone waits 30 s at most).
+    pm.accepted(t0, id(2), None).unwrap();
     let mut now = t0;
     // Each visit lasts 1 s; the wait after it is 2, 4, 8, 16, 32 s, then the 60 s cap.
     for expected_wait in [2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000] {
@@ -1028,4 +1030,58 @@ fn brief_connections_in_a_row_double_the_redial_cooldown() {
     pm.disconnected(now, id(1));
     assert_eq!(pm.try_dial_next(now + ms(1_999)), None);
     assert_eq!(pm.try_dial_next(now + ms(2_000)), Some(addr(1)));
+}
+
+fn brief_options() -> PeerManagerOptions {
+    PeerManagerOptions {
+        disconnect_cooldown_period: ms(2_000),
+        brief_connection_period: ms(10_000),
+        max_retry_time: ms(30 * 60_000),
+        min_retry_time: ms(250),
+        ..Default::default()
+    }
+}
+
+/// Dials peer 1, holds the connection `held`, lets it end; returns when it ended.
+fn brief_visit(pm: &mut PeerManager, at: Instant, held: Duration) -> Instant {
+    let dialed = pm.try_dial_next(at).expect("the peer is due");
+    pm.dialed(at, &dialed, None).unwrap();
+    pm.disconnected(at + held, id(1));
+    at + held
+}
+
+/// Brief visits push a seed further away only while the node has other connections: left
+/// with none, it falls back to the seed within 30 s, as a CometBFT node without peers does.
+#[test]
+fn a_node_left_with_no_connection_revisits_its_seed_within_thirty_seconds() {
+    let (mut pm, t0) = manager(brief_options());
+    pm.add(t0, addr(1)).unwrap();
+    // Peer 2 dialed us and stays (it has no address, so it is never dialed).
+    pm.accepted(t0, id(2), None).unwrap();
+    let mut now = t0;
+    for _ in 0..8 {
+        now = brief_visit(&mut pm, now, ms(500));
+        now = pm.poll_timeout().expect("the next visit");
+    }
+    // The ninth brief visit in a row: 2 s × 2^8.
+    let last = brief_visit(&mut pm, now, ms(500));
+    assert_eq!(pm.poll_timeout(), Some(last + ms(512_000)));
+    pm.disconnected(last, id(2));
+    assert_eq!(pm.try_dial_next(last + ms(29_999)), None);
+    assert_eq!(pm.try_dial_next(last + ms(30_000)), Some(addr(1)));
+}
+
+/// A seed ends every crawl itself: its visits are brief by its own doing, so they do not
+/// push the peers it crawls further away than its re-crawl interval.
+#[test]
+fn a_seed_recrawls_at_its_interval_however_brief_its_visits() {
+    let (mut pm, t0) = manager(brief_options());
+    pm.use_seed_redials(ms(120_000));
+    pm.add(t0, addr(1)).unwrap();
+    let mut now = t0;
+    for _ in 0..6 {
+        let ended = brief_visit(&mut pm, now, ms(500));
+        assert_eq!(pm.poll_timeout(), Some(ended + ms(120_000)));
+        now = ended + ms(120_000);
+    }
 }

@@ -65,6 +65,22 @@ pub enum ConnectionError {
     /// The peer is us.
     #[error("connected to ourselves")]
     SelfConnection,
+    /// An answering connection was given a node info for another key than its own.
+    #[error("our answer names node {node_info}, but this connection's key is {key}")]
+    AnswerIdMismatch {
+        /// The id of our key.
+        key: NodeId,
+        /// The id in the node info we were to answer with.
+        node_info: NodeId,
+    },
+    /// While we chose our node info, the dialer sent more than the limit after its own.
+    #[error("the peer sent {len} bytes before our node info (limit {max})")]
+    InputBeforeAnswer {
+        /// Bytes held.
+        len: usize,
+        /// The limit (`PeerConfig::max_node_info_size`).
+        max: usize,
+    },
     /// The peer is on another network, block version, or shares no channel.
     #[error("incompatible peer: {0}")]
     Incompatible(#[source] NodeInfoError),
@@ -103,8 +119,11 @@ impl ConnectionError {
             ConnectionError::InvalidNodeInfo(_) => FailureKind::InvalidNodeInfo,
             ConnectionError::Incompatible(_) => FailureKind::Incompatible,
             ConnectionError::SelfConnection => FailureKind::SelfConnection,
+            ConnectionError::InputBeforeAnswer { .. } => FailureKind::Protocol,
             ConnectionError::MConn(_) => FailureKind::Protocol,
-            ConnectionError::PeerClosed
+            // Our own mistake, not the peer's.
+            ConnectionError::AnswerIdMismatch { .. }
+            | ConnectionError::PeerClosed
             | ConnectionError::Closed
             | ConnectionError::CloseTimedOut(_) => FailureKind::Closed,
         }

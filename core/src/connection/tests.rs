@@ -476,3 +476,77 @@ fn an_answering_acceptor_never_answered_times_out_with_the_handshake() {
         .answer(deadline, info(&kb, "chain-b", &CHANNELS), config());
     assert!(b.conn.is_closed() && b.conn.poll_event().is_none());
 }
+
+#[test]
+fn what_the_dialer_sent_after_its_node_info_is_delivered_once_we_answer() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    assert_eq!(
+        b.conn.recv_allowance(now),
+        0,
+        "nothing more is read until we answer"
+    );
+    // A dialer that does not wait for our node info: a packet right behind its own.
+    use prost::Message as _;
+    use tmp2p_proto::p2p::{Packet, PacketMsg, PacketSum};
+    let packet = Packet {
+        sum: Some(PacketSum::PacketMsg(PacketMsg {
+            channel_id: 0x21,
+            eof: true,
+            data: Bytes::from_static(b"early"),
+        })),
+    };
+    a.conn
+        .secret
+        .send(&packet.encode_length_delimited_to_vec())
+        .unwrap();
+    let mut out = BytesMut::new();
+    a.conn.secret.poll_transmit(&mut out);
+    b.conn.handle_input(now, &out).unwrap();
+    assert!(b.conn.peer_info().is_some() && b.conn.poll_event().is_none());
+    let kb = NodeKey::from_seed([2; 32]);
+    b.conn
+        .answer(now, info(&kb, "chain-b", &CHANNELS), config());
+    let events: Vec<PeerEvent> = std::iter::from_fn(|| b.conn.poll_event()).collect();
+    assert!(
+        matches!(
+            &events[..],
+            [PeerEvent::Authenticated { .. }, PeerEvent::Message { channel: 0x21, message }]
+                if message.as_ref() == b"early"
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_dialer_that_floods_before_our_answer_is_cut_off_at_the_node_info_limit() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    let flood = vec![0u8; PeerConfig::default().max_node_info_size + 1];
+    a.conn.secret.send(&flood).unwrap();
+    let mut out = BytesMut::new();
+    a.conn.secret.poll_transmit(&mut out);
+    assert!(matches!(
+        b.conn.handle_input(now, &out),
+        Err(ConnectionError::InputBeforeAnswer { max, .. }) if max == PeerConfig::default().max_node_info_size
+    ));
+    assert!(b.conn.is_closed());
+}
+
+#[test]
+fn an_answer_in_the_name_of_another_key_is_refused() {
+    let now = epoch();
+    let (mut a, mut b) = answering_pair(now, "chain-b");
+    drive(now, &mut a, &mut b);
+    let other = NodeKey::from_seed([9; 32]);
+    b.conn
+        .answer(now, info(&other, "chain-b", &CHANNELS), config());
+    assert!(matches!(
+        b.conn.poll_event(),
+        Some(PeerEvent::Closed {
+            reason: Some(ConnectionError::AnswerIdMismatch { .. })
+        })
+    ));
+}

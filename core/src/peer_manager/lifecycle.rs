@@ -310,8 +310,10 @@ impl PeerManager {
 
     /// The peer's connection closed (v0.35 `Disconnected`). A peer that was up becomes
     /// `Down` for subscribers; it is not redialed for `disconnect_cooldown_period`, doubled
-    /// for each brief connection in a row beyond the first (`brief_connection_period`). A
-    /// dial of it in progress continues.
+    /// for each brief connection in a row beyond the first (`brief_connection_period`), but
+    /// never beyond 30 s (or the cooldown, if longer) while the node has no connection left,
+    /// as a CometBFT node without peers falls back to its seeds. A dial of it in progress
+    /// continues.
     pub fn disconnected(&mut self, now: Instant, id: NodeId) {
         let ts = self.clock.timestamp(now);
         let brief = self.options.brief_connection_period;
@@ -348,6 +350,18 @@ impl PeerManager {
             peer.last_disconnected = Some(ts);
             self.dirty.insert(id);
             self.reindex(id, ts);
+        }
+        if was_connected && self.connected.is_empty() {
+            // Alone now: peers kept away by brief connections come back sooner.
+            let waiting: Vec<NodeId> = self
+                .peers
+                .values()
+                .filter(|peer| peer.brief_streak > 1 && peer.id != id)
+                .map(|peer| peer.id)
+                .collect();
+            for peer in waiting {
+                self.reindex(peer, ts);
+            }
         }
         self.prune();
         if was_ready {

@@ -99,12 +99,15 @@ pub struct PeerManagerOptions {
     pub retry_time_jitter: Duration,
     /// A peer is not redialed for this long after it disconnected.
     pub disconnect_cooldown_period: Duration,
-    /// A connection that ends sooner than this after it was established is brief. Each
-    /// brief connection in a row doubles the peer's redial cooldown (up to the retry caps),
-    /// so a peer that keeps closing on us soon after the handshake (a seed, which answers
-    /// one PEX request and disconnects; a full node refusing one more peer) is not redialed
-    /// every `disconnect_cooldown_period` for ever; a connection that lasts resets it. Zero
-    /// disables it.
+    /// A connection that ends sooner than this after it was established is brief. After
+    /// the second brief connection in a row the peer's redial cooldown doubles, and again
+    /// after each further one (up to the retry caps, and 2^10 times at most), so a peer that
+    /// keeps closing on us soon after the handshake (a seed, which answers one PEX request
+    /// and disconnects; a full node refusing one more peer) is not redialed every
+    /// `disconnect_cooldown_period` for ever. A connection that lasts resets it. While the
+    /// node has no connection at all the cooldown is at most 30 s (or
+    /// `disconnect_cooldown_period`, if longer), as a CometBFT node without peers falls
+    /// back to its seeds. Zero disables it, and so does a zero cooldown.
     pub brief_connection_period: Duration,
     /// IPv4 addresses sharing this many leading bits form one IP group (default 16).
     pub ipv4_group_prefix: u8,

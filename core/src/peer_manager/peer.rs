@@ -87,6 +87,11 @@ impl AddressState {
     }
 }
 
+/// How long a node with no connection at all waits at most before it revisits a peer that
+/// keeps closing on it (a seed): CometBFT's `ensurePeersPeriod`, the pace at which a node
+/// without peers falls back to its seeds.
+pub(super) const ISOLATED_REDIAL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub(super) struct Peer {
     pub(super) id: NodeId,
@@ -158,15 +163,25 @@ impl Peer {
     }
 
     /// When the peer may next be dialed: its earliest ready address, but not before the
-    /// disconnect cooldown (grown by brief connections in a row) ends. `None` = never (no
+    /// disconnect cooldown (grown by brief connections in a row; while the node has no
+    /// connection at all, grown to [`ISOLATED_REDIAL`] at most) ends. `None` = never (no
     /// address, or retries disabled).
-    pub(super) fn ready_at(&self, policy: &RetryPolicy, cooldown: Duration) -> Option<Timestamp> {
+    pub(super) fn ready_at(
+        &self,
+        policy: &RetryPolicy,
+        cooldown: Duration,
+        isolated: bool,
+    ) -> Option<Timestamp> {
         let earliest = self
             .addresses
             .values()
             .filter_map(|a| a.ready_at(policy, self.persistent))
             .min()?;
-        let cooldown = redial_cooldown(policy, cooldown, self.brief_streak, self.persistent);
+        let mut grown = redial_cooldown(policy, cooldown, self.brief_streak, self.persistent);
+        if isolated {
+            grown = grown.min(cooldown.max(ISOLATED_REDIAL));
+        }
+        let cooldown = grown;
         let cooled = self
             .last_disconnected
             .map_or(Timestamp(0), |t| t.saturating_add(cooldown));

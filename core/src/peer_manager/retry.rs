@@ -48,21 +48,26 @@ pub fn retry_delay(
     Some(capped(policy, persistent, base.saturating_add(jitter)))
 }
 
+/// The most doublings of the redial cooldown, whatever the streak: without a retry cap it
+/// would otherwise grow towards `Duration::MAX` (2^10 × the 2 s default is 34 min).
+pub const MAX_COOLDOWN_DOUBLINGS: u32 = 10;
+
 /// How long after a disconnection the peer waits before it is redialed: `cooldown`, doubled
-/// for each brief connection in a row beyond the first (`brief_streak`), within the same
-/// cap as dial retries.
+/// for each brief connection in a row beyond the first (`brief_streak`, at most
+/// [`MAX_COOLDOWN_DOUBLINGS`] times). The retry cap bounds the growth, never `cooldown`
+/// itself.
 pub fn redial_cooldown(
     policy: &RetryPolicy,
     cooldown: Duration,
     brief_streak: u32,
     persistent: bool,
 ) -> Duration {
-    let doublings = brief_streak.saturating_sub(1);
-    let grown = 1u32
-        .checked_shl(doublings)
-        .and_then(|factor| cooldown.checked_mul(factor))
-        .unwrap_or(Duration::MAX);
-    capped(policy, persistent, grown)
+    let doublings = brief_streak.saturating_sub(1).min(MAX_COOLDOWN_DOUBLINGS);
+    if doublings == 0 {
+        return cooldown;
+    }
+    let grown = cooldown.saturating_mul(1 << doublings);
+    capped(policy, persistent, grown).max(cooldown)
 }
 
 /// `delay` within the retry cap (persistent peers have their own; zero means none).
@@ -89,6 +94,28 @@ mod tests {
             max_retry_time: Duration::from_millis(max_ms),
             max_retry_time_persistent: Duration::from_millis(persistent_ms),
         }
+    }
+
+    #[test]
+    fn the_redial_cooldown_grows_within_the_cap_and_never_drops_below_its_base() {
+        let s = Duration::from_secs;
+        let p = policy(250, 60_000, 30_000);
+        let cooldowns: Vec<Duration> = (0..9)
+            .map(|streak| redial_cooldown(&p, s(2), streak, false))
+            .collect();
+        assert_eq!(
+            cooldowns,
+            [2, 2, 4, 8, 16, 32, 60, 60, 60].map(s).to_vec(),
+            "plain for none or one brief connection, then doubled up to the cap"
+        );
+        assert_eq!(redial_cooldown(&p, s(2), 8, true), s(30));
+        // A base above the cap (a seed's re-crawl interval) is kept as it is.
+        assert_eq!(redial_cooldown(&p, s(120), 1, false), s(120));
+        assert_eq!(redial_cooldown(&p, s(120), 5, false), s(120));
+        // No cap: growth stops after MAX_COOLDOWN_DOUBLINGS.
+        let uncapped = policy(250, 0, 0);
+        let most = s(2) * (1 << MAX_COOLDOWN_DOUBLINGS);
+        assert_eq!(redial_cooldown(&uncapped, s(2), u32::MAX, false), most);
     }
 
     #[test]
