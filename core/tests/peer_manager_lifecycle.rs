@@ -1060,7 +1060,7 @@ fn a_node_left_with_no_connection_revisits_its_seed_within_thirty_seconds() {
     pm.accepted(t0, id(2), None).unwrap();
     let mut now = t0;
     for _ in 0..8 {
-        now = brief_visit(&mut pm, now, ms(500));
+        brief_visit(&mut pm, now, ms(500));
         now = pm.poll_timeout().expect("the next visit");
     }
     // The ninth brief visit in a row: 2 s × 2^8.
