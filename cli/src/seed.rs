@@ -25,7 +25,8 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
 use tmp2p_driver_smol::{
-    CountersView, DriverOptions, NodeBuilder, NodeHandle, PeerUpdates, SharedListener,
+    CountersView, DriverOptions, NodeBuilder, NodeHandle, PeerUpdates, SharedAddressCounters,
+    SharedAddressSnapshot, SharedLimits, SharedListener,
 };
 use tmp2p_store::RedbPeerStore;
 
@@ -149,11 +150,12 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
             running.push((spec.chain_id.clone(), handle, updates));
         }
         if let Some(listener) = listener {
+            let address = listener.local_addr();
             let nodes: Vec<&NodeHandle> = running.iter().skip(first).map(|(_, h, _)| h).collect();
             let serving = listener
-                .serve(&nodes)
+                .serve(&executor, &nodes, SharedLimits::default())
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
-            shared.push(serving);
+            shared.push((address, serving));
         }
     }
     let stop_rx = crate::stop_signal()?;
@@ -176,8 +178,14 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
             .iter()
             .map(|(chain, handle, _)| (chain.clone(), handle.counters_view()))
             .collect();
+        let addresses = shared
+            .iter()
+            .map(|(address, serving)| (*address, serving.counters()))
+            .collect();
         let every = std::time::Duration::from_secs(args.summary_every);
-        executor.spawn(print_activity(views, every)).detach();
+        executor
+            .spawn(print_activity(views, addresses, every))
+            .detach();
     }
     crate::wait_on(async {
         let _ = stop_rx.recv().await;
@@ -193,11 +201,34 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
 }
 
 /// Every `every`, one line per network: the handshakes completed, the bytes of addresses
-/// handed out and the peers connected, over the last interval.
-async fn print_activity(views: Vec<(String, CountersView)>, every: std::time::Duration) {
+/// handed out and the peers connected, over the last interval; and one per shared address:
+/// the connections it handed to a network, those of networks not served here, the
+/// handshakes that failed before the dialer's network was known, and the connections
+/// refused at once because too many handshakes were in flight.
+async fn print_activity(
+    views: Vec<(String, CountersView)>,
+    addresses: Vec<(SocketAddr, Arc<SharedAddressCounters>)>,
+    every: std::time::Duration,
+) {
     let mut last: Vec<(u64, u64)> = vec![(0, 0); views.len()];
+    let mut last_shared = vec![SharedAddressSnapshot::default(); addresses.len()];
     loop {
         async_io::Timer::after(every).await;
+        for ((address, counters), last) in addresses.iter().zip(last_shared.iter_mut()) {
+            let now = counters.snapshot();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{address} (shared): {} handed over ({} of other networks), {} failed before \
+                 their network was known, {} refused as busy in the last {}s",
+                now.handed_over.saturating_sub(last.handed_over),
+                now.unknown_network.saturating_sub(last.unknown_network),
+                now.failed.saturating_sub(last.failed),
+                now.refused_busy.saturating_sub(last.refused_busy),
+                every.as_secs()
+            );
+            *last = now;
+        }
         for ((chain, view), last) in views.iter().zip(last.iter_mut()) {
             let now = view.counters();
             let (handshakes, addrs_bytes) = (now.handshakes_succeeded, now.pex_addrs_bytes_sent);

@@ -31,6 +31,7 @@ pub mod queue;
 pub mod round_follower;
 pub mod router;
 pub mod secret;
+pub mod shared_address;
 #[cfg(any(test, feature = "fuzzing"))]
 mod test_clock;
 pub mod typed;

@@ -267,7 +267,9 @@ impl Node {
         self.drain(now);
     }
 
-    /// A connection from `remote` arrived. Call before any handshake work: on `Err` close
+    /// A connection from `remote` arrived. Call before any handshake work (on an address
+    /// shared by several networks, once its answering handshake has named this node's
+    /// network: see [`crate::shared_address`] and [`Link::answer`]): on `Err` close
     /// the socket at once; on `Ok` start a [`Link`] with the params.
     ///
     /// # Errors

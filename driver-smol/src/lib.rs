@@ -21,7 +21,7 @@
 //! everything reaches it by message, no lock), one task per connection owns that
 //! connection's `Link` (so handshakes and AEAD run in parallel), one task owns the peer
 //! store, one accepts TCP connections (admission runs in the node before any handshake
-//! work). Timers come from async-io, DNS from async-net.
+//! work, except on a shared listener: below). Timers come from async-io, DNS from async-net.
 //!
 //! Outbound: see the delivery contract in README.md. A send waits while that peer's queue
 //! for the channel is full ([`ChannelSender::send`]); [`ChannelSender::try_send`] hands the
@@ -35,7 +35,9 @@
 //! reading until there is room (TCP backpressure towards that peer, nothing dropped).
 //!
 //! Several networks on one address: nodes built with [`NodeBuilder::on_shared_listener`]
-//! share a [`SharedListener`], which sends each dialer to the node of its network.
+//! share a [`SharedListener`], which sends each dialer to the node of its network once its
+//! handshake has told it (so there admission follows the handshake, within the
+//! [`SharedLimits`] of core's `shared_address`).
 //!
 //! Peer exchange: [`NodeBuilder::enable_pex`] opens channel 0x00 and runs the core's PEX
 //! reactor inside the node machine (seed mode is a [`PexConfig`] flag).
@@ -57,7 +59,8 @@ mod store_task;
 pub use envelope::{Channel, ChannelSender, Envelope, ErrorSender};
 pub use error::{DriverError, TrySendError};
 pub use node::{DriverOptions, NodeBuilder, NodeHandle, PeerUpdates};
-pub use shared_listener::SharedListener;
+pub use shared_listener::{SharedListener, SharedServing};
 pub use tmp2p_core::node::CountersView;
 pub use tmp2p_core::pex::PexConfig;
 pub use tmp2p_core::router::{OverflowPolicy, PeerError, Target};
+pub use tmp2p_core::shared_address::{SharedAddressCounters, SharedAddressSnapshot, SharedLimits};

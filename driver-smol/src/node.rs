@@ -97,6 +97,8 @@ pub struct NodeBuilder {
     deliverers: BTreeMap<u8, Deliverer>,
     subscribers: Vec<Sender<PeerUpdate>>,
     windows: Arc<SharedWindows>,
+    /// Built on a [`SharedListener`].
+    shared: bool,
 }
 
 impl NodeBuilder {
@@ -149,7 +151,9 @@ impl NodeBuilder {
     ) -> Result<Self, DriverError> {
         config.listen = shared.local_addr();
         config.validate_for(&key)?;
-        Self::build(config, key, store, options, None, shared.local_addr())
+        let mut builder = Self::build(config, key, store, options, None, shared.local_addr())?;
+        builder.shared = true;
+        Ok(builder)
     }
 
     fn build(
@@ -194,6 +198,7 @@ impl NodeBuilder {
             deliverers: BTreeMap::new(),
             subscribers: Vec::new(),
             windows,
+            shared: false,
         })
     }
 
@@ -334,6 +339,7 @@ impl NodeBuilder {
             deliverers,
             subscribers,
             windows,
+            shared,
         } = self;
         let now = Instant::now();
         node.start(now).map_err(DriverError::from_node)?;
@@ -351,12 +357,13 @@ impl NodeBuilder {
         let accept =
             listener.map(|listener| executor.spawn(accept_loop(listener, inputs_tx.clone())));
         let node_id = key.node_id();
-        let answering = Answering {
+        // Only a node on a shared listener keeps a copy of the key, to answer in its name.
+        let answering = shared.then(|| Answering {
             key: key.clone(),
             handshake: config.router.connection.clone(),
             network: config.network.clone(),
             inputs: inputs_tx.clone(),
-        };
+        });
         let view = node.counters_view();
         let task = RouterTask {
             node,
@@ -431,7 +438,8 @@ pub struct NodeHandle {
     shutdown: Option<Sender<()>>,
     /// The node machine's counters, for any thread.
     view: CountersView,
-    pub(crate) answering: Answering,
+    /// Set for a node built on a [`SharedListener`].
+    pub(crate) answering: Option<Answering>,
 }
 
 impl NodeHandle {
@@ -523,10 +531,6 @@ impl NodeHandle {
             }
         })
         .await;
-    }
-
-    pub(crate) fn executor(&self) -> Arc<Executor<'static>> {
-        Arc::clone(&self.executor)
     }
 
     async fn request(&self, command: AppCommand) -> Result<(), DriverError> {

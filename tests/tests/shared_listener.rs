@@ -10,13 +10,16 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_lite::future;
 
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
 use tmp2p_core::NodeKey;
-use tmp2p_driver_smol::{DriverOptions, NodeBuilder, NodeHandle, SharedListener};
+use tmp2p_driver_smol::{DriverOptions, NodeBuilder, NodeHandle, SharedLimits, SharedListener};
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::reference_peer::{ask_seed, handshake, reference_info};
 use tmp2p_tests::smol_support::within;
@@ -31,6 +34,16 @@ fn known(n: usize, i: usize) -> NodeAddress {
     seed[..8].copy_from_slice(&(i as u64).to_le_bytes());
     let id = NodeKey::from_seed(seed).node_id();
     NodeAddress::parse(&format!("{id}@127.{}.{}.1:9", n + 1, i + 1)).unwrap()
+}
+
+/// An executor run by two threads for as long as the test runs.
+fn running_executor() -> Arc<smol::Executor<'static>> {
+    let executor = Arc::new(smol::Executor::new());
+    for _ in 0..2 {
+        let executor = Arc::clone(&executor);
+        std::thread::spawn(move || smol::block_on(executor.run(future::pending::<()>())));
+    }
+    executor
 }
 
 fn client_seed(i: usize) -> [u8; 32] {
@@ -64,9 +77,13 @@ fn each_dialer_meets_the_seed_of_its_own_network_on_one_shared_address() {
     let key = NodeKey::from_seed([0x77; 32]);
     let shared = SharedListener::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
     let addr: SocketAddr = shared.local_addr();
+    let executor = running_executor();
     let nodes: Vec<NodeHandle> = NETWORKS
         .iter()
-        .map(|network| within("a seed to start", seed_node(network, &key, &shared).start()))
+        .map(|network| {
+            let builder = seed_node(network, &key, &shared);
+            within("a seed to start", builder.start_on(Arc::clone(&executor)))
+        })
         .map(Result::unwrap)
         .collect();
     assert!(nodes.iter().all(|node| node.local_addr() == addr));
@@ -77,7 +94,13 @@ fn each_dialer_meets_the_seed_of_its_own_network_on_one_shared_address() {
             }
         }
     });
-    let serving = shared.serve(&nodes.iter().collect::<Vec<_>>()).unwrap();
+    let serving = shared
+        .serve(
+            &executor,
+            &nodes.iter().collect::<Vec<_>>(),
+            SharedLimits::default(),
+        )
+        .unwrap();
 
     // Each network's ids: its known peers and its clients (a seed learns and hands out the
     // listen addresses of the peers that visit it).
@@ -141,6 +164,10 @@ fn each_dialer_meets_the_seed_of_its_own_network_on_one_shared_address() {
         closed.is_ok(),
         "the refused client was not let go: {closed:?}"
     );
+    let counts = serving.counters().snapshot();
+    assert_eq!(counts.handed_over, 40 + 3, "{counts:?}");
+    assert_eq!(counts.unknown_network, 1, "{counts:?}");
+    assert_eq!((counts.failed, counts.refused_busy), (0, 0), "{counts:?}");
     // Every answered client is gone again.
     within("the seeds to drop every client", async {
         for node in &nodes {
@@ -153,4 +180,78 @@ fn each_dialer_meets_the_seed_of_its_own_network_on_one_shared_address() {
     for node in nodes {
         within("a seed to stop", node.stop());
     }
+}
+
+/// What the listener sends a fresh connection first: the start of our handshake (its
+/// ephemeral key) when admitted, nothing (the connection closed at once) when refused.
+fn first_bytes(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = (&stream)
+        .read(&mut buf)
+        .unwrap_or_else(|e| panic!("neither bytes nor a close within 10 s: {e}"));
+    (stream, buf[..n].to_vec())
+}
+
+/// One IP cannot hold more handshakes than its share: past it, a connection is closed at
+/// once, before any crypto; a slot comes back when its connection ends, and a real dialer
+/// is answered as before.
+#[test]
+fn one_ip_holds_at_most_its_share_of_handshakes_in_flight() {
+    let key = NodeKey::from_seed([0x78; 32]);
+    let shared = SharedListener::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
+    let addr = shared.local_addr();
+    let executor = running_executor();
+    let node = within(
+        "a seed to start",
+        seed_node(NETWORKS[0], &key, &shared).start_on(Arc::clone(&executor)),
+    )
+    .unwrap();
+    let limits = SharedLimits {
+        max_answering: 64,
+        max_answering_per_ip: 2,
+    };
+    let serving = shared.serve(&executor, &[&node], limits).unwrap();
+    // Two idle dialers from this IP take its share: each gets our ephemeral key.
+    let (first, key_bytes) = first_bytes(addr);
+    assert!(
+        !key_bytes.is_empty(),
+        "an admitted connection starts the handshake"
+    );
+    let (_second, key_bytes) = first_bytes(addr);
+    assert!(!key_bytes.is_empty());
+    let (_third, nothing) = first_bytes(addr);
+    assert!(nothing.is_empty(), "a third is refused at once");
+    assert_eq!(serving.counters().snapshot().refused_busy, 1);
+    // The first leaves: its slot comes back (once the listener saw its end).
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_again, bytes) = first_bytes(addr);
+        if !bytes.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+    }
+    drop(_second);
+    let seed = client_seed(200);
+    let info = reference_info(seed, NETWORKS[0], &[0x00]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let shaken = loop {
+        match handshake(TcpStream::connect(addr).unwrap(), seed, &info) {
+            Ok(shaken) => break shaken,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(shaken.their_info.network, NETWORKS[0]);
+    assert!(serving.counters().snapshot().failed >= 1);
+    drop(serving);
+    within("the seed to stop", node.stop());
 }
