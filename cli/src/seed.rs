@@ -59,6 +59,16 @@ pub(crate) struct SeedArgs {
     /// Print each network's activity every SECONDS (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     summary_every: u64,
+    /// On a listen address shared by several networks: handshakes in flight at once before
+    /// a network's node admits them (more are closed at once).
+    #[arg(long, value_name = "N",
+          default_value_t = u32::try_from(SharedLimits::default().max_answering).unwrap_or(u32::MAX),
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_handshakes: u32,
+    /// On a shared listen address: of those, from one IP.
+    #[arg(long, value_name = "N", default_value_t = SharedLimits::default().max_answering_per_ip,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_handshakes_per_ip: u32,
 }
 
 /// One network the seed serves.
@@ -137,6 +147,10 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
     }
     let mut running = Vec::new();
     let mut shared = Vec::new();
+    let limits = SharedLimits {
+        max_answering: usize::try_from(args.max_handshakes).unwrap_or(usize::MAX),
+        max_answering_per_ip: args.max_handshakes_per_ip,
+    };
     for (listener, group) in listen_groups(&specs)? {
         let first = running.len();
         for spec in group {
@@ -153,7 +167,7 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
             let address = listener.local_addr();
             let nodes: Vec<&NodeHandle> = running.iter().skip(first).map(|(_, h, _)| h).collect();
             let serving = listener
-                .serve(&executor, &nodes, SharedLimits::default())
+                .serve(&executor, &nodes, limits)
                 .map_err(|e| CliError::Runtime(e.to_string()))?;
             shared.push((address, serving));
         }

@@ -191,5 +191,15 @@ fn a_seed_config_file_is_read_and_its_mistakes_named() {
     );
     let out = tmp2p(&["seed", "--home", home.join("state").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    // The shared address's limits are never zero.
+    let out = tmp2p(&[
+        "seed",
+        "--network",
+        "x=127.0.0.1:0",
+        "--max-handshakes-per-ip",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--max-handshakes-per-ip"));
     std::fs::remove_dir_all(home).unwrap();
 }
