@@ -19,7 +19,9 @@ use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::pex::PexConfig;
 use tmp2p_core::NodeKey;
-use tmp2p_driver_smol::{DriverOptions, NodeBuilder, NodeHandle, SharedLimits, SharedListener};
+use tmp2p_driver_smol::{
+    DriverError, DriverOptions, NodeBuilder, NodeHandle, SharedLimits, SharedListener,
+};
 use tmp2p_store::MemoryPeerStore;
 use tmp2p_tests::reference_peer::{ask_seed, handshake, reference_info};
 use tmp2p_tests::smol_support::within;
@@ -254,4 +256,54 @@ fn one_ip_holds_at_most_its_share_of_handshakes_in_flight() {
     assert!(serving.counters().snapshot().failed >= 1);
     drop(serving);
     within("the seed to stop", node.stop());
+}
+
+/// `serve` takes only nodes built on its listener, of one key, each of its own network.
+#[test]
+fn a_shared_listener_refuses_nodes_it_cannot_answer_for() {
+    let key = NodeKey::from_seed([0x79; 32]);
+    let executor = running_executor();
+    let start = |builder: NodeBuilder| {
+        within("a node to start", builder.start_on(Arc::clone(&executor))).unwrap()
+    };
+    let listener = || SharedListener::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
+    let refusal = |shared: SharedListener, nodes: &[&NodeHandle]| match shared.serve(
+        &executor,
+        nodes,
+        SharedLimits::default(),
+    ) {
+        Err(DriverError::Options(why)) => why,
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("served"),
+    };
+    assert!(refusal(listener(), &[]).contains("at least one network"));
+
+    let own = NodeBuilder::new(
+        NodeConfig::new(NETWORKS[0], "127.0.0.1:0".parse().unwrap()),
+        key.clone(),
+        Box::new(MemoryPeerStore::new()),
+    )
+    .unwrap();
+    assert!(refusal(listener(), &[&start(own)]).contains("not built on this listener"));
+
+    let shared = listener();
+    let twice = [
+        start(seed_node(NETWORKS[0], &key, &shared)),
+        start(seed_node(NETWORKS[0], &key, &shared)),
+    ];
+    assert!(refusal(shared, &[&twice[0], &twice[1]]).contains("served twice"));
+
+    let shared = listener();
+    let other_key = NodeKey::from_seed([0x7A; 32]);
+    let keys = [
+        start(seed_node(NETWORKS[0], &key, &shared)),
+        start(seed_node(NETWORKS[1], &other_key, &shared)),
+    ];
+    assert!(refusal(shared, &[&keys[0], &keys[1]]).contains("one key"));
+
+    let shared = listener();
+    let good = start(seed_node(NETWORKS[0], &key, &shared));
+    assert!(shared
+        .serve(&executor, &[&good], SharedLimits::default())
+        .is_ok());
 }
