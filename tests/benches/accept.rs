@@ -79,7 +79,8 @@ impl Drop for NodeProcess {
 fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProcess {
     let home = std::env::temp_dir().join(format!("tmp2p-accept-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["node", "--listen", "127.0.0.1:0", "--network", NETWORK])
         // Warnings only (builds before the log options ignore the variable).
         .env("RUST_LOG", "warn")
@@ -91,14 +92,8 @@ fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProc
             std::env::var("TMP2P_NODE_ARGS")
                 .unwrap_or_default()
                 .split_whitespace(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+        );
+    let (child, mut stdout, first) = spawn_with_first_line(&mut command, binary);
     // "node ID listening on ADDR"; the peer lines that follow are drained and dropped.
     let addr = first.split_whitespace().nth(4).unwrap().parse().unwrap();
     if let Some(ready) = ready {
@@ -113,6 +108,22 @@ fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProc
     }
     std::thread::spawn(move || for _ in stdout.lines() {});
     NodeProcess { child, addr, home }
+}
+
+/// Runs `command` with its stdout piped (stderr dropped) and reads its first line.
+fn spawn_with_first_line(
+    command: &mut Command,
+    binary: &PathBuf,
+) -> (Child, BufReader<std::process::ChildStdout>, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    (child, stdout, first)
 }
 
 /// CPU time (user + system) the process `pid` has used so far.
@@ -386,14 +397,7 @@ fn start_seed(binary: &PathBuf, networks: usize) -> NodeProcess {
         };
         command.args(["--network", &format!("{chain}={listen}")]);
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    let (child, stdout, first) = spawn_with_first_line(&mut command, binary);
     // "seed for CHAIN is ID@ADDR"
     let addr = first.trim().rsplit('@').next().unwrap().parse().unwrap();
     std::thread::spawn(move || for _ in stdout.lines() {});
