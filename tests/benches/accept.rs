@@ -113,7 +113,7 @@ fn start_node(binary: &PathBuf, extra: &[&str], ready: Option<&str>) -> NodeProc
 /// Runs `command` with its stdout piped (stderr dropped) and reads its first line.
 fn spawn_with_first_line(
     command: &mut Command,
-    binary: &PathBuf,
+    binary: &std::path::Path,
 ) -> (Child, BufReader<std::process::ChildStdout>, String) {
     let mut child = command
         .stdout(Stdio::piped())
