@@ -21,11 +21,13 @@
 // Fuzz bodies also index their own test data freely.
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
+mod answering;
 mod frame_opener;
 mod parsers;
 mod reactor_message;
 mod secret_handshake;
 
+pub use answering::answering_connection;
 pub use frame_opener::frame_opener;
 pub use parsers::{addrbook_import, auth_sig, node_info, node_key_load};
 pub use reactor_message::{reactor_message, reactor_message_decodes};

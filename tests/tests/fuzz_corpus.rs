@@ -36,6 +36,7 @@ fuzz_targets! {
     addrbook_import: 2000;
     node_key_load: 2000;
     reactor_message: 3000;
+    answering_connection: 150;
 }
 
 /// The reactor-message seeds are real messages, so the fuzzer starts from valid structure:
