@@ -97,8 +97,6 @@ pub struct NodeBuilder {
     deliverers: BTreeMap<u8, Deliverer>,
     subscribers: Vec<Sender<PeerUpdate>>,
     windows: Arc<SharedWindows>,
-    /// Built on a [`SharedListener`].
-    shared: bool,
 }
 
 impl NodeBuilder {
@@ -151,9 +149,7 @@ impl NodeBuilder {
     ) -> Result<Self, DriverError> {
         config.listen = shared.local_addr();
         config.validate_for(&key)?;
-        let mut builder = Self::build(config, key, store, options, None, shared.local_addr())?;
-        builder.shared = true;
-        Ok(builder)
+        Self::build(config, key, store, options, None, shared.local_addr())
     }
 
     fn build(
@@ -198,7 +194,6 @@ impl NodeBuilder {
             deliverers: BTreeMap::new(),
             subscribers: Vec::new(),
             windows,
-            shared: false,
         })
     }
 
@@ -339,7 +334,6 @@ impl NodeBuilder {
             deliverers,
             subscribers,
             windows,
-            shared,
         } = self;
         let now = Instant::now();
         node.start(now).map_err(DriverError::from_node)?;
@@ -357,8 +351,9 @@ impl NodeBuilder {
         let accept =
             listener.map(|listener| executor.spawn(accept_loop(listener, inputs_tx.clone())));
         let node_id = key.node_id();
-        // Only a node on a shared listener keeps a copy of the key, to answer in its name.
-        let answering = shared.then(|| Answering {
+        // Only a node on a shared listener (no listener of its own) keeps a copy of the
+        // key, to answer in its name.
+        let answering = accept.is_none().then(|| Answering {
             key: key.clone(),
             handshake: config.router.connection.clone(),
             network: config.network.clone(),
