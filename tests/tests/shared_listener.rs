@@ -55,8 +55,18 @@ fn client_seed(i: usize) -> [u8; 32] {
 }
 
 fn seed_node(network: &str, key: &NodeKey, shared: &SharedListener) -> NodeBuilder {
+    seed_node_with(network, key, shared, Duration::from_secs(20))
+}
+
+fn seed_node_with(
+    network: &str,
+    key: &NodeKey,
+    shared: &SharedListener,
+    handshake_timeout: Duration,
+) -> NodeBuilder {
     let mut config = NodeConfig::new(network, shared.local_addr());
     config.router.incoming_window = Duration::ZERO;
+    config.router.connection.handshake_timeout = handshake_timeout;
     let mut builder = NodeBuilder::on_shared_listener(
         config,
         key.clone(),
@@ -306,4 +316,47 @@ fn a_shared_listener_refuses_nodes_it_cannot_answer_for() {
     assert!(shared
         .serve(&executor, &[&good], SharedLimits::default())
         .is_ok());
+}
+
+/// A dialer that never completes its handshake holds its slot only until the first node's
+/// handshake timeout: then the slot is free again and the failure is counted.
+#[test]
+fn a_silent_dialer_gives_its_slot_back_at_the_handshake_timeout() {
+    let key = NodeKey::from_seed([0x7B; 32]);
+    let shared = SharedListener::bind("127.0.0.1:0".parse().unwrap(), 128).unwrap();
+    let addr = shared.local_addr();
+    let executor = running_executor();
+    let builder = seed_node_with(NETWORKS[0], &key, &shared, Duration::from_millis(300));
+    let node = within("a seed to start", builder.start_on(Arc::clone(&executor))).unwrap();
+    let limits = SharedLimits {
+        max_answering: 64,
+        max_answering_per_ip: 1,
+    };
+    let serving = shared.serve(&executor, &[&node], limits).unwrap();
+    let (silent, key_bytes) = first_bytes(addr);
+    assert!(!key_bytes.is_empty());
+    let (_refused, nothing) = first_bytes(addr);
+    assert!(nothing.is_empty(), "the IP's one slot is taken");
+    // The silent dialer is let go at the timeout: the socket reads its end.
+    let mut rest = Vec::new();
+    let ended = (&silent).read_to_end(&mut rest);
+    assert!(ended.is_ok(), "the silent dialer was not let go: {ended:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let next = loop {
+        let (next, bytes) = first_bytes(addr);
+        if !bytes.is_empty() {
+            break next;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back"
+        );
+    };
+    // Read while `next` still holds its slot: only the silent dialer failed so far.
+    let counts = serving.counters().snapshot();
+    assert_eq!(counts.failed, 1, "{counts:?}");
+    assert!(counts.refused_busy >= 1, "{counts:?}");
+    drop(next);
+    drop(serving);
+    within("the seed to stop", node.stop());
 }
