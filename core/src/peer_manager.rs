@@ -603,11 +603,13 @@ impl PeerManager {
         let slot = if busy {
             DialSlot::Idle
         } else {
-            let isolated = self.connected.is_empty();
+            let isolated_cap = (self.connected.is_empty()
+                && !self.options.isolated_redial_period.is_zero())
+            .then_some(self.options.isolated_redial_period);
             match peer.ready_at(
                 &self.policy,
                 self.options.disconnect_cooldown_period,
-                isolated,
+                isolated_cap,
             ) {
                 None => DialSlot::Idle,
                 Some(at) if at <= now => DialSlot::Dialable,

@@ -1036,6 +1036,7 @@ fn brief_options() -> PeerManagerOptions {
     PeerManagerOptions {
         disconnect_cooldown_period: ms(2_000),
         brief_connection_period: ms(10_000),
+        isolated_redial_period: ms(30_000),
         max_retry_time: ms(30 * 60_000),
         min_retry_time: ms(250),
         ..Default::default()
@@ -1067,6 +1068,11 @@ fn a_node_left_with_no_connection_revisits_its_seed_within_thirty_seconds() {
     let last = brief_visit(&mut pm, now, ms(500));
     assert_eq!(pm.poll_timeout(), Some(last + ms(512_000)));
     pm.disconnected(last, id(2));
+    assert_eq!(pm.poll_timeout(), Some(last + ms(30_000)));
+    // Connected again before that: the seed waits its full cooldown once more.
+    pm.accepted(last + ms(1_000), id(2), None).unwrap();
+    assert_eq!(pm.poll_timeout(), Some(last + ms(512_000)));
+    pm.disconnected(last + ms(2_000), id(2));
     assert_eq!(pm.try_dial_next(last + ms(29_999)), None);
     assert_eq!(pm.try_dial_next(last + ms(30_000)), Some(addr(1)));
 }

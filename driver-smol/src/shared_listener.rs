@@ -7,11 +7,12 @@
 //! writes its NodeInfo without waiting for ours, so it accepts this order. The nodes' own
 //! admission comes after the handshake here: see `shared_address` for what bounds it.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_channel::{Receiver, Sender};
+use async_channel::Sender;
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
 use bytes::BytesMut;
@@ -35,8 +36,9 @@ pub struct SharedListener {
     local_addr: SocketAddr,
 }
 
-/// A shared listener at work; dropping it stops accepting (connections already handed to
-/// a node are the node's).
+/// A shared listener at work. Dropping it stops accepting and cancels the handshakes still
+/// in flight (their connections close); connections already handed to a node are the
+/// node's.
 pub struct SharedServing {
     _accepting: Task<()>,
     counters: Arc<SharedAddressCounters>,
@@ -49,8 +51,9 @@ impl SharedServing {
     }
 }
 
-/// A connection whose handshake ended: its claim on the limits, and how.
+/// A connection whose handshake ended: its task, its claim on the limits, and how.
 struct Finished {
+    id: u64,
     ticket: Ticket,
     outcome: Outcome,
     network: Option<String>,
@@ -90,7 +93,8 @@ impl SharedListener {
     ///
     /// # Errors
     /// [`DriverError::Options`] when a node was not built on this listener, the nodes do
-    /// not share one key, two serve one network, there is none, or a limit is zero;
+    /// not share one key or their handshake settings (timeout, node-info limit, AEAD),
+    /// two serve one network, there is none, or a limit is zero;
     /// [`DriverError::Bind`] when the listener cannot be made non-blocking.
     pub fn serve(
         self,
@@ -112,11 +116,26 @@ impl SharedListener {
                     )));
                 }
             };
-            let (key, _) =
+            let (key, handshake) =
                 first.get_or_insert_with(|| (answering.key.clone(), answering.handshake.clone()));
             if key.node_id() != answering.key.node_id() {
                 return Err(bad(
                     "the nodes of a shared listener must share one key".into()
+                ));
+            }
+            // The handshake runs before the network (and so the node) is known.
+            let theirs = &answering.handshake;
+            if (
+                theirs.secret,
+                theirs.handshake_timeout,
+                theirs.max_node_info_size,
+            ) != (
+                handshake.secret,
+                handshake.handshake_timeout,
+                handshake.max_node_info_size,
+            ) {
+                return Err(bad(
+                    "the nodes of a shared listener must share their handshake settings".into(),
                 ));
             }
             networks.push(answering.network.clone());
@@ -154,8 +173,45 @@ enum Wake {
     Finished(Finished),
 }
 
+/// Accepts taken in a row before the loop yields to the executor's other tasks.
+const ACCEPT_BATCH: usize = 64;
+
+/// An admitted connection's claim on the limits: given back exactly once, with its outcome,
+/// or as failed when its task is dropped first (cancelled with the accept loop).
+struct Claim {
+    id: u64,
+    ticket: Option<Ticket>,
+    finished: Sender<Finished>,
+}
+
+impl Claim {
+    fn give_back(mut self, outcome: Outcome, network: Option<String>) {
+        self.send(outcome, network);
+    }
+
+    fn send(&mut self, outcome: Outcome, network: Option<String>) {
+        if let Some(ticket) = self.ticket.take() {
+            let done = Finished {
+                id: self.id,
+                ticket,
+                outcome,
+                network,
+            };
+            // Unbounded: fails only once the accept loop, which owns the limits, is gone.
+            let _ = self.finished.try_send(done);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.send(Outcome::Failed, None);
+    }
+}
+
 /// Accepts, admits and starts each connection's handshake; takes back the claims of
-/// those that ended.
+/// those that ended. The handshake tasks are owned here: dropping the loop (its
+/// `SharedServing`) cancels those still running, and their connections close.
 async fn accept_loop(
     listener: TcpListener,
     mut shared: SharedAddress,
@@ -163,15 +219,33 @@ async fn accept_loop(
     executor: std::sync::Weak<Executor<'static>>,
 ) {
     let (finished_tx, finished) = async_channel::unbounded::<Finished>();
+    let mut tasks: BTreeMap<u64, Task<()>> = BTreeMap::new();
+    let mut next_id = 0u64;
+    let mut in_a_row = 0usize;
     loop {
-        let wake = future::or(
-            async { Wake::Accepted(listener.accept().await) },
-            next_finished(&finished),
-        )
+        // Claims first, so a flood of connections never keeps slots from coming back.
+        while let Ok(done) = finished.try_recv() {
+            tasks.remove(&done.id);
+            shared.finished(done.ticket, done.outcome, done.network.as_deref());
+        }
+        in_a_row += 1;
+        if in_a_row >= ACCEPT_BATCH {
+            in_a_row = 0;
+            future::yield_now().await;
+        }
+        let wake = future::or(async { Wake::Accepted(listener.accept().await) }, async {
+            match finished.recv().await {
+                Ok(done) => Wake::Finished(done),
+                // The loop holds a sender: never closed while it runs.
+                Err(_) => future::pending().await,
+            }
+        })
         .await;
         let (stream, remote) = match wake {
             Wake::Finished(done) => {
+                tasks.remove(&done.id);
                 shared.finished(done.ticket, done.outcome, done.network.as_deref());
+                in_a_row = 0;
                 continue;
             }
             Wake::Accepted(Ok(accepted)) => accepted,
@@ -184,34 +258,36 @@ async fn accept_loop(
         let ticket = match shared.admit(remote.ip()) {
             Ok(ticket) => ticket,
             Err(error) => {
-                tracing::info!(%remote, %error, "inbound connection refused");
+                // Counted (`refused_busy`, in the seed's summary line): a flood must not
+                // flood the log too.
+                tracing::debug!(%remote, %error, "inbound connection refused");
                 continue;
             }
         };
         let Some(executor) = executor.upgrade() else {
             return;
         };
-        let (answerer, finished_tx) = (Arc::clone(&answerer), finished_tx.clone());
-        let routes = shared.routes();
-        executor
-            .spawn(async move {
-                let (outcome, network) = answer(stream, remote, &answerer, &routes).await;
-                let done = Finished {
-                    ticket,
-                    outcome,
-                    network,
-                };
-                let _ = finished_tx.send(done).await;
-            })
-            .detach();
-    }
-}
-
-async fn next_finished(finished: &Receiver<Finished>) -> Wake {
-    match finished.recv().await {
-        Ok(done) => Wake::Finished(done),
-        // The loop holds a sender: never closed while it runs.
-        Err(_) => future::pending().await,
+        let claim = Claim {
+            id: next_id,
+            ticket: Some(ticket),
+            finished: finished_tx.clone(),
+        };
+        let (answerer, routes) = (Arc::clone(&answerer), shared.routes());
+        let task = executor.spawn(async move {
+            // The whole stay here, the hand-over to the node included, is bounded by the
+            // handshake timeout.
+            let within = answerer.handshake.handshake_timeout;
+            let (outcome, network) =
+                future::or(answer(stream, remote, &answerer, &routes), async {
+                    Timer::after(within).await;
+                    tracing::info!(%remote, ?within, "handshake did not complete in time");
+                    (Outcome::Failed, None)
+                })
+                .await;
+            claim.give_back(outcome, network);
+        });
+        tasks.insert(next_id, task);
+        next_id = next_id.wrapping_add(1);
     }
 }
 
@@ -247,8 +323,11 @@ async fn answer(
                 return (Outcome::Failed, Some(network));
             };
             let input = RouterInput::Answering(stream, remote, Box::new(connection));
-            // A node that stopped meanwhile drops the connection with the input.
-            let _ = node.send(input).await;
+            if node.send(input).await.is_err() {
+                // The node stopped meanwhile: the connection closes with the input.
+                tracing::debug!(%remote, %network, "the network's node is gone");
+                return (Outcome::Failed, Some(network));
+            }
             return (Outcome::HandedOver, Some(network));
         }
         if let Some(PeerEvent::Closed { reason }) = connection.poll_event() {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rand_core::RngCore;
 
+use super::record::Timestamp;
 use super::{
     Connection, Direction, IpGroup, NodeAddress, PeerManager, PeerManagerError, PeerStatus,
     PeerUpdate,
@@ -196,7 +197,7 @@ impl PeerManager {
                 a.last_dial_success = Some(ts);
             }
         }
-        self.connect(id, Direction::Outbound, group);
+        self.connect(ts, id, Direction::Outbound, group);
         Ok(())
     }
 
@@ -266,7 +267,7 @@ impl PeerManager {
         if let Some(lower) = upgrade_from {
             self.evict.insert(lower);
         }
-        self.connect(id, Direction::Inbound, group);
+        self.connect(ts, id, Direction::Inbound, group);
         self.reindex(id, ts);
         self.prune();
         Ok(())
@@ -311,9 +312,8 @@ impl PeerManager {
     /// The peer's connection closed (v0.35 `Disconnected`). A peer that was up becomes
     /// `Down` for subscribers; it is not redialed for `disconnect_cooldown_period`, doubled
     /// for each brief connection in a row beyond the first (`brief_connection_period`), but
-    /// never beyond 30 s (or the cooldown, if longer) while the node has no connection left,
-    /// as a CometBFT node without peers falls back to its seeds. A dial of it in progress
-    /// continues.
+    /// cut to `isolated_redial_period` while the node has no connection left, as a CometBFT
+    /// node without peers falls back to its seeds. A dial of it in progress continues.
     pub fn disconnected(&mut self, now: Instant, id: NodeId) {
         let ts = self.clock.timestamp(now);
         let brief = self.options.brief_connection_period;
@@ -353,15 +353,7 @@ impl PeerManager {
         }
         if was_connected && self.connected.is_empty() {
             // Alone now: peers kept away by brief connections come back sooner.
-            let waiting: Vec<NodeId> = self
-                .peers
-                .values()
-                .filter(|peer| peer.brief_streak > 1 && peer.id != id)
-                .map(|peer| peer.id)
-                .collect();
-            for peer in waiting {
-                self.reindex(peer, ts);
-            }
+            self.reindex_backed_off(ts);
         }
         self.prune();
         if was_ready {
@@ -391,8 +383,27 @@ impl PeerManager {
         Some(lower)
     }
 
-    fn connect(&mut self, id: NodeId, direction: Direction, group: Option<IpGroup>) {
+    /// Recomputes when the peers kept away by brief connections may be dialed: the node
+    /// just lost its last connection, or got its first.
+    fn reindex_backed_off(&mut self, ts: Timestamp) {
+        let backed_off: Vec<NodeId> = self
+            .peers
+            .values()
+            .filter(|peer| peer.brief_streak > 1)
+            .map(|peer| peer.id)
+            .collect();
+        for peer in backed_off {
+            self.reindex(peer, ts);
+        }
+    }
+
+    fn connect(&mut self, ts: Timestamp, id: NodeId, direction: Direction, group: Option<IpGroup>) {
+        let was_isolated = self.connected.is_empty();
         self.connected.insert(id, Connection { direction, group });
+        if was_isolated {
+            // No longer alone: the backed-off peers wait their full cooldown again.
+            self.reindex_backed_off(ts);
+        }
         if direction == Direction::Outbound {
             self.outgoing = self.outgoing.saturating_add(1);
         }

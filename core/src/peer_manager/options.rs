@@ -105,10 +105,14 @@ pub struct PeerManagerOptions {
     /// keeps closing on us soon after the handshake (a seed, which answers one PEX request
     /// and disconnects; a full node refusing one more peer) is not redialed every
     /// `disconnect_cooldown_period` for ever. A connection that lasts resets it. While the
-    /// node has no connection at all the cooldown is at most 30 s (or
-    /// `disconnect_cooldown_period`, if longer), as a CometBFT node without peers falls
-    /// back to its seeds. Zero disables it, and so does a zero cooldown.
+    /// node has no connection at all the cooldown is cut to `isolated_redial_period`.
+    /// Zero disables it, and so does a zero cooldown.
     pub brief_connection_period: Duration,
+    /// While the node has no connection at all, a cooldown grown by brief connections is
+    /// cut to this (or to `disconnect_cooldown_period`, if longer): CometBFT's
+    /// `ensurePeersPeriod` (30 s in `node_defaults`), the pace at which a node without
+    /// peers falls back to its seeds. Zero: no cut.
+    pub isolated_redial_period: Duration,
     /// IPv4 addresses sharing this many leading bits form one IP group (default 16).
     pub ipv4_group_prefix: u8,
     /// IPv6 addresses sharing this many leading bits form one IP group (default 32).
@@ -141,6 +145,7 @@ impl Default for PeerManagerOptions {
             retry_time_jitter: Duration::ZERO,
             disconnect_cooldown_period: Duration::ZERO,
             brief_connection_period: Duration::ZERO,
+            isolated_redial_period: Duration::ZERO,
             ipv4_group_prefix: 16,
             ipv6_group_prefix: 32,
             max_connected_per_ip_group: 0,
@@ -168,6 +173,7 @@ impl PeerManagerOptions {
             retry_time_jitter: Duration::from_secs(5),
             disconnect_cooldown_period: Duration::from_secs(2),
             brief_connection_period: Duration::from_secs(10),
+            isolated_redial_period: Duration::from_secs(30),
             max_connected_per_ip_group: 8,
             max_stored_per_ip_group: 32,
             ..PeerManagerOptions::default()

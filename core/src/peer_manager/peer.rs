@@ -87,11 +87,6 @@ impl AddressState {
     }
 }
 
-/// How long a node with no connection at all waits at most before it revisits a peer that
-/// keeps closing on it (a seed): CometBFT's `ensurePeersPeriod`, the pace at which a node
-/// without peers falls back to its seeds.
-pub(super) const ISOLATED_REDIAL: Duration = Duration::from_secs(30);
-
 #[derive(Debug, Clone)]
 pub(super) struct Peer {
     pub(super) id: NodeId,
@@ -163,14 +158,14 @@ impl Peer {
     }
 
     /// When the peer may next be dialed: its earliest ready address, but not before the
-    /// disconnect cooldown (grown by brief connections in a row; while the node has no
-    /// connection at all, grown to [`ISOLATED_REDIAL`] at most) ends. `None` = never (no
+    /// disconnect cooldown (grown by brief connections in a row, but to `isolated_cap` at
+    /// most when given: the node has no connection at all) ends. `None` = never (no
     /// address, or retries disabled).
     pub(super) fn ready_at(
         &self,
         policy: &RetryPolicy,
         cooldown: Duration,
-        isolated: bool,
+        isolated_cap: Option<Duration>,
     ) -> Option<Timestamp> {
         let earliest = self
             .addresses
@@ -178,8 +173,8 @@ impl Peer {
             .filter_map(|a| a.ready_at(policy, self.persistent))
             .min()?;
         let mut grown = redial_cooldown(policy, cooldown, self.brief_streak, self.persistent);
-        if isolated {
-            grown = grown.min(cooldown.max(ISOLATED_REDIAL));
+        if let Some(cap) = isolated_cap {
+            grown = grown.min(cooldown.max(cap));
         }
         let cooldown = grown;
         let cooled = self
