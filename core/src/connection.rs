@@ -580,26 +580,11 @@ impl PeerConnection {
 #[doc(hidden)]
 pub fn fuzz_after_handshake(data: &[u8], now: Instant) {
     use crate::mconn::ChannelDescriptor;
-    use crate::node_info::ProtocolVersions;
     use rand_core::SeedableRng;
 
     let make = |seed: u8| {
         let key = NodeKey::from_seed([seed; 32]);
-        let info = NodeInfo {
-            protocol_version: ProtocolVersions {
-                p2p: 8,
-                block: 11,
-                app: 0,
-            },
-            node_id: key.node_id(),
-            listen_addr: "tcp://127.0.0.1:26656".into(),
-            network: "fuzz".into(),
-            version: "1".into(),
-            channels: vec![0x00, 0x20, 0x80],
-            moniker: "fuzz".into(),
-            tx_index: String::new(),
-            rpc_address: String::new(),
-        };
+        let info = crate::fuzzing::fixture_node_info(&key, "fuzz", &[0x00, 0x20, 0x80]);
         let config = PeerConfig {
             channels: info
                 .channels

@@ -54,6 +54,30 @@ pub const PEER_IDENTITY_SEED: [u8; 32] = [0x22; 32];
 /// Key of the [`frame_opener`] target's sealer and opener.
 pub const FRAME_KEY: [u8; 32] = [0x5a; 32];
 
+/// The NodeInfo of `key` on `network` with `channels`, as fuzz bodies and core's tests
+/// advertise it (protocol versions of CometBFT v0.38).
+pub fn fixture_node_info(
+    key: &NodeKey,
+    network: &str,
+    channels: &[u8],
+) -> crate::node_info::NodeInfo {
+    crate::node_info::NodeInfo {
+        protocol_version: crate::node_info::ProtocolVersions {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        node_id: key.node_id(),
+        listen_addr: "tcp://127.0.0.1:26656".into(),
+        network: network.into(),
+        version: "0.38.0".into(),
+        channels: channels.to_vec(),
+        moniker: "test".into(),
+        tx_index: "on".into(),
+        rpc_address: String::new(),
+    }
+}
+
 fn pick_backend(bits: u8) -> AeadBackend {
     let all = AeadBackend::all();
     all.get(usize::from(bits) % all.len().max(1))

@@ -1,7 +1,6 @@
 //! Two PeerConnections in memory: the full per-peer stack, and one test per hostile peer.
 
 use super::*;
-use crate::node_info::ProtocolVersions;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -10,21 +9,7 @@ use crate::test_clock::epoch;
 const CHANNELS: [u8; 3] = [0x20, 0x21, 0x30];
 
 fn info(key: &NodeKey, network: &str, channels: &[u8]) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersions {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        node_id: key.node_id(),
-        listen_addr: "tcp://127.0.0.1:26656".into(),
-        network: network.into(),
-        version: "0.38.0".into(),
-        channels: channels.to_vec(),
-        moniker: "test".into(),
-        tx_index: "on".into(),
-        rpc_address: String::new(),
-    }
+    crate::fuzzing::fixture_node_info(key, network, channels)
 }
 
 fn config() -> PeerConfig {

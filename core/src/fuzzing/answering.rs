@@ -7,28 +7,14 @@ use prost::Message as _;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::{chunks, LOCAL_IDENTITY_SEED, PEER_IDENTITY_SEED};
+use super::{chunks, fixture_node_info, LOCAL_IDENTITY_SEED, PEER_IDENTITY_SEED};
 use crate::connection::{PeerConfig, PeerConnection, PeerEvent};
-use crate::node_info::{NodeInfo, ProtocolVersions};
+use crate::node_info::NodeInfo;
 use crate::secret::{SecretConfig, SecretConnection};
 use crate::NodeKey;
 
 fn info(key: &NodeKey) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersions {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        node_id: key.node_id(),
-        listen_addr: "tcp://127.0.0.1:26656".into(),
-        network: "fuzz".into(),
-        version: "1".into(),
-        channels: vec![0x00, 0x20],
-        moniker: "fuzz".into(),
-        tx_index: String::new(),
-        rpc_address: String::new(),
-    }
+    fixture_node_info(key, "fuzz", &[0x00, 0x20])
 }
 
 /// `data[0]` bit 0: the dialer first sends a valid NodeInfo (1) or only the hostile bytes
