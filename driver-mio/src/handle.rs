@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::node::CountersView;
-use tmp2p_core::router::window::{Reservation, Reserve};
+use tmp2p_core::router::window::{Reservation, SendRefused, SendStep};
 use tmp2p_core::router::{CountersSnapshot, Envelope, PeerError, PeerSnapshot, SendError, Target};
 use tmp2p_core::typed::{ChannelCodec, TypedChannel};
 use tmp2p_core::NodeId;
@@ -20,15 +20,9 @@ use crate::app::{AppEvent, Control};
 use crate::error::DriverError;
 use crate::send_windows::BlockingWindows;
 
-/// The error for a send to one peer its windows refused.
-fn refusal(to: Target, channel: u8, refused: Option<Reserve>) -> Result<(), DriverError> {
-    match (to, refused) {
-        (Target::Peer(node), Some(Reserve::NoChannel)) => {
-            Err(DriverError::Send(SendError::NoChannel { node, channel }))
-        }
-        (Target::Peer(_), Some(_)) => Err(DriverError::Send(SendError::NotConnected)),
-        _ => Ok(()),
-    }
+/// A send the windows refused, as this driver reports it.
+fn refused(refused: SendRefused) -> DriverError {
+    DriverError::Send(refused.into())
 }
 
 /// Wakes the loop thread (e.g. `move || waker.wake()`).
@@ -108,28 +102,9 @@ impl NodeHandle {
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
             return self.command(Command::Send(envelope, None));
         };
-        if let Target::Peer(node) = to {
-            // The common case, without a plan's allocations.
-            let reserved = windows.reserve_blocking(node, channel, len);
-            let Reserve::Reserved(reservation) = reserved else {
-                return refusal(to, channel, Some(reserved));
-            };
-            return self.command(Command::Send(envelope, Some(reservation)));
-        }
-        let plan = windows.plan(to, channel, len);
-        refusal(to, channel, plan.refused)?;
-        for (node, reservation) in plan.reserved {
+        let mut steps = windows.start(to, channel, len).map_err(refused)?;
+        while let Some((node, reservation)) = windows.next_blocking(&mut steps).map_err(refused)? {
             self.send_reserved(node, &envelope, reservation)?;
-        }
-        for node in plan.full {
-            match windows.reserve_blocking(node, channel, len) {
-                Reserve::Reserved(reservation) => {
-                    self.send_reserved(node, &envelope, reservation)?;
-                }
-                // A broadcast owes no copy to a peer that left meanwhile.
-                _ if to == Target::Broadcast => {}
-                refused => refusal(to, channel, Some(refused))?,
-            }
         }
         Ok(())
     }
@@ -146,18 +121,19 @@ impl NodeHandle {
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
             return self.command(Command::Send(envelope, None));
         };
-        let plan = windows.plan(to, channel, len);
-        refusal(to, channel, plan.refused)?;
-        for (node, reservation) in plan.reserved {
-            self.send_reserved(node, &envelope, reservation)?;
+        let mut steps = windows.start(to, channel, len).map_err(refused)?;
+        loop {
+            match windows.next_now(&mut steps).map_err(refused)? {
+                SendStep::HandOver(node, reservation) => {
+                    self.send_reserved(node, &envelope, reservation)?;
+                }
+                SendStep::Wait(_) => {
+                    let peers = steps.waiting_for();
+                    return Err(DriverError::Send(SendError::Full { envelope, peers }));
+                }
+                SendStep::Done => return Ok(()),
+            }
         }
-        if plan.full.is_empty() {
-            return Ok(());
-        }
-        Err(DriverError::Send(SendError::Full {
-            envelope,
-            peers: plan.full,
-        }))
     }
 
     /// Queues `envelope`'s message for `node`, whose room is reserved.

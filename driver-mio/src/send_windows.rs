@@ -1,15 +1,15 @@
 //! Backpressure for senders on other threads: core's [`SendWindows`] behind a lock, with a
 //! condition variable that wakes a blocked [`NodeHandle::send`](crate::NodeHandle::send)
-//! when the loop releases room or a peer goes up or down. A handle reserves room before it
-//! queues a message for the loop, so the Router never refuses one, and a full peer blocks
-//! only the senders to that peer.
+//! when the loop releases room or a peer goes up or down. A handle walks core's
+//! `SendSteps` over them: it reserves room before it queues a message for the loop, so the
+//! Router never refuses one, and a full peer blocks only the senders to that peer.
 
 use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use std::time::Instant;
 use tmp2p_core::router::window::{
-    Reservation, Reserve, SendPlan, SendWindows, WindowChange, WindowLimits,
+    Reservation, SendRefused, SendStep, SendSteps, SendWindows, WindowChange, WindowLimits,
 };
 
 use tmp2p_core::node::Node;
@@ -46,25 +46,40 @@ impl BlockingWindows {
         !self.drop_channels.contains(&channel)
     }
 
-    /// Reserves room, blocking the calling thread while the window is full.
-    pub(crate) fn reserve_blocking(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
+    /// Starts a send (see `SendSteps::start`).
+    pub(crate) fn start(
+        &self,
+        target: Target,
+        channel: u8,
+        len: usize,
+    ) -> Result<SendSteps, SendRefused> {
+        SendSteps::start(&mut self.lock(), target, channel, len)
+    }
+
+    /// The send's next step, without blocking.
+    pub(crate) fn next_now(&self, steps: &mut SendSteps) -> Result<SendStep, SendRefused> {
+        steps.next(&mut self.lock())
+    }
+
+    /// The send's next peer to hand the message over for, blocking the calling thread
+    /// while that peer's window is full; `None` once every target peer has its copy.
+    pub(crate) fn next_blocking(
+        &self,
+        steps: &mut SendSteps,
+    ) -> Result<Option<(NodeId, Reservation)>, SendRefused> {
         let mut windows = self.lock();
         loop {
-            match windows.try_reserve(node, channel, len) {
-                Reserve::Full => {
+            match steps.next(&mut windows)? {
+                SendStep::HandOver(node, reservation) => return Ok(Some((node, reservation))),
+                SendStep::Done => return Ok(None),
+                SendStep::Wait(_) => {
                     windows = self
                         .changed
                         .wait(windows)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
-                other => return other,
             }
         }
-    }
-
-    /// Reserves what it can for a send to `target` (see `SendWindows::plan`).
-    pub(crate) fn plan(&self, target: Target, channel: u8, len: usize) -> SendPlan {
-        self.lock().plan(target, channel, len)
     }
 
     /// Applies the node machine's changes of one turn (`NodeOutput::Windows`), wakes
@@ -115,24 +130,24 @@ impl BlockingWindows {
         let Some(to) = envelope.to else {
             return Err(SendError::NotConnected);
         };
-        let plan = self.plan(to, channel, envelope.message.len());
-        if plan.refused.is_some() {
+        let Ok(mut steps) = self.start(to, channel, envelope.message.len()) else {
             // Not queued: the node says why (and counts it).
             return node.send(now, envelope);
-        }
-        let queued = plan.reserved.len();
-        for (peer, reservation) in plan.reserved {
-            let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
-            self.route_reserved(node, now, copy, Some(reservation));
-        }
-        let full = plan.full;
-        if full.is_empty() {
-            Ok(queued)
-        } else {
-            Err(SendError::Full {
-                envelope,
-                peers: full,
-            })
+        };
+        let mut queued = 0;
+        loop {
+            match self.next_now(&mut steps)? {
+                SendStep::HandOver(peer, reservation) => {
+                    let copy = Envelope::to_peer(peer, channel, envelope.message.clone());
+                    self.route_reserved(node, now, copy, Some(reservation));
+                    queued += 1;
+                }
+                SendStep::Wait(_) => {
+                    let peers = steps.waiting_for();
+                    return Err(SendError::Full { envelope, peers });
+                }
+                SendStep::Done => return Ok(queued),
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use async_channel::{Receiver, Sender};
 use bytes::Bytes;
 use tmp2p_core::address::NodeAddress;
 use tmp2p_core::peer_manager::PeerUpdate;
-use tmp2p_core::router::window::{Reservation, Reserve};
+use tmp2p_core::router::window::{Reservation, SendRefused, SendStep};
 use tmp2p_core::router::{self, OverflowPolicy, PeerError, RouterError, Target};
 use tmp2p_core::NodeId;
 
@@ -133,41 +133,12 @@ impl<M> ChannelSender<M> {
         let message = (self.encode)(&envelope.message);
         let to = envelope.to.ok_or(DriverError::NoTarget)?;
         if self.policy == OverflowPolicy::Drop {
-            return self.hand_over(Some(to), message, None).await;
+            return self.hand_over(to, message, None).await;
         }
-        if let Target::Peer(node) = to {
-            // The common case, without a plan's allocations.
-            let reserved = self
-                .windows
-                .reserve(node, self.channel, message.len())
-                .await;
-            let Reserve::Reserved(reservation) = reserved else {
-                self.check(to, Some(reserved))?;
-                return Ok(());
-            };
-            return self.hand_over(Some(to), message, Some(reservation)).await;
-        }
-        let plan = self.windows.plan(to, self.channel, message.len());
-        self.check(to, plan.refused)?;
-        for (node, reservation) in plan.reserved {
-            self.hand_over(Some(Target::Peer(node)), message.clone(), Some(reservation))
+        let mut steps = self.windows.start(to, self.channel, message.len())?;
+        while let Some((node, reservation)) = self.windows.next(&mut steps).await? {
+            self.hand_over(Target::Peer(node), message.clone(), Some(reservation))
                 .await?;
-        }
-        for node in plan.full {
-            match self
-                .windows
-                .reserve(node, self.channel, message.len())
-                .await
-            {
-                Reserve::Reserved(reservation) => {
-                    let to = Some(Target::Peer(node));
-                    self.hand_over(to, message.clone(), Some(reservation))
-                        .await?;
-                }
-                // A broadcast owes no copy to a peer that left meanwhile.
-                _ if to == Target::Broadcast => {}
-                refused => self.check(to, Some(refused))?,
-            }
         }
         Ok(())
     }
@@ -184,48 +155,39 @@ impl<M> ChannelSender<M> {
             return Err(TrySendError::Failed(DriverError::NoTarget));
         };
         if self.policy == OverflowPolicy::Drop {
-            return self
-                .hand_over(Some(to), message, None)
-                .await
-                .map_err(TrySendError::Failed);
+            let sent = self.hand_over(to, message, None).await;
+            return sent.map_err(TrySendError::Failed);
         }
-        let plan = self.windows.plan(to, self.channel, message.len());
-        self.check(to, plan.refused).map_err(TrySendError::Failed)?;
-        for (node, reservation) in plan.reserved {
-            self.hand_over(Some(Target::Peer(node)), message.clone(), Some(reservation))
-                .await
-                .map_err(TrySendError::Failed)?;
-        }
-        if plan.full.is_empty() {
-            return Ok(());
-        }
-        Err(TrySendError::Full {
-            envelope,
-            peers: plan.full,
-        })
-    }
-
-    /// The error for a send to one peer its windows refused.
-    fn check(&self, to: Target, refused: Option<Reserve>) -> Result<(), DriverError> {
-        match (to, refused) {
-            (Target::Peer(node), Some(Reserve::NoChannel)) => Err(DriverError::NoChannel {
-                node,
-                channel: self.channel,
-            }),
-            (Target::Peer(node), Some(_)) => Err(DriverError::NotConnected(node)),
-            _ => Ok(()),
+        let refused = |error: SendRefused| TrySendError::Failed(error.into());
+        let mut steps = self
+            .windows
+            .start(to, self.channel, message.len())
+            .map_err(refused)?;
+        loop {
+            match self.windows.next_now(&mut steps).map_err(refused)? {
+                SendStep::HandOver(node, reservation) => {
+                    let to = Target::Peer(node);
+                    let sent = self.hand_over(to, message.clone(), Some(reservation)).await;
+                    sent.map_err(TrySendError::Failed)?;
+                }
+                SendStep::Wait(_) => {
+                    let peers = steps.waiting_for();
+                    return Err(TrySendError::Full { envelope, peers });
+                }
+                SendStep::Done => return Ok(()),
+            }
         }
     }
 
     async fn hand_over(
         &self,
-        to: Option<Target>,
+        to: Target,
         message: Bytes,
         reservation: Option<Reservation>,
     ) -> Result<(), DriverError> {
         let envelope = router::Envelope {
             from: None,
-            to,
+            to: Some(to),
             channel: self.channel,
             message,
         };

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use tmp2p_core::node::NodeError;
 use tmp2p_core::node_config::NodeConfigError;
 use tmp2p_core::pex::PexError;
+use tmp2p_core::router::window::SendRefused;
 use tmp2p_core::router::RouterError;
 use tmp2p_core::NodeId;
 use tmp2p_store::StoreError;
@@ -59,6 +60,15 @@ pub enum DriverError {
     /// An envelope without a target (`to` is `None`).
     #[error("envelope has no target")]
     NoTarget,
+}
+
+impl From<SendRefused> for DriverError {
+    fn from(refused: SendRefused) -> Self {
+        match refused {
+            SendRefused::NotConnected(node) => DriverError::NotConnected(node),
+            SendRefused::NoChannel { node, channel } => DriverError::NoChannel { node, channel },
+        }
+    }
 }
 
 impl DriverError {

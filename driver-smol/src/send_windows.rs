@@ -1,12 +1,15 @@
 //! The senders' side of backpressure: core's [`SendWindows`] behind a lock, with an event
 //! that wakes waiting senders when the node machine releases room or a peer goes up or
-//! down (`NodeOutput::Windows`). A sender reserves room before it hands a message to the router task, so the
-//! Router never has to refuse one, and a full peer makes only its own senders wait.
+//! down (`NodeOutput::Windows`). A sender walks core's `SendSteps` over them: it reserves room
+//! before it hands a message to the router task, so the Router never has to refuse one, and
+//! a full peer makes only its own senders wait.
 
 use std::sync::Mutex;
 
 use event_listener::Event;
-use tmp2p_core::router::window::{Reserve, SendPlan, SendWindows, WindowChange, WindowLimits};
+use tmp2p_core::router::window::{
+    Reservation, SendRefused, SendStep, SendSteps, SendWindows, WindowChange, WindowLimits,
+};
 use tmp2p_core::router::Target;
 use tmp2p_core::NodeId;
 
@@ -34,31 +37,40 @@ impl SharedWindows {
         f(&mut guard)
     }
 
-    /// Reserves room without waiting.
-    pub(crate) fn try_reserve(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
-        self.with(|w| w.try_reserve(node, channel, len))
+    /// The send's next step, without waiting.
+    pub(crate) fn next_now(&self, steps: &mut SendSteps) -> Result<SendStep, SendRefused> {
+        self.with(|w| steps.next(w))
     }
 
-    /// Reserves room, waiting while the peer's window for the channel is full.
-    pub(crate) async fn reserve(&self, node: NodeId, channel: u8, len: usize) -> Reserve {
+    /// The send's next peer to hand the message over for, waiting while that peer's window
+    /// is full; `None` once every target peer has its copy.
+    pub(crate) async fn next(
+        &self,
+        steps: &mut SendSteps,
+    ) -> Result<Option<(NodeId, Reservation)>, SendRefused> {
+        let mut listener = None;
         loop {
-            match self.try_reserve(node, channel, len) {
-                Reserve::Full => {}
-                other => return other,
+            match self.next_now(steps)? {
+                SendStep::HandOver(node, reservation) => return Ok(Some((node, reservation))),
+                SendStep::Done => return Ok(None),
+                // Listen first, then try again: room may come between the try and the
+                // listen.
+                SendStep::Wait(_) => match listener.take() {
+                    None => listener = Some(self.room.listen()),
+                    Some(listener) => listener.await,
+                },
             }
-            let listener = self.room.listen();
-            // Room may have come between the try and the listen.
-            match self.try_reserve(node, channel, len) {
-                Reserve::Full => {}
-                other => return other,
-            }
-            listener.await;
         }
     }
 
-    /// Reserves what it can for a send to `target` (see `SendWindows::plan`).
-    pub(crate) fn plan(&self, target: Target, channel: u8, len: usize) -> SendPlan {
-        self.with(|w| w.plan(target, channel, len))
+    /// Starts a send (see `SendSteps::start`).
+    pub(crate) fn start(
+        &self,
+        target: Target,
+        channel: u8,
+        len: usize,
+    ) -> Result<SendSteps, SendRefused> {
+        self.with(|w| SendSteps::start(w, target, channel, len))
     }
 
     /// Follows the node machine's changes (peers up and down, room released), then wakes

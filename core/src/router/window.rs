@@ -6,11 +6,14 @@
 //! a driver whose senders run on other threads or tasks: it mirrors, per connected peer and
 //! channel, what those senders have in flight, so a sender can wait *before* it hands a
 //! message over and the Router never has to refuse one. A driver wraps it in its own lock
-//! and wake-up primitive (core owns no lock).
+//! and wake-up primitive (core owns no lock); [`SendSteps`] walks one send over them.
+
+mod steps;
+
+pub use steps::{SendRefused, SendStep, SendSteps};
 
 use std::collections::BTreeMap;
 
-use super::Target;
 use crate::id::NodeId;
 
 /// The bounds of one peer's queue for one channel.
@@ -123,18 +126,6 @@ pub enum Reserve {
     NoChannel,
 }
 
-/// How a send divides over its target peers ([`SendWindows::plan`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SendPlan {
-    /// Peers room was reserved for: hand the message over for each of them now.
-    pub reserved: Vec<(NodeId, Reservation)>,
-    /// Peers whose window is full: wait for room for each, or hand the message back.
-    pub full: Vec<NodeId>,
-    /// A send to one peer that cannot go at all, and why
-    /// ([`Reserve::NotConnected`] or [`Reserve::NoChannel`]).
-    pub refused: Option<Reserve>,
-}
-
 /// Per connected peer and channel, what senders have in flight (see the module docs).
 #[derive(Debug, Clone)]
 pub struct SendWindows {
@@ -199,26 +190,6 @@ impl SendWindows {
         } else {
             Reserve::Full
         }
-    }
-
-    /// Reserves room for a message of `len` bytes on `channel` to `target`: one peer, or
-    /// every connected peer with the channel (a peer that has none, or went away, is owed
-    /// no copy of a broadcast).
-    pub fn plan(&mut self, target: Target, channel: u8, len: usize) -> SendPlan {
-        let mut plan = SendPlan::default();
-        let peers = match target {
-            Target::Peer(node) => vec![node],
-            Target::Broadcast => self.peers_with(channel).collect(),
-        };
-        for node in peers {
-            match self.try_reserve(node, channel, len) {
-                Reserve::Reserved(reservation) => plan.reserved.push((node, reservation)),
-                Reserve::Full => plan.full.push(node),
-                refused if target == Target::Peer(node) => plan.refused = Some(refused),
-                _ => {}
-            }
-        }
-        plan
     }
 
     /// Follows one change of the node machine. Returns the peer and channel whose refused
@@ -318,24 +289,5 @@ mod tests {
         assert_eq!(windows.apply(released), None, "room is announced once");
         assert_eq!(windows.apply(WindowChange::Down(node(1))), None);
         assert_eq!(windows.try_reserve(node(1), 7, 10), Reserve::NotConnected);
-    }
-
-    #[test]
-    fn a_plan_reserves_for_peers_with_room_and_names_the_full_ones() {
-        let mut windows = SendWindows::new(LIMITS);
-        windows.peer_up(node(1), 1, [7]);
-        windows.peer_up(node(2), 2, [7]);
-        windows.peer_up(node(3), 3, [8]);
-        for _ in 0..2 {
-            windows.try_reserve(node(2), 7, 1);
-        }
-        let plan = windows.plan(Target::Broadcast, 7, 1);
-        assert_eq!(plan.reserved, vec![(node(1), Reservation::new(1))]);
-        assert_eq!(plan.full, vec![node(2)]);
-        assert_eq!(plan.refused, None, "node 3 lacks the channel: owed no copy");
-        let plan = windows.plan(Target::Peer(node(3)), 7, 1);
-        assert_eq!(plan.refused, Some(Reserve::NoChannel));
-        let plan = windows.plan(Target::Peer(node(4)), 7, 1);
-        assert_eq!(plan.refused, Some(Reserve::NotConnected));
     }
 }
