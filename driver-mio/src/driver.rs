@@ -524,10 +524,6 @@ impl Driver {
                 continue;
             };
             link.timer = None;
-            if link.linger_until.is_some_and(|until| until <= now) {
-                tracing::debug!(%conn, "flush after close timed out");
-                link.give_up();
-            }
             link.handle_timeout(now);
             self.enqueue(slot);
         }

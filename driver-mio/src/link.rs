@@ -4,7 +4,7 @@
 //! edge-triggered) and the interest derived from all of that.
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
@@ -74,8 +74,8 @@ pub(crate) struct Link {
     registered: Option<Interest>,
     /// The deadline this link holds in the driver's timer set.
     pub(crate) timer: Option<Instant>,
-    /// After `Closed`, give up flushing at this instant.
-    pub(crate) linger_until: Option<Instant>,
+    /// The write side was shut down once everything was written after the close.
+    write_shut: bool,
     /// In the driver's ready queue.
     pub(crate) queued: bool,
     /// Holds messages the application's full queue could not take yet (listed in the
@@ -111,7 +111,7 @@ impl Link {
             reported_closed: false,
             registered: Some(interest),
             timer: None,
-            linger_until: None,
+            write_shut: false,
             queued: false,
             waiting: false,
             span,
@@ -122,9 +122,7 @@ impl Link {
     /// core's inbound rule: `Link::wants_input`).
     pub(crate) fn wants_read(&self) -> bool {
         match &self.stage {
-            Stage::Open(machine) => {
-                !self.read_eof && !self.dead && !machine.is_closed() && machine.wants_input()
-            }
+            Stage::Open(machine) => !self.read_eof && !self.dead && machine.wants_input(),
             Stage::Connecting { .. } => false,
         }
     }
@@ -137,21 +135,13 @@ impl Link {
         }
     }
 
-    /// Whether received messages still wait for the application.
-    pub(crate) fn holds_inbound(&self) -> bool {
-        match &self.stage {
-            Stage::Open(machine) => machine.holds_inbound(),
-            Stage::Connecting { .. } => false,
-        }
-    }
-
     /// Reads up to `budget` bytes through `scratch` into the machine.
     pub(crate) fn read(&mut self, now: Instant, scratch: &mut [u8], budget: usize) -> ReadOutcome {
         let Stage::Open(machine) = &mut self.stage else {
             return ReadOutcome::Drained;
         };
         let mut taken = 0usize;
-        while self.readable && !self.read_eof && !machine.is_closed() && machine.wants_input() {
+        while self.readable && !self.read_eof && machine.wants_input() {
             if taken >= budget {
                 return ReadOutcome::BudgetSpent;
             }
@@ -229,6 +219,12 @@ impl Link {
         if self.out.is_empty() && self.out.capacity() > IDLE_OUTPUT_LIMIT {
             self.out = BytesMut::new();
         }
+        if !more && self.out.is_empty() && machine.is_closed() && !self.dead && !self.write_shut {
+            // Everything is written after the close: half-close, then read on to the
+            // peer's EOF (core's `Link` call order).
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.write_shut = true;
+        }
         more
     }
 
@@ -260,8 +256,8 @@ impl Link {
         }
     }
 
-    /// Timers of the machine; when its close linger ran out (the peer stopped reading), the
-    /// socket is treated as failed: nothing more is written.
+    /// Timers of the machine; when it gave up (a close linger ran out), the socket is
+    /// treated as failed: nothing more is written.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         let Stage::Open(machine) = &mut self.stage else {
             return;
@@ -272,33 +268,23 @@ impl Link {
         }
     }
 
-    /// The socket-level flush after `Closed` took too long: give up on it.
-    pub(crate) fn give_up(&mut self) {
-        match &mut self.stage {
-            Stage::Open(machine) => fail_socket(&mut self.dead, &mut self.out, machine),
-            Stage::Connecting { .. } => self.dead = true,
+    /// Whether the link is over: the machine is finished (its `Closed` reported, the
+    /// peer's EOF read or the close linger passed) and everything is written, or the
+    /// socket failed.
+    pub(crate) fn finished(&self) -> bool {
+        match &self.stage {
+            Stage::Open(machine) => {
+                self.reported_closed && machine.is_finished() && (self.dead || self.out.is_empty())
+            }
+            Stage::Connecting { .. } => false,
         }
     }
 
-    /// Whether the link is over: its `Closed` was reported, the socket is failed or fully
-    /// flushed, and the application took what was received (or the flush deadline passed:
-    /// what is left is counted as undelivered when the machine is dropped).
-    pub(crate) fn finished(&self, now: Instant) -> bool {
-        let flushed = self.dead || self.read_eof || self.out.is_empty();
-        let delivered =
-            !self.holds_inbound() || self.linger_until.is_some_and(|until| until <= now);
-        self.reported_closed && flushed && delivered
-    }
-
-    /// The machine's next deadline, or the flush deadline after `Closed`.
+    /// The machine's next deadline.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let machine = match &self.stage {
+        match &self.stage {
             Stage::Open(machine) => machine.poll_timeout(),
             Stage::Connecting { .. } => None,
-        };
-        match (machine, self.linger_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
         }
     }
 

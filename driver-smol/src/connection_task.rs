@@ -6,8 +6,9 @@
 //! Socket reads and writes run inside this task (one poll races them against commands,
 //! room in a full channel and the timer), so no message crosses a channel between the
 //! socket and the machine, and reading never waits on writing.
-//! After the `Closed` event it flushes what is left, half-closes the socket and lingers
-//! until the peer closes too (so unread bytes never turn the close into a reset).
+//! Once the connection is closed it goes on as core's `Link` documents: it writes what is
+//! left, half-closes the socket and reads on until the peer closes too (so unread bytes
+//! never turn the close into a reset), within the link's close linger.
 
 use std::future::Future;
 use std::io;
@@ -15,7 +16,7 @@ use std::net::Shutdown;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
@@ -24,7 +25,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{future, AsyncRead, AsyncWrite, Stream};
 use smol::Executor;
 use tmp2p_core::connection::{PeerConnection, PeerEvent};
-use tmp2p_core::deadline::later;
 use tmp2p_core::node::{Link, LinkCommand, LinkReport, LinkSettings};
 use tmp2p_core::router::{ConnectionId, ConnectionParams};
 use tmp2p_core::NodeKey;
@@ -125,14 +125,14 @@ impl SocketIo {
     }
 
     /// Waits for the first of: the write finishing, a read, a command, the timer.
-    /// With `inbound`, the socket is read only while it delivers freely.
+    /// The socket is read only while the link wants input (core's inbound rule).
     fn poll_wake(
         &mut self,
         cx: &mut Context<'_>,
         mut inputs: Option<Pin<&mut Receiver<LinkCommand>>>,
         inputs_first: bool,
-        inbound: Option<(&mut Inbound, bool)>,
-        timer: Option<&mut Timer>,
+        (inbound, wants_input): (&mut Inbound, bool),
+        timer: &mut Timer,
     ) -> Poll<Wake> {
         if !self.writing.is_empty() {
             match self.poll_write(cx) {
@@ -146,14 +146,10 @@ impl SocketIo {
                 return Poll::Ready(wake);
             }
         }
-        let mut reading = !self.read_done && self.read_limit > 0;
-        if let Some((inbound, wants_input)) = inbound {
-            if let Poll::Ready(channel) = inbound.poll_room(cx) {
-                return Poll::Ready(Wake::Room(channel));
-            }
-            reading &= wants_input;
+        if let Poll::Ready(channel) = inbound.poll_room(cx) {
+            return Poll::Ready(Wake::Room(channel));
         }
-        if reading {
+        if wants_input && !self.read_done && self.read_limit > 0 {
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Wake::Eof),
                 Poll::Ready(Ok(n)) => return Poll::Ready(Wake::Read(n)),
@@ -164,10 +160,8 @@ impl SocketIo {
         if let Some(wake) = poll_inputs(cx, inputs) {
             return Poll::Ready(wake);
         }
-        if let Some(timer) = timer {
-            if Pin::new(timer).poll(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
-            }
+        if Pin::new(timer).poll(cx).is_ready() {
+            return Poll::Ready(Wake::Timer);
         }
         Poll::Pending
     }
@@ -237,7 +231,6 @@ impl ConnTask {
                 &mut rand_core::OsRng,
             ),
         };
-        let close_linger = settings.close_linger;
         drop(key);
         let mut io = SocketIo::new(stream, READ_SIZE);
         let mut inbound = Inbound::new(app_channels);
@@ -246,6 +239,8 @@ impl ConnTask {
         let mut out = BytesMut::new();
         // Alternates between commands and reads first, so neither starves the other.
         let mut inputs_first = false;
+        let mut closed_sent = false;
+        let mut write_shut = false;
 
         loop {
             let now = Instant::now();
@@ -258,43 +253,27 @@ impl ConnTask {
                 }
             }
             // The taken messages go to the router first: it refills while this task writes.
-            let mut closed = false;
             let mut reports = Vec::new();
-            while let Some(report) = link.poll_report() {
-                let event = match report {
-                    LinkReport::Event(event) => event,
-                    taken => {
-                        reports.push(taken);
-                        continue;
-                    }
-                };
-                closed |= matches!(event, PeerEvent::Closed { .. });
-                match &event {
-                    PeerEvent::Authenticated { node_info, .. } => {
-                        let peer = tracing::field::display(node_info.node_id);
-                        tracing::Span::current().record("peer", peer);
-                        tracing::debug!("authenticated");
-                    }
-                    PeerEvent::Closed { reason } => tracing::debug!(?reason, "connection closed"),
-                    _ => {}
-                }
-                reports.push(LinkReport::Event(event));
-            }
+            take_reports(&mut link, &mut reports);
             if let Some(error) = inbound.deliver(&mut link) {
                 if router.send(RouterInput::Undecodable(error)).await.is_err() {
                     return;
                 }
             }
-            if closed {
-                // What the application has not taken yet still goes to it, for a while.
-                deliver_before_close(&mut link, &mut inbound, close_linger).await;
-            }
-            // Every report of this turn in one message.
-            if !report(&router, conn, reports).await {
+            // The link holds its `Closed` until the application took what came before it.
+            let closed = take_reports(&mut link, &mut reports);
+            // Every report of this turn in one message; none after `Closed`.
+            if !closed_sent && !report(&router, conn, reports).await {
                 // The router task is gone: the node is shutting down.
                 return;
             }
-            if closed {
+            closed_sent |= closed;
+            if link.is_closed() && io.writing.is_empty() && !write_shut {
+                // Everything is written: half-close, then read on to the peer's EOF.
+                let _ = io.stream.get_ref().shutdown(Shutdown::Write);
+                write_shut = true;
+            }
+            if link.is_finished() && (io.writing.is_empty() || link.gave_up()) {
                 break;
             }
             // Re-arming a timer wakes the reactor thread, and the deadline moves with
@@ -312,13 +291,14 @@ impl ConnTask {
             io.read_limit = link.recv_allowance(Instant::now());
             let wants_input = link.wants_input();
             let wake = future::poll_fn(|cx| {
-                let inputs = Some(inputs.as_mut());
+                // The router drops our command queue once it has our `Closed`.
+                let inputs = (!closed_sent).then_some(inputs.as_mut());
                 io.poll_wake(
                     cx,
                     inputs,
                     inputs_first,
-                    Some((&mut inbound, wants_input)),
-                    Some(&mut timer),
+                    (&mut inbound, wants_input),
+                    &mut timer,
                 )
             })
             .await;
@@ -375,77 +355,44 @@ impl ConnTask {
                     timer = Timer::never();
                     link.handle_timeout(now);
                     if link.gave_up() {
-                        // The close linger passed with the peer not reading: the write in
-                        // progress is dropped with the rest.
+                        // A close linger passed (the peer stopped reading, or did not
+                        // close): the write in progress is dropped with the rest.
                         io.writing = Bytes::new();
                     }
                 }
             }
         }
 
-        // Closed: flush the rest (unless the link gave up), half-close, and linger for the
-        // peer's EOF.
-        let now = Instant::now();
-        while link.poll_transmit(now, &mut out) {}
-        let mut rest = BytesMut::from(io.writing.as_ref());
-        rest.extend_from_slice(&out);
-        io.writing = rest.freeze();
-        drop(link);
-        let mut timer = Timer::at(later(Instant::now(), close_linger));
-        let mut finished = false;
-        loop {
-            if !finished && io.writing.is_empty() {
-                let _ = io.stream.get_ref().shutdown(Shutdown::Write);
-                finished = true;
-            }
-            if finished && io.read_done {
-                break;
-            }
-            let wake =
-                future::poll_fn(|cx| io.poll_wake(cx, None, false, None, Some(&mut timer))).await;
-            match wake {
-                Wake::Written
-                | Wake::Read(_)
-                | Wake::Input(_)
-                | Wake::InputsClosed
-                | Wake::Room(_) => {}
-                Wake::WriteFailed(_) => break,
-                Wake::Eof | Wake::ReadFailed(_) => io.read_done = true,
-                Wake::Timer => {
-                    tracing::debug!("peer did not close within the linger time");
-                    break;
-                }
-            }
+        let dropped = inbound.discard();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "application did not take the last inbound messages"
+            );
+            link.count_undelivered(dropped);
         }
     }
 }
 
-/// After the connection closed: hands the application what the peer sent before it,
-/// waiting for room at most `linger`; what is left then is dropped and counted (the link
-/// counts what it still holds when it is dropped).
-async fn deliver_before_close(link: &mut Link, inbound: &mut Inbound, linger: Duration) {
-    let mut timer = Timer::at(later(Instant::now(), linger));
-    loop {
-        // An undecodable message was reported already; nothing more of its peer goes on.
-        let _ = inbound.deliver(link);
-        if !inbound.waits_for_room() {
-            return;
-        }
-        let room = future::poll_fn(|cx| match inbound.poll_room(cx) {
-            Poll::Ready(channel) => Poll::Ready(Some(channel)),
-            Poll::Pending => Pin::new(&mut timer).poll(cx).map(|_| None),
-        })
-        .await;
-        match room {
-            Some(channel) => link.has_room(channel),
-            None => {
-                let dropped = inbound.discard();
-                tracing::warn!(
-                    dropped,
-                    "application did not take the last inbound messages"
-                );
-                return;
+/// Passes the link's reports to `reports`, logging its events; whether `Closed` was one.
+fn take_reports(link: &mut Link, reports: &mut Vec<LinkReport>) -> bool {
+    let mut closed = false;
+    while let Some(report) = link.poll_report() {
+        if let LinkReport::Event(event) = &report {
+            match event {
+                PeerEvent::Authenticated { node_info, .. } => {
+                    let peer = tracing::field::display(node_info.node_id);
+                    tracing::Span::current().record("peer", peer);
+                    tracing::debug!("authenticated");
+                }
+                PeerEvent::Closed { reason } => {
+                    tracing::debug!(?reason, "connection closed");
+                    closed = true;
+                }
+                _ => {}
             }
         }
+        reports.push(report);
     }
+    closed
 }

@@ -129,11 +129,6 @@ impl Inbound {
         }
     }
 
-    /// Whether a delivery waits for room.
-    pub(crate) fn waits_for_room(&self) -> bool {
-        !self.waiting.is_empty()
-    }
-
     /// Drops the deliveries waiting for room; returns how many.
     pub(crate) fn discard(&mut self) -> usize {
         std::mem::take(&mut self.waiting).len()

@@ -540,3 +540,69 @@ fn drive_reports_a_network_that_never_goes_quiet() {
     let bounces = sim.node(0).unwrap().received().len() + sim.node(1).unwrap().received().len();
     assert!((350..=410).contains(&bounces), "{bounces}");
 }
+
+/// The close phase is core's `Link`: when a peer goes away, what it sent before reaches
+/// the application before its `Down`. A paused reactor holds the `Down` back; once it
+/// reads again the messages come, then the `Down`. One that does not read within the close
+/// linger gets the `Down` then, and the messages are counted as undelivered.
+#[test]
+fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
+    const COUNT: u8 = 20;
+    for resume in [true, false] {
+        let mut sim = network(11, 2, &[0x21]);
+        sim.start_all().unwrap();
+        sim.add_peer(0, 1).unwrap();
+        sim.drive().unwrap();
+        let log: Arc<Mutex<Vec<Duration>>> = Arc::default();
+        let seen = log.clone();
+        sim.set_reactor(1, 0x21, move |ctx: &mut ReactorCtx, _: &Envelope| {
+            seen.lock().unwrap().push(ctx.now);
+        })
+        .unwrap();
+        sim.pause_channel(1, 0x21, true).unwrap();
+        let id1 = sim.id(1).unwrap();
+        for seq in 0..COUNT {
+            let message = Bytes::from(vec![seq; 100]);
+            sim.send(0, Envelope::to_peer(id1, 0x21, message)).unwrap();
+        }
+        sim.run_for(Duration::from_millis(50)).unwrap();
+        assert_eq!(
+            sim.node(1).unwrap().held_in_connections(),
+            usize::from(COUNT)
+        );
+        sim.crash(0).unwrap();
+        sim.run_for(Duration::from_secs(1)).unwrap();
+        let down = |sim: &Sim| {
+            let updates = sim.node(1).unwrap().updates();
+            let mut downs = updates.iter().filter(|(_, u)| u.status == PeerStatus::Down);
+            downs.next().map(|(at, _)| *at)
+        };
+        assert_eq!(
+            down(&sim),
+            None,
+            "the Down waits for the messages before it"
+        );
+        let undelivered = |sim: &Sim| {
+            let router = sim.node(1).unwrap().router().unwrap();
+            router.counters().snapshot().undelivered_inbound
+        };
+        if resume {
+            sim.pause_channel(1, 0x21, false).unwrap();
+            sim.run_for(Duration::from_millis(100)).unwrap();
+            let at = down(&sim).expect("the Down follows the messages");
+            let log = log.lock().unwrap();
+            assert_eq!(log.len(), usize::from(COUNT));
+            assert!(
+                log.iter().all(|t| *t <= at),
+                "a message came after the Down"
+            );
+            assert_eq!(undelivered(&sim), 0);
+        } else {
+            // The close linger (5 s) runs from the EOF, one latency after the crash.
+            sim.run_for(Duration::from_secs(5)).unwrap();
+            assert!(down(&sim).is_some(), "no Down after the close linger");
+            assert!(log.lock().unwrap().is_empty());
+            assert_eq!(undelivered(&sim), u64::from(COUNT));
+        }
+    }
+}

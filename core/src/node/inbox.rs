@@ -110,6 +110,11 @@ impl Inbox {
         self.held_messages == 0
     }
 
+    /// Whether a channel's receiver is marked full (its driver may hold a message for it).
+    pub(crate) fn any_full(&self) -> bool {
+        self.full.iter().any(|w| *w != 0)
+    }
+
     /// Whether a message could leave now.
     pub(crate) fn has_ready(&self) -> bool {
         !self.ready.is_empty()

@@ -15,8 +15,11 @@
 //!    [`Link::poll_transmit`] gives until it returns `false`; call [`Link::handle_timeout`]
 //!    at [`Link::poll_timeout`]; after any of these, pass every [`Link::poll_report`] to
 //!    `Node::handle_link_report`.
-//! 3. After the `Closed` event is reported, write what is left unless
-//!    [`Link::gave_up`], then drop the link.
+//! 3. Once the connection is closed ([`Link::is_closed`]), keep the loop going: write
+//!    what is left, then half-close the socket (shutdown of its write side) and keep
+//!    reading (the link discards the bytes) until EOF, so the peer's unread bytes never
+//!    turn our close into a reset that loses what we wrote last. Drop the link once
+//!    [`Link::is_finished`] and everything is written (or [`Link::gave_up`]).
 //!
 //! Inbound: after the `Authenticated` report the link holds every received message until
 //! the node machine admits the peer ([`LinkCommand::Admit`]; a refused peer gets a `Close`
@@ -28,11 +31,15 @@
 //! while [`Link::wants_input`]. Messages still held when the link is dropped are counted as
 //! undelivered.
 //!
-//! The close linger: a `Close` takes effect once the sends handed over before it are in
-//! the connection. If that has not happened within the close linger (the peer stopped
-//! reading, so nothing more fits), the link gives up: what is left is dropped and the
-//! connection ends with [`ConnectionError::CloseTimedOut`], so a peer that stops reading
-//! cannot keep a connection the node decided to close.
+//! The close linger, twice. A `Close` takes effect once the sends handed over before it
+//! are in the connection. If that has not happened within the close linger (the peer
+//! stopped reading, so nothing more fits), the link gives up: what is left is dropped and
+//! the connection ends with [`ConnectionError::CloseTimedOut`], so a peer that stops
+//! reading cannot keep a connection the node decided to close. Once the connection is
+//! closed, by either side, the link holds its `Closed` report until the application took
+//! what the peer sent before it (so those messages arrive before the peer's `Down`), and
+//! waits for the socket's EOF; both within one more close linger, after which the link
+//! gives up, and what the application did not take is counted as undelivered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -113,6 +120,19 @@ pub struct Link {
     internal: VecDeque<(u8, Bytes)>,
     /// Set by [`Link::discard_inbound`]: nothing more of this peer reaches the application.
     discarding: bool,
+    /// The latest time the driver passed in (`handle_eof` takes none).
+    now: Instant,
+    /// When the connection was first seen closed: the last close linger runs from here.
+    closed_at: Option<Instant>,
+    /// The `Closed` event, held until the application took what came before it.
+    held_closed: Option<PeerEvent>,
+    /// The `Closed` event was reported.
+    closed_reported: bool,
+    /// The close linger after the connection closed passed: nothing more is written,
+    /// read or delivered.
+    lingered: bool,
+    /// The socket reached EOF (or failed).
+    eof: bool,
 }
 
 impl Link {
@@ -133,7 +153,7 @@ impl Link {
             params.config,
             rng,
         );
-        Self::with_connection(connection, params.counters, settings)
+        Self::with_connection(now, connection, params.counters, settings)
     }
 
     /// A link for an inbound connection that was answering (see
@@ -147,10 +167,11 @@ impl Link {
         settings: LinkSettings,
     ) -> Self {
         connection.answer(now, params.node_info, params.config);
-        Self::with_connection(connection, params.counters, settings)
+        Self::with_connection(now, connection, params.counters, settings)
     }
 
     fn with_connection(
+        now: Instant,
         connection: PeerConnection,
         counters: Arc<RouterCounters>,
         settings: LinkSettings,
@@ -170,6 +191,12 @@ impl Link {
             inbox: Inbox::default(),
             internal: VecDeque::new(),
             discarding: false,
+            now,
+            closed_at: None,
+            held_closed: None,
+            closed_reported: false,
+            lingered: false,
+            eof: false,
         }
     }
 
@@ -207,40 +234,58 @@ impl Link {
             }
         }
         self.flush(now);
+        self.seen(now);
     }
 
     /// Bytes read from the socket, at any split.
     ///
     /// # Errors
     /// The connection's error (it is closed; its `Closed` report carries the same reason).
+    /// Bytes that arrive after the connection closed are read only to reach EOF, and
+    /// discarded.
     pub fn handle_input(&mut self, now: Instant, input: &[u8]) -> Result<(), ConnectionError> {
-        self.connection.handle_input(now, input)
+        if self.connection.is_closed() {
+            return Ok(());
+        }
+        let result = self.connection.handle_input(now, input);
+        self.seen(now);
+        result
     }
 
-    /// The peer closed its side of the socket.
+    /// The peer closed its side of the socket, or the socket failed: nothing more is read.
     pub fn handle_eof(&mut self) {
+        self.eof = true;
         self.connection.handle_eof();
+        self.seen(self.now);
     }
 
     /// Appends bytes for the socket to `out`; returns whether it wrote anything. Call until
     /// it returns `false`.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> bool {
-        if self.gave_up {
+        if self.gave_up() {
             return false;
         }
         let wrote = self.connection.poll_transmit(now, out);
         // What was transmitted made room in the connection's channel queues.
         self.flush(now);
+        self.seen(now);
         wrote
     }
 
     /// When [`Link::handle_timeout`] is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let close_by = self.close_by.filter(|_| !self.connection.is_closed());
-        match (self.connection.poll_timeout(), close_by) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let lingering = self.linger_end().filter(|_| !self.lingered);
+        [self.connection.poll_timeout(), close_by, lingering]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The end of the close linger after the connection closed.
+    fn linger_end(&self) -> Option<Instant> {
+        let closed_at = self.closed_at?;
+        Some(later(closed_at, self.settings.close_linger))
     }
 
     /// Timers: the connection's own, and the close deadline.
@@ -259,12 +304,42 @@ impl Link {
                 .abort(ConnectionError::CloseTimedOut(linger));
         }
         self.flush(now);
+        self.seen(now);
+        if !self.lingered && self.linger_end().is_some_and(|end| end <= now) {
+            let undelivered = self.inbox.held_messages();
+            tracing::debug!(
+                undelivered,
+                eof = self.eof,
+                "close linger over: the connection ends"
+            );
+            self.lingered = true;
+        }
+    }
+
+    /// Notes the time, and when the connection closed.
+    fn seen(&mut self, now: Instant) {
+        self.now = now;
+        if self.closed_at.is_none() && self.connection.is_closed() {
+            self.closed_at = Some(now);
+        }
+    }
+
+    /// Whether the application may still get messages the peer sent before it closed.
+    fn delivering(&self) -> bool {
+        !self.lingered
+            && !self.discarding
+            && self.admitted.is_some()
+            && (!self.inbox.is_empty() || self.inbox.any_full())
     }
 
     /// The next report for the node machine.
     pub fn poll_report(&mut self) -> Option<LinkReport> {
         if !self.taken.is_empty() {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
+        }
+        if self.held_closed.is_some() && !self.delivering() {
+            self.closed_reported = true;
+            return self.held_closed.take().map(LinkReport::Event);
         }
         if self.admitted.is_some() {
             if let Some((channel, message)) = self.internal.pop_front() {
@@ -282,9 +357,19 @@ impl Link {
                 }
                 return None;
             };
-            if let Some(report) = self.on_event(event) {
-                return Some(report);
+            let Some(report) = self.on_event(event) else {
+                continue;
+            };
+            if let LinkReport::Event(closed @ PeerEvent::Closed { .. }) = report {
+                self.seen(self.now);
+                if self.delivering() {
+                    self.held_closed = Some(closed);
+                    continue;
+                }
+                self.closed_reported = true;
+                return Some(LinkReport::Event(closed));
             }
+            return Some(report);
         }
     }
 
@@ -379,6 +464,10 @@ impl Link {
     /// Whether the driver should read the socket now: not while messages wait for the
     /// peer's admission, nor while more than the hold budget waits for the application.
     pub fn wants_input(&self) -> bool {
+        if self.connection.is_closed() {
+            // Read on to EOF, discarding.
+            return !self.eof && !self.gave_up();
+        }
         let unadmitted = self.admitted.is_none() && !self.inbox.is_empty();
         !unadmitted && self.inbox.held_bytes() <= self.settings.inbound_hold_bytes
     }
@@ -399,15 +488,30 @@ impl Link {
         self.connection.recv_allowance(now)
     }
 
-    /// Whether the link gave up on a close (nothing more is to be written: close the
-    /// socket).
+    /// Whether the link gave up: a close did not finish within the close linger, or the
+    /// linger after the close passed. Nothing more is to be written: close the socket.
     pub fn gave_up(&self) -> bool {
-        self.gave_up
+        self.gave_up || self.lingered
     }
 
     /// Whether the connection is over (its `Closed` event is queued or was reported).
     pub fn is_closed(&self) -> bool {
         self.connection.is_closed()
+    }
+
+    /// Whether the link is done: its `Closed` was reported, and the socket reached EOF or
+    /// the close linger passed. Drop it once everything [`Link::poll_transmit`] gave is
+    /// written (or at once when it [`Link::gave_up`]).
+    pub fn is_finished(&self) -> bool {
+        self.closed_reported && (self.eof || self.gave_up())
+    }
+
+    /// The driver dropped `count` received messages it had taken for the application but
+    /// could not hand over (the link had ended first): they are counted as undelivered.
+    pub fn count_undelivered(&self, count: usize) {
+        if count > 0 {
+            self.counters.undelivered(count);
+        }
     }
 
     /// The connection machine, for what the link does not wrap (`recv_allowance`,

@@ -76,7 +76,7 @@ impl Driver {
             if let Some(link) = self.links.get_mut(slot) {
                 link.waiting = false;
             }
-            self.take_deliveries(slot, false);
+            self.take_deliveries(slot);
             self.enqueue(slot);
         }
     }

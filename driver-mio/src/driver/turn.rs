@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use tmp2p_core::connection::PeerEvent;
-use tmp2p_core::deadline::later;
 use tmp2p_core::node::LinkReport;
 
 use super::Driver;
@@ -46,12 +45,13 @@ impl Driver {
             let _entered = link.span.clone().entered();
             more |= link.write(now, self.limits.write_budget);
         }
+        self.take_deliveries(slot);
+        // The link holds its `Closed` until the application took what came before it.
         self.drain_link_reports(slot, now);
-        self.take_deliveries(slot, false);
         let Some(link) = self.links.get_mut(slot) else {
             return false;
         };
-        if link.finished(now) {
+        if link.finished() {
             self.remove(slot, now);
             return false;
         }
@@ -80,16 +80,8 @@ impl Driver {
                 let peer = tracing::field::display(node_info.node_id);
                 link.span.record("peer", peer);
             }
-            let closed = matches!(report, LinkReport::Event(PeerEvent::Closed { .. }));
-            if closed {
+            if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
                 link.reported_closed = true;
-                link.linger_until
-                    .get_or_insert(later(now, self.node.close_linger()));
-                // What the peer sent before it closed reaches the application before the
-                // `Down` this report turns into (the reports just read put it in the inbox),
-                // all of it even past the queue's soft limit: the link reads no more, so this
-                // is bounded by what it held (`NodeConfig::inbound_hold_bytes`).
-                self.take_deliveries(slot, true);
             }
             self.node.handle_link_report(now, conn, report);
         }
@@ -97,22 +89,24 @@ impl Driver {
         self.run_outputs(now);
     }
 
-    /// Moves the link's received messages into the application's queue while it has room
-    /// (every one with `all`); what is left waits in the link (which stops reading past its
-    /// hold budget) until the application makes room (`resume_waiting`).
-    pub(super) fn take_deliveries(&mut self, slot: usize, all: bool) {
-        let room = if all {
-            usize::MAX
-        } else {
-            self.limits
-                .max_pending_inbound
-                .saturating_sub(self.events.len())
-        };
+    /// Moves the link's received messages into the application's queue while it has room;
+    /// what is left waits in the link (which stops reading past its hold budget) until the
+    /// application makes room (`resume_waiting`). Once the connection is closed, all of
+    /// them go, past the queue's soft limit: the link holds its `Closed` (the peer's
+    /// `Down`) until they are taken, and reads nothing more into the application, so this
+    /// is bounded by what it held (`NodeConfig::inbound_hold_bytes`).
+    pub(super) fn take_deliveries(&mut self, slot: usize) {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
         let Some(machine) = link.machine() else {
             return;
+        };
+        let room = if machine.is_closed() {
+            usize::MAX
+        } else {
+            let queued = self.events.len();
+            self.limits.max_pending_inbound.saturating_sub(queued)
         };
         for _ in 0..room {
             let Some(envelope) = machine.poll_delivery() else {
