@@ -67,10 +67,14 @@ pub struct NodeConfig {
     pub private_peer_ids: Vec<NodeId>,
     /// Router, PeerManager, queue, timeout, payload-size and rate-limit settings.
     pub router: RouterConfig,
-    /// How long a connection's close may take (the node machine's `Link`): from the close
-    /// until the sends queued before it are in the connection. Past it what is left is
-    /// dropped and the connection ends, so a peer that stops reading cannot keep a
-    /// connection the node decided to close.
+    /// How long a connection's close may take (the node machine's `Link`), twice. From the
+    /// node's close until the sends queued before it are in the connection: past it what is
+    /// left is dropped and the connection ends, so a peer that stops reading cannot keep a
+    /// connection the node decided to close. Then, from the connection's close, by either
+    /// side: until the application took what the peer sent before it (the peer's `Down`
+    /// waits for that) and the socket is written out and has read the peer's EOF; past it
+    /// the rest is dropped, and what the application did not take is counted as
+    /// undelivered.
     pub close_linger: Duration,
     /// Received payload bytes a connection may hold for the application's full channels
     /// before it stops reading its socket (default 1 MiB; see `node::Link`). Below it, a

@@ -453,7 +453,8 @@ impl Driver {
         }
         self.listener_ready = false;
         // The node machine closes each connection once what it accepted is handed over,
-        // at the latest after the close linger; each link then flushes within the linger.
+        // at the latest after the close linger; each link then writes what is left and
+        // waits for the peer's EOF, within one more linger.
         let within = self.node.close_linger();
         self.node.stop(now, within);
         self.run_outputs(now);

@@ -21,7 +21,7 @@ use crate::error::DriverError;
 use crate::send_windows::BlockingWindows;
 
 /// A send the windows refused, as this driver reports it.
-fn refused(refused: SendRefused) -> DriverError {
+fn send_error(refused: SendRefused) -> DriverError {
     DriverError::Send(refused.into())
 }
 
@@ -102,8 +102,10 @@ impl NodeHandle {
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
             return self.command(Command::Send(envelope, None));
         };
-        let mut steps = windows.start(to, channel, len).map_err(refused)?;
-        while let Some((node, reservation)) = windows.next_blocking(&mut steps).map_err(refused)? {
+        let mut steps = windows.start(to, channel, len).map_err(send_error)?;
+        while let Some((node, reservation)) =
+            windows.next_blocking(&mut steps).map_err(send_error)?
+        {
             self.send_reserved(node, &envelope, reservation)?;
         }
         Ok(())
@@ -121,9 +123,9 @@ impl NodeHandle {
         let Some(to) = envelope.to.filter(|_| windows.is_bounded(channel)) else {
             return self.command(Command::Send(envelope, None));
         };
-        let mut steps = windows.start(to, channel, len).map_err(refused)?;
+        let mut steps = windows.start(to, channel, len).map_err(send_error)?;
         loop {
-            match windows.next_now(&mut steps).map_err(refused)? {
+            match windows.next_now(&mut steps).map_err(send_error)? {
                 SendStep::HandOver(node, reservation) => {
                     self.send_reserved(node, &envelope, reservation)?;
                 }

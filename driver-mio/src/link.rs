@@ -24,10 +24,10 @@ const SHORT_READ_DRAINS: bool = !cfg!(windows);
 
 /// The socket is unusable: the machine closes (its `Closed` event follows) and nothing more
 /// is written.
-fn fail_socket(dead: &mut bool, out: &mut BytesMut, machine: &mut ConnLink) {
+fn fail_socket(now: Instant, dead: &mut bool, out: &mut BytesMut, machine: &mut ConnLink) {
     *dead = true;
     out.clear();
-    machine.handle_eof();
+    machine.handle_eof(now);
 }
 
 /// Where the connection is in its life.
@@ -69,8 +69,6 @@ pub(crate) struct Link {
     read_eof: bool,
     /// The socket failed; the link goes as soon as the machine's `Closed` is reported.
     pub(crate) dead: bool,
-    /// The machine's `Closed` event went to the router.
-    pub(crate) reported_closed: bool,
     registered: Option<Interest>,
     /// The deadline this link holds in the driver's timer set.
     pub(crate) timer: Option<Instant>,
@@ -108,7 +106,6 @@ impl Link {
             writable: open,
             read_eof: false,
             dead: false,
-            reported_closed: false,
             registered: Some(interest),
             timer: None,
             write_shut: false,
@@ -152,7 +149,7 @@ impl Link {
             match self.stream.read(buf) {
                 Ok(0) => {
                     self.read_eof = true;
-                    machine.handle_eof();
+                    machine.handle_eof(now);
                 }
                 Ok(n) => {
                     taken = taken.saturating_add(n);
@@ -172,7 +169,7 @@ impl Link {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(conn = %self.conn, %error, "socket read failed");
-                    fail_socket(&mut self.dead, &mut self.out, machine);
+                    fail_socket(now, &mut self.dead, &mut self.out, machine);
                 }
             }
         }
@@ -202,7 +199,7 @@ impl Link {
             match self.stream.write(&self.out) {
                 Ok(0) => {
                     tracing::debug!(conn = %self.conn, "socket accepted no bytes");
-                    fail_socket(&mut self.dead, &mut self.out, machine);
+                    fail_socket(now, &mut self.dead, &mut self.out, machine);
                 }
                 Ok(n) => {
                     self.out.advance(n.min(self.out.len()));
@@ -212,7 +209,7 @@ impl Link {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(error) => {
                     tracing::debug!(conn = %self.conn, %error, "socket write failed");
-                    fail_socket(&mut self.dead, &mut self.out, machine);
+                    fail_socket(now, &mut self.dead, &mut self.out, machine);
                 }
             }
         };
@@ -264,7 +261,7 @@ impl Link {
         };
         machine.handle_timeout(now);
         if machine.gave_up() && !self.dead {
-            fail_socket(&mut self.dead, &mut self.out, machine);
+            fail_socket(now, &mut self.dead, &mut self.out, machine);
         }
     }
 
@@ -273,9 +270,7 @@ impl Link {
     /// socket failed.
     pub(crate) fn finished(&self) -> bool {
         match &self.stage {
-            Stage::Open(machine) => {
-                self.reported_closed && machine.is_finished() && (self.dead || self.out.is_empty())
-            }
+            Stage::Open(machine) => machine.is_finished() && (self.dead || self.out.is_empty()),
             Stage::Connecting { .. } => false,
         }
     }

@@ -58,7 +58,10 @@ impl BlockingWindows {
 
     /// The send's next step, without blocking.
     pub(crate) fn next_now(&self, steps: &mut SendSteps) -> Result<SendStep, SendRefused> {
-        steps.next(&mut self.lock())
+        match steps.ready() {
+            Some(step) => Ok(step),
+            None => steps.next(&mut self.lock()),
+        }
     }
 
     /// The send's next peer to hand the message over for, blocking the calling thread
@@ -67,6 +70,11 @@ impl BlockingWindows {
         &self,
         steps: &mut SendSteps,
     ) -> Result<Option<(NodeId, Reservation)>, SendRefused> {
+        match steps.ready() {
+            Some(SendStep::HandOver(node, reservation)) => return Ok(Some((node, reservation))),
+            Some(_) => return Ok(None),
+            None => {}
+        }
         let mut windows = self.lock();
         loop {
             match steps.next(&mut windows)? {
@@ -136,6 +144,7 @@ impl BlockingWindows {
         };
         let mut queued = 0;
         loop {
+            // On the loop thread no peer comes or goes between the steps: this never fails.
             match self.next_now(&mut steps)? {
                 SendStep::HandOver(peer, reservation) => {
                     let copy = Envelope::to_peer(peer, channel, envelope.message.clone());

@@ -239,7 +239,6 @@ impl ConnTask {
         let mut out = BytesMut::new();
         // Alternates between commands and reads first, so neither starves the other.
         let mut inputs_first = false;
-        let mut closed_sent = false;
         let mut write_shut = false;
 
         loop {
@@ -253,21 +252,21 @@ impl ConnTask {
                 }
             }
             // The taken messages go to the router first: it refills while this task writes.
+            let closed_before = link.closed_reported();
             let mut reports = Vec::new();
             take_reports(&mut link, &mut reports);
             if let Some(error) = inbound.deliver(&mut link) {
                 if router.send(RouterInput::Undecodable(error)).await.is_err() {
-                    return;
+                    break;
                 }
             }
             // The link holds its `Closed` until the application took what came before it.
-            let closed = take_reports(&mut link, &mut reports);
+            take_reports(&mut link, &mut reports);
             // Every report of this turn in one message; none after `Closed`.
-            if !closed_sent && !report(&router, conn, reports).await {
+            if !closed_before && !report(&router, conn, reports).await {
                 // The router task is gone: the node is shutting down.
-                return;
+                break;
             }
-            closed_sent |= closed;
             if link.is_closed() && io.writing.is_empty() && !write_shut {
                 // Everything is written: half-close, then read on to the peer's EOF.
                 let _ = io.stream.get_ref().shutdown(Shutdown::Write);
@@ -292,7 +291,7 @@ impl ConnTask {
             let wants_input = link.wants_input();
             let wake = future::poll_fn(|cx| {
                 // The router drops our command queue once it has our `Closed`.
-                let inputs = (!closed_sent).then_some(inputs.as_mut());
+                let inputs = (!link.closed_reported()).then_some(inputs.as_mut());
                 io.poll_wake(
                     cx,
                     inputs,
@@ -308,7 +307,7 @@ impl ConnTask {
                 Wake::WriteFailed(error) => {
                     tracing::debug!(%error, "socket write failed");
                     io.writing = Bytes::new();
-                    link.handle_eof();
+                    link.handle_eof(now);
                 }
                 Wake::Read(n) => {
                     if let Err(error) =
@@ -319,12 +318,12 @@ impl ConnTask {
                 }
                 Wake::Eof => {
                     io.read_done = true;
-                    link.handle_eof();
+                    link.handle_eof(now);
                 }
                 Wake::ReadFailed(error) => {
                     tracing::debug!(%error, "socket read failed");
                     io.read_done = true;
-                    link.handle_eof();
+                    link.handle_eof(now);
                 }
                 Wake::Input(input) => {
                     // Take every command already queued: one wake-up, many messages.
@@ -346,7 +345,7 @@ impl ConnTask {
                     // was dropped without `stop`, or `stop` gave up waiting). Nothing would
                     // route this connection any more: it ends, and the socket closes.
                     tracing::debug!("router task gone: connection ends");
-                    return;
+                    break;
                 }
                 Wake::Room(channel) => link.has_room(channel),
                 Wake::Timer => {
@@ -374,9 +373,8 @@ impl ConnTask {
     }
 }
 
-/// Passes the link's reports to `reports`, logging its events; whether `Closed` was one.
-fn take_reports(link: &mut Link, reports: &mut Vec<LinkReport>) -> bool {
-    let mut closed = false;
+/// Passes the link's reports to `reports`, logging its events.
+fn take_reports(link: &mut Link, reports: &mut Vec<LinkReport>) {
     while let Some(report) = link.poll_report() {
         if let LinkReport::Event(event) = &report {
             match event {
@@ -385,14 +383,10 @@ fn take_reports(link: &mut Link, reports: &mut Vec<LinkReport>) -> bool {
                     tracing::Span::current().record("peer", peer);
                     tracing::debug!("authenticated");
                 }
-                PeerEvent::Closed { reason } => {
-                    tracing::debug!(?reason, "connection closed");
-                    closed = true;
-                }
+                PeerEvent::Closed { reason } => tracing::debug!(?reason, "connection closed"),
                 _ => {}
             }
         }
         reports.push(report);
     }
-    closed
 }

@@ -374,6 +374,7 @@ impl NodeBuilder {
             dial_timeout: config.router.dial_timeout,
             stop_timeout: options.stop_timeout,
             windows,
+            live: Arc::default(),
         };
         let span = tracing::info_span!("node", id = %node_id, network = %config.network);
         let router_task = executor.spawn(tracing::Instrument::instrument(task.run(), span));

@@ -12,12 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender, TrySendError};
 use async_io::Timer;
 use async_net::TcpStream;
+use event_listener::Event;
 use futures_lite::future;
 use smol::{Executor, Task};
 use tmp2p_core::address::{NodeAddress, Resolution};
@@ -92,6 +94,46 @@ pub(crate) struct RouterTask {
     pub(crate) stop_timeout: Duration,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
+    /// The connection tasks still running.
+    pub(crate) live: Arc<LiveTasks>,
+}
+
+/// Counts running connection tasks, so a stop can wait until each has finished its close.
+#[derive(Default)]
+pub(crate) struct LiveTasks {
+    count: AtomicUsize,
+    ended: Event,
+}
+
+/// One running task; dropped when it ends (or is cancelled).
+pub(crate) struct LiveTask(Arc<LiveTasks>);
+
+impl Drop for LiveTask {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify(usize::MAX);
+    }
+}
+
+impl LiveTasks {
+    fn enter(self: &Arc<Self>) -> LiveTask {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        LiveTask(Arc::clone(self))
+    }
+
+    /// Returns once no task runs.
+    async fn all_ended(&self) {
+        loop {
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            let listener = self.ended.listen();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            listener.await;
+        }
+    }
 }
 
 enum Wake {
@@ -160,6 +202,14 @@ impl RouterTask {
                 self.on_wake(now, wake, &mut conns, &mut stopping, &mut commands_open);
             }
         }
+        if let Some(stop) = &stopping {
+            // After its `Closed` each connection still writes what is left and waits for
+            // the peer's EOF: the stop waits for that too.
+            future::or(self.live.all_ended(), async {
+                Timer::at(stop.give_up).await;
+            })
+            .await;
+        }
         // Last store operations (the disconnections), then sync.
         self.drain_actions(&mut conns, true);
         let (synced_tx, synced) = async_channel::bounded(1);
@@ -193,10 +243,12 @@ impl RouterTask {
                     // Dropping the accept loop's task cancels it: no new connections.
                     self.listener = None;
                     self.node.stop(now, self.stop_timeout);
+                    // Handing over within the stop timeout, then for each connection one
+                    // close linger to close and one to finish after the close.
                     let linger = self.node.close_linger();
                     *stopping = Some(Stopping {
                         replies: vec![reply],
-                        give_up: later(now, self.stop_timeout + linger + CLOSE_GRACE),
+                        give_up: later(now, self.stop_timeout + 2 * linger + CLOSE_GRACE),
                     });
                 }
             },
@@ -330,7 +382,12 @@ impl RouterTask {
             app_channels: std::sync::Arc::clone(&self.app_channels),
             settings: self.node.link_settings(),
         };
-        executor.spawn(task.run().instrument(span.clone())).detach();
+        let live = self.live.enter();
+        let run = async move {
+            task.run().await;
+            drop(live);
+        };
+        executor.spawn(run.instrument(span.clone())).detach();
         conns.insert(
             conn,
             ConnEntry {

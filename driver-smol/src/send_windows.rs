@@ -39,7 +39,10 @@ impl SharedWindows {
 
     /// The send's next step, without waiting.
     pub(crate) fn next_now(&self, steps: &mut SendSteps) -> Result<SendStep, SendRefused> {
-        self.with(|w| steps.next(w))
+        match steps.ready() {
+            Some(step) => Ok(step),
+            None => self.with(|w| steps.next(w)),
+        }
     }
 
     /// The send's next peer to hand the message over for, waiting while that peer's window

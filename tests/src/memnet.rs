@@ -376,7 +376,7 @@ impl MemNet {
                 if let Some((b, cb)) = self.wires.remove(&(i, conn)) {
                     self.wires.remove(&(b, cb));
                     if let Some(link) = self.nodes[b].links.get_mut(&cb) {
-                        link.handle_eof();
+                        link.handle_eof(self.now);
                     }
                 }
             }

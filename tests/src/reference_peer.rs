@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
+use std::time::Duration;
 
 use prost::Message;
 use tendermint_p2p::secret_connection::{SecretConnection, Version};
@@ -150,6 +151,17 @@ impl ReferencePeer {
     /// Runs the handshake and node-info exchange on `stream` as `seed`'s key, advertising
     /// `info`, then starts reader and writer threads.
     pub fn start(stream: TcpStream, seed: [u8; 32], info: DefaultNodeInfo) -> io::Result<Self> {
+        Self::start_paced(stream, seed, info, Duration::ZERO)
+    }
+
+    /// As [`ReferencePeer::start`], with a reader that sleeps `pace` after each packet: a
+    /// slow reader, whose receive window fills.
+    pub fn start_paced(
+        stream: TcpStream,
+        seed: [u8; 32],
+        info: DefaultNodeInfo,
+        pace: Duration,
+    ) -> io::Result<Self> {
         let Handshaken {
             conn,
             remote_id,
@@ -219,6 +231,9 @@ impl ReferencePeer {
                     if ev_tx.send(event).is_err() {
                         return;
                     }
+                }
+                if !pace.is_zero() {
+                    thread::sleep(pace);
                 }
             }
         });

@@ -565,7 +565,8 @@ fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
             let message = Bytes::from(vec![seq; 100]);
             sim.send(0, Envelope::to_peer(id1, 0x21, message)).unwrap();
         }
-        sim.run_for(Duration::from_millis(50)).unwrap();
+        // Then quiet, for longer than the close linger: the linger runs from the close.
+        sim.run_for(Duration::from_secs(10)).unwrap();
         assert_eq!(
             sim.node(1).unwrap().held_in_connections(),
             usize::from(COUNT)

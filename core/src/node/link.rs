@@ -120,7 +120,8 @@ pub struct Link {
     internal: VecDeque<(u8, Bytes)>,
     /// Set by [`Link::discard_inbound`]: nothing more of this peer reaches the application.
     discarding: bool,
-    /// The latest time the driver passed in (`handle_eof` takes none).
+    /// The latest time the driver passed in (when the peer's `Closed` is found among the
+    /// reports, which take no time).
     now: Instant,
     /// When the connection was first seen closed: the last close linger runs from here.
     closed_at: Option<Instant>,
@@ -253,10 +254,10 @@ impl Link {
     }
 
     /// The peer closed its side of the socket, or the socket failed: nothing more is read.
-    pub fn handle_eof(&mut self) {
+    pub fn handle_eof(&mut self, now: Instant) {
         self.eof = true;
         self.connection.handle_eof();
-        self.seen(self.now);
+        self.seen(now);
     }
 
     /// Appends bytes for the socket to `out`; returns whether it wrote anything. Call until
@@ -288,7 +289,8 @@ impl Link {
         Some(later(closed_at, self.settings.close_linger))
     }
 
-    /// Timers: the connection's own, and the close deadline.
+    /// Timers: the connection's own, the close deadline, and the close linger after the
+    /// connection closed (past it the link gives up: see the module docs).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.connection.handle_timeout(now);
         if self.close_by.is_some_and(|by| by <= now) && !self.connection.is_closed() {
@@ -463,6 +465,7 @@ impl Link {
 
     /// Whether the driver should read the socket now: not while messages wait for the
     /// peer's admission, nor while more than the hold budget waits for the application.
+    /// After the close: until EOF (what is read then is discarded), unless the link gave up.
     pub fn wants_input(&self) -> bool {
         if self.connection.is_closed() {
             // Read on to EOF, discarding.
@@ -494,9 +497,15 @@ impl Link {
         self.gave_up || self.lingered
     }
 
-    /// Whether the connection is over (its `Closed` event is queued or was reported).
+    /// Whether the connection is over (its `Closed` event is queued, held or was
+    /// reported).
     pub fn is_closed(&self) -> bool {
         self.connection.is_closed()
+    }
+
+    /// Whether [`Link::poll_report`] gave the `Closed` event: nothing more is reported.
+    pub fn closed_reported(&self) -> bool {
+        self.closed_reported
     }
 
     /// Whether the link is done: its `Closed` was reported, and the socket reached EOF or

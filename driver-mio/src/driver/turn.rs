@@ -80,9 +80,6 @@ impl Driver {
                 let peer = tracing::field::display(node_info.node_id);
                 link.span.record("peer", peer);
             }
-            if matches!(report, LinkReport::Event(PeerEvent::Closed { .. })) {
-                link.reported_closed = true;
-            }
             self.node.handle_link_report(now, conn, report);
         }
         drop(entered);
@@ -147,8 +144,8 @@ impl Driver {
         if let Some(at) = link.timer.take() {
             self.timers.remove(&(at, link.conn));
         }
-        let open = matches!(link.stage, Stage::Open(_));
-        if open && !link.reported_closed {
+        let unreported = matches!(&link.stage, Stage::Open(m) if !m.closed_reported());
+        if unreported {
             let closed = LinkReport::Event(PeerEvent::Closed { reason: None });
             self.node.handle_link_report(now, link.conn, closed);
             self.run_outputs(now);

@@ -279,7 +279,7 @@ impl Sim {
                 let _ = machine.handle_input(now, &early);
             }
             if end.early_eof {
-                machine.handle_eof();
+                machine.handle_eof(now);
             }
         }
         running.conns.insert(
@@ -361,7 +361,7 @@ impl Sim {
             Some(bytes) => {
                 let _ = c.machine.handle_input(now, &bytes);
             }
-            None => c.machine.handle_eof(),
+            None => c.machine.handle_eof(now),
         }
         self.service(node)
     }

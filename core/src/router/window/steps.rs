@@ -6,7 +6,8 @@
 //! variable, the loop thread hands the message back).
 //!
 //! Call order: [`SendSteps::start`], then [`SendSteps::next`] until [`SendStep::Done`],
-//! each time with the same [`SendWindows`] under the driver's lock. After
+//! each time with the same [`SendWindows`] under the driver's lock ([`SendSteps::ready`]
+//! first spares the lock when the step needs no look at the windows). After
 //! [`SendStep::Wait`] a waiting sender waits for the next change of the windows and calls
 //! `next` again; a sender that must not wait stops and hands the message back for
 //! [`SendSteps::waiting_for`].
@@ -123,8 +124,8 @@ impl SendSteps {
     /// For a send to one peer that went down (or reconnected without the channel) while
     /// the send waited: as [`SendSteps::start`].
     pub fn next(&mut self, windows: &mut SendWindows) -> Result<SendStep, SendRefused> {
-        if let Some((node, reservation)) = self.first.take().or_else(|| self.reserved.pop()) {
-            return Ok(SendStep::HandOver(node, reservation));
+        if let Some(step) = self.ready() {
+            return Ok(step);
         }
         while let Some(&node) = self.full.front() {
             match windows.try_reserve(node, self.channel, self.len) {
@@ -140,6 +141,17 @@ impl SendSteps {
             }
         }
         Ok(SendStep::Done)
+    }
+
+    /// The next step when it needs no look at the windows: a peer whose room was reserved
+    /// at the start ([`SendStep::HandOver`]), or [`SendStep::Done`] when no peer is waited
+    /// for. `None`: call [`SendSteps::next`], under the driver's lock. (A send to one peer
+    /// with room takes the lock once, at the start.)
+    pub fn ready(&mut self) -> Option<SendStep> {
+        if let Some((node, reservation)) = self.first.take().or_else(|| self.reserved.pop()) {
+            return Some(SendStep::HandOver(node, reservation));
+        }
+        self.full.is_empty().then_some(SendStep::Done)
     }
 
     /// The peers still waited for: the message has been handed over for every other
