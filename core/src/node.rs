@@ -34,8 +34,10 @@
 //!      reserved room in the windows), reactor complaints to
 //!      [`Node::report_error`], typed inbound messages through [`Node::decode`];
 //!    - call [`Node::handle_timeout`] at [`Node::poll_timeout`] (re-read after every call).
-//! 3. To stop: [`Node::stop`], and go on looping until [`Node::is_stopped`] (every
-//!    connection closed once what was accepted for it was handed over, or at the deadline).
+//! 3. To stop: [`Node::stop`] with [`Node::stop_timeout`], and go on looping until
+//!    [`Node::is_stopped`] (every connection closed once what was accepted for it was
+//!    handed over, or at the deadline) and each connection's `Link` is finished; a driver
+//!    stops waiting for connections at [`Node::stop_give_up`].
 //!
 //! Tests: `tests/tests/node_machine.rs` drives it over the shared in-memory network of
 //! `tmp2p_tests::memnet`, which `tests/tests/pex_line.rs` uses too.
@@ -106,6 +108,8 @@ pub struct Node {
     outputs: VecDeque<NodeOutput>,
     /// Set by [`Node::stop`]: past it, connections close whatever they still hold.
     stop_deadline: Option<Instant>,
+    /// [`NodeConfig::stop_timeout`].
+    stop_timeout: Duration,
     /// The counters for other threads, the routed peers' kept as they come and go.
     view: CountersView,
 }
@@ -154,6 +158,7 @@ impl Node {
             next_epoch: 1,
             outputs: VecDeque::new(),
             stop_deadline: None,
+            stop_timeout: config.stop_timeout,
         })
     }
 
@@ -462,6 +467,20 @@ impl Node {
     /// How long a connection's close may take ([`NodeConfig::close_linger`]).
     pub fn close_linger(&self) -> Duration {
         self.link_settings.close_linger
+    }
+
+    /// How long a graceful stop waits to hand over what was accepted
+    /// ([`NodeConfig::stop_timeout`]): what a driver passes to [`Node::stop`].
+    pub fn stop_timeout(&self) -> Duration {
+        self.stop_timeout
+    }
+
+    /// After [`Node::stop`]: when every connection has had its time to hand over, close and
+    /// finish its close (the stop's deadline plus twice the close linger). A driver that
+    /// still waits for connections then gives up on them.
+    pub fn stop_give_up(&self) -> Option<Instant> {
+        let deadline = self.stop_deadline?;
+        Some(crate::deadline::later(deadline, 2 * self.close_linger()))
     }
 
     /// The settings to give every [`Link::new`].

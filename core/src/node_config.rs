@@ -76,6 +76,11 @@ pub struct NodeConfig {
     /// the rest is dropped, and what the application did not take is counted as
     /// undelivered.
     pub close_linger: Duration,
+    /// How long a graceful stop waits for the messages the node accepted to be handed to
+    /// their connections (default 10 s); past it, what is left is dropped and counted. Each
+    /// connection then closes within `close_linger` and finishes within one more, so a stop
+    /// is over by `stop_timeout` plus twice `close_linger` at the latest.
+    pub stop_timeout: Duration,
     /// Received payload bytes a connection may hold for the application's full channels
     /// before it stops reading its socket (default 1 MiB; see `node::Link`). Below it, a
     /// slow reactor holds back only its own channel while pings and the other channels'
@@ -104,6 +109,7 @@ impl NodeConfig {
             private_peer_ids: Vec::new(),
             router: RouterConfig::default(),
             close_linger: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(10),
             inbound_hold_bytes: 1 << 20,
             store_flush_interval: Duration::from_secs(1),
         }

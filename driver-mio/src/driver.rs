@@ -453,9 +453,9 @@ impl Driver {
         }
         self.listener_ready = false;
         // The node machine closes each connection once what it accepted is handed over,
-        // at the latest after the close linger; each link then writes what is left and
-        // waits for the peer's EOF, within one more linger.
-        let within = self.node.close_linger();
+        // at the latest after the stop timeout; each link then closes and finishes its
+        // close within the close linger each (core's `Link`).
+        let within = self.node.stop_timeout();
         self.node.stop(now, within);
         self.run_outputs(now);
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_channel::{Receiver, Sender};
 use bytes::Bytes;
@@ -46,9 +46,6 @@ pub struct DriverOptions {
     pub inbound_capacity: usize,
     /// Peer updates buffered per subscriber; beyond it updates are dropped with a warning.
     pub subscriber_capacity: usize,
-    /// How long `stop` waits for queued messages to be handed to their connections
-    /// before closing them anyway.
-    pub stop_timeout: Duration,
 }
 
 impl Default for DriverOptions {
@@ -58,7 +55,6 @@ impl Default for DriverOptions {
             command_capacity: 1024,
             inbound_capacity: 1024,
             subscriber_capacity: 256,
-            stop_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -372,7 +368,6 @@ impl NodeBuilder {
             store: store_tx,
             listener: accept,
             dial_timeout: config.router.dial_timeout,
-            stop_timeout: options.stop_timeout,
             windows,
             live: Arc::default(),
         };

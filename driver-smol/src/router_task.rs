@@ -40,7 +40,7 @@ use crate::store_task::StoreRequest;
 
 /// Queued inputs and commands handled after a wake-up before the task yields again.
 const WAKE_BATCH: usize = 256;
-/// How long the stop waits past its deadline for connections to report `Closed`.
+/// How long the stop waits past the node's give-up time for connections to finish.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// What reaches the router task from connections, dials, lookups and the accept loop.
@@ -91,7 +91,6 @@ pub(crate) struct RouterTask {
     pub(crate) store: Sender<StoreRequest>,
     pub(crate) listener: Option<Task<()>>,
     pub(crate) dial_timeout: Duration,
-    pub(crate) stop_timeout: Duration,
     /// The senders' backpressure windows: peers in and out, room released.
     pub(crate) windows: Arc<SharedWindows>,
     /// The connection tasks still running.
@@ -242,13 +241,11 @@ impl RouterTask {
                     tracing::info!("stopping: flushing queued messages");
                     // Dropping the accept loop's task cancels it: no new connections.
                     self.listener = None;
-                    self.node.stop(now, self.stop_timeout);
-                    // Handing over within the stop timeout, then for each connection one
-                    // close linger to close and one to finish after the close.
-                    let linger = self.node.close_linger();
+                    self.node.stop(now, self.node.stop_timeout());
+                    let give_up = self.node.stop_give_up().unwrap_or(now);
                     *stopping = Some(Stopping {
                         replies: vec![reply],
-                        give_up: later(now, self.stop_timeout + 2 * linger + CLOSE_GRACE),
+                        give_up: later(give_up, CLOSE_GRACE),
                     });
                 }
             },

@@ -486,21 +486,22 @@ impl Sim {
     }
 
     /// Stops node `i` gracefully, as the drivers do: its node machine closes every
-    /// connection once what it accepted is handed over (within `within`, then each within
-    /// the close linger); once they are closed the node is down, its store kept for
-    /// [`Sim::start`]. What the application still holds (sends the node refused as full)
-    /// was never accepted and is dropped with it. Returns whether the stop completed
-    /// before its deadlines (else the node is crashed).
+    /// connection once what it accepted is handed over (within `NodeConfig::stop_timeout`,
+    /// then each within the close linger); once they are closed the node is down, its store
+    /// kept for [`Sim::start`]. What the application still holds (sends the node refused as
+    /// full) was never accepted and is dropped with it. Returns whether the stop completed
+    /// before the node's give-up time (`Node::stop_give_up`; else the node is crashed).
     ///
     /// # Errors
     /// [`SimError::WrongState`] if the node is down.
-    pub fn stop(&mut self, i: usize, within: Duration) -> Result<bool, SimError> {
+    pub fn stop(&mut self, i: usize) -> Result<bool, SimError> {
         let now = self.now;
         let running = self.running_mut(i, "must run to stop")?;
+        let within = running.node.stop_timeout();
         running.node.stop(now, within);
-        let linger = running.node.close_linger();
+        let give_up = running.node.stop_give_up().unwrap_or(now);
         self.service(i)?;
-        let limit = within + linger + linger;
+        let limit = give_up.saturating_duration_since(now);
         let stopped = self.run_until(limit, |sim| {
             let running = sim.nodes.get(i).and_then(|n| n.running.as_ref());
             running.is_none_or(|r| r.node.is_stopped() && r.conns.is_empty())

@@ -1382,10 +1382,7 @@ impl Backend for SimNet {
             .run_until(WAIT, |sim| sim.held_sends(i) == 0)
             .unwrap();
         assert!(accepted, "node {i} accepted every send");
-        assert!(
-            self.sim.stop(i, Duration::from_secs(10)).unwrap(),
-            "stopped in time"
-        );
+        assert!(self.sim.stop(i).unwrap(), "stopped in time");
     }
 
     fn restart(&mut self, i: usize) {
