@@ -1,5 +1,10 @@
-//! `tmp2p node --metrics ADDR`: the node's counters in the Prometheus / OpenMetrics text
-//! format on `GET /metrics`, over tiny_http on a thread of its own.
+//! `tmp2p node --metrics ADDR` and `tmp2p seed --metrics ADDR`: the counters of each
+//! network's node (and of each address several networks share) in the Prometheus /
+//! OpenMetrics text format on `GET /metrics`, over tiny_http on a thread of its own.
+//!
+//! Every sample carries `chain_id`, as CometBFT labels all its metrics (`node/setup.go`
+//! builds each package's metrics with `"chain_id", chainID`), so dashboards that select a
+//! chain work, and a seed serving several chains exposes each under its own id.
 //!
 //! Everything is read at scrape time from the node machine's lock-free counters (the
 //! drivers' `counters()` / `peer_counters()`): nothing is added to the per-message path.
@@ -23,12 +28,46 @@ use prometheus_client::registry::Registry;
 use tmp2p_core::router::{
     CountersSnapshot, PeerSnapshot, PexMessageType, RttSnapshot, RTT_BUCKETS_SECONDS,
 };
+use tmp2p_core::shared_address::SharedAddressSnapshot;
 
 use crate::CliError;
 
-/// Where a scrape reads the node's counters.
+/// Where the live view (and, through [`one_network`], a scrape) reads a node's counters.
 pub(crate) type CountersSource =
     Arc<dyn Fn() -> (CountersSnapshot, Vec<PeerSnapshot>) + Send + Sync>;
+
+/// One network's counters at scrape time.
+pub(crate) struct NetworkCounters {
+    pub(crate) chain_id: String,
+    pub(crate) counters: CountersSnapshot,
+    pub(crate) peers: Vec<PeerSnapshot>,
+}
+
+/// Everything one scrape exposes.
+#[derive(Default)]
+pub(crate) struct Scrape {
+    pub(crate) networks: Vec<NetworkCounters>,
+    /// Each address several networks share, and its counts.
+    pub(crate) shared: Vec<(SocketAddr, SharedAddressSnapshot)>,
+}
+
+/// Where a scrape reads what it exposes.
+pub(crate) type ScrapeSource = Arc<dyn Fn() -> Scrape + Send + Sync>;
+
+/// The scrape of one node on `chain_id`.
+pub(crate) fn one_network(chain_id: String, source: CountersSource) -> ScrapeSource {
+    Arc::new(move || {
+        let (counters, peers) = source();
+        Scrape {
+            networks: vec![NetworkCounters {
+                chain_id: chain_id.clone(),
+                counters,
+                peers,
+            }],
+            shared: Vec::new(),
+        }
+    })
+}
 
 /// The OpenMetrics content type Prometheus negotiates.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -38,7 +77,7 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 ///
 /// # Errors
 /// [`CliError::BadInput`] when `addr` cannot be bound.
-pub(crate) fn serve(addr: SocketAddr, source: CountersSource) -> Result<SocketAddr, CliError> {
+pub(crate) fn serve(addr: SocketAddr, source: ScrapeSource) -> Result<SocketAddr, CliError> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| CliError::BadInput(format!("--metrics {addr}: {e}")))?;
     let bound = server
@@ -53,9 +92,7 @@ pub(crate) fn serve(addr: SocketAddr, source: CountersSource) -> Result<SocketAd
             for request in server.incoming_requests() {
                 let path = request.url().split('?').next().unwrap_or_default();
                 let response = if path == "/metrics" {
-                    let (counters, peers) = source();
-                    tiny_http::Response::from_string(render(&counters, &peers))
-                        .with_header(header.clone())
+                    tiny_http::Response::from_string(render(&source())).with_header(header.clone())
                 } else {
                     tiny_http::Response::from_string("not found\n").with_status_code(404)
                 };
@@ -78,15 +115,24 @@ fn gauge_family() -> Family<Labels, Gauge> {
     Family::default()
 }
 
+/// `chain_id` and then `rest`: a sample's labels.
+fn labels(chain_id: &str, rest: &[(&'static str, String)]) -> Labels {
+    let mut labels = vec![("chain_id", chain_id.to_owned())];
+    labels.extend(rest.iter().cloned());
+    labels
+}
+
 /// The exposition of one scrape.
-fn render(counters: &CountersSnapshot, peers: &[PeerSnapshot]) -> String {
+fn render(scrape: &Scrape) -> String {
     let mut registry = Registry::default();
     register_cometbft(
         registry.sub_registry_with_prefix("cometbft_p2p"),
-        counters,
-        peers,
+        &scrape.networks,
     );
-    register_ours(registry.sub_registry_with_prefix("tmp2p"), counters, peers);
+    let ours = registry.sub_registry_with_prefix("tmp2p");
+    register_ours(ours, &scrape.networks);
+    register_peers(ours, &scrape.networks);
+    register_shared(ours, &scrape.shared);
     let mut out = String::new();
     if encode(&mut out, &registry).is_err() {
         out.clear();
@@ -95,24 +141,47 @@ fn render(counters: &CountersSnapshot, peers: &[PeerSnapshot]) -> String {
 }
 
 /// CometBFT's p2p metrics that our counters measure the same way.
-fn register_cometbft(registry: &mut Registry, counters: &CountersSnapshot, peers: &[PeerSnapshot]) {
-    let connected = Gauge::<i64>::default();
-    connected.set(i64::try_from(peers.len()).unwrap_or(i64::MAX));
-    registry.register("peers", "Number of peers", connected);
-    let received = counter_family();
-    let sent = counter_family();
-    for peer in peers {
-        for channel in &peer.channels {
-            let labels = vec![
-                ("peer_id", peer.node.to_string()),
-                ("chID", format!("{:#x}", channel.channel)),
-            ];
-            received
-                .get_or_create(&labels)
-                .inc_by(channel.received_bytes);
-            sent.get_or_create(&labels).inc_by(channel.sent_bytes);
+fn register_cometbft(registry: &mut Registry, networks: &[NetworkCounters]) {
+    let connected = gauge_family();
+    let (received, sent, pending) = (counter_family(), counter_family(), gauge_family());
+    let (type_received, type_sent) = (counter_family(), counter_family());
+    for network in networks {
+        let chain = network.chain_id.as_str();
+        connected
+            .get_or_create(&labels(chain, &[]))
+            .set(i64::try_from(network.peers.len()).unwrap_or(i64::MAX));
+        for peer in &network.peers {
+            let peer_id = ("peer_id", peer.node.to_string());
+            for channel in &peer.channels {
+                let at = labels(
+                    chain,
+                    &[peer_id.clone(), ("chID", format!("{:#x}", channel.channel))],
+                );
+                received.get_or_create(&at).inc_by(channel.received_bytes);
+                sent.get_or_create(&at).inc_by(channel.sent_bytes);
+            }
+            let bytes = peer
+                .channels
+                .iter()
+                .fold(0u64, |sum, c| sum.saturating_add(c.queued_bytes));
+            pending
+                .get_or_create(&labels(chain, &[peer_id]))
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        // Per message type, as CometBFT labels them (Go package and type). Only the
+        // built-in PEX channel's messages have a type here: raw channels carry bytes.
+        for kind in [PexMessageType::Request, PexMessageType::Addrs] {
+            let at = labels(chain, &[("message_type", kind.metric_label().to_owned())]);
+            let counters = &network.counters;
+            type_received
+                .get_or_create(&at)
+                .inc_by(counters.pex_bytes(kind, false));
+            type_sent
+                .get_or_create(&at)
+                .inc_by(counters.pex_bytes(kind, true));
         }
     }
+    registry.register("peers", "Number of peers", connected);
     registry.register(
         "peer_receive_bytes",
         "Number of bytes received from a given peer",
@@ -123,161 +192,149 @@ fn register_cometbft(registry: &mut Registry, counters: &CountersSnapshot, peers
         "Number of bytes sent to a given peer",
         sent,
     );
-    let pending = gauge_family();
-    for peer in peers {
-        let bytes = peer
-            .channels
-            .iter()
-            .fold(0u64, |sum, c| sum.saturating_add(c.queued_bytes));
-        pending
-            .get_or_create(&vec![("peer_id", peer.node.to_string())])
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    }
     registry.register(
         "peer_pending_send_bytes",
         "Pending bytes to be sent to a given peer",
         pending,
     );
-    // Per message type, as CometBFT labels them (Go package and type). Only the built-in
-    // PEX channel's messages have a type here: raw channels carry bytes.
-    let (received, sent) = (counter_family(), counter_family());
-    for kind in [PexMessageType::Request, PexMessageType::Addrs] {
-        let labels = vec![("message_type", kind.metric_label().to_owned())];
-        received
-            .get_or_create(&labels)
-            .inc_by(counters.pex_bytes(kind, false));
-        sent.get_or_create(&labels)
-            .inc_by(counters.pex_bytes(kind, true));
-    }
     registry.register(
         "message_receive_bytes",
         "Number of bytes of each message type received",
-        received,
+        type_received,
     );
     registry.register(
         "message_send_bytes",
         "Number of bytes of each message type sent",
-        sent,
+        type_sent,
     );
 }
 
-/// Ours: node totals by outcome and reason, and per peer and channel what CometBFT does
-/// not count.
-fn register_ours(registry: &mut Registry, c: &CountersSnapshot, peers: &[PeerSnapshot]) {
-    let totals = [
-        (
-            "sent_messages",
-            "Messages handed to connections",
-            c.sent_messages,
-        ),
-        (
-            "sent_bytes",
-            "Payload bytes handed to connections",
-            c.sent_bytes,
-        ),
-        (
-            "received_messages",
-            "Messages received",
-            c.received_messages,
-        ),
-        ("received_bytes", "Payload bytes received", c.received_bytes),
+/// A counter of [`CountersSnapshot`], for the families built from every network.
+type Total = fn(&CountersSnapshot) -> u64;
+
+/// Ours: node totals, and totals by outcome and reason.
+fn register_ours(registry: &mut Registry, networks: &[NetworkCounters]) {
+    let totals: [(&str, &str, Total); 9] = [
+        ("sent_messages", "Messages handed to connections", |c| {
+            c.sent_messages
+        }),
+        ("sent_bytes", "Payload bytes handed to connections", |c| {
+            c.sent_bytes
+        }),
+        ("received_messages", "Messages received", |c| {
+            c.received_messages
+        }),
+        ("received_bytes", "Payload bytes received", |c| {
+            c.received_bytes
+        }),
         (
             "undelivered_inbound_messages",
             "Received messages the application never took (their peer went away first)",
-            c.undelivered_inbound,
+            |c| c.undelivered_inbound,
         ),
         (
             "pex_addresses_received",
             "Addresses in the PEX answers received",
-            c.pex_addresses_received,
+            |c| c.pex_addresses_received,
         ),
         (
             "pex_addresses_accepted",
             "Addresses from PEX answers the peer store took as new",
-            c.pex_addresses_new,
+            |c| c.pex_addresses_new,
         ),
-        (
-            "store_transactions",
-            "Peer-store write transactions",
-            c.store_transactions,
-        ),
+        ("store_transactions", "Peer-store write transactions", |c| {
+            c.store_transactions
+        }),
         (
             "store_operations",
             "Peer-store record writes and deletions",
-            c.store_operations,
+            |c| c.store_operations,
         ),
     ];
-    for (name, help, value) in totals {
-        let counter = Counter::<u64>::default();
-        counter.inc_by(value);
-        registry.register(name, help, counter);
-    }
-    let outcome = |pairs: &[(&str, u64)], family: &Family<Labels, Counter>| {
-        for (label, value) in pairs {
+    for (name, help, total) in totals {
+        let family = counter_family();
+        for network in networks {
             family
-                .get_or_create(&vec![("outcome", (*label).to_owned())])
-                .inc_by(*value);
+                .get_or_create(&labels(&network.chain_id, &[]))
+                .inc_by(total(&network.counters));
         }
-    };
-    let dials = counter_family();
-    outcome(
-        &[("succeeded", c.dials_succeeded), ("failed", c.dials_failed)],
-        &dials,
-    );
-    registry.register("dials", "Dials by outcome", dials);
-    let handshakes = counter_family();
-    outcome(
-        &[
-            ("succeeded", c.handshakes_succeeded),
-            ("auth_failure", c.handshakes_auth_failure),
-            ("invalid_node_info", c.handshakes_invalid_node_info),
-            ("incompatible", c.handshakes_incompatible),
-            ("self", c.handshakes_self),
-            ("other_failure", c.handshakes_other_failure),
-        ],
-        &handshakes,
-    );
-    registry.register("handshakes", "Handshakes by outcome", handshakes);
-    let dropped = counter_family();
-    for (reason, value) in [
-        ("queue_full", c.dropped_queue_full),
-        ("peer_gone", c.dropped_peer_gone),
-        ("not_connected", c.dropped_not_connected),
-        ("no_channel", c.dropped_no_channel),
-        ("channel_not_open", c.dropped_channel_not_open),
-    ] {
-        dropped
-            .get_or_create(&vec![("reason", reason.to_owned())])
-            .inc_by(value);
+        registry.register(name, help, family);
     }
-    registry.register("dropped_messages", "Messages dropped, by reason", dropped);
-    register_peers(registry, peers);
+    let dials: [(&str, Total); 2] = [
+        ("succeeded", |c| c.dials_succeeded),
+        ("failed", |c| c.dials_failed),
+    ];
+    let handshakes: [(&str, Total); 6] = [
+        ("succeeded", |c| c.handshakes_succeeded),
+        ("auth_failure", |c| c.handshakes_auth_failure),
+        ("invalid_node_info", |c| c.handshakes_invalid_node_info),
+        ("incompatible", |c| c.handshakes_incompatible),
+        ("self", |c| c.handshakes_self),
+        ("other_failure", |c| c.handshakes_other_failure),
+    ];
+    let dropped: [(&str, Total); 5] = [
+        ("queue_full", |c| c.dropped_queue_full),
+        ("peer_gone", |c| c.dropped_peer_gone),
+        ("not_connected", |c| c.dropped_not_connected),
+        ("no_channel", |c| c.dropped_no_channel),
+        ("channel_not_open", |c| c.dropped_channel_not_open),
+    ];
+    let by_label = [
+        ("dials", "Dials by outcome", "outcome", &dials[..]),
+        (
+            "handshakes",
+            "Handshakes by outcome",
+            "outcome",
+            &handshakes[..],
+        ),
+        (
+            "dropped_messages",
+            "Messages dropped, by reason",
+            "reason",
+            &dropped[..],
+        ),
+    ];
+    for (name, help, label, values) in by_label {
+        let family = counter_family();
+        for network in networks {
+            for (value, total) in values {
+                let at = labels(&network.chain_id, &[(label, (*value).to_owned())]);
+                family.get_or_create(&at).inc_by(total(&network.counters));
+            }
+        }
+        registry.register(name, help, family);
+    }
 }
 
 /// Per peer and channel: messages each way and the outbound queue; per peer: inbound
-/// messages held for a full application channel.
-fn register_peers(registry: &mut Registry, peers: &[PeerSnapshot]) {
+/// messages held for a full application channel, and the ping round trips.
+fn register_peers(registry: &mut Registry, networks: &[NetworkCounters]) {
     let sent = counter_family();
     let received = counter_family();
     let queued = gauge_family();
     let held = gauge_family();
-    for peer in peers {
-        let id = peer.node.to_string();
-        for channel in &peer.channels {
-            let labels = vec![
-                ("peer_id", id.clone()),
-                ("chID", format!("{:#x}", channel.channel)),
-            ];
-            sent.get_or_create(&labels).inc_by(channel.sent_messages);
-            received
-                .get_or_create(&labels)
-                .inc_by(channel.received_messages);
-            queued
-                .get_or_create(&labels)
-                .set(i64::try_from(channel.queued).unwrap_or(i64::MAX));
+    let mut rtts = Vec::new();
+    for network in networks {
+        let chain = network.chain_id.as_str();
+        for peer in &network.peers {
+            let peer_id = ("peer_id", peer.node.to_string());
+            for channel in &peer.channels {
+                let at = labels(
+                    chain,
+                    &[peer_id.clone(), ("chID", format!("{:#x}", channel.channel))],
+                );
+                sent.get_or_create(&at).inc_by(channel.sent_messages);
+                received
+                    .get_or_create(&at)
+                    .inc_by(channel.received_messages);
+                queued
+                    .get_or_create(&at)
+                    .set(i64::try_from(channel.queued).unwrap_or(i64::MAX));
+            }
+            held.get_or_create(&labels(chain, std::slice::from_ref(&peer_id)))
+                .set(i64::try_from(peer.inbound_held).unwrap_or(i64::MAX));
+            rtts.push((chain.to_owned(), peer_id.1, peer.rtt.clone()));
         }
-        held.get_or_create(&vec![("peer_id", id)])
-            .set(i64::try_from(peer.inbound_held).unwrap_or(i64::MAX));
     }
     registry.register(
         "peer_sent_messages",
@@ -299,30 +356,65 @@ fn register_peers(registry: &mut Registry, peers: &[PeerSnapshot]) {
         "Messages held for a full application channel, per peer",
         held,
     );
-    let rtt = PeerRtts(
-        peers
-            .iter()
-            .map(|p| (p.node.to_string(), p.rtt.clone()))
-            .collect(),
-    );
     registry.register(
         "peer_ping_rtt_seconds",
         "MConnection ping round-trip times, per peer",
-        rtt,
+        PeerRtts(rtts),
     );
 }
 
+/// Each address several networks share (`tmp2p seed`): what it did with the connections
+/// it accepted before their network was known.
+fn register_shared(registry: &mut Registry, shared: &[(SocketAddr, SharedAddressSnapshot)]) {
+    if shared.is_empty() {
+        return;
+    }
+    type Count = fn(&SharedAddressSnapshot) -> u64;
+    let families: [(&str, &str, Count); 4] = [
+        (
+            "shared_address_handed_over",
+            "Connections a shared address handed to the node of their network",
+            |s| s.handed_over,
+        ),
+        (
+            "shared_address_unknown_network",
+            "Of those, dialers of a network not served here (refused by the first node)",
+            |s| s.unknown_network,
+        ),
+        (
+            "shared_address_failed_handshakes",
+            "Handshakes that failed or timed out before the dialer's network was known",
+            |s| s.failed,
+        ),
+        (
+            "shared_address_refused_busy",
+            "Connections refused at once because the handshake limits were reached",
+            |s| s.refused_busy,
+        ),
+    ];
+    for (name, help, count) in families {
+        let family = counter_family();
+        for (address, snapshot) in shared {
+            family
+                .get_or_create(&vec![("address", address.to_string())])
+                .inc_by(count(snapshot));
+        }
+        registry.register(name, help, family);
+    }
+}
+
 /// Each peer's ping round-trip histogram, as the node machine counted it (the buckets
-/// are [`RTT_BUCKETS_SECONDS`]); encoded at scrape time from the snapshot.
+/// are [`RTT_BUCKETS_SECONDS`]), with its chain id and peer id; encoded at scrape time
+/// from the snapshot.
 #[derive(Debug)]
-struct PeerRtts(Vec<(String, RttSnapshot)>);
+struct PeerRtts(Vec<(String, String, RttSnapshot)>);
 
 impl EncodeMetric for PeerRtts {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
-        for (peer, rtt) in &self.0 {
+        for (chain, peer, rtt) in &self.0 {
             let bounds = RTT_BUCKETS_SECONDS.iter().copied().chain([f64::INFINITY]);
             let buckets: Vec<(f64, u64)> = bounds.zip(rtt.buckets.iter().copied()).collect();
-            let labels = [("peer_id", peer.as_str())];
+            let labels = [("chain_id", chain.as_str()), ("peer_id", peer.as_str())];
             encoder
                 .encode_family(&labels)?
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(

@@ -305,6 +305,7 @@ fn run_smol(
     pex: Option<PexConfig>,
     imported: Option<Vec<NodeAddress>>,
 ) -> Result<(), CliError> {
+    let chain_id = config.network.clone();
     let mut builder = NodeBuilder::with_options(config, key, store, driver_options(args))
         .map_err(|e| CliError::BadInput(e.to_string()))?;
     let echo = builder
@@ -327,7 +328,8 @@ fn run_smol(
         let source: crate::metrics::CountersSource =
             std::sync::Arc::new(move || (view.counters(), view.peer_counters()));
         if let Some(addr) = args.metrics {
-            let bound = crate::metrics::serve(addr, source.clone())?;
+            let scrape = crate::metrics::one_network(chain_id, source.clone());
+            let bound = crate::metrics::serve(addr, scrape)?;
             println!("metrics on http://{bound}/metrics");
         }
         node.spawn(tmp2p_driver_smol::echo::run_raw_echo(echo))

@@ -34,6 +34,7 @@ pub(crate) fn run(
     imported: Option<Vec<NodeAddress>>,
     metrics: Option<std::net::SocketAddr>,
 ) -> Result<(), CliError> {
+    let chain_id = config.network.clone();
     let mut setup = DriverSetup::new(config, key, vec![echo_descriptor(echo_channel)]);
     setup.store = store;
     setup.pex = pex;
@@ -47,7 +48,8 @@ pub(crate) fn run(
     let source: crate::metrics::CountersSource =
         Arc::new(move || (handle.counters(), handle.peer_counters()));
     if let Some(addr) = metrics {
-        let bound = crate::metrics::serve(addr, source.clone())?;
+        let scrape = crate::metrics::one_network(chain_id, source.clone());
+        let bound = crate::metrics::serve(addr, scrape)?;
         println!("metrics on http://{bound}/metrics");
     }
     if let Some(addresses) = imported {

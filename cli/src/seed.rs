@@ -69,6 +69,11 @@ pub(crate) struct SeedArgs {
     #[arg(long, value_name = "N", default_value_t = SharedLimits::default().max_answering_per_ip,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_handshakes_per_ip: u32,
+    /// Serve Prometheus metrics on http://ADDR/metrics: every network's under its
+    /// `chain_id` label, and each shared address's (port 0 picks a free port; the address
+    /// is printed).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// One network the seed serves.
@@ -172,6 +177,10 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
             shared.push((address, serving));
         }
     }
+    if let Some(addr) = args.metrics {
+        let bound = crate::metrics::serve(addr, scrape_source(&running, &shared))?;
+        println!("metrics on http://{bound}/metrics");
+    }
     let stop_rx = crate::stop_signal()?;
     for (chain, _, updates) in &running {
         let Some(updates) = updates.clone() else {
@@ -212,6 +221,35 @@ pub(crate) fn run(args: &SeedArgs) -> Result<(), CliError> {
     });
     drop(quit);
     Ok(())
+}
+
+/// What a scrape of `--metrics` reads: each network's counters and each shared address's.
+fn scrape_source(
+    running: &[(String, NodeHandle, Option<PeerUpdates>)],
+    shared: &[(SocketAddr, tmp2p_driver_smol::SharedServing)],
+) -> crate::metrics::ScrapeSource {
+    let views: Vec<(String, CountersView)> = running
+        .iter()
+        .map(|(chain, handle, _)| (chain.clone(), handle.counters_view()))
+        .collect();
+    let addresses: Vec<(SocketAddr, Arc<SharedAddressCounters>)> = shared
+        .iter()
+        .map(|(address, serving)| (*address, serving.counters()))
+        .collect();
+    Arc::new(move || crate::metrics::Scrape {
+        networks: views
+            .iter()
+            .map(|(chain, view)| crate::metrics::NetworkCounters {
+                chain_id: chain.clone(),
+                counters: view.counters(),
+                peers: view.peer_counters(),
+            })
+            .collect(),
+        shared: addresses
+            .iter()
+            .map(|(address, counters)| (*address, counters.snapshot()))
+            .collect(),
+    })
 }
 
 /// Every `every`, one line per network: the handshakes completed, the bytes of addresses

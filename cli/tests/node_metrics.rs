@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! `tmp2p node --metrics`: a real node process scraped over real HTTP while another node
 //! process stays connected to it and a real `tmp2p ping` sends it echo traffic; the
-//! CometBFT-named and our own metrics move with that traffic, on both drivers.
+//! CometBFT-named and our own metrics move with that traffic, on both drivers, each sample
+//! labelled with the chain id as CometBFT labels its own.
 
 mod common;
 
@@ -9,6 +10,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{sample, scrape, NodeProcess};
+
+/// Every sample's first label: the node's chain id (the default network), as CometBFT
+/// labels its metrics.
+const CHAIN: &str = "chain_id=\"tmp2p-local\"";
 
 fn metrics_move_with_traffic(driver: &str) {
     let mut node = NodeProcess::start(
@@ -35,12 +40,13 @@ fn metrics_move_with_traffic(driver: &str) {
     let neighbour_id = neighbour.address.split('@').next().unwrap().to_owned();
 
     // Up, and its PEX request (channel 0x00) counted, labelled as CometBFT labels it.
-    let pex =
-        format!("cometbft_p2p_peer_receive_bytes_total{{peer_id=\"{neighbour_id}\",chID=\"0x0\"}}");
+    let pex = format!(
+        "cometbft_p2p_peer_receive_bytes_total{{{CHAIN},peer_id=\"{neighbour_id}\",chID=\"0x0\"}}"
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let (content_type, before) = loop {
         let (content_type, body) = scrape(&url);
-        let up = sample(&body, "cometbft_p2p_peers ") == Some(1.0);
+        let up = sample(&body, &format!("cometbft_p2p_peers{{{CHAIN}}} ")) == Some(1.0);
         if up && sample(&body, &pex).unwrap_or(0.0) > 0.0 {
             break (content_type, body);
         }
@@ -55,7 +61,8 @@ fn metrics_move_with_traffic(driver: &str) {
         "{content_type}"
     );
     assert!(before.trim_end().ends_with("# EOF"), "{before}");
-    let received_before = sample(&before, "tmp2p_received_bytes_total ").unwrap();
+    let received_before =
+        sample(&before, &format!("tmp2p_received_bytes_total{{{CHAIN}}} ")).unwrap();
 
     let ping = Command::new(env!("CARGO_BIN_EXE_tmp2p"))
         .args([
@@ -76,27 +83,36 @@ fn metrics_move_with_traffic(driver: &str) {
     );
 
     let (_, after) = scrape(&url);
-    let received_after = sample(&after, "tmp2p_received_bytes_total ").unwrap();
+    let received_after =
+        sample(&after, &format!("tmp2p_received_bytes_total{{{CHAIN}}} ")).unwrap();
     assert!(
         received_after >= received_before + 20_000.0,
         "{received_before} -> {received_after}"
     );
-    let sent = sample(&after, "tmp2p_sent_bytes_total ").unwrap();
+    let sent = sample(&after, &format!("tmp2p_sent_bytes_total{{{CHAIN}}} ")).unwrap();
     assert!(sent >= 20_000.0, "{after}");
     assert_eq!(
-        sample(&after, "tmp2p_handshakes_total{outcome=\"succeeded\"}"),
+        sample(
+            &after,
+            &format!("tmp2p_handshakes_total{{{CHAIN},outcome=\"succeeded\"}}")
+        ),
         Some(2.0)
     );
     // The neighbour's PEX request, by CometBFT's message type label.
-    let request = "cometbft_p2p_message_receive_bytes_total{message_type=\"p2p_PexRequest\"}";
-    assert!(sample(&after, request).unwrap_or(0.0) > 0.0, "{after}");
-    let pending = format!("cometbft_p2p_peer_pending_send_bytes{{peer_id=\"{neighbour_id}\"}}");
+    let request = format!(
+        "cometbft_p2p_message_receive_bytes_total{{{CHAIN},message_type=\"p2p_PexRequest\"}}"
+    );
+    assert!(sample(&after, &request).unwrap_or(0.0) > 0.0, "{after}");
+    let pending =
+        format!("cometbft_p2p_peer_pending_send_bytes{{{CHAIN},peer_id=\"{neighbour_id}\"}}");
     assert_eq!(sample(&after, &pending), Some(0.0), "{after}");
     every_dashboard_metric_is_served(&after);
     // The node pings its peers every 100 ms: their round trips fill the histogram.
-    let rtt_count = format!("tmp2p_peer_ping_rtt_seconds_count{{peer_id=\"{neighbour_id}\"}}");
-    let rtt_inf =
-        format!("tmp2p_peer_ping_rtt_seconds_bucket{{le=\"+Inf\",peer_id=\"{neighbour_id}\"}}");
+    let rtt_count =
+        format!("tmp2p_peer_ping_rtt_seconds_count{{{CHAIN},peer_id=\"{neighbour_id}\"}}");
+    let rtt_inf = format!(
+        "tmp2p_peer_ping_rtt_seconds_bucket{{le=\"+Inf\",{CHAIN},peer_id=\"{neighbour_id}\"}}"
+    );
     loop {
         let (_, body) = scrape(&url);
         let count = sample(&body, &rtt_count).unwrap_or(0.0);

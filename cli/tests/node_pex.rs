@@ -47,13 +47,17 @@ fn a_seed_introduces_its_peers_to_each_other_and_disconnects_them() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let body = loop {
         let (_, body) = common::scrape(&url);
-        if common::sample(&body, "tmp2p_store_transactions_total ").unwrap_or(0.0) >= 1.0 {
+        let transactions = "tmp2p_store_transactions_total{chain_id=\"tmp2p-local\"} ";
+        if common::sample(&body, transactions).unwrap_or(0.0) >= 1.0 {
             break body;
         }
         assert!(Instant::now() < deadline, "no store write:\n{body}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let value = |name: &str| common::sample(&body, &format!("{name} ")).unwrap_or(0.0);
+    let value = |name: &str| {
+        let sample = format!("{name}{{chain_id=\"tmp2p-local\"}} ");
+        common::sample(&body, &sample).unwrap_or(0.0)
+    };
     assert!(value("tmp2p_pex_addresses_received_total") >= 1.0, "{body}");
     assert!(value("tmp2p_pex_addresses_accepted_total") >= 1.0, "{body}");
     assert!(value("tmp2p_store_transactions_total") >= 1.0, "{body}");

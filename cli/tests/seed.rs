@@ -51,10 +51,18 @@ fn two_networks_never_mix(name: &str, listen_a: &str, listen_b: &str) {
             "--peer-lines",
             "--summary-every",
             "1",
+            "--metrics",
+            "127.0.0.1:0",
         ],
     );
     let seed_a = seed.address.clone();
     let seed_b = address_in(&seed.next_line());
+    let metrics = seed.next_line();
+    let url = metrics
+        .strip_prefix("metrics on ")
+        .unwrap_or_else(|| panic!("{metrics:?}"))
+        .trim()
+        .to_owned();
     // Port 0 binds a port of its own for each network.
     let shared = listen_a == listen_b && !listen_a.ends_with(":0");
     assert_eq!(seed_a == seed_b, shared, "{seed_a} {seed_b}");
@@ -127,6 +135,30 @@ fn two_networks_never_mix(name: &str, listen_a: &str, listen_b: &str) {
     // A node of a network the seed does not serve is refused.
     let v = crawl(&seed_a, "net-c");
     assert_eq!(v["summary"]["refused"], 1, "{v:#}");
+    // The metrics count each network under its chain id, and what the shared address did.
+    let (_, body) = common::scrape(&url);
+    let handshakes = |chain: &str, outcome: &str| {
+        let name = format!("tmp2p_handshakes_total{{chain_id=\"{chain}\",outcome=\"{outcome}\"}}");
+        common::sample(&body, &name).unwrap_or(0.0)
+    };
+    assert!(handshakes("net-a", "succeeded") >= 2.0, "{body}");
+    assert!(handshakes("net-b", "succeeded") >= 2.0, "{body}");
+    assert!(handshakes("net-a", "incompatible") >= 1.0, "{body}");
+    assert!(
+        body.contains("cometbft_p2p_peers{chain_id=\"net-b\"}"),
+        "{body}"
+    );
+    let seed_a_addr = seed_a.split('@').nth(1).unwrap();
+    let on_shared = |name: &str| {
+        let name = format!("tmp2p_shared_address_{name}_total{{address=\"{seed_a_addr}\"}}");
+        common::sample(&body, &name)
+    };
+    if shared {
+        assert!(on_shared("handed_over").unwrap_or(0.0) >= 5.0, "{body}");
+        assert!(on_shared("unknown_network").unwrap_or(0.0) >= 1.0, "{body}");
+    } else {
+        assert!(!body.contains("tmp2p_shared_address"), "{body}");
+    }
     // Each second (--summary-every 1) a line per network counts its handshakes; the
     // crawls above made some.
     let deadline = std::time::Instant::now() + wait;
