@@ -479,8 +479,9 @@ impl Node {
     /// finish its close (the stop's deadline plus twice the close linger). A driver that
     /// still waits for connections then gives up on them.
     pub fn stop_give_up(&self) -> Option<Instant> {
-        let deadline = self.stop_deadline?;
-        Some(crate::deadline::later(deadline, 2 * self.close_linger()))
+        let linger = self.close_linger();
+        let closed = crate::deadline::later(self.stop_deadline?, linger);
+        Some(crate::deadline::later(closed, linger))
     }
 
     /// The settings to give every [`Link::new`].
@@ -575,10 +576,11 @@ impl Node {
                 // The sends queued before the close go first (all of them: simpler than
                 // picking this connection's, and the order per connection is the same).
                 self.flush_batches();
-                NodeOutput::Link {
-                    conn,
-                    command: LinkCommand::Close,
-                }
+                let command = match self.stop_deadline {
+                    Some(_) => LinkCommand::Stop,
+                    None => LinkCommand::Close,
+                };
+                NodeOutput::Link { conn, command }
             }
             RouterAction::Deliver(envelope) => {
                 // Links report only the node machine's own channels (the application's

@@ -79,7 +79,8 @@ pub struct NodeConfig {
     /// How long a graceful stop waits for the messages the node accepted to be handed to
     /// their connections (default 10 s); past it, what is left is dropped and counted. Each
     /// connection then closes within `close_linger` and finishes within one more, so a stop
-    /// is over by `stop_timeout` plus twice `close_linger` at the latest.
+    /// is over by `stop_timeout` plus twice `close_linger` (`Node::stop_give_up`), plus the
+    /// driver's few seconds of grace, at the latest.
     pub stop_timeout: Duration,
     /// Received payload bytes a connection may hold for the application's full channels
     /// before it stops reading its socket (default 1 MiB; see `node::Link`). Below it, a

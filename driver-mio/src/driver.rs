@@ -562,7 +562,8 @@ impl Driver {
         let Some(link) = self.links.get_mut(slot) else {
             return;
         };
-        if command == LinkCommand::Close && matches!(link.stage, Stage::Connecting { .. }) {
+        let close = matches!(command, LinkCommand::Close | LinkCommand::Stop);
+        if close && matches!(link.stage, Stage::Connecting { .. }) {
             self.remove(slot, now);
             return;
         }

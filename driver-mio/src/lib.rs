@@ -28,7 +28,9 @@
 //!    - without channels or a callback, drain [`Driver::poll_event`]; same-thread code
 //!      may call [`Driver::send`] / [`Driver::control`] at any time, then `process`.
 //! 3. [`Driver::shutdown`] (the node machine's graceful stop: each connection closes once
-//!    what was accepted for it is handed over), keep looping until [`Driver::is_finished`].
+//!    what was accepted for it is handed over, within `NodeConfig::stop_timeout`), keep
+//!    looping until [`Driver::is_finished`], or give up on what is left at
+//!    `driver.node().stop_give_up()` (as [`RunningNode`] does, after a short grace).
 //!
 //! # Flow control
 //! Outbound: the delivery contract in README.md, decided by the node machine

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Waker};
+use tmp2p_core::deadline::later;
 use tmp2p_core::NodeId;
 
 use crate::app::Callback;
@@ -21,8 +22,9 @@ use crate::tokens::TokenRange;
 /// Events taken from the OS per poll.
 const EVENTS_PER_POLL: usize = 1024;
 
-/// The longest a shutdown waits for connections to flush.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown waits past the node's give-up time (`Node::stop_give_up`) for
+/// connections to finish, before it drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A node running on its own thread.
 pub struct RunningNode {
@@ -162,9 +164,16 @@ fn build(
 /// The loop: poll until the driver's deadline, hand it the events, let it work.
 fn run(poll: &mut Poll, driver: &mut Driver) -> Result<(), DriverError> {
     let mut events = Events::with_capacity(EVENTS_PER_POLL);
-    let mut stop_by: Option<Instant> = None;
     loop {
-        let timeout = driver.poll_duration(Instant::now());
+        let now = Instant::now();
+        let give_up = driver
+            .node()
+            .stop_give_up()
+            .map(|at| later(at, SHUTDOWN_GRACE));
+        let timeout = match (driver.poll_duration(now), give_up) {
+            (Some(wait), Some(at)) => Some(wait.min(at.saturating_duration_since(now))),
+            (wait, at) => wait.or(at.map(|at| at.saturating_duration_since(now))),
+        };
         if let Err(error) = poll.poll(&mut events, timeout) {
             if error.kind() != std::io::ErrorKind::Interrupted {
                 return Err(error.into());
@@ -178,12 +187,10 @@ fn run(poll: &mut Poll, driver: &mut Driver) -> Result<(), DriverError> {
         if driver.is_finished() {
             return Ok(());
         }
-        if driver.is_shutting_down() {
-            let deadline = *stop_by.get_or_insert(now + SHUTDOWN_GRACE);
-            if now >= deadline {
-                tracing::debug!("shutdown grace over: remaining connections dropped");
-                return Ok(());
-            }
+        if give_up.is_some_and(|at| now >= at) {
+            let left = driver.connection_count();
+            tracing::warn!(left, "stop gave up: remaining connections dropped");
+            return Ok(());
         }
     }
 }

@@ -243,6 +243,14 @@ impl ConnTask {
 
         loop {
             let now = Instant::now();
+            // The timer is polled only when nothing else is ready: a peer that always has
+            // bytes waiting must not keep the link's timers (pings, lingers) from firing.
+            if link.poll_timeout().is_some_and(|at| at <= now) {
+                link.handle_timeout(now);
+                if link.gave_up() {
+                    io.writing = Bytes::new();
+                }
+            }
             if io.writing.is_empty() {
                 // Seal up to a whole write batch: as the machine's queues drain, the link
                 // hands it what waited, so one write carries all of it.

@@ -503,9 +503,10 @@ impl NodeHandle {
     }
 
     /// Stops gracefully: no new connections; every message already sent through a
-    /// channel is handed to its connection, every connection flushes its queue and
-    /// closes, the peer store is synced; then the node's own executor threads (if any)
-    /// end.
+    /// channel is handed to its connection (within `NodeConfig::stop_timeout`), every
+    /// connection flushes its queue, closes and waits for its peer's EOF (within the close
+    /// linger each), the peer store is synced; then the node's own executor threads (if
+    /// any) end.
     pub async fn stop(mut self) {
         let (tx, rx) = async_channel::bounded(1);
         if self.commands.send(AppCommand::Stop(tx)).await.is_ok() {

@@ -3,12 +3,13 @@
 //! sockets, dial and DNS results and the application's commands, and carries out its
 //! outputs: dials and lookups as tasks, link commands to connection tasks, window changes
 //! to the senders' windows, peer updates to subscribers, store batches to the store task.
-//! It tells each
-//! connection task when its peer is routed (from then on that task delivers the
-//! application's inbound messages itself: see `inbound`), arms the node's timer, and runs
-//! the graceful stop: wait until every routed message is handed to its connection, close
-//! every connection (each flushes its queue), wait for their `Closed` events, sync the
-//! store. Every node-level decision is the node machine's.
+//! It tells each connection task when its peer is routed (from then on that task delivers
+//! the application's inbound messages itself: see `inbound`), arms the node's timer, and
+//! runs the graceful stop: wait until every routed message is handed to its connection,
+//! close every connection (each flushes its queue), wait for their `Closed` events and for
+//! each connection task to finish its close (the peer's EOF), sync the store; at the node's
+//! give-up time (`Node::stop_give_up`) it stops waiting. Every node-level decision is the
+//! node machine's.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

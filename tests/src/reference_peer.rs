@@ -110,6 +110,27 @@ fn write_packet(tx: &mut impl Write, sum: Sum) -> io::Result<()> {
     tx.write_all(&packet.encode_length_delimited_to_vec())
 }
 
+/// Writes `data` on `channel` as CometBFT's MConnection does: 1024-byte chunks, `eof` on
+/// the last.
+pub fn write_message(tx: &mut impl Write, channel: u8, data: &[u8]) -> io::Result<()> {
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(CHUNK).collect()
+    };
+    let last = chunks.len() - 1;
+    chunks.iter().enumerate().try_for_each(|(i, c)| {
+        write_packet(
+            tx,
+            Sum::PacketMsg(PacketMsg {
+                channel_id: i32::from(channel),
+                eof: i == last,
+                data: c.to_vec(),
+            }),
+        )
+    })
+}
+
 /// A connection right after the SecretConnection handshake and the node-info exchange.
 pub struct Handshaken {
     /// The authenticated connection.
@@ -162,6 +183,9 @@ impl ReferencePeer {
         info: DefaultNodeInfo,
         pace: Duration,
     ) -> io::Result<Self> {
+        // Closed once the reader ends, as a CometBFT node closes a connection it cannot
+        // read from any more.
+        let socket = stream.try_clone()?;
         let Handshaken {
             conn,
             remote_id,
@@ -176,24 +200,7 @@ impl ReferencePeer {
         thread::spawn(move || {
             for cmd in cmd_rx {
                 let result = match cmd {
-                    Command::Send(channel_id, data) => {
-                        let chunks: Vec<&[u8]> = if data.is_empty() {
-                            vec![&[][..]]
-                        } else {
-                            data.chunks(CHUNK).collect()
-                        };
-                        let last = chunks.len() - 1;
-                        chunks.iter().enumerate().try_for_each(|(i, c)| {
-                            write_packet(
-                                &mut tx,
-                                Sum::PacketMsg(PacketMsg {
-                                    channel_id: i32::from(channel_id),
-                                    eof: i == last,
-                                    data: c.to_vec(),
-                                }),
-                            )
-                        })
-                    }
+                    Command::Send(channel_id, data) => write_message(&mut tx, channel_id, &data),
                     Command::Ping => write_packet(&mut tx, Sum::PacketPing(PacketPing {})),
                     Command::Pong => write_packet(&mut tx, Sum::PacketPong(PacketPong {})),
                 };
@@ -208,6 +215,7 @@ impl ReferencePeer {
                 let body = match read_delimited(&mut rx, &mut buf, 1034) {
                     Ok(body) => body,
                     Err(e) => {
+                        let _ = socket.shutdown(std::net::Shutdown::Both);
                         let _ = ev_tx.send(RefEvent::Closed(e.to_string()));
                         return;
                     }

@@ -485,7 +485,9 @@ impl Sim {
         Ok(())
     }
 
-    /// Stops node `i` gracefully, as the drivers do: its node machine closes every
+    /// Stops node `i` gracefully, as the drivers do (but a link goes at its `Closed`, with
+    /// no wait for the peer's EOF, which simulated links do not need): its node machine
+    /// closes every
     /// connection once what it accepted is handed over (within `NodeConfig::stop_timeout`,
     /// then each within the close linger); once they are closed the node is down, its store
     /// kept for [`Sim::start`]. What the application still holds (sends the node refused as

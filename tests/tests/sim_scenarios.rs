@@ -553,12 +553,7 @@ fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
         sim.start_all().unwrap();
         sim.add_peer(0, 1).unwrap();
         sim.drive().unwrap();
-        let log: Arc<Mutex<Vec<Duration>>> = Arc::default();
-        let seen = log.clone();
-        sim.set_reactor(1, 0x21, move |ctx: &mut ReactorCtx, _: &Envelope| {
-            seen.lock().unwrap().push(ctx.now);
-        })
-        .unwrap();
+        sim.record_messages(1, true).unwrap();
         sim.pause_channel(1, 0x21, true).unwrap();
         let id1 = sim.id(1).unwrap();
         for seq in 0..COUNT {
@@ -573,10 +568,12 @@ fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
         );
         sim.crash(0).unwrap();
         sim.run_for(Duration::from_secs(1)).unwrap();
+        // The position of node 0's Down among node 1's peer updates.
         let down = |sim: &Sim| {
             let updates = sim.node(1).unwrap().updates();
-            let mut downs = updates.iter().filter(|(_, u)| u.status == PeerStatus::Down);
-            downs.next().map(|(at, _)| *at)
+            updates
+                .iter()
+                .position(|(_, u)| u.status == PeerStatus::Down)
         };
         assert_eq!(
             down(&sim),
@@ -590,11 +587,11 @@ fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
         if resume {
             sim.pause_channel(1, 0x21, false).unwrap();
             sim.run_for(Duration::from_millis(100)).unwrap();
-            let at = down(&sim).expect("the Down follows the messages");
-            let log = log.lock().unwrap();
-            assert_eq!(log.len(), usize::from(COUNT));
+            let down_at = down(&sim).expect("the Down follows the messages");
+            let received = sim.node(1).unwrap().received();
+            assert_eq!(received.len(), usize::from(COUNT));
             assert!(
-                log.iter().all(|t| *t <= at),
+                received.iter().all(|r| r.updates_before <= down_at),
                 "a message came after the Down"
             );
             assert_eq!(undelivered(&sim), 0);
@@ -602,7 +599,7 @@ fn a_peers_last_messages_come_before_its_down_within_the_close_linger() {
             // The close linger (5 s) runs from the EOF, one latency after the crash.
             sim.run_for(Duration::from_secs(5)).unwrap();
             assert!(down(&sim).is_some(), "no Down after the close linger");
-            assert!(log.lock().unwrap().is_empty());
+            assert!(sim.node(1).unwrap().received().is_empty());
             assert_eq!(undelivered(&sim), u64::from(COUNT));
         }
     }

@@ -2,8 +2,9 @@
 //! last messages are still on their way to a peer that reads slowly. Closing a socket that
 //! has unread input makes the kernel answer with a reset, which throws away what it had not
 //! sent yet; both drivers instead write everything, half-close and read on to the peer's
-//! EOF (core `Link`'s close phase), so the peer gets every message the node accepted. The
-//! peer is the reference peer (tendermint-p2p and tendermint-proto only).
+//! EOF (core `Link`'s close phase), so the peer gets every message the node accepted, and
+//! the stop ends when the peer closes too. The peer is the reference peer (tendermint-p2p
+//! and tendermint-proto only), which closes its socket once it reads the end of stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{SocketAddr, TcpStream};
@@ -30,7 +31,29 @@ fn config() -> NodeConfig {
     // The node holds little of what its application does not take, then stops reading:
     // the rest of the peer's flood waits unread in the socket.
     config.inbound_hold_bytes = 16 * 1024;
+    // Far longer than the stop takes when the peer's EOF ends it.
+    config.close_linger = LINGER;
     config
+}
+
+const LINGER: Duration = Duration::from_secs(20);
+
+/// The peer read everything, saw our close as an end of stream (not a reset) and closed
+/// too, and the node's stop ended on that, well before the close linger.
+fn assert_clean_end(peer: &ReferencePeer, stop_took: Duration) {
+    let (got, end) = received_until_closed(peer);
+    assert_eq!(
+        got, OUT_COUNT,
+        "the peer saw the end after {got} messages: {end}"
+    );
+    // tendermint-p2p reads whole frames, so our end of stream reaches the peer as an
+    // unexpected EOF in a frame; a reset would read "Connection reset by peer".
+    let eof = ["eof", "failed to fill whole buffer"];
+    assert!(
+        eof.contains(&end.as_str()),
+        "the peer's end of the connection: {end}"
+    );
+    assert!(stop_took < LINGER / 2, "the stop took {stop_took:?}");
 }
 
 fn descriptor() -> ChannelDescriptor {
@@ -105,12 +128,9 @@ fn mio_a_stop_with_unread_input_loses_nothing_it_accepted() {
         let envelope = Envelope::to_peer(peer_id, CHANNEL, message(i));
         node.handle().send(envelope).unwrap();
     }
+    let stopping = Instant::now();
     node.stop().unwrap();
-    let (got, end) = received_until_closed(&peer);
-    assert_eq!(
-        got, OUT_COUNT,
-        "the peer saw the end after {got} messages: {end}"
-    );
+    assert_clean_end(&peer, stopping.elapsed());
 }
 
 #[test]
@@ -141,11 +161,8 @@ fn smol_a_stop_with_unread_input_loses_nothing_it_accepted() {
             let envelope = Envelope::to_peer(peer_id, message(i));
             channel.outbound.send(envelope).await.unwrap();
         }
+        let stopping = Instant::now();
         node.stop().await;
-        let (got, end) = received_until_closed(&peer);
-        assert_eq!(
-            got, OUT_COUNT,
-            "the peer saw the end after {got} messages: {end}"
-        );
+        assert_clean_end(&peer, stopping.elapsed());
     });
 }

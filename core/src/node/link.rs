@@ -37,9 +37,11 @@
 //! the connection ends with [`ConnectionError::CloseTimedOut`], so a peer that stops
 //! reading cannot keep a connection the node decided to close. Once the connection is
 //! closed, by either side, the link holds its `Closed` report until the application took
-//! what the peer sent before it (so those messages arrive before the peer's `Down`), and
-//! waits for the socket's EOF; both within one more close linger, after which the link
-//! gives up, and what the application did not take is counted as undelivered.
+//! what the peer sent before it (so those messages arrive before the peer's `Down`; a peer
+//! that closed before the node's verdict on it waits for the verdict), and waits for the
+//! socket's EOF (unless the handshake never completed); both within one more close
+//! linger, after which the link gives up, and what the application did not take is
+//! counted as undelivered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -72,6 +74,10 @@ pub enum LinkCommand {
     Send(Vec<(u8, Bytes)>),
     /// Close gracefully after the messages sent before it, within the close linger.
     Close,
+    /// Close as part of the node's stop: as `Close`, but what the application has not
+    /// taken by then is not waited for (it is counted as undelivered), since an
+    /// application that is stopping may not read any more.
+    Stop,
     /// The peer is routed: deliver its messages. Those of `internal` channels are the node
     /// machine's (reported as events); every other channel's go to the application.
     Admit {
@@ -120,6 +126,8 @@ pub struct Link {
     internal: VecDeque<(u8, Bytes)>,
     /// Set by [`Link::discard_inbound`]: nothing more of this peer reaches the application.
     discarding: bool,
+    /// Closed by the node's stop ([`LinkCommand::Stop`]).
+    stopping: bool,
     /// The latest time the driver passed in (when the peer's `Closed` is found among the
     /// reports, which take no time).
     now: Instant,
@@ -192,6 +200,7 @@ impl Link {
             inbox: Inbox::default(),
             internal: VecDeque::new(),
             discarding: false,
+            stopping: false,
             now,
             closed_at: None,
             held_closed: None,
@@ -209,7 +218,8 @@ impl Link {
                     self.outbox.push_send(channel, message);
                 }
             }
-            LinkCommand::Close => {
+            LinkCommand::Close | LinkCommand::Stop => {
+                self.stopping |= command == LinkCommand::Stop;
                 self.outbox.request_close();
                 self.close_by
                     .get_or_insert(later(now, self.settings.close_linger));
@@ -326,12 +336,17 @@ impl Link {
         }
     }
 
-    /// Whether the application may still get messages the peer sent before it closed.
+    /// Whether the application may still get messages the peer sent before it closed:
+    /// once admitted, while any wait for it; before the node's verdict on an authenticated
+    /// peer, while any were received (a `Close` is a refusal: they go with the link).
     fn delivering(&self) -> bool {
-        !self.lingered
-            && !self.discarding
-            && self.admitted.is_some()
-            && (!self.inbox.is_empty() || self.inbox.any_full())
+        if self.lingered || self.discarding || self.stopping {
+            return false;
+        }
+        match self.admitted {
+            Some(_) => !self.inbox.is_empty() || self.inbox.any_full(),
+            None => self.authenticated && self.close_by.is_none() && !self.inbox.is_empty(),
+        }
     }
 
     /// The next report for the node machine.
@@ -509,10 +524,12 @@ impl Link {
     }
 
     /// Whether the link is done: its `Closed` was reported, and the socket reached EOF or
-    /// the close linger passed. Drop it once everything [`Link::poll_transmit`] gave is
+    /// the close linger passed (or the handshake never completed). Drop it once everything [`Link::poll_transmit`] gave is
     /// written (or at once when it [`Link::gave_up`]).
     pub fn is_finished(&self) -> bool {
-        self.closed_reported && (self.eof || self.gave_up())
+        // A connection that never authenticated has nothing of the node's to deliver: it
+        // does not wait for the peer's EOF (which a failed dialer need never send).
+        self.closed_reported && (self.eof || self.gave_up() || !self.authenticated)
     }
 
     /// The driver dropped `count` received messages it had taken for the application but
@@ -551,3 +568,6 @@ impl Drop for Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -300,11 +300,13 @@ impl Sim {
         node.received_count += 1;
         if node.record_messages {
             if let Some(from) = envelope.from {
+                let updates_before = node.updates.len();
                 node.received.push(Received {
                     at,
                     from,
                     channel: envelope.channel,
                     message: envelope.message.clone(),
+                    updates_before,
                 });
             }
         }

@@ -78,6 +78,9 @@ pub struct Received {
     pub channel: u8,
     /// The message.
     pub message: Bytes,
+    /// How many peer updates the application had seen when the message arrived (orders
+    /// messages and updates of the same virtual instant).
+    pub updates_before: usize,
 }
 
 /// A connection the node's driver owns: its machine and the end of the simulated link it
