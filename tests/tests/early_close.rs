@@ -10,10 +10,10 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::NodeKey;
 use tmp2p_tests::reference_peer::{handshake, reference_info, write_message};
+use tmp2p_tests::smol_support::descriptor;
 
 const NETWORK: &str = "early-close";
 const CHANNEL: u8 = 0x30;
@@ -24,15 +24,6 @@ fn config() -> NodeConfig {
     let mut config = NodeConfig::new(NETWORK, "127.0.0.1:0".parse().unwrap());
     config.router.incoming_window = Duration::ZERO;
     config
-}
-
-fn descriptor() -> ChannelDescriptor {
-    ChannelDescriptor {
-        id: CHANNEL,
-        priority: 1,
-        send_queue_capacity: 16,
-        recv_message_capacity: 1 << 20,
-    }
 }
 
 /// Handshakes with the node at `addr`, writes `COUNT` messages and closes, without reading
@@ -54,7 +45,11 @@ fn expected() -> Vec<u8> {
 fn mio_a_peer_that_closes_before_its_admission_is_still_heard() {
     use tmp2p_driver_mio::{AppEvent, DriverSetup, RunningNode};
 
-    let setup = DriverSetup::new(config(), NodeKey::from_seed([1; 32]), vec![descriptor()]);
+    let setup = DriverSetup::new(
+        config(),
+        NodeKey::from_seed([1; 32]),
+        vec![descriptor(CHANNEL)],
+    );
     let node = RunningNode::spawn(setup, 1024).unwrap();
     send_and_close(node.local_addr());
     let inbound = node.inbound().unwrap();
@@ -81,7 +76,7 @@ fn smol_a_peer_that_closes_before_its_admission_is_still_heard() {
     let key = NodeKey::from_seed([1; 32]);
     let store = Box::new(MemoryPeerStore::new());
     let mut builder = NodeBuilder::new(config(), key, store).unwrap();
-    let channel = builder.open_raw_channel(descriptor()).unwrap();
+    let channel = builder.open_raw_channel(descriptor(CHANNEL)).unwrap();
     let _updates: PeerUpdates = builder.subscribe();
     smol::block_on(async {
         let node = builder.start().await.unwrap();

@@ -11,11 +11,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tmp2p_core::mconn::ChannelDescriptor;
 use tmp2p_core::node_config::NodeConfig;
 use tmp2p_core::peer_manager::PeerStatus;
 use tmp2p_core::{NodeId, NodeKey};
 use tmp2p_tests::reference_peer::{reference_info, RefEvent, ReferencePeer};
+use tmp2p_tests::smol_support::descriptor;
 
 const NETWORK: &str = "close-test";
 const CHANNEL: u8 = 0x30;
@@ -54,15 +54,6 @@ fn assert_clean_end(peer: &ReferencePeer, stop_took: Duration) {
         "the peer's end of the connection: {end}"
     );
     assert!(stop_took < LINGER / 2, "the stop took {stop_took:?}");
-}
-
-fn descriptor() -> ChannelDescriptor {
-    ChannelDescriptor {
-        id: CHANNEL,
-        priority: 1,
-        send_queue_capacity: 16,
-        recv_message_capacity: 1 << 20,
-    }
 }
 
 /// The reference peer dials `addr`; it reads one packet (at most 1 KiB) per 100 µs.
@@ -109,7 +100,11 @@ fn mio_a_stop_with_unread_input_loses_nothing_it_accepted() {
     use tmp2p_core::router::Envelope;
     use tmp2p_driver_mio::{AppEvent, DriverSetup, RunningNode};
 
-    let mut setup = DriverSetup::new(config(), NodeKey::from_seed([1; 32]), vec![descriptor()]);
+    let mut setup = DriverSetup::new(
+        config(),
+        NodeKey::from_seed([1; 32]),
+        vec![descriptor(CHANNEL)],
+    );
     setup.limits.max_pending_inbound = 1;
     let node = RunningNode::spawn(setup, 1).unwrap();
     let peer = dial(node.local_addr());
@@ -145,7 +140,7 @@ fn smol_a_stop_with_unread_input_loses_nothing_it_accepted() {
     let key = NodeKey::from_seed([1; 32]);
     let store = Box::new(MemoryPeerStore::new());
     let mut builder = NodeBuilder::with_options(config(), key, store, options).unwrap();
-    let channel = builder.open_raw_channel(descriptor()).unwrap();
+    let channel = builder.open_raw_channel(descriptor(CHANNEL)).unwrap();
     let updates = builder.subscribe();
     smol::block_on(async {
         let node = builder.start().await.unwrap();
