@@ -23,12 +23,16 @@
 
 mod answering;
 mod frame_opener;
+mod link_close;
 mod parsers;
 mod reactor_message;
 mod secret_handshake;
 
 pub use answering::answering_connection;
 pub use frame_opener::frame_opener;
+pub use link_close::{
+    fixture_admit, fixture_exchange, fixture_link_pair, link_close_phase, FIXTURE_CHANNEL,
+};
 pub use parsers::{addrbook_import, auth_sig, node_info, node_key_load};
 pub use reactor_message::{reactor_message, reactor_message_decodes};
 pub use secret_handshake::{

@@ -37,6 +37,7 @@ fuzz_targets! {
     node_key_load: 2000;
     reactor_message: 3000;
     answering_connection: 150;
+    link_close_phase: 150;
 }
 
 /// The reactor-message seeds are real messages, so the fuzzer starts from valid structure:

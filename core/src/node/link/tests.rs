@@ -2,91 +2,21 @@
 //! holds its `Closed` until the node's verdict and the application's deliveries, gives up
 //! at the close linger, and waits for the peer's EOF.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-
 use super::*;
-use crate::connection::{Direction, PeerConfig};
-use crate::mconn::ChannelDescriptor;
-use crate::node::Node;
-use crate::node_config::NodeConfig;
-use crate::peer_manager::ClockAnchor;
-use crate::router::{OverflowPolicy, PeerOrigin};
+use crate::fuzzing::{fixture_admit, fixture_exchange, fixture_link_pair, FIXTURE_CHANNEL};
 use crate::test_clock::epoch;
 
-const CHANNEL: u8 = 0x30;
+const CHANNEL: u8 = FIXTURE_CHANNEL;
 const LINGER: Duration = Duration::from_secs(5);
 
-fn descriptor() -> ChannelDescriptor {
-    ChannelDescriptor {
-        id: CHANNEL,
-        priority: 1,
-        send_queue_capacity: 16,
-        recv_message_capacity: 1 << 20,
-    }
-}
-
-/// A node's link for an inbound connection (the parameters as the node machine gives
-/// them), the dialing peer's connection, and the peer's id.
 fn pair(now: Instant) -> (Link, PeerConnection, NodeId) {
-    let key = NodeKey::from_seed([1; 32]);
-    let mut config = NodeConfig::new("chain", "127.0.0.1:26656".parse().unwrap());
-    config.close_linger = LINGER;
-    let clock = ClockAnchor {
-        instant: now,
-        since_unix_epoch: Duration::from_secs(1_700_000_000),
-    };
-    let rng = ChaCha20Rng::seed_from_u64(1);
-    let mut node = Node::new(&config, key.node_id(), clock, now, Vec::new(), rng).unwrap();
-    node.open_channel(descriptor(), OverflowPolicy::Backpressure)
-        .unwrap();
-    node.start(now).unwrap();
-    let remote: SocketAddr = "10.0.0.2:40000".parse().unwrap();
-    let params = node.accept(now, remote).unwrap();
-    let link = Link::new(
-        now,
-        &key,
-        params,
-        node.link_settings(),
-        &mut ChaCha20Rng::seed_from_u64(2),
-    );
-    let peer_key = NodeKey::from_seed([2; 32]);
-    let peer_info = crate::fuzzing::fixture_node_info(&peer_key, "chain", &[CHANNEL]);
-    let peer_config = PeerConfig {
-        channels: vec![descriptor()],
-        ..PeerConfig::default()
-    };
-    let peer = PeerConnection::new(
-        now,
-        &peer_key,
-        peer_info,
-        Direction::Outbound {
-            expected: key.node_id(),
-        },
-        peer_config,
-        &mut ChaCha20Rng::seed_from_u64(3),
-    );
-    (link, peer, peer_key.node_id())
+    fixture_link_pair(now, LINGER)
 }
 
-/// Moves bytes both ways until neither side has more; the link's reports stay queued.
 fn exchange(now: Instant, link: &mut Link, peer: &mut PeerConnection) {
-    for _ in 0..100 {
-        let mut out = BytesMut::new();
-        while link.poll_transmit(now, &mut out) {}
-        let mut back = BytesMut::new();
-        let _ = peer.handle_input(now, &out);
-        while peer.poll_transmit(now, &mut back) {}
-        if out.is_empty() && back.is_empty() {
-            return;
-        }
-        let _ = link.handle_input(now, &back);
-    }
-    panic!("the pair never went quiet");
+    fixture_exchange(now, link, peer);
 }
 
 /// The peer authenticates, sends three messages and closes before the node's verdict
@@ -111,23 +41,7 @@ fn is_closed(report: &LinkReport) -> bool {
 }
 
 fn admit(now: Instant, link: &mut Link, peer: NodeId) {
-    let origin = PeerOrigin {
-        outbound: false,
-        remote: "10.0.0.2:40000".parse().unwrap(),
-        since: now,
-        info: Arc::new(crate::fuzzing::fixture_node_info(
-            &NodeKey::from_seed([2; 32]),
-            "chain",
-            &[CHANNEL],
-        )),
-    };
-    let counters = Arc::new(PeerCounters::new(peer, [CHANNEL], origin));
-    let admit = LinkCommand::Admit {
-        peer,
-        internal: Vec::new(),
-        counters,
-    };
-    link.handle_command(now, admit);
+    link.handle_command(now, fixture_admit(peer, now));
 }
 
 #[test]
