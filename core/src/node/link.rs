@@ -39,7 +39,7 @@
 //! closed, by either side, the link holds its `Closed` report until the application took
 //! what the peer sent before it (so those messages arrive before the peer's `Down`; a peer
 //! that closed before the node's verdict on it waits for the verdict), and waits for the
-//! socket's EOF (unless the handshake never completed); both within one more close
+//! socket's EOF (unless the peer was never admitted); both within one more close
 //! linger, after which the link gives up, and what the application did not take is
 //! counted as undelivered.
 
@@ -524,12 +524,13 @@ impl Link {
     }
 
     /// Whether the link is done: its `Closed` was reported, and the socket reached EOF or
-    /// the close linger passed (or the handshake never completed). Drop it once everything [`Link::poll_transmit`] gave is
+    /// the close linger passed (or the peer was never admitted). Drop it once everything [`Link::poll_transmit`] gave is
     /// written (or at once when it [`Link::gave_up`]).
     pub fn is_finished(&self) -> bool {
-        // A connection that never authenticated has nothing of the node's to deliver: it
-        // does not wait for the peer's EOF (which a failed dialer need never send).
-        self.closed_reported && (self.eof || self.gave_up() || !self.authenticated)
+        // A connection whose peer was never admitted (a failed handshake, a refused peer)
+        // carried nothing of the application's: it does not wait for the peer's EOF, which
+        // such a peer need never send, since its place in the node is already free.
+        self.closed_reported && (self.eof || self.gave_up() || self.admitted.is_none())
     }
 
     /// The driver dropped `count` received messages it had taken for the application but

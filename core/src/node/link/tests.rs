@@ -118,3 +118,19 @@ fn after_our_close_the_link_reads_on_to_the_peers_eof_discarding() {
     assert!(link.is_finished());
     assert!(!link.wants_input());
 }
+
+#[test]
+fn a_peer_refused_without_closing_does_not_keep_the_link() {
+    let now = epoch();
+    let (mut link, mut peer, _) = pair(now);
+    exchange(now, &mut link, &mut peer);
+    let _ = reports(&mut link);
+    // The node refuses the peer (no Admit); the peer never sends its EOF.
+    link.handle_command(now, LinkCommand::Close);
+    exchange(now, &mut link, &mut peer);
+    assert!(reports(&mut link).iter().any(is_closed));
+    assert!(
+        link.is_finished(),
+        "nothing of the application's to wait for"
+    );
+}
