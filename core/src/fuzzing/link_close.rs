@@ -81,8 +81,10 @@ pub fn fixture_link_pair(now: Instant, close_linger: Duration) -> (Link, PeerCon
     (link, peer, peer_key.node_id())
 }
 
-/// The node's verdict on the fixture's peer: admitted, with its counters.
-pub fn fixture_admit(peer: NodeId, now: Instant) -> LinkCommand {
+/// The node's verdict on the fixture's peer: admitted, with its counters; with
+/// `internal`, the fixture's channel is the node machine's own (its messages are reported
+/// to the node, not delivered).
+pub fn fixture_admit(peer: NodeId, now: Instant, internal: bool) -> LinkCommand {
     let peer_key = NodeKey::from_seed(PEER_IDENTITY_SEED);
     let origin = PeerOrigin {
         outbound: false,
@@ -92,7 +94,11 @@ pub fn fixture_admit(peer: NodeId, now: Instant) -> LinkCommand {
     };
     LinkCommand::Admit {
         peer,
-        internal: Vec::new(),
+        internal: if internal {
+            vec![FIXTURE_CHANNEL]
+        } else {
+            Vec::new()
+        },
         counters: Arc::new(PeerCounters::new(peer, [FIXTURE_CHANNEL], origin)),
     }
 }
@@ -152,7 +158,7 @@ pub fn link_close_phase(data: &[u8]) {
                 let _ = link.handle_input(now, &hostile);
             }
             2 => link.handle_eof(now),
-            3 => link.handle_command(now, fixture_admit(peer_id, now)),
+            3 => link.handle_command(now, fixture_admit(peer_id, now, arg % 2 == 1)),
             4 => link.handle_command(now, LinkCommand::Close),
             5 => link.handle_command(now, LinkCommand::Stop),
             6 => {

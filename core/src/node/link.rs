@@ -351,17 +351,22 @@ impl Link {
 
     /// The next report for the node machine.
     pub fn poll_report(&mut self) -> Option<LinkReport> {
+        // `Closed` is the last report: the node machine has forgotten the connection then.
+        if self.closed_reported {
+            return None;
+        }
         if !self.taken.is_empty() {
             return Some(LinkReport::Taken(std::mem::take(&mut self.taken)));
-        }
-        if self.held_closed.is_some() && !self.delivering() {
-            self.closed_reported = true;
-            return self.held_closed.take().map(LinkReport::Event);
         }
         if self.admitted.is_some() {
             if let Some((channel, message)) = self.internal.pop_front() {
                 return Some(LinkReport::Event(PeerEvent::Message { channel, message }));
             }
+        }
+        // The node machine's own messages (above) and the application's come first.
+        if self.held_closed.is_some() && !self.delivering() {
+            self.closed_reported = true;
+            return self.held_closed.take().map(LinkReport::Event);
         }
         loop {
             let Some(event) = self.connection.poll_event() else {

@@ -41,7 +41,7 @@ fn is_closed(report: &LinkReport) -> bool {
 }
 
 fn admit(now: Instant, link: &mut Link, peer: NodeId) {
-    link.handle_command(now, fixture_admit(peer, now));
+    link.handle_command(now, fixture_admit(peer, now, false));
 }
 
 #[test]
@@ -133,4 +133,21 @@ fn a_peer_refused_without_closing_does_not_keep_the_link() {
         link.is_finished(),
         "nothing of the application's to wait for"
     );
+}
+
+#[test]
+fn the_node_machines_own_messages_come_before_a_held_closed() {
+    let now = epoch();
+    let (mut link, peer) = peer_sends_and_closes(now);
+    let _ = reports(&mut link);
+    // The channel is the node machine's (as PEX is): its messages are reported to the
+    // node, before the peer's `Closed`.
+    link.handle_command(now, fixture_admit(peer, now, true));
+    let after = reports(&mut link);
+    let messages = after
+        .iter()
+        .filter(|r| matches!(r, LinkReport::Event(PeerEvent::Message { .. })))
+        .count();
+    assert_eq!(messages, 3, "{after:?}");
+    assert!(after.last().is_some_and(is_closed), "{after:?}");
 }
